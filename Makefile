@@ -1,0 +1,41 @@
+# calo-polars: `make run` audits the default input into reports/, `make test` runs the suite.
+# Everything is installed into .venv by these targets, so a clean checkout needs only python3.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+OUT    ?= reports
+REAL_ARCHIVE := ../shared/data/balance-sync-logs.zip
+SAMPLE       := examples/sample-logs.zip
+# The bundled sample when it exists, otherwise the real archive next to the checkout.
+INPUT  ?= $(firstword $(wildcard $(SAMPLE)) $(REAL_ARCHIVE))
+
+.PHONY: run test install install-dev bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+run: install
+	@if [ ! -e "$(INPUT)" ]; then \
+	  echo "make run: no input found: $(INPUT) is absent (give one with: make run INPUT=path/to/logs.zip)" >&2; \
+	  exit 2; \
+	fi
+	$(BIN)/calo-balance report "$(INPUT)" -o "$(OUT)"
+
+test: install-dev
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache .hypothesis

@@ -1,0 +1,269 @@
+"""Events: split members into lines (Arrow), lines into events, and name every event's kind.
+
+The rule from the log format: an event starts at every line that begins with a timestamp and a
+space; continuation lines never do and are never empty. Splitting, classification and the
+key/value lines of util.inspect objects are all vectorised Polars expressions over one row per
+line: no Python loop touches a line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .sources import Member
+
+TS_PREFIX = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z "
+
+#: One regex for an event's first line: app line, platform line, or anything else.
+HEAD_RE = (
+    r"^(?P<ts>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z) "
+    r"(?:\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z\t(?P<app_rid>[^\t]*)\t(?P<level>[A-Z]+)\t(?P<msg>.*)"
+    r"|(?P<platform>START|END|REPORT|INIT_START|INIT_REPORT|INIT_RUNTIME_DONE|EXTENSION|TELEMETRY)\b"
+    r"(?: RequestId: (?P<platform_rid>\S+))?(?P<platform_rest>.*)"
+    r"|(?P<timeout_rid>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}) Task timed out after (?P<timeout_s>[\d.]+) seconds.*"
+    r"|(?P<other>.*))$"
+)
+
+#: A util.inspect key/value line: indentation, key (bare or quoted), value, optional comma.
+KV_RE = r"^(?P<indent> *)(?P<key>[A-Za-z_$][\w$]*|'(?:[^'\\]|\\.)*'): (?P<value>.*?),?$"
+
+#: One key/value pair of an object printed on a single line: ``{ userId: 'x', n: 1 }``.
+INLINE_PAIR_RE = (
+    r"[A-Za-z_$][\w$]*: (?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`|[^,{}\[\]\s]+)"
+)
+
+#: App-line kinds by the exact prefix of their text, first match wins.
+APP_PREFIXES: list[tuple[str, str]] = [
+    ("processing_message", "Processing message "),
+    ("sync_start", "Start syncing the balance"),
+    ("sync_published", "SubscriptionBalanceUpdated event published"),
+    ("not_in_sync", "Subscription balance and payment balance are not in sync"),
+    ("skip_create_subscription", "Skipping the balance sync for create "),
+    ("skip_already_synced", "Skipping the process, balance is already synced"),
+    ("skip_already_synced", "Balance is already synced from other listeners"),
+    ("skip_update_flag_false", "Skipping the process, Update Payment Balance Flag is set to false"),
+    ("sync_error", "An error occured while syncing the balance"),
+    ("sync_error", "An error occurred while syncing the balance"),
+    ("uncaught_exception", "Uncaught Exception"),
+    ("invoke_error", "Invoke Error"),
+    ("transaction_lock", "Transaction Lock created"),
+    ("sqs_body", "transaction {"),
+    ("sqs_body", "record.body {"),
+    ("sqs_record", "record {"),
+    ("slack_notification", "Sending slack notification"),
+    ("object", "{"),
+]
+
+#: Every event kind, what it means, and whether the tool understands it.
+EVENT_KINDS: dict[str, tuple[str, bool]] = {
+    "start": ("Lambda START of an invocation", True),
+    "end": ("Lambda END of an invocation", True),
+    "report": ("Lambda REPORT: duration, billed duration, memory", True),
+    "init_start": ("Lambda INIT_START: a cold start begins", True),
+    "init_report": ("Lambda INIT_REPORT: init phase result (errors on failed inits)", True),
+    "platform_other": ("Other Lambda platform line (extensions, telemetry)", True),
+    "timeout": ("Lambda 'Task timed out' line", True),
+    "processing_message": ("'Processing message <id>': one per SQS record", True),
+    "sync_start": ("'Start syncing the balance {transaction}': the transaction block", True),
+    "sync_published": ("'SubscriptionBalanceUpdated event published': sync succeeded", True),
+    "not_in_sync": ("ERROR: subscription and payment balances are not in sync", True),
+    "skip_create_subscription": ("Skipped: create (web) subscription is synced elsewhere", True),
+    "skip_already_synced": ("Skipped: balance already synced by other listeners", True),
+    "skip_update_flag_false": ("Skipped: updatePaymentBalance flag is false", True),
+    "blocked_overdraft": ("The Lambda refused a transaction that would make the balance negative", True),
+    "sync_error": ("ERROR: an error occurred while syncing the balance (with stack)", True),
+    "uncaught_exception": ("ERROR: uncaught exception (JSON error object)", True),
+    "invoke_error": ("ERROR: invoke error (JSON error object)", True),
+    "runtime_crash": ("'Unknown application error occurred' runtime crash", True),
+    "transaction_lock": ("'Transaction Lock created' entity dump", True),
+    "sqs_body": ("The SQS message body as JSON (holds personal data; not copied)", True),
+    "sqs_record": ("The SQS record dump (holds personal data; not copied)", True),
+    "slack_notification": ("'Sending slack notification' dump", True),
+    "emf_metric": ("CloudWatch embedded metric (EMF) JSON line", True),
+    "object": ("An app line that logs an object of unknown shape", False),
+    "app_unrecognized": ("An app line whose text the tool does not know", False),
+    "orphan": ("Continuation lines at the start of a file with no event before them", False),
+    "unknown": ("A line starting with a timestamp but of no known shape", False),
+    "invalid_transaction": ("A transaction block with missing or unreadable fields", False),
+}
+
+UNDERSTOOD_KINDS = [k for k, (_, ok) in EVENT_KINDS.items() if ok]
+#: Kinds whose continuation lines carry key/value pairs the records stage reads.
+KV_KINDS = ["sync_start", "not_in_sync", "object", "skip_update_flag_false"]
+
+KIND = pl.Enum(list(EVENT_KINDS))
+
+
+@dataclass
+class FileIndex:
+    """The files read in this run, by id: display path and byte counts."""
+
+    paths: list[str] = field(default_factory=list)
+    stored_bytes: list[int] = field(default_factory=list)
+    raw_bytes: list[int] = field(default_factory=list)
+
+    def add(self, member: Member) -> int:
+        self.paths.append(member.path)
+        self.stored_bytes.append(member.stored_bytes)
+        self.raw_bytes.append(member.raw_bytes)
+        return len(self.paths) - 1
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def frame(self) -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                "file_id": pl.Series(range(len(self.paths)), dtype=pl.UInt32),
+                "file": self.paths,
+                "stored_bytes": pl.Series(self.stored_bytes, dtype=pl.Int64),
+                "raw_bytes": pl.Series(self.raw_bytes, dtype=pl.Int64),
+            }
+        )
+
+
+LINE_SCHEMA = pa.schema([("file_id", pa.uint32()), ("line_no", pa.uint32()), ("text", pa.large_string())])
+
+
+def lines_record_batch(file_ids: list[int], texts: list[str]) -> pa.RecordBatch:
+    """One Arrow row per line of the given member texts, numbered from 1 within each file."""
+    pieces = pc.split_pattern(pa.array(texts, type=pa.large_string()), "\n")
+    lines = pc.list_flatten(pieces)
+    parents = pl.Series(pc.list_parent_indices(pieces))
+    offsets = pl.Series(pieces.offsets)
+    line_no = pl.int_range(1, len(lines) + 1, dtype=pl.Int64, eager=True) - offsets.gather(parents)
+    ids = pl.Series(file_ids, dtype=pl.UInt32).gather(parents)
+    return pa.RecordBatch.from_arrays(
+        [ids.to_arrow(), line_no.cast(pl.UInt32).to_arrow(), lines], schema=LINE_SCHEMA
+    )
+
+
+def line_batches(
+    members: Iterable[Member], files: FileIndex, *, batch_bytes: int = 32 << 20
+) -> Iterator[pa.RecordBatch]:
+    """Group members into Arrow record batches of lines of about ``batch_bytes`` of text.
+
+    A batch always holds whole files, so an invocation (which never spans files) is whole.
+    """
+    ids: list[int] = []
+    texts: list[str] = []
+    size = 0
+    for member in members:
+        ids.append(files.add(member))
+        texts.append(member.text)
+        size += len(member.text)
+        if size >= batch_bytes:
+            yield lines_record_batch(ids, texts)
+            ids, texts, size = [], [], 0
+    if ids:
+        yield lines_record_batch(ids, texts)
+
+
+def _app_kind(msg: pl.Expr) -> pl.Expr:
+    expr = pl.when(pl.lit(False)).then(pl.lit(None, pl.String))
+    for kind, prefix in APP_PREFIXES:
+        expr = expr.when(msg.str.starts_with(prefix)).then(pl.lit(kind))
+    return expr.otherwise(pl.lit("app_unrecognized"))
+
+
+def _other_kind(other: pl.Expr) -> pl.Expr:
+    return (
+        pl.when(other.str.starts_with('{"_aws":'))
+        .then(pl.lit("emf_metric"))
+        .when(other.str.starts_with("Unknown application error occurred"))
+        .then(pl.lit("runtime_crash"))
+        .otherwise(pl.lit("unknown"))
+    )
+
+
+def split_events(batch: pa.RecordBatch) -> pl.DataFrame:
+    """Lines with their event: ``event`` id (per batch), ``is_head`` and the head's fields.
+
+    Head rows carry ts, kind, request_id (own or inherited from the nearest preceding line of
+    the same file that has one), level and msg; continuation rows carry the event's kind.
+    """
+    lines = pl.from_arrow(batch)
+    assert isinstance(lines, pl.DataFrame)
+    heads = (
+        lines.lazy()
+        .filter(pl.col("text").str.len_bytes() > 0)
+        .with_columns(
+            is_head=pl.col("text").str.contains(TS_PREFIX)
+            | (pl.col("file_id") != pl.col("file_id").shift(1)).fill_null(True)
+        )
+        .with_columns(
+            event=pl.col("is_head").cum_sum().cast(pl.UInt32),
+            parts=pl.when(pl.col("is_head")).then(pl.col("text").str.extract_groups(HEAD_RE)),
+        )
+        .unnest("parts")
+        .with_columns(
+            kind=pl.when(~pl.col("is_head"))
+            .then(None)
+            .when(pl.col("ts").is_null())
+            .then(pl.lit("orphan"))
+            .when(pl.col("msg").is_not_null())
+            .then(_app_kind(pl.col("msg")))
+            .when(pl.col("platform").is_not_null())
+            .then(
+                pl.when(pl.col("platform").is_in(["START", "END", "REPORT", "INIT_START", "INIT_REPORT"]))
+                .then(pl.col("platform").str.to_lowercase())
+                .otherwise(pl.lit("platform_other"))
+            )
+            .when(pl.col("timeout_rid").is_not_null())
+            .then(pl.lit("timeout"))
+            .otherwise(_other_kind(pl.col("other"))),
+            own_rid=pl.coalesce("app_rid", "platform_rid", "timeout_rid"),
+            ts=pl.col("ts").str.to_datetime("%Y-%m-%dT%H:%M:%S%.3fZ", time_unit="ms", time_zone="UTC"),
+        )
+        .with_columns(
+            request_id=pl.when(pl.col("is_head")).then(pl.col("own_rid").forward_fill().over("file_id")),
+            kind=pl.col("kind").forward_fill(),
+            next_text=pl.when(~pl.col("is_head").shift(-1).fill_null(True)).then(pl.col("text").shift(-1)),
+        )
+        .drop("app_rid", "platform_rid", "timeout_rid", "own_rid")
+    )
+    return heads.collect(engine="in-memory")
+
+
+def key_values(lines: pl.DataFrame) -> pl.DataFrame:
+    """Key/value pairs of the util.inspect objects in events of ``KV_KINDS``.
+
+    Columns: event, depth (1 = top level of the logged object), parent (the depth-1 key a
+    depth-2 pair sits under), key and the raw value text. Objects printed on one line, after
+    the message text of the head line, give depth-1 pairs too.
+    """
+    wanted = lines.lazy().filter(pl.col("kind").is_in(KV_KINDS))
+    nested = (
+        wanted.filter(~pl.col("is_head"))
+        .select("event", kv=pl.col("text").str.extract_groups(KV_RE))
+        .unnest("kv")
+        .filter(pl.col("key").is_not_null())
+        .with_columns(depth=(pl.col("indent").str.len_bytes() // 2).cast(pl.Int32))
+        .with_columns(
+            parent=pl.when(pl.col("depth") == 1)
+            .then(pl.col("key"))
+            .forward_fill()
+            .over("event")
+        )
+        .with_columns(parent=pl.when(pl.col("depth") == 1).then(None).otherwise(pl.col("parent")))
+        .select("event", "depth", "parent", "key", "value")
+    )
+    inline = (
+        wanted.filter(pl.col("is_head") & pl.col("msg").str.contains(r"\{ .* \}\s*$"))
+        .select("event", pair=pl.col("msg").str.extract(r"\{ (.*) \}\s*$").str.extract_all(INLINE_PAIR_RE))
+        .explode("pair")
+        .filter(pl.col("pair").is_not_null())
+        .select(
+            "event",
+            depth=pl.lit(1, pl.Int32),
+            parent=pl.lit(None, pl.String),
+            key=pl.col("pair").str.extract(r"^([^:]+): "),
+            value=pl.col("pair").str.extract(r"^[^:]+: (.*)$"),
+        )
+    )
+    return pl.concat([nested, inline]).collect(engine="in-memory")

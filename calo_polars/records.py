@@ -1,0 +1,350 @@
+"""Records: the typed tables read out of events — transactions, notices, unparsed events.
+
+Input is one batch of lines with their events (``events.split_events``) and the key/value
+pairs of their util.inspect objects (``events.key_values``). Everything is column-wise:
+string values are unquoted and unescaped with expressions, numbers go from text straight
+to Decimal, and a transaction block becomes one row by a pivot on its keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from .events import EVENT_KINDS
+from .money import MONEY, SCALE
+
+#: Keys of the transaction object, in the full layout's order, and their column names.
+TX_KEYS: dict[str, str] = {
+    "id": "tx_id",
+    "type": "type",
+    "source": "source",
+    "action": "action",
+    "userId": "user_id",
+    "paymentBalance": "payment_balance",
+    "updatePaymentBalance": "update_payment_balance",
+    "metadata": "metadata",
+    "currency": "currency",
+    "amount": "amount",
+    "vat": "vat",
+    "oldBalance": "old_balance",
+    "newBalance": "new_balance",
+}
+REQUIRED_KEYS = ["id", "userId", "currency", "amount", "vat", "oldBalance", "newBalance"]
+LEGACY_KEYS = frozenset(REQUIRED_KEYS)
+MONEY_KEYS = ["amount", "vat", "oldBalance", "newBalance", "paymentBalance"]
+
+NUMBER_RE = r"^-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+
+#: Notices: events worth a row of their own in the report (errors, skips, refusals...).
+NOTICE_KINDS = [
+    "not_in_sync",
+    "blocked_overdraft",
+    "skip_create_subscription",
+    "skip_already_synced",
+    "skip_update_flag_false",
+    "sync_error",
+    "uncaught_exception",
+    "invoke_error",
+    "runtime_crash",
+    "timeout",
+    "init_report",
+    "emf_metric",
+]
+
+TRANSACTION_SCHEMA: dict[str, pl.DataType] = {
+    "file_id": pl.UInt32(),
+    "line_no": pl.UInt32(),
+    "ts": pl.Datetime("ms", "UTC"),
+    "request_id": pl.String(),
+    "tx_id": pl.String(),
+    "user_id": pl.String(),
+    "wallet_id": pl.String(),
+    "wallet_sk": pl.String(),
+    "currency": pl.String(),
+    "type": pl.String(),
+    "source": pl.String(),
+    "action": pl.String(),
+    "layout": pl.String(),
+    "amount": MONEY,
+    "vat": MONEY,
+    "old_balance": MONEY,
+    "new_balance": MONEY,
+    "payment_balance": MONEY,
+    "update_payment_balance": pl.Boolean(),
+    "metadata_state": pl.String(),
+}
+
+NOTICE_SCHEMA: dict[str, pl.DataType] = {
+    "file_id": pl.UInt32(),
+    "line_no": pl.UInt32(),
+    "ts": pl.Datetime("ms", "UTC"),
+    "request_id": pl.String(),
+    "kind": pl.String(),
+    "level": pl.String(),
+    "user_id": pl.String(),
+    "transaction_id": pl.String(),
+    "action": pl.String(),
+    "subscription_balance": MONEY,
+    "payment_balance": MONEY,
+    "current_balance": MONEY,
+    "detail": pl.String(),
+}
+
+UNPARSED_SCHEMA: dict[str, pl.DataType] = {
+    "file_id": pl.UInt32(),
+    "line_no": pl.UInt32(),
+    "ts": pl.Datetime("ms", "UTC"),
+    "kind": pl.String(),
+    "reason": pl.String(),
+    "text": pl.String(),
+}
+
+DETAIL_CHARS = 500
+
+
+# ---------------------------------------------------------------- util.inspect values
+
+
+def unquote(value: pl.Expr) -> pl.Expr:
+    """The text of a quoted util.inspect string ('…', "…" or `…`), unescaped; else null.
+
+    Escapes are undone in an order that keeps an escaped backslash from pairing with the
+    character after it; \\x and \\u escapes (control characters only) are left as written.
+    """
+    first = value.str.head(1)
+    quoted = first.is_in(["'", '"', "`"]) & (value.str.len_chars() >= 2) & (value.str.tail(1) == first)
+    inner = value.str.slice(1, value.str.len_chars() - 2)
+    unescaped = (
+        inner.str.replace_all("\\\\", "\x00", literal=True)
+        .str.replace_all("\\'", "'", literal=True)
+        .str.replace_all('\\"', '"', literal=True)
+        .str.replace_all("\\`", "`", literal=True)
+        .str.replace_all("\\n", "\n", literal=True)
+        .str.replace_all("\\t", "\t", literal=True)
+        .str.replace_all("\\r", "\r", literal=True)
+        .str.replace_all("\x00", "\\", literal=True)
+    )
+    return pl.when(quoted).then(pl.when(inner.str.contains("\\", literal=True)).then(unescaped).otherwise(inner))
+
+
+def number(value: pl.Expr) -> pl.Expr:
+    """A util.inspect number as exact Decimal; null for anything else (text, undefined)."""
+    return pl.when(value.str.contains(NUMBER_RE)).then(value.str.to_decimal(scale=SCALE)).cast(MONEY)
+
+
+def boolean(value: pl.Expr) -> pl.Expr:
+    return pl.when(value == "true").then(True).when(value == "false").then(False)
+
+
+# ---------------------------------------------------------------- transactions
+
+
+def _pivot(pairs: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """One row per event with one raw-value column per key (null when absent)."""
+    if pairs.is_empty():
+        return pl.DataFrame(schema={"event": pl.UInt32, **{k: pl.String for k in keys}})
+    return pairs.pivot(
+        on="key", on_columns=keys, index="event", values="value", aggregate_function="first"
+    )
+
+
+def transactions(heads: pl.DataFrame, kv: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Transaction rows, unparsed transaction blocks, and per-block problems (unknown keys).
+
+    Returns (transactions, invalid, unknown_keys). A block is invalid when a required key is
+    missing or a money value is not a number; it is then not a transaction but an unparsed
+    event with the reason.
+    """
+    blocks = heads.filter(pl.col("kind") == "sync_start").select(
+        "event", "file_id", "line_no", "ts", "request_id"
+    )
+    pairs = kv.filter((pl.col("depth") == 2) & (pl.col("parent") == "transaction"))
+    unknown_keys = (
+        pairs.filter(~pl.col("key").is_in(list(TX_KEYS)))
+        .group_by("event", maintain_order=True)
+        .agg(keys=pl.col("key").unique(maintain_order=True))
+        .join(blocks, on="event", how="inner")
+        .select("file_id", "line_no", pl.col("keys").list.join(", ").alias("keys"))
+    )
+    wide = blocks.join(_pivot(pairs.filter(pl.col("key").is_in(list(TX_KEYS))), list(TX_KEYS)), on="event", how="left")
+    present = {k: pl.col(k).is_not_null() for k in TX_KEYS}
+    missing = pl.concat_str(
+        [pl.when(~present[k]).then(pl.lit(k)) for k in REQUIRED_KEYS], separator=", ", ignore_nulls=True
+    )
+    not_numbers = pl.concat_str(
+        [
+            pl.when(present[k] & pl.col(k).ne("undefined") & ~pl.col(k).str.contains(NUMBER_RE)).then(
+                pl.format("{} is not a number ({})", pl.lit(k), pl.col(k).str.head(40))
+            )
+            for k in MONEY_KEYS
+        ],
+        separator="; ",
+        ignore_nulls=True,
+    )
+    checked = wide.with_columns(
+        reason=pl.when(missing != "")
+        .then(pl.format("missing {}", missing))
+        .when(not_numbers != "")
+        .then(not_numbers)
+    )
+    metadata = pl.col("metadata")
+    rows = checked.filter(pl.col("reason").is_null()).select(
+        "file_id",
+        "line_no",
+        "ts",
+        "request_id",
+        tx_id=unquote(pl.col("id")),
+        user_id=unquote(pl.col("userId")),
+        wallet_id=pl.coalesce(
+            metadata.str.extract(r'(?:^.|[{,])"walletId":"([^"\\]*)"'),
+            pl.lit("wallet#") + unquote(pl.col("userId")),
+        ),
+        wallet_sk=metadata.str.extract(r'(?:^.|[{,])"walletSk":"([^"\\]*)"'),
+        currency=unquote(pl.col("currency")),
+        type=unquote(pl.col("type")),
+        source=unquote(pl.col("source")),
+        action=unquote(pl.col("action")),
+        layout=pl.when(present["type"] | present["source"] | present["action"])
+        .then(pl.lit("full"))
+        .otherwise(pl.lit("legacy")),
+        amount=number(pl.col("amount")),
+        vat=number(pl.col("vat")),
+        old_balance=number(pl.col("oldBalance")),
+        new_balance=number(pl.col("newBalance")),
+        payment_balance=number(pl.col("paymentBalance")),
+        update_payment_balance=boolean(pl.col("updatePaymentBalance")),
+        metadata_state=pl.when(metadata.is_null())
+        .then(pl.lit("absent"))
+        .when(metadata == "undefined")
+        .then(pl.lit("undefined"))
+        .when(metadata.str.contains('"walletId"', literal=True))
+        .then(pl.lit("json"))
+        .otherwise(pl.lit("json without walletId")),
+    )
+    invalid = checked.filter(pl.col("reason").is_not_null()).select(
+        "event", "file_id", "line_no", "ts", "reason"
+    )
+    return rows.cast(TRANSACTION_SCHEMA), invalid, unknown_keys  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- notices
+
+
+def _error_detail(msg: pl.Expr) -> pl.Expr:
+    """'ErrorType: message' from a JSON error object logged after a tab."""
+    groups = msg.str.extract_groups(r'"errorType":"(?P<t>[^"]*)","errorMessage":"(?P<m>(?:[^"\\]|\\.)*)"')
+    return pl.format("{}: {}", groups.struct.field("t"), groups.struct.field("m"))
+
+
+def notices(heads: pl.DataFrame, kv: pl.DataFrame) -> pl.DataFrame:
+    """One row per notice event (see ``NOTICE_KINDS``) with the fields each kind carries."""
+    top = _pivot(
+        kv.filter((pl.col("depth") == 1) & pl.col("key").is_in(["userId", "subscriptionBalance", "paymentBalance", "transactionAction"])),
+        ["userId", "subscriptionBalance", "paymentBalance", "transactionAction"],
+    )
+    data = _pivot(
+        kv.filter((pl.col("depth") == 2) & (pl.col("parent") == "data")),
+        ["userId", "currentBalance", "transactionId"],
+    ).rename({"userId": "data_userId"})
+    rows = (
+        heads.filter(pl.col("kind").is_in(NOTICE_KINDS))
+        .join(top, on="event", how="left")
+        .join(data, on="event", how="left")
+    )
+    msg, rest, other = pl.col("msg"), pl.col("platform_rest"), pl.col("other")
+    kind = pl.col("kind")
+    detail = (
+        pl.when(kind.is_in(["uncaught_exception", "invoke_error"]))
+        .then(_error_detail(msg))
+        .when(kind == "sync_error")
+        .then(pl.concat_str([msg, pl.col("next_text").str.strip_chars()], separator=" | ", ignore_nulls=True))
+        .when(kind == "runtime_crash")
+        .then(pl.concat_str([other, pl.col("next_text")], separator=" | ", ignore_nulls=True))
+        .when(kind == "init_report")
+        .then(rest.str.strip_chars().str.replace_all("\t", "; ", literal=True))
+        .when(kind == "emf_metric")
+        .then(other.str.extract(r'"Metrics":\[\{"Name":"([^"]*)"'))
+        .when(kind == "timeout")
+        .then(pl.format("Task timed out after {} seconds", pl.col("timeout_s")))
+        .otherwise(msg)
+    )
+    return rows.select(
+        "file_id",
+        "line_no",
+        "ts",
+        "request_id",
+        "kind",
+        level=pl.coalesce(
+            pl.col("level"),
+            pl.when(kind.is_in(["runtime_crash", "timeout"])).then(pl.lit("ERROR")),
+            pl.when(rest.str.contains("Status: error", literal=True)).then(pl.lit("ERROR")),
+        ),
+        user_id=pl.coalesce(
+            unquote(pl.col("userId")),
+            unquote(pl.col("data_userId")),
+            other.str.extract(r'"userId":"([^"]*)"'),
+        ),
+        transaction_id=unquote(pl.col("transactionId")),
+        action=pl.coalesce(unquote(pl.col("transactionAction")), other.str.extract(r'"action":"([^"]*)"')),
+        subscription_balance=number(pl.col("subscriptionBalance")),
+        payment_balance=number(pl.col("paymentBalance")),
+        current_balance=number(pl.col("currentBalance")),
+        detail=detail.str.head(DETAIL_CHARS),
+    ).cast(NOTICE_SCHEMA)  # type: ignore[arg-type]
+
+
+def refine_objects(heads: pl.DataFrame, kv: pl.DataFrame) -> pl.DataFrame:
+    """Name the logged objects the tool knows (today: the blocked-overdraft refusal)."""
+    refusals = kv.filter(
+        (pl.col("depth") == 1)
+        & (pl.col("key") == "message")
+        & pl.col("value").str.contains("Subscriber will have a negative balance", literal=True)
+    ).select("event", refused=pl.lit(True))
+    return (
+        heads.join(refusals, on="event", how="left")
+        .with_columns(
+            kind=pl.when((pl.col("kind") == "object") & pl.col("refused").fill_null(False))
+            .then(pl.lit("blocked_overdraft"))
+            .otherwise(pl.col("kind"))
+        )
+        .drop("refused")
+    )
+
+
+# ---------------------------------------------------------------- the batch
+
+
+@dataclass
+class BatchRecords:
+    """What one batch of lines yields; batches are concatenated by the ingest stage."""
+
+    kind_counts: pl.DataFrame
+    transactions: pl.DataFrame
+    notices: pl.DataFrame
+    unparsed: pl.DataFrame
+    unknown_keys: pl.DataFrame
+    heads: pl.DataFrame
+
+
+def unparsed(heads: pl.DataFrame, invalid: pl.DataFrame) -> pl.DataFrame:
+    """Events not understood: unknown kinds, plus invalid transaction blocks with why."""
+    not_known = [k for k, (_, ok) in EVENT_KINDS.items() if not ok and k != "invalid_transaction"]
+    plain = heads.filter(pl.col("kind").is_in(not_known)).select(
+        "file_id",
+        "line_no",
+        "ts",
+        "kind",
+        reason=pl.lit("no known shape"),
+        text=pl.col("text").str.head(DETAIL_CHARS),
+    )
+    blocks = invalid.join(heads.select("event", "text"), on="event").select(
+        "file_id",
+        "line_no",
+        "ts",
+        kind=pl.lit("invalid_transaction"),
+        reason="reason",
+        text=pl.col("text").str.head(DETAIL_CHARS),
+    )
+    return pl.concat([plain, blocks]).cast(UNPARSED_SCHEMA)  # type: ignore[arg-type]

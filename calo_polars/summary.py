@@ -1,0 +1,107 @@
+"""summary.json: the audit's numbers for machines, and a short human summary for stderr.
+
+The file holds no clock time and no absolute path, so the same logs always give the same
+bytes. Money is written as decimal strings rounded to the currency's minor unit.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from . import __version__
+from .audit import AuditResult
+from .money import money_text
+
+
+def _users_with(checked: pl.DataFrame, flag: str) -> int:
+    return checked.filter(pl.col(flag))["user_id"].n_unique()
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def summary(result: AuditResult) -> dict[str, Any]:
+    """The summary as a plain dict (see README for every key)."""
+    tx = result.transactions
+    ing = result.ingested
+    notices = ing.notices
+    inv = ing.invocations
+    options = result.options.checks
+    kinds = ing.kind_counts
+
+    def notice_count(*kinds_: str) -> int:
+        return notices.filter(pl.col("kind").is_in(kinds_)).height
+
+    totals = {
+        row["currency"]: {
+            "transactions": row["transactions"],
+            "users": row["users"],
+            "debit_total": money_text(row["debit_total"], row["currency"]),
+            "credit_total": money_text(row["credit_total"], row["currency"]),
+            "vat_total": money_text(row["vat_total"], row["currency"]),
+            "net_change": money_text(row["net_change"], row["currency"]),
+        }
+        for row in result.totals.iter_rows(named=True)
+    }
+    real_inv = inv.filter(pl.col("request_id") != "undefined")
+    return {
+        "tool": {"name": "calo-polars", "version": __version__},
+        "inputs": sorted(Path(i).name for i in result.inputs),
+        "period": {"first": _iso(tx["ts"].min()), "last": _iso(tx["ts"].max())},
+        "settings": {
+            "tolerance": "half the currency's minor unit" if options.tolerance is None else str(options.tolerance),
+            "sigma": options.sigma,
+            "window": options.window,
+            "min_history": options.min_history,
+        },
+        "files": len(result.files),
+        "skipped_files": dict(sorted(ing.skipped.items())),
+        "events": ing.events,
+        "invocations": real_inv.height,
+        "incomplete_invocations": real_inv.filter(pl.col("status") != "complete").height,
+        "transactions": tx.height,
+        "users": tx["user_id"].n_unique(),
+        "overdraft_events": int(tx["overdraft"].sum()),
+        "overdraft_users": _users_with(tx, "overdraft"),
+        "mismatches": int(tx["mismatch"].sum()),
+        "mismatch_users": _users_with(tx, "mismatch"),
+        "flow_breaks": int(tx["flow_break"].sum()),
+        "flow_break_users": _users_with(tx, "flow_break"),
+        "delta_anomalies": int(tx["delta_anomaly"].sum()),
+        "delta_anomaly_users": _users_with(tx, "delta_anomaly"),
+        "not_in_sync_errors": kinds["not_in_sync"],
+        "blocked_overdrafts": kinds["blocked_overdraft"],
+        "lambda_errors": notice_count("sync_error", "uncaught_exception", "invoke_error", "runtime_crash", "timeout"),
+        "skipped_syncs": notice_count("skip_create_subscription", "skip_already_synced", "skip_update_flag_false"),
+        "unparsed_events": ing.unparsed.height,
+        "input_problems": len(ing.problems),
+        "event_kinds": {k: v for k, v in kinds.items() if v},
+        "totals": totals,
+    }
+
+
+def write_summary(result: AuditResult, path: Path) -> dict[str, Any]:
+    data = summary(result)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return data
+
+
+def human_summary(data: dict[str, Any]) -> str:
+    """A few lines for stderr: what was read and what was found."""
+    lines = [
+        f"read {data['files']} files, {data['events']:,} events, {data['invocations']:,} invocations, "
+        f"{data['transactions']:,} transactions of {data['users']:,} users",
+        f"found {data['overdraft_events']} overdrafts ({data['overdraft_users']} users), "
+        f"{data['mismatches']} mismatches, {data['flow_breaks']} flow breaks ({data['flow_break_users']} users), "
+        f"{data['delta_anomalies']} delta anomalies, {data['not_in_sync_errors']:,} not-in-sync errors",
+    ]
+    for cur, t in data["totals"].items():
+        lines.append(f"{cur}: debits {t['debit_total']}, credits {t['credit_total']} ({t['transactions']:,} transactions)")
+    if data["unparsed_events"] or data["input_problems"]:
+        lines.append(f"{data['unparsed_events']} events not understood, {data['input_problems']} input problems (see the workbook)")
+    return "\n".join(lines)

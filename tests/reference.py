@@ -1,0 +1,73 @@
+"""An independent, plain-Python implementation of the checks: the oracle for tests.
+
+Deliberately written the slow obvious way (dicts, sorted lists, Decimal, statistics) so it
+shares nothing with the Polars plan but the definitions in the README.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+
+
+def tolerance(currency: str) -> Decimal:
+    return Decimal("0.0005") if currency in {"BHD", "KWD", "OMR", "JOD", "IQD", "LYD", "TND"} else Decimal("0.005")
+
+
+@dataclass
+class Tx:
+    tx_id: str
+    user_id: str
+    wallet_id: str
+    ts: object  # anything orderable
+    type: str | None
+    currency: str
+    amount: Decimal
+    vat: Decimal
+    old: Decimal
+    new: Decimal
+
+
+@dataclass
+class Flags:
+    mismatch: set[str]
+    overdraft: set[str]
+    flow_break: dict[str, Decimal]  # tx id -> gap
+    anomaly: set[str]
+
+
+def reference_flags(txs: list[Tx], *, sigma: float = 3.0, window: int = 30, min_history: int = 5) -> Flags:
+    flags = Flags(set(), set(), {}, set())
+    for t in txs:
+        tol = tolerance(t.currency)
+        delta = t.new - t.old
+        sign = -1 if t.type == "DEBIT" else 1 if t.type == "CREDIT" else (1 if delta > 0 else -1)
+        gross, net = sign * t.amount, sign * (t.amount - t.vat)
+        if abs(delta - gross) > tol and abs(delta - net) > tol:
+            flags.mismatch.add(t.tx_id)
+        if t.old < -tol or t.new < -tol:
+            flags.overdraft.add(t.tx_id)
+    wallets: dict[tuple[str, str], list[Tx]] = defaultdict(list)
+    users: dict[str, list[Tx]] = defaultdict(list)
+    for t in txs:
+        wallets[(t.user_id, t.wallet_id)].append(t)
+        users[t.user_id].append(t)
+    for history in wallets.values():
+        history.sort(key=lambda t: (t.ts, t.tx_id))
+        for this, nxt in zip(history, history[1:]):
+            if abs(nxt.old - this.new) > tolerance(this.currency):
+                flags.flow_break[this.tx_id] = nxt.old - this.new
+    for history in users.values():
+        history.sort(key=lambda t: (t.ts, t.tx_id))
+        deltas = [float(t.new - t.old) for t in history]
+        for i, t in enumerate(history):
+            previous = deltas[max(0, i - window) : i]
+            if len(previous) < min_history:
+                continue
+            mean, std = statistics.fmean(previous), statistics.stdev(previous)
+            distance = abs(deltas[i] - mean)
+            if distance > sigma * std and distance > float(tolerance(t.currency)):
+                flags.anomaly.add(t.tx_id)
+    return flags

@@ -1,0 +1,101 @@
+"""The command line: arguments, the Docker environment contract, exit codes, outputs read back."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import openpyxl
+from click.testing import CliRunner
+
+from calo_polars import __version__
+from calo_polars.cli import cli
+from tests.logbuilder import Log, full_tx, rid, uid, write_zip
+
+
+def three_file_archive(tmp_path: Path) -> Path:
+    logs = {
+        "2024-02-10-[$LATEST]a": Log().invocation(rid(1), 0, full_tx(1, uid(1), 36, 31.5, 4.5)).gz(),
+        "2024-02-11-[$LATEST]b": Log().invocation(rid(2), 86400, full_tx(2, uid(1), 36, 28, 8)).gz(),  # flow break
+        "2024-02-12-[$LATEST]c": Log().invocation(rid(3), 2 * 86400, full_tx(3, uid(2), 5, -3, 8)).gz(),  # overdraft
+    }
+    return write_zip(tmp_path / "logs.zip", logs)
+
+
+def test_report_writes_workbook_and_summary(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["report", str(three_file_archive(tmp_path)), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "summary.json").read_text())
+    assert (data["files"], data["transactions"], data["users"]) == (3, 3, 2)
+    assert (data["flow_breaks"], data["flow_break_users"], data["overdraft_events"], data["mismatches"]) == (1, 1, 1, 0)
+    assert data["totals"]["BHD"]["debit_total"] == "20.500"
+    assert "read 3 files" in result.stderr and "1 flow breaks" in result.stderr
+    wb = openpyxl.load_workbook(out / "calo_balance_reports.xlsx")
+    assert wb["FlowBreaks"].max_row == 2 and wb["OverdraftEvents"].max_row == 2
+
+
+def test_env_contract_reads_in_dir_and_writes_out_dir(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env = {"IN_DIR": str(three_file_archive(tmp_path)), "OUT_DIR": str(out)}
+    result = CliRunner().invoke(cli, ["report"], env=env)
+    assert result.exit_code == 0, result.output
+    assert (out / "calo_balance_reports.xlsx").exists() and (out / "summary.json").exists()
+
+
+def test_missing_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["report", str(tmp_path / "nope.zip"), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"calo-balance: {tmp_path / 'nope.zip'}: no such file or folder"
+    assert "Traceback" not in result.output
+
+
+def test_no_input_and_no_env_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["report"], env={"IN_DIR": "", "OUT_DIR": ""})
+    assert result.exit_code == 2
+    assert "give at least one INPUT" in result.stderr
+
+
+def test_nothing_readable_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.gz"
+    bad.write_bytes(b"not gzip at all")
+    result = CliRunner().invoke(cli, ["report", str(bad), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "nothing to audit" in result.stderr and "named .gz but not gzip data" in result.stderr
+
+
+def test_bad_option_values_are_usage_errors(tmp_path: Path) -> None:
+    archive = str(three_file_archive(tmp_path))
+    assert CliRunner().invoke(cli, ["report", archive, "--tolerance", "abc"]).exit_code == 2
+    result = CliRunner().invoke(cli, ["report", archive, "--window", "3", "--min-history", "5"])
+    assert result.exit_code == 2 and "--min-history" in result.stderr
+
+
+def test_options_change_the_checks(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["report", str(three_file_archive(tmp_path)), "-o", str(out), "--tolerance", "10"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "summary.json").read_text())
+    assert data["flow_breaks"] == 0 and data["settings"]["tolerance"] == "10"
+
+
+def test_version_and_help() -> None:
+    assert CliRunner().invoke(cli, ["--version"]).output.strip() == f"calo-balance, version {__version__}"
+    help_text = CliRunner().invoke(cli, ["report", "--help"]).output
+    assert "Example:" in help_text and "calo-balance report balance-sync-logs.zip -o reports" in help_text
+
+
+def test_log_text_never_becomes_a_formula_or_link(tmp_path: Path) -> None:
+    log = Log().invocation(rid(1), 0, full_tx(1, uid(1), 10, 2, 8, action="=HYPERLINK(\"http://evil\")"))
+    log.app(rid(1), 1, "INFO", "=1+2 http://example.com brand new message")
+    path = tmp_path / "x.log"
+    path.write_text(log.text())
+    out = tmp_path / "out"
+    assert CliRunner().invoke(cli, ["report", str(path), "-o", str(out)]).exit_code == 0
+    with zipfile.ZipFile(out / "calo_balance_reports.xlsx") as zf:
+        xml = "".join(zf.read(n).decode() for n in zf.namelist() if n.startswith("xl/worksheets/sheet"))
+        assert "<f>" not in xml  # no formula cells at all
+        assert not any(n.startswith("xl/worksheets/_rels/") and b"evil" in zf.read(n) for n in zf.namelist())
+    wb = openpyxl.load_workbook(out / "calo_balance_reports.xlsx")
+    assert wb["UnparsedEvents"].cell(2, 5).value == "no known shape"
