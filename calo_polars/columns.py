@@ -128,3 +128,10 @@ def describe(name: str) -> Column:
         return COLUMNS[name]
     except KeyError:
         raise KeyError(f"column {name!r} has no glossary entry in calo_polars/columns.py") from None
+
+
+def glossary_markdown() -> str:
+    """The glossary as a Markdown table, as the README shows it (a test keeps them equal)."""
+    rows = ["| column | kind | meaning |", "|---|---|---|"]
+    rows += [f"| `{name}` | {col.kind} | {col.meaning} |" for name, col in COLUMNS.items()]
+    return "\n".join(rows)
