@@ -234,7 +234,7 @@ def _reason(check: str) -> pl.Expr:
         )
     if check == "flow_break":
         return pl.format(
-            "newBalance {} but next oldBalance {}: {} missing (the balance {} between transactions, with no transaction logged)",
+            "newBalance {} but next oldBalance {}: {} missing (balance {} between transactions, none logged)",
             _m("new_balance"),
             _m("next_old"),
             money_text_expr(pl.col("flow_gap").abs(), pl.col("currency")),

@@ -181,7 +181,7 @@ def test_red_flags_have_severity_and_plain_reasons() -> None:
     flags = red_flags(lf).collect()
     assert flags.select("severity", "check", "reason").rows() == [
         ("high", "mismatch", "DEBIT 8.000: balance moved -8.500 (from 36.000 to 27.500) but expected -8.000: off by -0.500"),
-        ("medium", "flow_break", "newBalance 31.500 but next oldBalance 36.000: 4.500 missing (the balance rose between transactions, with no transaction logged)"),
+        ("medium", "flow_break", "newBalance 31.500 but next oldBalance 36.000: 4.500 missing (balance rose between transactions, none logged)"),
     ]
 
 
