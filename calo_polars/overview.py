@@ -181,10 +181,10 @@ def write_overview(ws: Worksheet, result: AuditResult, summary: dict[str, Any], 
     for label, sheet, meaning in signals:
         row += 1
         frame = sheets[sheet].frame
-        events = int(frame["count"].sum()) if sheet == "Skipped" else frame.height
+        logged = int(frame["count"].sum()) if sheet == "Skipped" else frame.height
         ws.write_string(row, 0, label, styles["label"])
         ws.write_url(row, 1, f"internal:'{sheet}'!A1", styles["link"], string=sheet)
-        _link(ws, row, 2, sheet, events, styles)
+        _link(ws, row, 2, sheet, logged, styles)
         if "user_id" in frame.columns:
             _link(ws, row, 3, sheet, frame["user_id"].drop_nulls().n_unique(), styles)
         ws.write_string(row, 4, meaning)
@@ -200,20 +200,21 @@ def write_overview(ws: Worksheet, result: AuditResult, summary: dict[str, Any], 
         ("timed out", s["timed_out_invocations"], "InvocationIssues"),
         ("with errors", s["invocations_with_errors"], "InvocationIssues"),
     ]
-    figures = [
-        ("duration avg ms", inv["duration_ms"].mean()),
-        ("duration p95 ms", inv["duration_ms"].quantile(0.95, "linear")),
-        ("duration max ms", inv["duration_ms"].max()),
-        ("peak memory MB", inv["max_memory_mb"].max()),
-        ("memory size MB", inv["memory_mb"].max()),
-    ]
+    stats = inv.select(
+        pl.col("duration_ms").mean().alias("duration avg ms"),
+        pl.col("duration_ms").quantile(0.95, "linear").alias("duration p95 ms"),
+        pl.col("duration_ms").max().alias("duration max ms"),
+        pl.col("max_memory_mb").max().cast(pl.Float64).alias("peak memory MB"),
+        pl.col("memory_mb").max().cast(pl.Float64).alias("memory size MB"),
+    )
+    figures: list[tuple[str, float | None]] = list(stats.row(0, named=True).items())
     _header(ws, row, [label for label, *_ in health] + [label for label, _ in figures], styles)
     row += 1
     for c, (_, value, sheet) in enumerate(health):
         _link(ws, row, c, sheet, value, styles)
     for c, (_, value) in enumerate(figures, start=len(health)):
         if value is not None:
-            ws.write_number(row, c, float(value), styles["float" if "duration" in figures[c - len(health)][0] else "count"])
+            ws.write_number(row, c, value, styles["float" if "duration" in figures[c - len(health)][0] else "count"])
 
     row += 2
     ws.write_string(row, 0, "More", styles["subtitle"])

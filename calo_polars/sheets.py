@@ -336,7 +336,7 @@ def weekly_signals(result: AuditResult) -> pl.DataFrame:
     known = pl.concat([checks.select("week"), signals.select("week")])["week"]
     if known.is_empty():
         return pl.DataFrame(schema={"week": pl.Date, **{c: pl.UInt32 for c in columns}})
-    weeks = pl.DataFrame({"week": pl.date_range(known.min(), known.max(), "1w", eager=True)})
+    weeks = pl.select(week=pl.date_range(pl.lit(known.min()), pl.lit(known.max()), "1w"))
     return (
         weeks.join(checks, on="week", how="left")
         .join(signals, on="week", how="left")

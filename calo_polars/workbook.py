@@ -172,11 +172,6 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
     return [_linked(s) for s in specs]
 
 
-def sheet_order(sheets: list[Sheet]) -> list[str]:
-    """Every sheet in workbook order (the fixed ones first), as the README lists them."""
-    return [*FIXED_SHEETS, *(s.name for s in sheets)]
-
-
 def write_sheet(wb: xlsxwriter.Workbook, sheet: Sheet, styles: Styles) -> None:
     """One data sheet: the frame written by ``write_frame`` (the place for a row cap later)."""
     ws = wb.add_worksheet(sheet.name)
