@@ -117,7 +117,7 @@ def balance_charts(wb: xlsxwriter.Workbook, ws: Worksheet, balances: Sheet, top:
                 }
             )
         chart.set_title({"name": f"#{rank} {user} ({currency}, {flags} flags)", "name_font": {"size": 9}})
-        chart.set_x_axis({"num_format": DATE_FORMAT, **AXIS_FONT})
+        chart.set_x_axis({"num_format": DATE_FORMAT, "label_position": "low", **AXIS_FONT})
         chart.set_y_axis(Y_AXIS)
         chart.set_legend({"position": "bottom"})
         chart.set_size({"width": WIDTH, "height": HEIGHT})

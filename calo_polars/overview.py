@@ -185,7 +185,7 @@ def write_overview(ws: Worksheet, result: AuditResult, summary: dict[str, Any], 
         ws.write_string(row, 0, label, styles["label"])
         ws.write_url(row, 1, f"internal:'{sheet}'!A1", styles["link"], string=sheet)
         _link(ws, row, 2, sheet, logged, styles)
-        if "user_id" in frame.columns:
+        if "user_id" in frame.columns and frame["user_id"].drop_nulls().len():  # blank when no row names a user
             _link(ws, row, 3, sheet, frame["user_id"].drop_nulls().n_unique(), styles)
         ws.write_string(row, 4, meaning)
 

@@ -351,3 +351,13 @@ def test_conventions_tables_formats_properties(built) -> None:
     assert summary.cell(a_row, cols["first_ts"]).number_format == "yyyy-mm-dd hh:mm:ss"
     assert summary.print_title_rows == "$1:$1" and summary.page_setup.orientation == "landscape"
     assert summary.sheet_properties.pageSetUpPr.fitToPage and summary.page_setup.fitToHeight == 0  # one page wide
+
+
+def test_a_log_without_transactions_still_gives_every_sheet(tmp_path: Path) -> None:
+    path = tmp_path / "quiet.log"
+    path.write_text(Log().start(rid(1), 0).end(rid(1), 1).report(rid(1), 1).text(), encoding="utf-8")
+    written = write_outputs(audit([path]), tmp_path / "out")
+    wb = openpyxl.load_workbook(written.workbook)
+    assert wb.sheetnames[:4] == ["Overview", "README", "ColumnDefinitions", "Charts"] and "Ledger" in wb.sheetnames
+    assert wb["Ledger"].max_row == 1 and wb["PerUserSummary"].max_row <= 2
+    assert rows(wb["Invocations"])[0]["invocations"] == 1
