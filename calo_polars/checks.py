@@ -90,6 +90,16 @@ def vat_applied() -> pl.Expr:
     )
 
 
+def announced_delta() -> pl.Expr:
+    """The move the transaction announced, as the roll-forward counts it.
+
+    Net of VAT where the balance moved net of VAT (``vat_applied``), else the gross amount —
+    also on a mismatch, whose ``mismatch_diff`` is measured from the gross move. So on every
+    row ``delta = announced_delta + mismatch_diff`` up to the tolerance.
+    """
+    return pl.when(pl.col("vat_applied")).then(pl.col("expected_delta_net")).otherwise(pl.col("expected_delta"))
+
+
 # ---------------------------------------------------------------- the checks
 
 
@@ -176,6 +186,7 @@ def with_checks(transactions: pl.LazyFrame, options: CheckOptions = CheckOptions
         .with_columns(amount_sign=amount_sign(), sign_source=sign_source())
         .with_columns(expected_delta=expected_delta(), expected_delta_net=expected_delta_net())
         .with_columns(vat_applied=vat_applied())
+        .with_columns(announced_delta=announced_delta())
         .with_columns(
             mismatch=mismatch(),
             mismatch_diff=pl.when(mismatch()).then(pl.col("delta") - pl.col("expected_delta")),
@@ -200,9 +211,10 @@ def _m(column: str) -> pl.Expr:
 
 def _reason(check: str) -> pl.Expr:
     if check == "overdraft":
+        below = money_text_expr(-pl.col("new_balance"), pl.col("currency"))
         return (
             pl.when(pl.col("overdraft_cross"))
-            .then(pl.format("balance went from {} to {}: below zero", _m("old_balance"), _m("new_balance")))
+            .then(pl.format("balance went from {} to {}: {} below zero", _m("old_balance"), _m("new_balance"), below))
             .when(pl.col("overdraft_before") & pl.col("overdraft_after"))
             .then(pl.format("balance was already below zero ({}) and is {} after", _m("old_balance"), _m("new_balance")))
             .otherwise(pl.format("balance was below zero ({}) before this transaction", _m("old_balance")))
@@ -222,20 +234,19 @@ def _reason(check: str) -> pl.Expr:
         )
     if check == "flow_break":
         return pl.format(
-            "newBalance {} but next oldBalance {}: {} {}",
+            "newBalance {} but next oldBalance {}: {} missing (balance {} between transactions, none logged)",
             _m("new_balance"),
             _m("next_old"),
             money_text_expr(pl.col("flow_gap").abs(), pl.col("currency")),
-            pl.when(pl.col("flow_gap") > 0)
-            .then(pl.lit("appeared between transactions"))
-            .otherwise(pl.lit("disappeared between transactions")),
+            pl.when(pl.col("flow_gap") > 0).then(pl.lit("rose")).otherwise(pl.lit("fell")),
         )
     return pl.format(
-        "delta {} is {}σ from this user's recent mean {} (σ {})",
+        "delta {} but this user's recent mean is {} (σ {}): off by {}, {}σ",
         _m("delta"),
-        ((pl.col("delta").cast(pl.Float64) - pl.col("delta_mean")).abs() / pl.col("delta_std")).round(1),
         pl.col("delta_mean").round(3),
         pl.col("delta_std").round(3),
+        (pl.col("delta").cast(pl.Float64) - pl.col("delta_mean")).round(3),
+        ((pl.col("delta").cast(pl.Float64) - pl.col("delta_mean")).abs() / pl.col("delta_std")).round(1),
     )
 
 
@@ -258,44 +269,109 @@ def red_flags(checked: pl.LazyFrame) -> pl.LazyFrame:
     return pl.concat(parts).select(FLAG_COLUMNS).sort(rank, "user_id", "ts", "tx_id", "check")
 
 
+# ---------------------------------------------------------------- roll-forward
+
+
+#: The roll-forward columns, in the order an accountant reads them.
+ROLL_FORWARD = [
+    "opening_balance", "credits", "debits", "expected_closing", "closing_balance",
+    "difference", "flow_gaps", "mismatch_diffs", "rounding",
+]  # fmt: skip
+
+
+def credit_move() -> pl.Expr:
+    """What a credit announced into the wallet (null on a debit)."""
+    return pl.when(pl.col("amount_sign") > 0).then(pl.col("announced_delta"))
+
+
+def debit_move() -> pl.Expr:
+    """What a debit announced out of the wallet, as a positive amount (null on a credit)."""
+    return pl.when(pl.col("amount_sign") < 0).then(-pl.col("announced_delta"))
+
+
+def rounding_parts() -> list[pl.Expr]:
+    """The within-tolerance differences of a row, which no check flags but the books still see.
+
+    ``delta − announced_delta`` when the row is no mismatch, and ``next_old − newBalance``
+    when the wallet goes on and the step is no flow break. Each is at most the tolerance.
+    """
+    return [
+        pl.when(~pl.col("mismatch")).then(pl.col("delta") - pl.col("announced_delta")),
+        pl.when(pl.col("next_old").is_not_null() & ~pl.col("flow_break")).then(pl.col("next_old") - pl.col("new_balance")),
+    ]
+
+
 def per_user(checked: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per user and currency: activity, balances and how many of each flag."""
-    credit = pl.col("amount_sign") > 0
-    return (
-        checked.group_by(USER, "currency")
+    """One row per user and currency: activity, the roll-forward and how many of each flag.
+
+    The roll-forward: ``expected_closing = opening_balance + credits − debits`` and
+    ``difference = closing_balance − expected_closing``. Opening and closing add up each of
+    the user's wallets (first oldBalance, last newBalance), and credits/debits are what each
+    transaction announced (``announced_delta``), so the difference telescopes exactly into
+    ``flow_gaps + mismatch_diffs + rounding``.
+    """
+    key = [USER, "currency"]
+    move, step = rounding_parts()
+    ends = (
+        checked.group_by(*key, "wallet_id")
         .agg(
-            wallets=pl.col("wallet_id").n_unique(),
-            transactions=pl.len(),
-            first_ts=pl.col("ts").first(),
-            last_ts=pl.col("ts").last(),
-            opening_balance=pl.col("old_balance").first(),
-            closing_balance=pl.col("new_balance").last(),
-            min_balance=pl.min_horizontal(pl.col("old_balance").min(), pl.col("new_balance").min()),
-            credits=pl.col("amount").filter(credit).sum(),
-            debits=pl.col("amount").filter(~credit).sum(),
-            net_change=pl.col("delta").sum(),
-            overdrafts=pl.col("overdraft").sum(),
-            mismatches=pl.col("mismatch").sum(),
-            flow_breaks=pl.col("flow_break").sum(),
-            delta_anomalies=pl.col("delta_anomaly").sum(),
+            opening_balance=pl.col("old_balance").sort_by(ORDER).first(),
+            closing_balance=pl.col("new_balance").sort_by(ORDER).last(),
         )
-        .with_columns(flags=pl.sum_horizontal("overdrafts", "mismatches", "flow_breaks", "delta_anomalies"))
+        .group_by(key)
+        .agg(wallets=pl.len(), opening_balance=pl.col("opening_balance").sum(), closing_balance=pl.col("closing_balance").sum())
+    )
+    activity = checked.group_by(key).agg(
+        transactions=pl.len(),
+        first_ts=pl.col("ts").min(),
+        last_ts=pl.col("ts").max(),
+        credits=credit_move().sum(),
+        debits=debit_move().sum(),
+        flow_gaps=pl.col("flow_gap").sum(),
+        mismatch_diffs=pl.col("mismatch_diff").sum(),
+        rounding=move.sum() + step.sum(),
+        tolerance=pl.col("tolerance").first(),
+        min_balance=pl.min_horizontal(pl.col("old_balance").min(), pl.col("new_balance").min()),
+        overdrafts=pl.col("overdraft").sum(),
+        mismatches=pl.col("mismatch").sum(),
+        flow_breaks=pl.col("flow_break").sum(),
+        delta_anomalies=pl.col("delta_anomaly").sum(),
+    )
+    expected = pl.col("opening_balance") + pl.col("credits") - pl.col("debits")
+    return (
+        activity.join(ends, on=key, how="inner")
+        .with_columns(expected_closing=expected.cast(MONEY))
+        .with_columns(difference=(pl.col("closing_balance") - pl.col("expected_closing")).cast(MONEY))
+        .with_columns(
+            unreconciled=pl.col("difference").abs() > pl.col("tolerance"),
+            flags=pl.sum_horizontal("overdrafts", "mismatches", "flow_breaks", "delta_anomalies"),
+        )
+        .select(
+            *key, "wallets", "transactions", "first_ts", "last_ts", *ROLL_FORWARD, "unreconciled", "min_balance",
+            "overdrafts", "mismatches", "flow_breaks", "delta_anomalies", "flags",
+        )  # fmt: skip
+        .with_columns(pl.col(ROLL_FORWARD).cast(MONEY))
         .sort("flags", USER, descending=[True, False])
     )
 
 
 def currency_totals(checked: pl.LazyFrame) -> pl.LazyFrame:
-    """Per currency, never across: transactions, users, debit and credit totals, VAT."""
+    """Per currency, never across: activity, gross debit/credit totals, VAT and the roll-forward.
+
+    ``debit_total``/``credit_total`` add the gross amounts as logged; the roll-forward's
+    ``credits``/``debits`` add what reached the wallet (net of VAT where it was kept out).
+    """
     credit = pl.col("amount_sign") > 0
-    return (
-        checked.group_by("currency")
-        .agg(
-            transactions=pl.len(),
-            users=pl.col(USER).n_unique(),
-            debit_total=pl.col("amount").filter(~credit).sum().cast(MONEY),
-            credit_total=pl.col("amount").filter(credit).sum().cast(MONEY),
-            vat_total=pl.col("vat").sum().cast(MONEY),
-            net_change=pl.col("delta").sum().cast(MONEY),
-        )
-        .sort("currency")
+    flows = checked.group_by("currency").agg(
+        transactions=pl.len(),
+        users=pl.col(USER).n_unique(),
+        debit_total=pl.col("amount").filter(~credit).sum().cast(MONEY),
+        credit_total=pl.col("amount").filter(credit).sum().cast(MONEY),
+        vat_total=pl.col("vat").sum().cast(MONEY),
+        net_change=pl.col("delta").sum().cast(MONEY),
     )
+    roll = per_user(checked).group_by("currency").agg(
+        *[pl.col(c).sum().cast(MONEY) for c in ROLL_FORWARD],
+        unreconciled_users=pl.col("unreconciled").sum(),
+    )
+    return flows.join(roll, on="currency", how="left").sort("currency")

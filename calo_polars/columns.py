@@ -13,7 +13,7 @@ from dataclasses import dataclass
 class Column:
     """How a column is shown and what it means."""
 
-    kind: str  # text | id | money | datetime | count | flag | float | long_text
+    kind: str  # text | id | money | datetime | date | count | flag | float | long_text
     meaning: str
 
 
@@ -49,6 +49,7 @@ COLUMNS: dict[str, Column] = {
     "expected_delta": C("money", "amount_sign × amount: the move the transaction announces."),
     "expected_delta_net": C("money", "amount_sign × (amount − vat): the move when VAT stays out of the wallet."),
     "vat_applied": C("flag", "FALSE: delta matched the gross amount; TRUE: only the net of VAT; empty: neither (mismatch)."),
+    "announced_delta": C("money", "The move the transaction announced, as the roll-forward counts it: expected_delta_net when vat_applied, else expected_delta (also on a mismatch)."),
     "mismatch": C("flag", "TRUE when delta equals neither expected_delta nor expected_delta_net within tolerance."),
     "mismatch_diff": C("money", "delta − expected_delta on a mismatch."),
     "overdraft_before": C("flag", "TRUE when oldBalance is below zero (beyond tolerance)."),
@@ -64,31 +65,54 @@ COLUMNS: dict[str, Column] = {
     "delta_std": C("float", "Standard deviation of those preceding deltas."),
     "delta_anomaly": C("flag", "TRUE when |delta − delta_mean| > sigma × delta_std (and beyond tolerance)."),
     # flags
-    "severity": C("text", "high (overdraft, mismatch), medium (flow break), low (delta anomaly)."),
+    "severity": C("text", "high (overdraft, mismatch: money wrong or below zero), medium (flow break: balance moved outside any logged transaction), low (delta anomaly: unusual but consistent)."),
     "check": C("text", "Which check raised the flag: overdraft, mismatch, flow_break or delta_anomaly."),
     "reason": C("long_text", "The flag in plain English, with expected, actual and difference."),
-    # per user
+    # per user: activity and the roll-forward
     "wallets": C("count", "Number of distinct wallets of the user."),
     "transactions": C("count", "Number of transactions."),
-    "first_ts": C("datetime", "First transaction time, UTC."),
-    "last_ts": C("datetime", "Last transaction time, UTC."),
-    "opening_balance": C("money", "oldBalance of the user's first transaction."),
-    "closing_balance": C("money", "newBalance of the user's last transaction."),
+    "first_ts": C("datetime", "First time seen, UTC (a user's first transaction; a group's first message)."),
+    "last_ts": C("datetime", "Last time seen, UTC (a user's last transaction; a group's last message)."),
+    "opening_balance": C("money", "oldBalance of the first transaction of each of the user's wallets, added up (one wallet: its first oldBalance)."),
+    "credits": C("money", "Sum of what credits announced into the wallet: net of VAT where the balance moved net of VAT, else gross (announced_delta)."),
+    "debits": C("money", "Sum of what debits announced out of the wallet, as a positive amount: net of VAT where the balance moved net of VAT, else gross."),
+    "expected_closing": C("money", "opening_balance + credits − debits: where the balance should have ended."),
+    "closing_balance": C("money", "newBalance of the last transaction of each of the user's wallets, added up."),
+    "difference": C("money", "closing_balance − expected_closing; red beyond the tolerance. Equals flow_gaps + mismatch_diffs + rounding."),
+    "flow_gaps": C("money", "Sum of flow_gap over the user's flow breaks: money that appeared (+) or vanished (−) between transactions."),
+    "mismatch_diffs": C("money", "Sum of mismatch_diff over the user's mismatches: how far the balances moved from what was announced."),
+    "rounding": C("money", "Sum of the within-tolerance differences no check flags (delta vs announced move, newBalance vs next oldBalance)."),
+    "unreconciled": C("flag", "TRUE when the difference is beyond the tolerance: the user's books do not close."),
     "min_balance": C("money", "Lowest balance seen before or after any transaction."),
-    "credits": C("money", "Sum of credit amounts."),
-    "debits": C("money", "Sum of debit amounts."),
     "net_change": C("money", "Sum of deltas (what the logged balances moved in total)."),
     "overdrafts": C("count", "Transactions flagged overdraft."),
     "mismatches": C("count", "Transactions flagged mismatch."),
     "flow_breaks": C("count", "Transactions flagged flow_break."),
     "delta_anomalies": C("count", "Transactions flagged delta_anomaly."),
-    "flags": C("count", "All flags of the user."),
+    "flags": C("count", "Number of flags, all checks together."),
+    "blocked_overdrafts": C("count", "Transactions the Lambda refused because the balance would go below zero."),
+    "negative_payment_balances": C("count", "Negative paymentBalance values logged (see NegativePaymentBalance)."),
+    "lambda_errors": C("count", "Lambda errors: uncaught exceptions, runtime crashes, failed syncs, invoke errors, failed inits, timeouts."),
+    # the ledger
+    "credit": C("money", "What this credit announced into the wallet (net of VAT where the balance moved net of VAT); empty on a debit."),
+    "debit": C("money", "What this debit announced out of the wallet, as a positive amount; empty on a credit."),
+    "running_balance": C("money", "The balance recomputed: the wallet's first oldBalance plus every announced move so far."),
+    "running_diff": C("money", "newBalance − running_balance: steps at each flow gap or mismatch; red beyond the tolerance. On a wallet's last row, its roll-forward difference."),
+    "flagged": C("text", "The checks that flagged this transaction, comma-separated."),
+    "rank": C("count", "Position among the users with most flags (1 = most)."),
     # notices and other events
-    "kind": C("text", "Kind of event (see the README sheet for every kind)."),
+    "kind": C("text", "Kind of event (see EventKinds); in ColumnDefinitions, how the column is shown."),
     "level": C("text", "Log level (INFO, ERROR…) of the line."),
     "transaction_id": C("id", "Transaction id named by the message, when it names one."),
     "subscription_balance": C("money", "Subscription balance the Lambda reported as out of sync."),
     "current_balance": C("money", "Balance the Lambda reported when it refused a transaction."),
+    "sync_difference": C("money", "subscription_balance − payment_balance: how far the two balances were apart."),
+    "logged_in": C("text", "Where the negative paymentBalance was logged: the transaction block, a not-in-sync error, or both (one row either way)."),
+    "in_ledger": C("flag", "TRUE when the refused transaction was also logged as a transaction block (it is then in the Ledger)."),
+    "would_be_balance": C("money", "current_balance − amount: the balance the refused transaction would have left."),
+    "error": C("text", "The error as logged: type and message (or the init report's status)."),
+    "stack_head": C("text", "The first stack frame of the error, where the log has one."),
+    "skip_reason": C("text", "Why the Lambda skipped the message, as it logged it."),
     "detail": C("long_text", "The message text (errors: type, message and the first stack line)."),
     "text": C("long_text", "The event's first line as logged."),
     "raw": C("long_text", "The transaction block exactly as logged."),
@@ -97,7 +121,7 @@ COLUMNS: dict[str, Column] = {
     "has_end": C("flag", "The invocation's END line was found."),
     "has_report": C("flag", "The invocation's REPORT line was found."),
     "events": C("count", "Events logged by the invocation."),
-    "messages": C("count", "SQS messages the invocation processed."),
+    "messages": C("count", "SQS messages processed."),
     "published": C("count", "SubscriptionBalanceUpdated events published."),
     "not_in_sync": C("count", "'not in sync' errors logged."),
     "errors": C("count", "Error lines logged (not counting 'not in sync')."),
@@ -108,6 +132,17 @@ COLUMNS: dict[str, Column] = {
     "max_memory_mb": C("count", "Max memory used, MB."),
     "init_ms": C("float", "Init duration of a cold start, milliseconds (empty when warm)."),
     "status": C("text", "complete, or what is missing (START/END/REPORT), timed out, or outside any invocation."),
+    "date": C("date", "UTC day."),
+    "week": C("date", "First day (Monday, UTC) of the week."),
+    "invocations": C("count", "Invocations (requestIds with a START, END or REPORT)."),
+    "cold_starts": C("count", "Invocations that started a new Lambda instance (REPORT with an Init Duration)."),
+    "init_ms_avg": C("float", "Average init duration of the cold starts, milliseconds."),
+    "duration_ms_avg": C("float", "Average REPORT duration, milliseconds."),
+    "duration_ms_p95": C("float", "95th percentile of the REPORT durations, milliseconds."),
+    "duration_ms_max": C("float", "Longest REPORT duration, milliseconds."),
+    "incomplete": C("count", "Invocations missing their START, END or REPORT line."),
+    "timed_out_invocations": C("count", "Invocations that timed out."),
+    "with_errors": C("count", "Invocations that logged at least one error (not counting 'not in sync')."),
     # run facts
     "problem": C("text", "Short kind of input problem."),
     "message": C("long_text", "What went wrong, in one line."),
@@ -119,6 +154,10 @@ COLUMNS: dict[str, Column] = {
     "credit_total": C("money", "Sum of credit amounts in the currency."),
     "vat_total": C("money", "Sum of VAT in the currency."),
     "users": C("count", "Distinct users."),
+    "unreconciled_users": C("count", "Users whose roll-forward difference is beyond the tolerance."),
+    # the glossary itself
+    "column": C("id", "A column name used in this workbook."),
+    "sheets": C("long_text", "The sheets that use the column."),
 }
 
 

@@ -233,9 +233,15 @@ def transactions(heads: pl.DataFrame, kv: pl.DataFrame) -> tuple[pl.DataFrame, p
 
 
 def _error_detail(msg: pl.Expr) -> pl.Expr:
-    """'ErrorType: message' from a JSON error object logged after a tab."""
+    """'ErrorType: message | at first stack frame' from a JSON error object logged after a tab.
+
+    The stack head (the first ``at …`` entry of ``stack``) is left out when there is none.
+    """
     groups = msg.str.extract_groups(r'"errorType":"(?P<t>[^"]*)","errorMessage":"(?P<m>(?:[^"\\]|\\.)*)"')
-    return pl.format("{}: {}", groups.struct.field("t"), groups.struct.field("m"))
+    head = msg.str.extract(r'"stack":\[(?:"(?:[^"\\]|\\.)*",)*?"\s*(at (?:[^"\\]|\\.)*)"')
+    return pl.concat_str(
+        [pl.format("{}: {}", groups.struct.field("t"), groups.struct.field("m")), head], separator=" | ", ignore_nulls=True
+    )
 
 
 def notices(heads: pl.DataFrame, kv: pl.DataFrame) -> pl.DataFrame:

@@ -7,6 +7,7 @@ bytes. Money is written as decimal strings rounded to the currency's minor unit.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,17 @@ import polars as pl
 
 from . import __version__
 from .audit import AuditResult
+from .checks import ROLL_FORWARD
 from .money import money_text
+from .sheets import is_lambda_error, negative_payment_balances
 
 
 def _users_with(checked: pl.DataFrame, flag: str) -> int:
     return checked.filter(pl.col(flag))["user_id"].n_unique()
+
+
+def _users_in(frame: pl.DataFrame) -> int:
+    return frame["user_id"].drop_nulls().n_unique()
 
 
 def _iso(value: Any) -> str | None:
@@ -45,10 +52,16 @@ def summary(result: AuditResult) -> dict[str, Any]:
             "credit_total": money_text(row["credit_total"], row["currency"]),
             "vat_total": money_text(row["vat_total"], row["currency"]),
             "net_change": money_text(row["net_change"], row["currency"]),
+            "roll_forward": {
+                **{k: money_text(row[k], row["currency"]) for k in ROLL_FORWARD},
+                "unreconciled_users": row["unreconciled_users"],
+            },
         }
         for row in result.totals.iter_rows(named=True)
     }
     real_inv = inv.filter(pl.col("request_id") != "undefined")
+    negative = negative_payment_balances(result)
+    errors = notices.filter(is_lambda_error())
     return {
         "tool": {"name": "calo-polars", "version": __version__},
         "inputs": sorted(Path(i).name for i in result.inputs),
@@ -78,6 +91,16 @@ def summary(result: AuditResult) -> dict[str, Any]:
         "blocked_overdrafts": kinds["blocked_overdraft"],
         "lambda_errors": notice_count("sync_error", "uncaught_exception", "invoke_error", "runtime_crash", "timeout"),
         "skipped_syncs": notice_count("skip_create_subscription", "skip_already_synced", "skip_update_flag_false"),
+        "unreconciled_users": int(result.users["unreconciled"].sum()),
+        "not_in_sync_users": _users_in(notices.filter(pl.col("kind") == "not_in_sync")),
+        "blocked_overdraft_users": _users_in(notices.filter(pl.col("kind") == "blocked_overdraft")),
+        "negative_payment_balances": negative.height,
+        "negative_payment_balance_users": _users_in(negative),
+        "failed_inits": notices.filter((pl.col("kind") == "init_report") & (pl.col("level") == "ERROR")).height,
+        "lambda_errors_by_kind": dict(sorted(Counter(errors["kind"].to_list()).items())),
+        "cold_starts": real_inv.filter(pl.col("init_ms").is_not_null()).height,
+        "timed_out_invocations": int(real_inv["timed_out"].sum()),
+        "invocations_with_errors": real_inv.filter(pl.col("errors") > 0).height,
         "unparsed_events": ing.unparsed.height,
         "input_problems": len(ing.problems),
         "event_kinds": {k: v for k, v in kinds.items() if v},

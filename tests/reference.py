@@ -71,3 +71,45 @@ def reference_flags(txs: list[Tx], *, sigma: float = 3.0, window: int = 30, min_
             if distance > sigma * std and distance > float(tolerance(t.currency)):
                 flags.anomaly.add(t.tx_id)
     return flags
+
+
+@dataclass
+class RollForward:
+    opening: Decimal = Decimal(0)
+    credits: Decimal = Decimal(0)
+    debits: Decimal = Decimal(0)
+    closing: Decimal = Decimal(0)
+    flow_gaps: Decimal = Decimal(0)
+    mismatch_diffs: Decimal = Decimal(0)
+    transactions: int = 0
+
+
+def reference_roll_forward(txs: list[Tx]) -> dict[str, RollForward]:
+    """Per user: opening and closing over the user's wallets, announced credits and debits,
+    the flow gaps of the breaks and the differences of the mismatches (README definitions)."""
+    wallets: dict[tuple[str, str], list[Tx]] = defaultdict(list)
+    for t in txs:
+        wallets[(t.user_id, t.wallet_id)].append(t)
+    out: dict[str, RollForward] = {}
+    for (user, _), history in wallets.items():
+        history.sort(key=lambda t: (t.ts, t.tx_id))
+        rf = out.setdefault(user, RollForward())
+        rf.opening += history[0].old
+        rf.closing += history[-1].new
+        rf.transactions += len(history)
+        for t in history:
+            tol = tolerance(t.currency)
+            delta = t.new - t.old
+            sign = -1 if t.type == "DEBIT" else 1 if t.type == "CREDIT" else (1 if delta > 0 else -1)
+            gross, net = sign * t.amount, sign * (t.amount - t.vat)
+            move = gross if abs(delta - gross) <= tol else net if abs(delta - net) <= tol else gross
+            if abs(delta - gross) > tol and abs(delta - net) > tol:
+                rf.mismatch_diffs += delta - gross
+            if sign > 0:
+                rf.credits += move
+            else:
+                rf.debits -= move
+        for this, nxt in zip(history, history[1:]):
+            if abs(nxt.old - this.new) > tolerance(this.currency):
+                rf.flow_gaps += nxt.old - this.new
+    return out

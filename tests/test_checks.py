@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from calo_polars.checks import CheckOptions, currency_totals, per_user, red_flags, with_checks
 from calo_polars.records import TRANSACTION_SCHEMA
-from tests.reference import Tx, reference_flags
+from tests.reference import Tx, reference_flags, reference_roll_forward, tolerance
 
 T0 = datetime(2024, 1, 1, 21, tzinfo=timezone.utc)
 D = Decimal
@@ -181,7 +181,7 @@ def test_red_flags_have_severity_and_plain_reasons() -> None:
     flags = red_flags(lf).collect()
     assert flags.select("severity", "check", "reason").rows() == [
         ("high", "mismatch", "DEBIT 8.000: balance moved -8.500 (from 36.000 to 27.500) but expected -8.000: off by -0.500"),
-        ("medium", "flow_break", "newBalance 31.500 but next oldBalance 36.000: 4.500 appeared between transactions"),
+        ("medium", "flow_break", "newBalance 31.500 but next oldBalance 36.000: 4.500 missing (balance rose between transactions, none logged)"),
     ]
 
 
@@ -252,3 +252,39 @@ def test_any_partition_of_users_gives_the_same_flags(parts: int, frame: pl.DataF
     pieces = [check(frame.filter(bucket == b)) for b in range(parts)]
     merged = pl.concat([p for p in pieces if p.height]).sort("user_id", "ts", "tx_id")
     assert merged.equals(whole)
+
+
+@pytest.mark.parametrize("two_wallets", [False, True])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(frame=ledgers())
+def test_roll_forward_agrees_with_a_plain_python_loop_and_telescopes(two_wallets: bool, frame: pl.DataFrame) -> None:
+    if two_wallets:  # alternate transactions between two wallets of the user
+        frame = frame.with_columns(wallet_id=pl.format("{}-{}", pl.col("user_id"), pl.col("line_no") % 2))
+    users = per_user(with_checks(frame.lazy())).collect()
+    expected = reference_roll_forward(as_reference(frame))
+    for u in users.iter_rows(named=True):
+        rf = expected[u["user_id"]]
+        got = (u["opening_balance"], u["credits"], u["debits"], u["closing_balance"], u["flow_gaps"], u["mismatch_diffs"])
+        assert got == (rf.opening, rf.credits, rf.debits, rf.closing, rf.flow_gaps, rf.mismatch_diffs)
+        assert u["expected_closing"] == u["opening_balance"] + u["credits"] - u["debits"]
+        assert u["difference"] == u["closing_balance"] - u["expected_closing"]
+        # the difference telescopes exactly; what the checks do not explain is within-tolerance rounding
+        assert u["difference"] == u["flow_gaps"] + u["mismatch_diffs"] + u["rounding"]
+        assert abs(u["rounding"]) <= 2 * u["transactions"] * tolerance(u["currency"])
+        assert u["unreconciled"] == (abs(u["difference"]) > tolerance(u["currency"]))
+
+
+def test_roll_forward_counts_net_of_vat_moves_and_gross_mismatches() -> None:
+    lf = with_checks(
+        ledger(
+            ("DEBIT", 4.5, 0, 36, 31.5),
+            ("DEBIT", 8, 0, 36, 28),  # starts 4.5 above the last newBalance: a flow gap
+            ("CREDIT", 10, "0.909", 28, "37.091"),  # moved net of VAT
+            ("DEBIT", 8, 0, "37.091", 29),  # mismatch: moved 8.091
+        ).lazy()
+    )
+    u = per_user(lf).collect().row(0, named=True)
+    assert (u["opening_balance"], u["credits"], u["debits"], u["closing_balance"]) == (D(36), D("9.091"), D("20.5"), D(29))
+    assert (u["expected_closing"], u["difference"], u["flow_gaps"], u["mismatch_diffs"], u["rounding"]) == (
+        D("24.591"), D("4.409"), D("4.5"), D("-0.091"), D(0),
+    )  # fmt: skip

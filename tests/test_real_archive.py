@@ -7,6 +7,7 @@ import json
 import re
 import zipfile
 from collections import Counter
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from calo_polars.cli import cli
-from tests.reference import Tx, reference_flags
+from tests.reference import Tx, reference_flags, reference_roll_forward, tolerance
 
 TS_LINE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z ", re.M)
 
@@ -106,18 +107,37 @@ def test_summary_json_holds_the_counts_and_exact_totals(report_dir: Path, raw_tr
     assert set(data["totals"]) == {"AED", "BHD", "KWD", "QAR", "SAR"}
 
 
-def test_workbook_reads_back_with_sheets_headers_panes_and_formats(report_dir: Path) -> None:
-    wb = openpyxl.load_workbook(report_dir / "calo_balance_reports.xlsx")
-    assert wb.sheetnames[:10] == [
-        "README", "ColumnDefinitions", "PerUserSummary", "RedFlags", "OverdraftEvents",
-        "MismatchEvents", "FlowBreaks", "Anomalies", "Notices", "Invocations",
+@pytest.fixture(scope="module")
+def workbook(report_dir: Path) -> openpyxl.Workbook:
+    return openpyxl.load_workbook(report_dir / "calo_balance_reports.xlsx")
+
+
+def sheet_rows(ws) -> list[dict]:
+    values = list(ws.iter_rows(values_only=True))
+    return [dict(zip(values[0], r)) for r in values[1:]]
+
+
+def link_target(cell) -> tuple[str, int]:
+    sheet, ref = cell.hyperlink.location.rsplit("!", 1)
+    return sheet.strip("'"), int(re.sub(r"[A-Z$]+", "", ref))
+
+
+def test_workbook_reads_back_with_sheets_headers_panes_and_formats(workbook) -> None:
+    wb = workbook
+    assert wb.sheetnames == [
+        "Overview", "README", "ColumnDefinitions", "Charts",
+        "PerUserSummary", "RedFlags", "OverdraftEvents", "MismatchEvents", "FlowBreaks", "Anomalies",
+        "SyncErrors", "BlockedOverdrafts", "NegativePaymentBalance", "LambdaErrors", "Skipped",
+        "Invocations", "InvocationIssues", "OtherNotices",
+        "Ledger", "DailyTotals", "WeeklySignals", "TopUserBalances",
+        "EventKinds", "UnparsedEvents", "InputProblems", "SampleRaw",
     ]  # fmt: skip
-    assert "SampleRaw" in wb.sheetnames
     flags = wb["RedFlags"]
     header = [c.value for c in flags[1]]
     assert header[:3] == ["severity", "check", "user_id"] and "reason" in header
     assert flags.freeze_panes == "A2"
-    assert flags.auto_filter.ref is not None and flags.auto_filter.ref.startswith("A1:")
+    assert flags.tables["tbl_RedFlags"].ref.startswith("A1:")  # small sheets are Excel tables
+    assert wb["Ledger"].auto_filter.ref == f"A1:S{16_300 + 1}" and not wb["Ledger"].tables  # large ones filter
     assert flags.max_row - 1 == 5 + 8 + 504 + 284
     assert flags.conditional_formatting  # severity and flag highlighting
     # a BHD money cell shows 3 decimals, negatives red; timestamps are real datetimes
@@ -131,5 +151,114 @@ def test_workbook_reads_back_with_sheets_headers_panes_and_formats(report_dir: P
     assert sample.max_row == 201
     assert sample.cell(2, [c.value for c in sample[1]].index("raw") + 1).value.count("\n") >= 10
     glossary = {r[0].value for r in wb["ColumnDefinitions"].iter_rows(min_row=2)}
-    used = {c.value for ws in wb.worksheets[2:] for c in ws[1]}
+    used = {c.value for ws in wb.worksheets[4:] for c in ws[1]}
     assert used <= glossary
+    assert wb.properties.title == "Calo balance audit" and "roll-forward" in wb.properties.subject
+
+
+COUNTED_ROWS = {
+    "overdraft", "mismatch", "flow_break", "delta_anomaly", "All flags, most severe first", "Not-in-sync errors",
+    "Blocked overdrafts", "Negative payment balances", "Lambda errors", "Skipped messages", "Other notices",
+}  # fmt: skip
+
+
+def test_overview_counts_link_to_the_sheets_that_hold_them(workbook) -> None:
+    wb = workbook
+    links = 0
+    for row in wb["Overview"].iter_rows():
+        label = row[0].value
+        for cell in row:
+            if not cell.hyperlink:
+                continue
+            links += 1
+            sheet, target = link_target(cell)
+            assert sheet in wb.sheetnames and target == 1, cell.coordinate
+            if cell.column not in (3, 4) or label not in COUNTED_ROWS:
+                continue
+            data = sheet_rows(wb[sheet])
+            count = int(cell.value.replace(",", ""))
+            if cell.column == 3:  # events: that many rows (skips: the sum of their counts)
+                assert count == (sum(r["count"] for r in data) if sheet == "Skipped" else len(data)), label
+            elif "user_id" in data[0]:  # users: that many distinct users on the sheet
+                assert count == len({r["user_id"] for r in data if r["user_id"]}), label
+    assert links >= 30
+    texts = {r[0].value: [c.value for c in r] for r in wb["Overview"].iter_rows()}
+    assert texts["flow_break"][:4] == ["flow_break", "medium", "504", "201"]
+    assert texts["Not-in-sync errors"][1:3] == ["SyncErrors", "4,361"]
+    assert texts["Transactions"][1] == "16,300" and texts["Users"][1] == "784"
+
+
+def test_roll_forward_closes_for_every_clean_user_and_explains_every_difference(
+    workbook, raw_transactions: list[Tx]
+) -> None:
+    wb = workbook
+    users = {r["user_id"]: r for r in sheet_rows(wb["PerUserSummary"])}
+    # the tool keeps 6 decimals of every logged number (float noise beyond them is dropped)
+    q = Decimal("0.000001")
+    expected = reference_roll_forward(
+        [replace(t, amount=t.amount.quantize(q), vat=t.vat.quantize(q), old=t.old.quantize(q), new=t.new.quantize(q)) for t in raw_transactions]
+    )
+    assert set(users) == set(expected) and len(users) == 784
+    gaps: Counter[str] = Counter()
+    for r in sheet_rows(wb["FlowBreaks"]):
+        gaps[r["user_id"]] += r["flow_gap"]
+    diffs: Counter[str] = Counter()
+    for r in sheet_rows(wb["MismatchEvents"]):
+        diffs[r["user_id"]] += r["mismatch_diff"]
+    clean = 0
+    for user, u in users.items():
+        rf = expected[user]
+        # the workbook's roll-forward is the plain-Python one, from an independent parse
+        for got, want in ((u["opening_balance"], rf.opening), (u["credits"], rf.credits), (u["debits"], rf.debits), (u["closing_balance"], rf.closing)):
+            assert got == pytest.approx(float(want), abs=1e-6), user
+        assert u["expected_closing"] == pytest.approx(u["opening_balance"] + u["credits"] - u["debits"], abs=1e-6)
+        assert u["difference"] == pytest.approx(u["closing_balance"] - u["expected_closing"], abs=1e-6)
+        # every difference is explained: flow gaps (FlowBreaks) + mismatches (MismatchEvents) + rounding
+        assert u["flow_gaps"] == pytest.approx(gaps[user], abs=1e-6) == pytest.approx(float(rf.flow_gaps), abs=1e-6)
+        assert u["mismatch_diffs"] == pytest.approx(diffs[user], abs=1e-6)
+        assert u["difference"] == pytest.approx(u["flow_gaps"] + u["mismatch_diffs"] + u["rounding"], abs=1e-6)
+        assert abs(u["rounding"]) <= 2 * rf.transactions * float(tolerance(u["currency"])) + 1e-9
+        if u["flow_breaks"] == 0 and u["mismatches"] == 0:
+            clean += 1
+            assert u["difference"] == 0 and u["expected_closing"] == u["closing_balance"], user
+            assert u["unreconciled"] is False
+    flagged = {t for t in reference_flags(raw_transactions).flow_break} | reference_flags(raw_transactions).mismatch
+    assert clean == len(users) - len({t.user_id for t in raw_transactions if t.tx_id in flagged})
+
+
+def test_user_links_open_their_ledger_rows_and_the_ledger_ends_at_the_difference(workbook) -> None:
+    wb = workbook
+    summary, ledger = wb["PerUserSummary"], wb["Ledger"]
+    rows = sheet_rows(ledger)
+    last: dict[str, dict] = {}
+    for r in rows:
+        last[r["user_id"]] = r
+    differences = {r["user_id"]: r["difference"] for r in sheet_rows(summary)}
+    for r in range(2, summary.max_row + 1):
+        cell = summary.cell(r, 1)
+        sheet, target = link_target(cell)
+        assert sheet == "Ledger" and rows[target - 2]["user_id"] == cell.value
+        assert target == 2 or rows[target - 3]["user_id"] != cell.value  # the user's first row
+    for user, row in last.items():  # one wallet each in this archive: the last running_diff is the difference
+        assert row["running_diff"] == pytest.approx(differences[user], abs=1e-6)
+    assert [(r["user_id"], r["ts"], r["tx_id"]) for r in rows] == sorted((r["user_id"], r["ts"], r["tx_id"]) for r in rows)
+
+
+def test_charts_are_native_and_read_the_right_rows(workbook, report_dir: Path) -> None:
+    with zipfile.ZipFile(report_dir / "calo_balance_reports.xlsx") as zf:
+        charts = [zf.read(n).decode() for n in zf.namelist() if n.startswith("xl/charts/chart")]
+    titles = {re.search(r"<a:t>([^<]*)</a:t>", c).group(1): c for c in charts}
+    currencies = ["AED", "BHD", "KWD", "QAR", "SAR"]
+    assert len(charts) == len(currencies) + 2 + 10
+    daily = sheet_rows(workbook["DailyTotals"])
+    for cur in currencies:
+        chart = titles[f"Daily credits and debits, {cur}"]
+        series = re.findall(r"<c:val><c:numRef><c:f>DailyTotals!\$([A-Z])\$(\d+):\$[A-Z]\$(\d+)</c:f>", chart)
+        assert [s[0] for s in series] == ["D", "E"]  # credits, debits
+        lo, hi = int(series[0][1]), int(series[0][2])
+        assert {daily[i - 2]["currency"] for i in range(lo, hi + 1)} == {cur}
+        assert hi - lo + 1 == sum(1 for r in daily if r["currency"] == cur)
+    top = [t for t in titles if t.startswith("#")]
+    assert len(top) == 10 and top[0].startswith("#1 ")
+    weekly = titles["Flags per week, by check"]
+    assert len(re.findall(r"<c:ser>", weekly)) == 4
