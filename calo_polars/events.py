@@ -143,6 +143,31 @@ def lines_record_batch(file_ids: list[int], texts: list[str]) -> pa.RecordBatch:
     )
 
 
+#: Longest line read whole. Real lines reach ~7,500 characters (metadata JSON); a longer one is
+#: cut here, so a runaway line cannot cost the regexes seconds and memory, and is reported.
+MAX_LINE_CHARS = 1 << 20
+
+LONG_LINE_SCHEMA: dict[str, pl.DataType] = {"file_id": pl.UInt32(), "line_no": pl.UInt32(), "chars": pl.Int64()}
+
+
+def cut_long_lines(batch: pa.RecordBatch, max_chars: int = MAX_LINE_CHARS) -> tuple[pa.RecordBatch, pl.DataFrame]:
+    """The batch with every line longer than ``max_chars`` cut to that length, and those lines.
+
+    Vectorised: a byte-length test over all lines (a line has at least as many bytes as
+    characters), the character count only when some line is that long.
+    """
+    text = batch.column("text")
+    if not pc.any(pc.greater(pc.binary_length(text), max_chars)).as_py():
+        return batch, pl.DataFrame(schema=LONG_LINE_SCHEMA)
+    chars = pc.utf8_length(text)
+    long = pc.greater(chars, max_chars)
+    cut = pc.if_else(long, pc.utf8_slice_codeunits(text, 0, max_chars), text)
+    found = pl.DataFrame(
+        {"file_id": batch.column("file_id"), "line_no": batch.column("line_no"), "chars": chars.cast(pa.int64())}
+    ).filter(pl.Series(long))
+    return pa.RecordBatch.from_arrays([batch.column("file_id"), batch.column("line_no"), cut], schema=LINE_SCHEMA), found
+
+
 def line_batches(
     members: Iterable[Member], files: FileIndex, *, batch_bytes: int = 32 << 20
 ) -> Iterator[pa.RecordBatch]:

@@ -20,6 +20,7 @@ ERROR_KINDS = ["sync_error", "uncaught_exception", "invoke_error", "runtime_cras
 
 INVOCATION_SCHEMA: dict[str, pl.DataType] = {
     "file_id": pl.UInt32(),
+    "line_no": pl.UInt32(),
     "request_id": pl.String(),
     "first_ts": pl.Datetime("ms", "UTC"),
     "last_ts": pl.Datetime("ms", "UTC"),
@@ -53,6 +54,7 @@ def invocations(heads: pl.DataFrame) -> pl.DataFrame:
         .unnest("report")
         .group_by("file_id", "request_id")
         .agg(
+            line_no=pl.col("line_no").min(),
             first_ts=pl.col("ts").min(),
             last_ts=pl.col("ts").max(),
             has_start=(kind == "start").any(),
@@ -72,8 +74,24 @@ def invocations(heads: pl.DataFrame) -> pl.DataFrame:
             init_ms=pl.col("init_ms").cast(pl.Float64).max(),
         )
         .with_columns(status=_status())
+        .sort("file_id", "line_no", "request_id")
+        .select(list(INVOCATION_SCHEMA))
     )
     return grouped.collect(engine="in-memory").cast(INVOCATION_SCHEMA)  # type: ignore[arg-type]
+
+
+def incomplete_notes(invocations: pl.DataFrame) -> pl.DataFrame:
+    """One input problem per invocation that lacks its START, END or REPORT line."""
+    return invocations.filter(pl.col("status").str.starts_with("incomplete")).select(
+        "file_id",
+        "line_no",
+        kind=pl.lit("incomplete_invocation"),
+        message=pl.format(
+            "invocation {} has {}: it timed out, crashed, or the file is cut",
+            pl.col("request_id"),
+            pl.col("status").str.strip_prefix("incomplete: "),
+        ),
+    )
 
 
 def _status() -> pl.Expr:
