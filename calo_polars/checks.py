@@ -280,7 +280,7 @@ def per_user(checked: pl.LazyFrame) -> pl.LazyFrame:
             delta_anomalies=pl.col("delta_anomaly").sum(),
         )
         .with_columns(flags=pl.sum_horizontal("overdrafts", "mismatches", "flow_breaks", "delta_anomalies"))
-        .sort("flags", USER, descending=[True, False])
+        .sort("flags", USER, "currency", descending=[True, False, False])
     )
 
 

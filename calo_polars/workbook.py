@@ -212,9 +212,19 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
             "Invocations",
             "Invocations that are incomplete (no START/END/REPORT), timed out, or logged errors.",
             result.with_file(
-                ing.invocations.filter((pl.col("status") != "complete") | (pl.col("errors") > 0)).sort("first_ts")
+                ing.invocations.filter((pl.col("status") != "complete") | (pl.col("errors") > 0)).sort(
+                    "first_ts", "file_id", "line_no", "request_id"
+                )
             ),
             {"status": "nonblank"},
+        ),
+        Sheet(
+            "DuplicateEvents",
+            "Transactions logged more than once (a Lambda/SQS retry): each extra copy, set aside so balances and totals "
+            "count the transaction once; the first copy in time order is kept. A copy whose fields differ from the kept "
+            "one is still set aside, but marked (fields_differ) and listed in InputProblems.",
+            result.with_file(result.duplicates),
+            {"fields_differ": "true"},
         ),
         Sheet("EventKinds", "How many events of each kind were read, and which kinds the tool understands.", kinds),
         Sheet("UnparsedEvents", "Events the tool did not understand (should be empty), with why.", result.with_file(ing.unparsed)),
