@@ -105,9 +105,7 @@ def _batch_notes(long_lines: pl.DataFrame, invalid: pl.DataFrame, not_understood
             "file_id",
             "line_no",
             kind=pl.lit("long_line"),
-            message=pl.format(
-                "line is {} characters long: only its first {} were read", pl.col("chars"), pl.lit(f"{MAX_LINE_CHARS:,}")
-            ),
+            message=pl.format("line is {} characters long: only its first {} were read", pl.col("chars"), pl.lit(MAX_LINE_CHARS)),
         ),
         invalid.select(
             "file_id",
