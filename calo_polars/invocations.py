@@ -9,9 +9,9 @@ from __future__ import annotations
 import polars as pl
 
 REPORT_RE = (
-    r"Duration: (?P<duration_ms>[\d.]+) ms\tBilled Duration: (?P<billed_ms>\d+) ms"
-    r"\tMemory Size: (?P<memory_mb>\d+) MB\tMax Memory Used: (?P<max_memory_mb>\d+) MB"
-    r"(?:\tInit Duration: (?P<init_ms>[\d.]+) ms)?"
+    r"Duration: (?P<duration_ms>[0-9.]+) ms\tBilled Duration: (?P<billed_ms>[0-9]+) ms"
+    r"\tMemory Size: (?P<memory_mb>[0-9]+) MB\tMax Memory Used: (?P<max_memory_mb>[0-9]+) MB"
+    r"(?:\tInit Duration: (?P<init_ms>[0-9.]+) ms)?"
 )
 
 #: The pseudo request id the Node runtime prints for errors outside any invocation.
@@ -67,11 +67,11 @@ def invocations(heads: pl.DataFrame) -> pl.DataFrame:
             not_in_sync=(kind == "not_in_sync").sum(),
             errors=((pl.col("level") == "ERROR") & (kind != "not_in_sync") | kind.is_in(ERROR_KINDS)).sum(),
             timed_out=(kind == "timeout").any(),
-            duration_ms=pl.col("duration_ms").cast(pl.Float64).max(),
-            billed_ms=pl.col("billed_ms").cast(pl.Int64).max(),
-            memory_mb=pl.col("memory_mb").cast(pl.Int64).max(),
-            max_memory_mb=pl.col("max_memory_mb").cast(pl.Int64).max(),
-            init_ms=pl.col("init_ms").cast(pl.Float64).max(),
+            duration_ms=pl.col("duration_ms").cast(pl.Float64, strict=False).max(),
+            billed_ms=pl.col("billed_ms").cast(pl.Int64, strict=False).max(),
+            memory_mb=pl.col("memory_mb").cast(pl.Int64, strict=False).max(),
+            max_memory_mb=pl.col("max_memory_mb").cast(pl.Int64, strict=False).max(),
+            init_ms=pl.col("init_ms").cast(pl.Float64, strict=False).max(),
         )
         .with_columns(status=_status())
         .sort("file_id", "line_no", "request_id")

@@ -38,7 +38,7 @@ STRING_KEYS = ["id", "userId", "currency"]
 #: Money at or beyond this size is not a wallet amount (and could overflow a Decimal sum).
 MAX_ABS_MONEY = 10**15
 
-NUMBER_RE = r"^-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+NUMBER_RE = r"^-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
 
 #: Notices: events worth a row of their own in the report (errors, skips, refusals...).
 NOTICE_KINDS = [
@@ -403,7 +403,11 @@ def unparsed(heads: pl.DataFrame, invalid: pl.DataFrame) -> pl.DataFrame:
         "line_no",
         "ts",
         "kind",
-        reason=pl.lit("no known shape"),
+        reason=pl.when(pl.col("kind") == "orphan")
+        .then(pl.lit("lines before the first event of the file"))
+        .when(pl.col("ts").is_null())
+        .then(pl.lit("its timestamp is not a real time"))
+        .otherwise(pl.lit("no known shape")),
         text=pl.col("text").str.head(DETAIL_CHARS),
     )
     blocks = invalid.join(heads.select("event", "text"), on="event").select(

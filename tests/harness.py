@@ -41,8 +41,11 @@ class Run:
 
     def sheet(self, name: str) -> list[dict[str, Any]]:
         """A data sheet's rows as dicts keyed by its header."""
-        ws = openpyxl.load_workbook(self.out / "calo_balance_reports.xlsx", read_only=True)[name]
-        rows = list(ws.iter_rows(values_only=True))
+        wb = openpyxl.load_workbook(self.out / "calo_balance_reports.xlsx", read_only=True)
+        try:
+            rows = list(wb[name].iter_rows(values_only=True))
+        finally:
+            wb.close()
         return [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
 
     def workbook_xml(self) -> str:

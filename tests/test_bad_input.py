@@ -451,3 +451,55 @@ def test_problem_kinds_add_up(tmp_path: Path) -> None:
     kinds = run.summary["input_problem_kinds"]
     assert sum(kinds.values()) == run.summary["input_problems"] == len(run.sheet("InputProblems")) == 1
     assert pl.DataFrame(run.sheet("InputProblems"))["problem"].to_list() == ["not_gzip"]
+
+
+def test_gzip_followed_by_junk_is_read_and_the_junk_named(tmp_path: Path) -> None:
+    bad = tmp_path / "junk.gz"
+    bad.write_bytes(two_invocations().gz() + b"garbage after the stream")
+    check_file_problem(tmp_path, bad, "trailing_data", "24 bytes after the end of the gzip data were ignored", extra={f"01HR{1:022d}", f"01HR{2:022d}"})
+
+
+def test_zero_padding_after_gzip_is_not_a_problem(tmp_path: Path) -> None:
+    padded = tmp_path / "padded.gz"
+    padded.write_bytes(two_invocations().gz() + b"\x00" * 512)  # tape and some tools pad so
+    result = audit([padded])
+    assert result.transactions.height == 2 and len(result.ingested.problems) == 0
+
+
+def test_two_members_with_one_name_are_both_read_and_named(tmp_path: Path) -> None:
+    archive = tmp_path / "twice.zip"
+    with zipfile.ZipFile(archive, "w") as zf, pytest.warns(UserWarning, match="Duplicate name"):
+        zf.writestr("s/000000.gz", good_log(5).gz())
+        zf.writestr("s/000000.gz", good_log(6).gz())
+    run = report(tmp_path, archive, *good_files(tmp_path))
+    assert_problem(run, "duplicate_member_name", f"{archive}!s/000000.gz", "2 members of the zip have this name; each was read")
+    assert_nothing_else_lost(run, extra={f"01HR{905:022d}", f"01HR{906:022d}"})
+
+
+def test_dangling_link_in_a_folder_is_unreadable_the_rest_read(tmp_path: Path) -> None:
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "a.gz").write_bytes(good_log(5).gz())
+    (folder / "b.gz").symlink_to(tmp_path / "gone.gz")
+    run = report(tmp_path, folder, *good_files(tmp_path))
+    assert_problem(run, "unreadable", folder / "b.gz", "cannot read: No such file or directory")
+    assert_nothing_else_lost(run, extra={f"01HR{905:022d}"})
+
+
+def test_events_of_no_known_shape_are_one_problem_per_file(tmp_path: Path) -> None:
+    log = two_invocations().app(rid(2), 6, "INFO", "brand new message").raw(7, "a platform line of no known shape")
+    log.raw(8, "another one")
+    text = log.text()
+    bad = tmp_path / "new.log"
+    bad.write_text(text)
+    line = text[: text.index("brand new")].count("\n") + 1
+    run = check_file_problem(tmp_path, bad, "unparsed_events", "3 event(s) of no known shape, the first here (see UnparsedEvents)", line=line, extra={f"01HR{1:022d}", f"01HR{2:022d}"})
+    assert len(run.sheet("UnparsedEvents")) == 3
+
+
+def test_impossible_timestamp_is_an_event_not_understood(tmp_path: Path) -> None:
+    text = two_invocations().text() + "2024-13-45T99:99:99.999Z START RequestId: x Version: $LATEST\n"
+    bad = tmp_path / "month13.log"
+    bad.write_text(text)
+    run = check_file_problem(tmp_path, bad, "unparsed_events", "1 event(s) of no known shape", line=text.count("\n"), extra={f"01HR{1:022d}", f"01HR{2:022d}"})
+    assert [(u["kind"], u["reason"]) for u in run.sheet("UnparsedEvents")] == [("unknown", "its timestamp is not a real time")]

@@ -143,7 +143,10 @@ def rich_inputs(root: Path, *, reverse: bool) -> list[Path]:
 
 def workbook_cells(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     wb = openpyxl.load_workbook(path, read_only=True)
-    return {ws.title: list(ws.iter_rows(values_only=True)) for ws in wb.worksheets}
+    try:
+        return {ws.title: list(ws.iter_rows(values_only=True)) for ws in wb.worksheets}
+    finally:
+        wb.close()
 
 
 def test_same_outputs_whatever_the_argument_member_and_folder_order_and_threads(tmp_path: Path) -> None:
