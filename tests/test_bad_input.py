@@ -503,3 +503,17 @@ def test_impossible_timestamp_is_an_event_not_understood(tmp_path: Path) -> None
     bad.write_text(text)
     run = check_file_problem(tmp_path, bad, "unparsed_events", "1 event(s) of no known shape", line=text.count("\n"), extra={f"01HR{1:022d}", f"01HR{2:022d}"})
     assert [(u["kind"], u["reason"]) for u in run.sheet("UnparsedEvents")] == [("unknown", "its timestamp is not a real time")]
+
+
+def test_many_problems_print_the_first_50_and_count_the_rest(tmp_path: Path) -> None:
+    bad = []
+    for i in range(60):
+        path = tmp_path / f"bad{i:02d}.gz"
+        path.write_text("not gzip")
+        bad.append(path)
+    run = report(tmp_path, *bad, *good_files(tmp_path))
+    assert run.exit_code == 0 and run.summary["input_problems"] == 60
+    assert len(run.warnings) == 51
+    assert run.warnings[0].startswith(f"warning: {bad[0]}: named .gz") and run.warnings[49].startswith(f"warning: {bad[49]}: ")
+    assert run.warnings[50] == "warning: ... and 10 more input problems (10 not_gzip): see the InputProblems sheet"
+    assert len(run.sheet("InputProblems")) == 60
