@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from .problems import notes
+
 #: The fields that say what a transaction did; where and when it was logged are not compared.
 COMPARED = [
     "user_id", "wallet_id", "wallet_sk", "currency", "type", "source", "action", "layout", "amount", "vat",
@@ -82,19 +84,14 @@ def split_duplicates(transactions: pl.DataFrame, files: pl.DataFrame) -> tuple[p
 def conflict_notes(duplicates: pl.DataFrame, files: pl.DataFrame) -> pl.DataFrame:
     """One input problem per copy whose fields differ from the kept copy's."""
     kept_file = files.select(kept_file_id="file_id", kept_file="file")
-    return (
-        duplicates.filter(pl.col("fields_differ"))
-        .join(kept_file, on="kept_file_id", how="left")
-        .select(
-            "file_id",
-            "line_no",
-            kind=pl.lit("conflicting_duplicate"),
-            message=pl.format(
-                "transaction {} logged again with different {}: this copy was set aside, the first ({}:{}) kept",
-                pl.col("tx_id"),
-                pl.col("differing_fields"),
-                pl.col("kept_file"),
-                pl.col("kept_line_no"),
-            ),
-        )
+    return notes(
+        duplicates.filter(pl.col("fields_differ")).join(kept_file, on="kept_file_id", how="left"),
+        "conflicting_duplicate",
+        pl.format(
+            "transaction {} logged again with different {}: this copy was set aside, the first ({}:{}) kept",
+            pl.col("tx_id"),
+            pl.col("differing_fields"),
+            pl.col("kept_file"),
+            pl.col("kept_line_no"),
+        ),
     )

@@ -20,9 +20,8 @@ from .events import EVENT_KINDS, MAX_LINE_CHARS, FileIndex, cut_long_lines, key_
 from .inflate import Limits
 from .invocations import INVOCATION_SCHEMA, incomplete_notes, invocations
 from .pii import mask_frame, mask_strings
-from .problems import Problems
+from .problems import NOTE_SCHEMA, Problems, notes
 from .records import (
-    NOTE_SCHEMA,
     NOTICE_SCHEMA,
     TRANSACTION_SCHEMA,
     UNPARSED_SCHEMA,
@@ -42,9 +41,6 @@ SAMPLE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-NOTE_COLUMNS = ["file_id", "line_no", "kind", "message"]
-
-
 @dataclass
 class BatchResult:
     """The compact tables one batch of lines yields."""
@@ -55,7 +51,7 @@ class BatchResult:
     invocations: pl.DataFrame
     unparsed: pl.DataFrame
     sample: pl.DataFrame
-    notes: pl.DataFrame  # input problems found in the batch (NOTE_SCHEMA)
+    notes: pl.DataFrame  # input problems found in the batch (problems.NOTE_SCHEMA)
 
 
 @dataclass
@@ -99,32 +95,16 @@ def _sample_blocks(lines: pl.DataFrame, tx: pl.DataFrame, heads: pl.DataFrame, s
 
 def _batch_notes(long_lines: pl.DataFrame, invalid: pl.DataFrame, not_understood: pl.DataFrame) -> list[pl.DataFrame]:
     """Input problems of a batch, as frames: cut lines, unread blocks, events of no known shape."""
-    unknown = not_understood.filter(pl.col("kind") != "invalid_transaction")
-    return [
-        long_lines.select(
-            "file_id",
-            "line_no",
-            kind=pl.lit("long_line"),
-            message=pl.format("line is {} characters long: only its first {} were read", pl.col("chars"), pl.lit(MAX_LINE_CHARS)),
-        ),
-        invalid.select(
-            "file_id",
-            "line_no",
-            kind=pl.lit("invalid_transaction"),
-            message=pl.format(
-                "transaction block{} not read: {}",
-                pl.when(pl.col("tx_id").is_not_null()).then(pl.lit(" ") + pl.col("tx_id").str.head(40)).otherwise(pl.lit("")),
-                pl.col("reason"),
-            ),
-        ),
-        unknown.group_by("file_id")
+    tx_id = pl.when(pl.col("tx_id").is_not_null()).then(pl.lit(" ") + pl.col("tx_id").str.head(40)).otherwise(pl.lit(""))
+    unknown = (
+        not_understood.filter(pl.col("kind") != "invalid_transaction")
+        .group_by("file_id")
         .agg(line_no=pl.col("line_no").min(), n=pl.len())
-        .select(
-            "file_id",
-            "line_no",
-            kind=pl.lit("unparsed_events"),
-            message=pl.format("{} event(s) of no known shape, the first here (see UnparsedEvents)", pl.col("n")),
-        ),
+    )
+    return [
+        notes(long_lines, "long_line", pl.format("line is {} characters long: only its first {} were read", pl.col("chars"), pl.lit(MAX_LINE_CHARS))),
+        notes(invalid, "invalid_transaction", pl.format("transaction block{} not read: {}", tx_id, pl.col("reason"))),
+        notes(unknown, "unparsed_events", pl.format("{} event(s) of no known shape, the first here (see UnparsedEvents)", pl.col("n"))),
     ]
 
 
@@ -142,7 +122,7 @@ def read_batch(batch: pa.RecordBatch, *, sample_size: int = 200) -> BatchResult:
     )
     not_understood = unparsed(heads, invalid)
     calls = invocations(heads)
-    notes = [block_notes, incomplete_notes(calls), *_batch_notes(long_lines, invalid, not_understood)]
+    found = [block_notes, incomplete_notes(calls), *_batch_notes(long_lines, invalid, not_understood)]
     return BatchResult(
         kind_counts=heads.group_by("kind").agg(count=pl.len()),
         transactions=tx,
@@ -150,7 +130,7 @@ def read_batch(batch: pa.RecordBatch, *, sample_size: int = 200) -> BatchResult:
         invocations=calls,
         unparsed=not_understood,
         sample=_sample_blocks(lines, tx, heads, sample_size),
-        notes=pl.concat([n.select(NOTE_COLUMNS).cast(NOTE_SCHEMA) for n in notes]),  # type: ignore[arg-type]
+        notes=pl.concat(found),
     )
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from .problems import notes
+
 REPORT_RE = (
     r"Duration: (?P<duration_ms>[0-9.]+) ms\tBilled Duration: (?P<billed_ms>[0-9]+) ms"
     r"\tMemory Size: (?P<memory_mb>[0-9]+) MB\tMax Memory Used: (?P<max_memory_mb>[0-9]+) MB"
@@ -82,11 +84,10 @@ def invocations(heads: pl.DataFrame) -> pl.DataFrame:
 
 def incomplete_notes(invocations: pl.DataFrame) -> pl.DataFrame:
     """One input problem per invocation that lacks its START, END or REPORT line."""
-    return invocations.filter(pl.col("status").str.starts_with("incomplete")).select(
-        "file_id",
-        "line_no",
-        kind=pl.lit("incomplete_invocation"),
-        message=pl.format(
+    return notes(
+        invocations.filter(pl.col("status").str.starts_with("incomplete")),
+        "incomplete_invocation",
+        pl.format(
             "invocation {} has {}: it timed out, crashed, or the file is cut",
             pl.col("request_id"),
             pl.col("status").str.strip_prefix("incomplete: "),

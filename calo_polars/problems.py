@@ -47,6 +47,22 @@ PROBLEM_KINDS: dict[str, str] = {
 }
 
 
+#: Problems found column-wise by the parsing stages, before file paths are known.
+NOTE_SCHEMA: dict[str, pl.DataType] = {
+    "file_id": pl.UInt32(),
+    "line_no": pl.UInt32(),
+    "kind": pl.String(),
+    "message": pl.String(),
+}
+
+
+def notes(frame: pl.DataFrame, kind: str, message: pl.Expr) -> pl.DataFrame:
+    """One problem of ``kind`` per row of ``frame`` (which has file_id and line_no)."""
+    if kind not in PROBLEM_KINDS:
+        raise ValueError(f"problem kind {kind!r} is not in PROBLEM_KINDS")
+    return frame.select("file_id", "line_no", kind=pl.lit(kind), message=message).cast(NOTE_SCHEMA)  # type: ignore[arg-type]
+
+
 def problem_kinds_markdown() -> str:
     """The problem kinds as a Markdown table, as the README shows them."""
     rows = ["| kind | meaning |", "|---|---|"]

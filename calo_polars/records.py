@@ -13,6 +13,7 @@ import polars as pl
 
 from .events import EVENT_KINDS
 from .money import MONEY, SCALE
+from .problems import notes as note
 
 #: Keys of the transaction object, in the full layout's order, and their column names.
 TX_KEYS: dict[str, str] = {
@@ -153,14 +154,6 @@ def _pivot(pairs: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     )
 
 
-NOTE_SCHEMA: dict[str, pl.DataType] = {
-    "file_id": pl.UInt32(),
-    "line_no": pl.UInt32(),
-    "kind": pl.String(),
-    "message": pl.String(),
-}
-
-
 def _listed(parts: list[pl.Expr], separator: str) -> pl.Expr:
     """The non-null parts joined; an empty string when there are none."""
     return pl.concat_str(parts, separator=separator, ignore_nulls=True)
@@ -197,7 +190,7 @@ def transactions(heads: pl.DataFrame, kv: pl.DataFrame) -> tuple[pl.DataFrame, p
     Returns (transactions, invalid, notes). A block is invalid when it has no transaction
     object, a required key is missing, an id is not text, or a money value is undefined, not
     a number or out of range: it is then not a transaction but an unparsed event with every
-    reason. Notes (``NOTE_SCHEMA``) name what was odd in a block that was still read: unknown
+    reason. Notes (``problems.NOTE_SCHEMA``) name what was odd in a block that was still read: unknown
     keys, a layout that is neither full nor legacy, an unexpected type or currency.
     """
     blocks = heads.filter(pl.col("kind") == "sync_start").select(
@@ -284,7 +277,7 @@ def _block_notes(read: pl.DataFrame) -> pl.DataFrame:
     lacks = _listed([pl.when(pl.col(k).is_null()).then(pl.lit(k)) for k in TX_KEYS if k not in LEGACY_KEYS], ", ")
     type_ = unquote(pl.col("type"))
     currency = unquote(pl.col("currency"))
-    notes = [
+    found = [
         ("unknown_key", pl.col("keys").is_not_null(), pl.format("{} has unknown key(s): {}; they were not read", which, pl.col("keys"))),
         (
             "unknown_layout",
@@ -302,10 +295,7 @@ def _block_notes(read: pl.DataFrame) -> pl.DataFrame:
             pl.format("{} has currency {}, not a 3-letter ISO code: shown with 2 decimals", which, pl.col("currency").str.head(40)),
         ),
     ]
-    frames = [
-        read.filter(when).select("file_id", "line_no", kind=pl.lit(kind), message=message) for kind, when, message in notes
-    ]
-    return pl.concat(frames).cast(NOTE_SCHEMA)  # type: ignore[arg-type]
+    return pl.concat([note(read.filter(when), kind, message) for kind, when, message in found])
 
 
 # ---------------------------------------------------------------- notices
