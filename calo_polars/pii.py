@@ -2,8 +2,9 @@
 
 Masking runs once, column-wise, on the compact tables the ingest stage keeps, so every output
 (workbook, summary.json, any later format) gets masked data for free. Text keeps its shape:
-``john.doe@example.com`` → ``***@example.com``, ``+973 3333 4444`` → ``+***44``, and the
-number after a phone-like key (``phoneNumber: '33334444'``) → ``***``. An id column (user,
+``john.doe@example.com`` → ``***@example.com`` (cut short, ``john.doe@exa`` → ``***@exa``),
+``+973 3333 4444`` → ``+***44``, and the number after a phone-like key
+(``phoneNumber: '33334444'``) → ``***``. An id column (user,
 wallet, transaction, request) that holds an email or a phone number is replaced whole by
 ``masked-<number>``, a pseudonym that keeps distinct ids distinct, so the checks group the
 same way masked or not.
@@ -14,6 +15,8 @@ from __future__ import annotations
 import polars as pl
 
 EMAIL_RE = r"[A-Za-z0-9._%+\-]+@(?P<domain>[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,})"
+#: What is left of an address without a domain, or cut short by a length limit.
+EMAIL_LOCAL_RE = r"[A-Za-z0-9._%+\-]+@"
 #: An international number: ``+`` then 8 or more digits, maybe spaced or dashed.
 INTL_PHONE_RE = r"(?P<pre>^|[^\w+])\+\d[\d \-().]{5,16}(?P<tail>\d\d)\b"
 #: Any number after a phone-like key, in JSON, util.inspect or ``key=value`` form.
@@ -36,6 +39,7 @@ def mask_text(value: pl.Expr) -> pl.Expr:
     """Free text with every email and phone number masked in place."""
     return (
         value.str.replace_all(EMAIL_RE, "***@${domain}")
+        .str.replace_all(EMAIL_LOCAL_RE, "***@")
         .str.replace_all(KEYED_PHONE_RE, "${key}***")
         .str.replace_all(INTL_PHONE_RE, "${pre}+***${tail}")
     )

@@ -298,6 +298,8 @@ def test_masking_keeps_the_shape_of_text() -> None:
             "call +973-3333-4444.",
             "oldBalance: 60.181000000000004 at 2024-02-10T21:00:00.000Z id 01HR0ABCDEFGHJKMNPQRSTVWXY",
             "11111111-2222-4333-8444-555555555555 1e+21 telemetry: 123456789",
+            "text cut at 500 characters: mail john.doe@exa",
+            "=1+2 @SUM(A1) user@localhost",
         ]
     ) == [
         'transaction {"email":"***@example.com","phoneNumber":"***"}',
@@ -305,6 +307,8 @@ def test_masking_keeps_the_shape_of_text() -> None:
         "call +***44.",
         "oldBalance: 60.181000000000004 at 2024-02-10T21:00:00.000Z id 01HR0ABCDEFGHJKMNPQRSTVWXY",
         "11111111-2222-4333-8444-555555555555 1e+21 telemetry: 123456789",
+        "text cut at 500 characters: mail ***@exa",
+        "=1+2 @SUM(A1) ***@localhost",
     ]
 
 
