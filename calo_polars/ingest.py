@@ -200,9 +200,9 @@ def ingest(
         files=files,
         kind_counts={k: counts.get(k, 0) for k in EVENT_KINDS},
         transactions=transactions,
-        notices=tables["notices"],
+        notices=tables["notices"].sort("file_id", "line_no"),  # file order, whatever a join did
         invocations=tables["invocations"],
-        unparsed=tables["unparsed"],
+        unparsed=tables["unparsed"].sort("file_id", "line_no"),
         sample=sample.sort("ts", "tx_id", "file_id", "line_no").head(sample_size),
         problems=problems,
         skipped=skipped,

@@ -118,34 +118,36 @@ def _iter_zip(path: Path, skipped: Counter[str], limits: Limits) -> Iterator[Raw
 def _zip_member(
     zf: zipfile.ZipFile, info: zipfile.ZipInfo, shown: str, archive_size: int, same_name: int, limits: Limits
 ) -> RawMember:
+    """One zip member's stored bytes, read no further than its limit, or why it was not read."""
     notes = []
     why = unsafe_name(info.filename)
     if why:
         notes.append(
-            MemberError(
-                "unsafe_member_name",
-                f"member name holds {why}: never used as a path (nothing is extracted); its content was read",
-            )
+            MemberError("unsafe_member_name", f"member name holds {why}: never used as a path (nothing is extracted); its content was read")
         )
     if same_name > 1:
         notes.append(MemberError("duplicate_member_name", f"{same_name} members of the zip have this name; each was read"))
+
+    def failed(error: MemberError) -> RawMember:
+        return RawMember(shown, b"", 0, error, tuple(notes))
+
     if info.flag_bits & 0x1:
-        return RawMember(shown, b"", 0, MemberError("encrypted_member", "password-protected zip member: not read"), tuple(notes))
-    stored = min(info.compress_size, archive_size)
+        return failed(MemberError("encrypted_member", "password-protected zip member: not read"))
+    stored = min(info.compress_size, archive_size)  # what it really occupies, whatever the header says
     limit = limits.member_limit(stored)
     try:
         with zf.open(info) as f:
             raw = f.read(limit + 1)
     except RuntimeError as exc:  # zipfile says "password required" this way
-        return RawMember(shown, b"", 0, MemberError("encrypted_member", f"zip member not read: {exc}"), tuple(notes))
+        return failed(MemberError("encrypted_member", f"zip member not read: {exc}"))
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
-        return RawMember(shown, b"", 0, MemberError("corrupt_member", f"corrupt zip member ({exc}): not read"), tuple(notes))
+        return failed(MemberError("corrupt_member", f"corrupt zip member ({exc}): not read"))
     except NotImplementedError as exc:
-        return RawMember(shown, b"", 0, MemberError("unreadable", f"zip member not read: {exc}"), tuple(notes))
+        return failed(MemberError("unreadable", f"zip member not read: {exc}"))
     if len(raw) > limit:
-        return RawMember(shown, b"", 0, limit_error(stored, limits), tuple(notes))
+        return failed(limit_error(stored, limits))
     if raw.startswith(ZIP_MAGICS) or info.filename.lower().endswith(".zip"):
-        return RawMember(shown, b"", 0, MemberError("nested_archive", "a zip inside a zip is not read: unzip it and give it as an input"), tuple(notes))
+        return failed(MemberError("nested_archive", "a zip inside a zip is not read: unzip it and give it as an input"))
     return RawMember(shown, raw, stored, None, tuple(notes))
 
 
