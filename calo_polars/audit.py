@@ -11,6 +11,7 @@ import polars as pl
 from .checks import CheckOptions, currency_totals, per_user, red_flags, with_checks
 from .errors import NoUsableInput
 from .events import FileIndex
+from .inflate import Limits
 from .ingest import Ingested, ingest
 
 
@@ -22,6 +23,8 @@ class AuditOptions:
     threads: int = 2
     batch_bytes: int = 32 << 20
     sample_size: int = 200
+    limits: Limits = field(default_factory=Limits)  # how far inputs may inflate (zip bombs)
+    mask_pii: bool = True  # mask emails and phone numbers in every output
 
 
 @dataclass
@@ -40,11 +43,19 @@ class AuditResult:
     def files(self) -> FileIndex:
         return self.ingested.files
 
+    @property
+    def duplicates(self) -> pl.DataFrame:
+        """One row per extra copy of a transaction id, set aside (see ``duplicates``)."""
+        return self.ingested.duplicates
+
     def with_file(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Replace ``file_id`` by the file's display path."""
+        """Replace ``file_id`` (and ``kept_file_id``) by the file's display path."""
         paths = self.files.frame().select("file_id", "file")
-        cols = [c if c != "file_id" else "file" for c in frame.columns]
-        return frame.join(paths, on="file_id", how="left").select(cols)
+        for id_col, name in (("file_id", "file"), ("kept_file_id", "kept_file")):
+            if id_col in frame.columns:
+                frame = frame.join(paths.rename({"file_id": id_col, "file": name}), on=id_col, how="left", maintain_order="left")
+                frame = frame.select([name if c == id_col else c for c in frame.columns if c != name])
+        return frame
 
 
 def audit(
@@ -63,6 +74,8 @@ def audit(
         threads=options.threads,
         batch_bytes=options.batch_bytes,
         sample_size=options.sample_size,
+        limits=options.limits,
+        mask_pii=options.mask_pii,
         on_batch=on_batch,
     )
     if len(ingested.files) == 0:

@@ -351,7 +351,7 @@ def per_user(checked: pl.LazyFrame) -> pl.LazyFrame:
             "overdrafts", "mismatches", "flow_breaks", "delta_anomalies", "flags",
         )  # fmt: skip
         .with_columns(pl.col(ROLL_FORWARD).cast(MONEY))
-        .sort("flags", USER, descending=[True, False])
+        .sort("flags", USER, "currency", descending=[True, False, False])
     )
 
 

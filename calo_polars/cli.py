@@ -3,13 +3,15 @@
 This is the only module that imports click. It parses options, calls the library and maps
 the library's errors to one-line messages and exit codes:
 
-0  done            2  usage error, or no input could be read at all
+0  done            1  done, with input problems, under --strict
+2  usage error, or no input could be read at all
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from decimal import Decimal, InvalidOperation
 
 import click
@@ -18,11 +20,17 @@ from . import __version__
 from .audit import AuditOptions, audit
 from .checks import CheckOptions
 from .errors import CaloError
-from .outputs import write_outputs
+from .inflate import Limits, parse_size
+from .outputs import check_outdir, write_outputs
+from .problems import InputProblem
 from .summary import human_summary
 
 EXIT_OK = 0
+EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
+#: Input problems printed one per line on stderr; the rest are counted by kind.
+MAX_WARNINGS = 50
+DEFAULT_LIMITS = Limits()
 
 
 def _decimal(ctx: click.Context, param: click.Parameter, value: str | None) -> Decimal | None:
@@ -37,6 +45,26 @@ def _decimal(ctx: click.Context, param: click.Parameter, value: str | None) -> D
     return result
 
 
+def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    try:
+        size = parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if size <= 0:
+        raise click.BadParameter("must be more than 0")
+    return size
+
+
+def warning_lines(problems: list[InputProblem], limit: int = MAX_WARNINGS) -> list[str]:
+    """One ``warning:`` line per problem, the first ``limit`` of them, then a count of the rest."""
+    lines = [f"warning: {p.one_line()}" for p in problems[:limit]]
+    rest = Counter(p.kind for p in problems[limit:])
+    if rest:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(rest.items()))
+        lines.append(f"warning: ... and {sum(rest.values())} more input problems ({kinds}): see the InputProblems sheet")
+    return lines
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="calo-balance")
 def cli() -> None:
@@ -45,18 +73,41 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=str))
-@click.option("-o", "--out", "outdir", type=click.Path(file_okay=False, path_type=str), help="Folder for the workbook and summary.json [default: $OUT_DIR or reports].")
+@click.option("-o", "--out", "outdir", type=click.Path(path_type=str), help="Folder for the workbook and summary.json, never inside an input [default: $OUT_DIR or reports].")
 @click.option("--tolerance", callback=_decimal, help="Largest difference counted as equal, in currency units [default: half the currency's minor unit].")
 @click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True, help="Delta anomaly threshold in standard deviations.")
 @click.option("--window", type=click.IntRange(min=2), default=30, show_default=True, help="How many preceding deltas of the user the anomaly check looks at.")
 @click.option("--min-history", type=click.IntRange(min=2), default=5, show_default=True, help="Preceding deltas needed before a delta is judged.")
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="Threads that decompress files.")
-def report(inputs: tuple[str, ...], outdir: str | None, tolerance: Decimal | None, sigma: float, window: int, min_history: int, threads: int) -> None:
+@click.option("--strict", is_flag=True, help="Exit 1 when any input problem was found (the outputs are still written).")
+@click.option("--show-pii", is_flag=True, help="Show emails and phone numbers as logged [default: masked in every output].")
+@click.option("--max-total-bytes", callback=_size, default="256G", show_default=True, help="Stop reading once the text read reaches this size (e.g. 20G, 1T).")
+@click.option("--max-ratio", type=click.FloatRange(min=1), default=DEFAULT_LIMITS.max_ratio, show_default=True, help="Largest inflated/stored size of a file over 1 MiB; more is taken for a zip bomb and not read.")
+def report(
+    inputs: tuple[str, ...],
+    outdir: str | None,
+    tolerance: Decimal | None,
+    sigma: float,
+    window: int,
+    min_history: int,
+    threads: int,
+    strict: bool,
+    show_pii: bool,
+    max_total_bytes: int,
+    max_ratio: float,
+) -> None:
     """Audit the logs in INPUTS and write the workbook and summary.json.
 
     INPUTS are CloudWatch Logs exports: a .zip, a folder (read recursively), .gz files or
-    plain log files, in any mix. With no INPUTS, $IN_DIR is read and $OUT_DIR written
-    (the Docker contract).
+    plain log files, in any mix and any order. With no INPUTS, $IN_DIR is read and $OUT_DIR
+    written (the Docker contract). A file that cannot be read is reported (stderr, the
+    InputProblems sheet, summary.json) and the others are still audited.
+
+    \b
+    Exit codes:
+      0  the audit ran and wrote its outputs
+      1  the same, but input problems were found and --strict was given
+      2  a usage error, or not one input file could be read
 
     \b
     Example:
@@ -71,15 +122,22 @@ def report(inputs: tuple[str, ...], outdir: str | None, tolerance: Decimal | Non
     if min_history > window:
         raise click.UsageError(f"--min-history ({min_history}) cannot exceed --window ({window})")
     options = AuditOptions(
-        checks=CheckOptions(tolerance=tolerance, sigma=sigma, window=window, min_history=min_history), threads=threads
+        checks=CheckOptions(tolerance=tolerance, sigma=sigma, window=window, min_history=min_history),
+        threads=threads,
+        limits=Limits(max_total_bytes=max_total_bytes, max_ratio=max_ratio),
+        mask_pii=not show_pii,
     )
     try:
+        check_outdir(inputs, outdir)
         result = audit(inputs, options)
         written = write_outputs(result, outdir)
     except CaloError as exc:
         click.echo(f"calo-balance: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    for problem in result.ingested.problems.items:
-        click.echo(f"warning: {problem.one_line()}", err=True)
+    problems = result.ingested.problems.ordered()
+    for line in warning_lines(problems):
+        click.echo(line, err=True)
     click.echo(human_summary(written.summary), err=True)
     click.echo(f"wrote {written.workbook} and {written.summary_path}", err=True)
+    if strict and problems:
+        sys.exit(EXIT_PROBLEMS)

@@ -20,8 +20,8 @@ class Column:
 C = Column
 COLUMNS: dict[str, Column] = {
     # where a row comes from
-    "file": C("text", "The log file the row was read from (archive!member for zip members)."),
-    "line_no": C("count", "Line number of the event's first line in that file (1-based)."),
+    "file": C("text", "The log file the row was read from (archive!member for zip members; control characters shown as escapes)."),
+    "line_no": C("count", "Line number of the event's first line in that file (1-based); for an invocation, of its first event."),
     "ts": C("datetime", "Log timestamp of the event, UTC."),
     "request_id": C("id", "Lambda requestId of the invocation that logged the event."),
     # the transaction as logged
@@ -33,7 +33,7 @@ COLUMNS: dict[str, Column] = {
     "type": C("text", "DEBIT or CREDIT as logged (empty in the legacy layout)."),
     "source": C("text", "Transaction source as logged: MANUAL_DEDUCTION, PAYMENT, MANUAL_ADDITION, REFUND."),
     "action": C("text", "Business action as logged (e.g. DELIVERY_DEDUCTION)."),
-    "layout": C("text", "full (type/source/action present) or legacy (id, userId, currency, amounts only)."),
+    "layout": C("text", "full (all 13 keys), legacy (id, userId, currency, amounts only) or other (neither; see InputProblems)."),
     "amount": C("money", "Transaction amount as logged, exact to the logged digits."),
     "vat": C("money", "VAT part of the amount as logged."),
     "old_balance": C("money", "Wallet balance before the transaction (oldBalance)."),
@@ -113,9 +113,9 @@ COLUMNS: dict[str, Column] = {
     "error": C("text", "The error as logged: type and message (or the init report's status)."),
     "stack_head": C("text", "The first stack frame of the error, where the log has one."),
     "skip_reason": C("text", "Why the Lambda skipped the message, as it logged it."),
-    "detail": C("long_text", "The message text (errors: type, message and the first stack line)."),
-    "text": C("long_text", "The event's first line as logged."),
-    "raw": C("long_text", "The transaction block exactly as logged."),
+    "detail": C("long_text", "The message text (errors: type, message and the first stack line); emails and phone numbers masked unless --show-pii."),
+    "text": C("long_text", "The event's first line as logged (first 500 characters; emails and phone numbers masked unless --show-pii)."),
+    "raw": C("long_text", "The transaction block as logged (emails and phone numbers masked unless --show-pii)."),
     # invocations
     "has_start": C("flag", "The invocation's START line was found."),
     "has_end": C("flag", "The invocation's END line was found."),
@@ -131,7 +131,6 @@ COLUMNS: dict[str, Column] = {
     "memory_mb": C("count", "Memory size configured, MB."),
     "max_memory_mb": C("count", "Max memory used, MB."),
     "init_ms": C("float", "Init duration of a cold start, milliseconds (empty when warm)."),
-    "status": C("text", "complete, or what is missing (START/END/REPORT), timed out, or outside any invocation."),
     "date": C("date", "UTC day."),
     "week": C("date", "First day (Monday, UTC) of the week."),
     "invocations": C("count", "Invocations (requestIds with a START, END or REPORT)."),
@@ -143,8 +142,16 @@ COLUMNS: dict[str, Column] = {
     "incomplete": C("count", "Invocations missing their START, END or REPORT line."),
     "timed_out_invocations": C("count", "Invocations that timed out."),
     "with_errors": C("count", "Invocations that logged at least one error (not counting 'not in sync')."),
+    "status": C("text", "complete, or what is missing (incomplete: no START/END/REPORT), timed out, or outside any invocation."),
+    # duplicate transactions
+    "kept_ts": C("datetime", "Time of the copy that was kept (the first in time, file, line order), UTC."),
+    "kept_request_id": C("id", "requestId of the invocation that logged the kept copy."),
+    "kept_file": C("text", "The log file of the kept copy."),
+    "kept_line_no": C("count", "Line number of the kept copy in its file."),
+    "fields_differ": C("flag", "TRUE when this copy's fields (amounts, balances, user, type...) differ from the kept copy's; it is still set aside."),
+    "differing_fields": C("text", "Which fields differ from the kept copy, when any."),
     # run facts
-    "problem": C("text", "Short kind of input problem."),
+    "problem": C("text", "Short kind of input problem (see the README's list of kinds)."),
     "message": C("long_text", "What went wrong, in one line."),
     "line": C("count", "Line number in the file, when the problem has one."),
     "count": C("count", "Number of events."),

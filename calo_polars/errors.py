@@ -17,3 +17,7 @@ class NoUsableInput(CaloError):
 
 class UsageError(CaloError):
     """The options given cannot work together."""
+
+
+class OutputError(CaloError):
+    """The outputs could not be written (permissions, a full disk...)."""

@@ -17,15 +17,15 @@ import pyarrow.compute as pc
 
 from .sources import Member
 
-TS_PREFIX = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z "
+TS_PREFIX = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z "
 
 #: One regex for an event's first line: app line, platform line, or anything else.
 HEAD_RE = (
-    r"^(?P<ts>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z) "
-    r"(?:\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z\t(?P<app_rid>[^\t]*)\t(?P<level>[A-Z]+)\t(?P<msg>.*)"
+    r"^(?P<ts>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z) "
+    r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z\t(?P<app_rid>[^\t]*)\t(?P<level>[A-Z]+)\t(?P<msg>.*)"
     r"|(?P<platform>START|END|REPORT|INIT_START|INIT_REPORT|INIT_RUNTIME_DONE|EXTENSION|TELEMETRY)\b"
     r"(?: RequestId: (?P<platform_rid>\S+))?(?P<platform_rest>.*)"
-    r"|(?P<timeout_rid>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}) Task timed out after (?P<timeout_s>[\d.]+) seconds.*"
+    r"|(?P<timeout_rid>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}) Task timed out after (?P<timeout_s>[0-9.]+) seconds.*"
     r"|(?P<other>.*))$"
 )
 
@@ -143,6 +143,31 @@ def lines_record_batch(file_ids: list[int], texts: list[str]) -> pa.RecordBatch:
     )
 
 
+#: Longest line read whole. Real lines reach ~7,500 characters (metadata JSON); a longer one is
+#: cut here, so a runaway line cannot cost the regexes seconds and memory, and is reported.
+MAX_LINE_CHARS = 1 << 20
+
+LONG_LINE_SCHEMA: dict[str, pl.DataType] = {"file_id": pl.UInt32(), "line_no": pl.UInt32(), "chars": pl.Int64()}
+
+
+def cut_long_lines(batch: pa.RecordBatch, max_chars: int = MAX_LINE_CHARS) -> tuple[pa.RecordBatch, pl.DataFrame]:
+    """The batch with every line longer than ``max_chars`` cut to that length, and those lines.
+
+    Vectorised: a byte-length test over all lines (a line has at least as many bytes as
+    characters), the character count only when some line is that long.
+    """
+    text = batch.column("text")
+    if not pc.any(pc.greater(pc.binary_length(text), max_chars)).as_py():
+        return batch, pl.DataFrame(schema=LONG_LINE_SCHEMA)
+    chars = pc.utf8_length(text)
+    long = pc.greater(chars, max_chars)
+    cut = pc.if_else(long, pc.utf8_slice_codeunits(text, 0, max_chars), text)
+    found = pl.DataFrame(
+        {"file_id": batch.column("file_id"), "line_no": batch.column("line_no"), "chars": chars.cast(pa.int64())}
+    ).filter(pl.Series(long))
+    return pa.RecordBatch.from_arrays([batch.column("file_id"), batch.column("line_no"), cut], schema=LINE_SCHEMA), found
+
+
 def line_batches(
     members: Iterable[Member], files: FileIndex, *, batch_bytes: int = 32 << 20
 ) -> Iterator[pa.RecordBatch]:
@@ -181,6 +206,11 @@ def _other_kind(other: pl.Expr) -> pl.Expr:
     )
 
 
+def _time(ts: pl.Expr) -> pl.Expr:
+    """The log timestamp as a UTC datetime; null when it names no real time (month 13)."""
+    return ts.str.to_datetime("%Y-%m-%dT%H:%M:%S%.3fZ", time_unit="ms", time_zone="UTC", strict=False)
+
+
 def split_events(batch: pa.RecordBatch) -> pl.DataFrame:
     """Lines with their event: ``event`` id (per batch), ``is_head`` and the head's fields.
 
@@ -206,6 +236,8 @@ def split_events(batch: pa.RecordBatch) -> pl.DataFrame:
             .then(None)
             .when(pl.col("ts").is_null())
             .then(pl.lit("orphan"))
+            .when(_time(pl.col("ts")).is_null())  # shaped like a timestamp, but no real time
+            .then(pl.lit("unknown"))
             .when(pl.col("msg").is_not_null())
             .then(_app_kind(pl.col("msg")))
             .when(pl.col("platform").is_not_null())
@@ -218,7 +250,7 @@ def split_events(batch: pa.RecordBatch) -> pl.DataFrame:
             .then(pl.lit("timeout"))
             .otherwise(_other_kind(pl.col("other"))),
             own_rid=pl.coalesce("app_rid", "platform_rid", "timeout_rid"),
-            ts=pl.col("ts").str.to_datetime("%Y-%m-%dT%H:%M:%S%.3fZ", time_unit="ms", time_zone="UTC"),
+            ts=_time(pl.col("ts")),
         )
         .with_columns(
             request_id=pl.when(pl.col("is_head")).then(pl.col("own_rid").forward_fill().over("file_id")),

@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 import polars as pl
 import pyarrow as pa
 
-from .events import EVENT_KINDS, FileIndex, key_values, line_batches, split_events
-from .invocations import INVOCATION_SCHEMA, invocations
-from .problems import Problems
+from .duplicates import DUPLICATE_SCHEMA, conflict_notes, split_duplicates
+from .events import EVENT_KINDS, MAX_LINE_CHARS, FileIndex, cut_long_lines, key_values, line_batches, split_events
+from .inflate import Limits
+from .invocations import INVOCATION_SCHEMA, incomplete_notes, invocations
+from .pii import mask_frame, mask_strings
+from .problems import NOTE_SCHEMA, Problems, notes
 from .records import (
     NOTICE_SCHEMA,
     TRANSACTION_SCHEMA,
@@ -48,12 +51,15 @@ class BatchResult:
     invocations: pl.DataFrame
     unparsed: pl.DataFrame
     sample: pl.DataFrame
-    unknown_keys: pl.DataFrame
+    notes: pl.DataFrame  # input problems found in the batch (problems.NOTE_SCHEMA)
 
 
 @dataclass
 class Ingested:
-    """Everything read from the inputs, ready for the checks."""
+    """Everything read from the inputs, ready for the checks.
+
+    ``transactions`` holds each transaction id once; ``duplicates`` the extra copies set aside.
+    """
 
     files: FileIndex
     kind_counts: dict[str, int]
@@ -64,6 +70,7 @@ class Ingested:
     sample: pl.DataFrame
     problems: Problems
     skipped: Counter[str] = field(default_factory=Counter)
+    duplicates: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=DUPLICATE_SCHEMA))
 
     @property
     def events(self) -> int:
@@ -74,7 +81,7 @@ def _sample_blocks(lines: pl.DataFrame, tx: pl.DataFrame, heads: pl.DataFrame, s
     """The raw text of this batch's first ``size`` transaction blocks in time order."""
     first = (
         tx.join(heads.select("file_id", "line_no", "event"), on=["file_id", "line_no"])
-        .sort("ts", "tx_id")
+        .sort("ts", "tx_id", "file_id", "line_no")
         .head(size)
         .select("event", "file_id", "line_no", "ts", "tx_id")
     )
@@ -86,30 +93,58 @@ def _sample_blocks(lines: pl.DataFrame, tx: pl.DataFrame, heads: pl.DataFrame, s
     return first.join(text, on="event").drop("event").cast(SAMPLE_SCHEMA)  # type: ignore[arg-type]
 
 
+def _batch_notes(long_lines: pl.DataFrame, invalid: pl.DataFrame, not_understood: pl.DataFrame) -> list[pl.DataFrame]:
+    """Input problems of a batch, as frames: cut lines, unread blocks, events of no known shape."""
+    tx_id = pl.when(pl.col("tx_id").is_not_null()).then(pl.lit(" ") + pl.col("tx_id").str.head(40)).otherwise(pl.lit(""))
+    unknown = (
+        not_understood.filter(pl.col("kind") != "invalid_transaction")
+        .group_by("file_id")
+        .agg(line_no=pl.col("line_no").min(), n=pl.len())
+    )
+    return [
+        notes(long_lines, "long_line", pl.format("line is {} characters long: only its first {} were read", pl.col("chars"), pl.lit(MAX_LINE_CHARS))),
+        notes(invalid, "invalid_transaction", pl.format("transaction block{} not read: {}", tx_id, pl.col("reason"))),
+        notes(unknown, "unparsed_events", pl.format("{} event(s) of no known shape, the first here (see UnparsedEvents)", pl.col("n"))),
+    ]
+
+
 def read_batch(batch: pa.RecordBatch, *, sample_size: int = 200) -> BatchResult:
     """Parse one Arrow batch of lines into its compact tables."""
+    batch, long_lines = cut_long_lines(batch)
     lines = split_events(batch)
     kv = key_values(lines)
     heads = refine_objects(lines.filter(pl.col("is_head")), kv)
-    tx, invalid, unknown_keys = transactions(heads, kv)
+    tx, invalid, block_notes = transactions(heads, kv)
     heads = heads.with_columns(
         kind=pl.when(pl.col("event").is_in(invalid["event"].implode()))
         .then(pl.lit("invalid_transaction"))
         .otherwise(pl.col("kind"))
     )
+    not_understood = unparsed(heads, invalid)
+    calls = invocations(heads)
+    found = [block_notes, incomplete_notes(calls), *_batch_notes(long_lines, invalid, not_understood)]
     return BatchResult(
         kind_counts=heads.group_by("kind").agg(count=pl.len()),
         transactions=tx,
         notices=notices(heads, kv),
-        invocations=invocations(heads),
-        unparsed=unparsed(heads, invalid),
+        invocations=calls,
+        unparsed=not_understood,
         sample=_sample_blocks(lines, tx, heads, sample_size),
-        unknown_keys=unknown_keys,
+        notes=pl.concat(found),
     )
 
 
 def _concat(frames: list[pl.DataFrame], schema: dict[str, pl.DataType]) -> pl.DataFrame:
     return pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema)
+
+
+def _add_notes(problems: Problems, notes: pl.DataFrame, files: FileIndex) -> None:
+    """Turn note frames (file_id, line_no, kind, message) into input problems."""
+    paths = files.frame().select("file_id", "file")
+    for file, line, kind, message in notes.join(paths, on="file_id", how="left").select(
+        "file", "line_no", "kind", "message"
+    ).iter_rows():
+        problems.add(file, kind, message, line)
 
 
 def ingest(
@@ -118,16 +153,20 @@ def ingest(
     threads: int = 2,
     batch_bytes: int = 32 << 20,
     sample_size: int = 200,
+    limits: Limits = Limits(),
+    mask_pii: bool = True,
     on_batch: Callable[[FileIndex, int], None] | None = None,
 ) -> Ingested:
     """Read every input and return the tables the checks need.
 
-    ``on_batch(files, transactions_so_far)`` is called after each batch (for progress bars).
+    With ``mask_pii`` (the default) emails and phone numbers are masked in every text
+    column kept and in the problem messages (see ``pii``). ``on_batch(files,
+    transactions_so_far)`` is called after each batch (for progress bars).
     """
     problems = Problems()
     skipped: Counter[str] = Counter()
     files = FileIndex()
-    members = iter_members(inputs, problems, skipped, threads=threads)
+    members = iter_members(inputs, problems, skipped, threads=threads, limits=limits)
     results: list[BatchResult] = []
     n_tx = 0
     for batch in line_batches(members, files, batch_bytes=batch_bytes):
@@ -140,18 +179,32 @@ def ingest(
     counts: Counter[str] = Counter()
     for r in results:
         counts.update(dict(r.kind_counts.iter_rows()))
-    for r in results:
-        for file_id, line_no, keys in r.unknown_keys.iter_rows():
-            problems.add(files.paths[file_id], "unknown_key", f"transaction block has unknown key(s): {keys}", line_no)
-    sample = _concat([r.sample for r in results], SAMPLE_SCHEMA).sort("ts", "tx_id").head(sample_size)
+    tables = {
+        "transactions": _concat([r.transactions for r in results], TRANSACTION_SCHEMA),
+        "notices": _concat([r.notices for r in results], NOTICE_SCHEMA),
+        "invocations": _concat([r.invocations for r in results], INVOCATION_SCHEMA),
+        "unparsed": _concat([r.unparsed for r in results], UNPARSED_SCHEMA),
+        "sample": _concat([r.sample for r in results], SAMPLE_SCHEMA),
+        "notes": _concat([r.notes for r in results], NOTE_SCHEMA),
+    }
+    if mask_pii:
+        tables = {name: frame if name == "notes" else mask_frame(frame) for name, frame in tables.items()}
+    transactions, duplicates = split_duplicates(tables["transactions"], files.frame())
+    tables["notes"] = pl.concat([tables["notes"], conflict_notes(duplicates, files.frame())])
+    _add_notes(problems, tables["notes"], files)
+    if mask_pii:
+        problems.mask_messages(mask_strings)
+    copies = duplicates.select("file_id", "line_no")
+    sample = tables["sample"].join(copies, on=["file_id", "line_no"], how="anti")
     return Ingested(
         files=files,
         kind_counts={k: counts.get(k, 0) for k in EVENT_KINDS},
-        transactions=_concat([r.transactions for r in results], TRANSACTION_SCHEMA),
-        notices=_concat([r.notices for r in results], NOTICE_SCHEMA),
-        invocations=_concat([r.invocations for r in results], INVOCATION_SCHEMA),
-        unparsed=_concat([r.unparsed for r in results], UNPARSED_SCHEMA),
-        sample=sample,
+        transactions=transactions,
+        notices=tables["notices"].sort("file_id", "line_no"),  # file order, whatever a join did
+        invocations=tables["invocations"],
+        unparsed=tables["unparsed"].sort("file_id", "line_no"),
+        sample=sample.sort("ts", "tx_id", "file_id", "line_no").head(sample_size),
         problems=problems,
         skipped=skipped,
+        duplicates=duplicates,
     )

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import polars as pl
 
+from .problems import notes
+
 REPORT_RE = (
-    r"Duration: (?P<duration_ms>[\d.]+) ms\tBilled Duration: (?P<billed_ms>\d+) ms"
-    r"\tMemory Size: (?P<memory_mb>\d+) MB\tMax Memory Used: (?P<max_memory_mb>\d+) MB"
-    r"(?:\tInit Duration: (?P<init_ms>[\d.]+) ms)?"
+    r"Duration: (?P<duration_ms>[0-9.]+) ms\tBilled Duration: (?P<billed_ms>[0-9]+) ms"
+    r"\tMemory Size: (?P<memory_mb>[0-9]+) MB\tMax Memory Used: (?P<max_memory_mb>[0-9]+) MB"
+    r"(?:\tInit Duration: (?P<init_ms>[0-9.]+) ms)?"
 )
 
 #: The pseudo request id the Node runtime prints for errors outside any invocation.
@@ -20,6 +22,7 @@ ERROR_KINDS = ["sync_error", "uncaught_exception", "invoke_error", "runtime_cras
 
 INVOCATION_SCHEMA: dict[str, pl.DataType] = {
     "file_id": pl.UInt32(),
+    "line_no": pl.UInt32(),
     "request_id": pl.String(),
     "first_ts": pl.Datetime("ms", "UTC"),
     "last_ts": pl.Datetime("ms", "UTC"),
@@ -53,6 +56,7 @@ def invocations(heads: pl.DataFrame) -> pl.DataFrame:
         .unnest("report")
         .group_by("file_id", "request_id")
         .agg(
+            line_no=pl.col("line_no").min(),
             first_ts=pl.col("ts").min(),
             last_ts=pl.col("ts").max(),
             has_start=(kind == "start").any(),
@@ -65,15 +69,30 @@ def invocations(heads: pl.DataFrame) -> pl.DataFrame:
             not_in_sync=(kind == "not_in_sync").sum(),
             errors=((pl.col("level") == "ERROR") & (kind != "not_in_sync") | kind.is_in(ERROR_KINDS)).sum(),
             timed_out=(kind == "timeout").any(),
-            duration_ms=pl.col("duration_ms").cast(pl.Float64).max(),
-            billed_ms=pl.col("billed_ms").cast(pl.Int64).max(),
-            memory_mb=pl.col("memory_mb").cast(pl.Int64).max(),
-            max_memory_mb=pl.col("max_memory_mb").cast(pl.Int64).max(),
-            init_ms=pl.col("init_ms").cast(pl.Float64).max(),
+            duration_ms=pl.col("duration_ms").cast(pl.Float64, strict=False).max(),
+            billed_ms=pl.col("billed_ms").cast(pl.Int64, strict=False).max(),
+            memory_mb=pl.col("memory_mb").cast(pl.Int64, strict=False).max(),
+            max_memory_mb=pl.col("max_memory_mb").cast(pl.Int64, strict=False).max(),
+            init_ms=pl.col("init_ms").cast(pl.Float64, strict=False).max(),
         )
         .with_columns(status=_status())
+        .sort("file_id", "line_no", "request_id")
+        .select(list(INVOCATION_SCHEMA))
     )
     return grouped.collect(engine="in-memory").cast(INVOCATION_SCHEMA)  # type: ignore[arg-type]
+
+
+def incomplete_notes(invocations: pl.DataFrame) -> pl.DataFrame:
+    """One input problem per invocation that lacks its START, END or REPORT line."""
+    return notes(
+        invocations.filter(pl.col("status").str.starts_with("incomplete")),
+        "incomplete_invocation",
+        pl.format(
+            "invocation {} has {}: it timed out, crashed, or the file is cut",
+            pl.col("request_id"),
+            pl.col("status").str.strip_prefix("incomplete: "),
+        ),
+    )
 
 
 def _status() -> pl.Expr:

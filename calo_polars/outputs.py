@@ -1,13 +1,17 @@
-"""Outputs: write every report file of an audit into one folder."""
+"""Outputs: write every report file of an audit into one folder, never inside an input."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_bytes
 from .audit import AuditResult
-from .summary import write_summary
+from .errors import OutputError, UsageError
+from .summary import summary, summary_bytes
 from .workbook import write_workbook
 
 WORKBOOK_NAME = "calo_balance_reports.xlsx"
@@ -23,12 +27,36 @@ class Written:
     summary: dict[str, Any]
 
 
+def check_outdir(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.PathLike[str]) -> None:
+    """Refuse an output folder that is, or is inside, an input (or would overwrite one).
+
+    Raises ``UsageError`` before any work is done: the tool never writes inside its input.
+    """
+    out = Path(outdir).resolve()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"the output folder {outdir} is a file: give a folder with -o")
+    targets = {out / WORKBOOK_NAME, out / SUMMARY_NAME}
+    for item in inputs:
+        src = Path(item).resolve()
+        if src == out or src in out.parents:
+            raise UsageError(f"the output folder {outdir} is inside the input {item}: give another folder with -o (the tool never writes inside its input)")
+        if src in targets:
+            raise UsageError(f"writing into {outdir} would overwrite the input {item}: give another folder with -o")
+
+
 def write_outputs(result: AuditResult, outdir: str | Path) -> Written:
-    """Write ``summary.json`` and the workbook into ``outdir`` (created if needed)."""
+    """Write the workbook, then ``summary.json``, into ``outdir`` (created if needed).
+
+    Each file is written atomically; summary.json comes last, so it never describes a
+    workbook that was not written.
+    """
+    check_outdir(result.inputs, outdir)
     out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    summary_path = out / SUMMARY_NAME
-    data = write_summary(result, summary_path)
-    workbook = out / WORKBOOK_NAME
-    write_workbook(result, workbook, data)
+    data = summary(result)
+    workbook, summary_path = out / WORKBOOK_NAME, out / SUMMARY_NAME
+    try:
+        write_workbook(result, workbook, data)
+        write_bytes(summary_path, summary_bytes(data))
+    except OSError as exc:
+        raise OutputError(f"cannot write into {outdir}: {exc.strerror or exc}") from None
     return Written(workbook, summary_path, data)

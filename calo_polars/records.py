@@ -8,12 +8,12 @@ to Decimal, and a transaction block becomes one row by a pivot on its keys.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import polars as pl
 
 from .events import EVENT_KINDS
 from .money import MONEY, SCALE
+from .problems import notes as note
 
 #: Keys of the transaction object, in the full layout's order, and their column names.
 TX_KEYS: dict[str, str] = {
@@ -34,8 +34,12 @@ TX_KEYS: dict[str, str] = {
 REQUIRED_KEYS = ["id", "userId", "currency", "amount", "vat", "oldBalance", "newBalance"]
 LEGACY_KEYS = frozenset(REQUIRED_KEYS)
 MONEY_KEYS = ["amount", "vat", "oldBalance", "newBalance", "paymentBalance"]
+#: Keys whose value must be a non-empty quoted string.
+STRING_KEYS = ["id", "userId", "currency"]
+#: Money at or beyond this size is not a wallet amount (and could overflow a Decimal sum).
+MAX_ABS_MONEY = 10**15
 
-NUMBER_RE = r"^-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+NUMBER_RE = r"^-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
 
 #: Notices: events worth a row of their own in the report (errors, skips, refusals...).
 NOTICE_KINDS = [
@@ -150,12 +154,44 @@ def _pivot(pairs: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     )
 
 
-def transactions(heads: pl.DataFrame, kv: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Transaction rows, unparsed transaction blocks, and per-block problems (unknown keys).
+def _listed(parts: list[pl.Expr], separator: str) -> pl.Expr:
+    """The non-null parts joined; an empty string when there are none."""
+    return pl.concat_str(parts, separator=separator, ignore_nulls=True)
 
-    Returns (transactions, invalid, unknown_keys). A block is invalid when a required key is
-    missing or a money value is not a number; it is then not a transaction but an unparsed
-    event with the reason.
+
+def _block_issues(present: dict[str, pl.Expr]) -> pl.Expr:
+    """Why a block cannot be a transaction (null when it can): every reason, in one line."""
+    missing = _listed([pl.when(~present[k]).then(pl.lit(k)) for k in REQUIRED_KEYS], ", ")
+    not_strings = [
+        pl.when(present[k] & (unquote(pl.col(k)).str.len_chars().fill_null(0) == 0)).then(
+            pl.format("{} is not a text value ({})", pl.lit(k), pl.col(k).str.head(40))
+        )
+        for k in STRING_KEYS
+    ]
+    money = []
+    for k in MONEY_KEYS:
+        value = pl.col(k)
+        parsed = number(value)
+        money.append(
+            pl.when(present[k] & (value == "undefined") & pl.lit(k in REQUIRED_KEYS))
+            .then(pl.format("{} is undefined", pl.lit(k)))
+            .when(present[k] & (value != "undefined") & ~value.str.contains(NUMBER_RE))
+            .then(pl.format("{} is not a number ({})", pl.lit(k), value.str.head(40)))
+            .when(present[k] & value.str.contains(NUMBER_RE) & (parsed.is_null() | (parsed.abs() >= MAX_ABS_MONEY)))
+            .then(pl.format("{} is out of range ({})", pl.lit(k), value.str.head(40)))
+        )
+    issues = _listed([pl.when(missing != "").then(pl.format("missing {}", missing)), *not_strings, *money], "; ")
+    return pl.when(issues != "").then(issues)
+
+
+def transactions(heads: pl.DataFrame, kv: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Transaction rows, unparsed transaction blocks, and notes on blocks that were read.
+
+    Returns (transactions, invalid, notes). A block is invalid when it has no transaction
+    object, a required key is missing, an id is not text, or a money value is undefined, not
+    a number or out of range: it is then not a transaction but an unparsed event with every
+    reason. Notes (``problems.NOTE_SCHEMA``) name what was odd in a block that was still read: unknown
+    keys, a layout that is neither full nor legacy, an unexpected type or currency.
     """
     blocks = heads.filter(pl.col("kind") == "sync_start").select(
         "event", "file_id", "line_no", "ts", "request_id"
@@ -164,38 +200,46 @@ def transactions(heads: pl.DataFrame, kv: pl.DataFrame) -> tuple[pl.DataFrame, p
     unknown_keys = (
         pairs.filter(~pl.col("key").is_in(list(TX_KEYS)))
         .group_by("event", maintain_order=True)
-        .agg(keys=pl.col("key").unique(maintain_order=True))
-        .join(blocks, on="event", how="inner")
-        .select("file_id", "line_no", pl.col("keys").list.join(", ").alias("keys"))
+        .agg(keys=pl.col("key").unique(maintain_order=True).str.join(", "))
     )
-    wide = blocks.join(_pivot(pairs.filter(pl.col("key").is_in(list(TX_KEYS))), list(TX_KEYS)), on="event", how="left")
+    top_keys = (
+        kv.filter(pl.col("depth") == 1)
+        .group_by("event", maintain_order=True)
+        .agg(top_keys=pl.col("key").unique(maintain_order=True).str.join(", "))
+    )
+    wide = (
+        blocks.join(_pivot(pairs.filter(pl.col("key").is_in(list(TX_KEYS))), list(TX_KEYS)), on="event", how="left")
+        .join(unknown_keys, on="event", how="left")
+        .join(top_keys, on="event", how="left")
+    )
     present = {k: pl.col(k).is_not_null() for k in TX_KEYS}
-    missing = pl.concat_str(
-        [pl.when(~present[k]).then(pl.lit(k)) for k in REQUIRED_KEYS], separator=", ", ignore_nulls=True
-    )
-    not_numbers = pl.concat_str(
-        [
-            pl.when(present[k] & pl.col(k).ne("undefined") & ~pl.col(k).str.contains(NUMBER_RE)).then(
-                pl.format("{} is not a number ({})", pl.lit(k), pl.col(k).str.head(40))
-            )
-            for k in MONEY_KEYS
-        ],
-        separator="; ",
-        ignore_nulls=True,
-    )
+    no_object = ~pl.any_horizontal(*present.values()) & pl.col("keys").is_null()
     checked = wide.with_columns(
-        reason=pl.when(missing != "")
-        .then(pl.format("missing {}", missing))
-        .when(not_numbers != "")
-        .then(not_numbers)
+        reason=pl.when(no_object)
+        .then(
+            pl.format(
+                "unknown layout: no transaction object{}",
+                pl.when(pl.col("top_keys").is_not_null())
+                .then(pl.format(" (found: {})", pl.col("top_keys").str.head(80)))
+                .otherwise(pl.lit("")),
+            )
+        )
+        .otherwise(_block_issues(present)),
+        layout=pl.when(pl.all_horizontal(*present.values()))
+        .then(pl.lit("full"))
+        .when(~pl.any_horizontal(*(present[k] for k in TX_KEYS if k not in LEGACY_KEYS)))
+        .then(pl.lit("legacy"))
+        .otherwise(pl.lit("other")),
+        tx_id=unquote(pl.col("id")),
     )
     metadata = pl.col("metadata")
-    rows = checked.filter(pl.col("reason").is_null()).select(
+    read = checked.filter(pl.col("reason").is_null())
+    rows = read.select(
         "file_id",
         "line_no",
         "ts",
         "request_id",
-        tx_id=unquote(pl.col("id")),
+        "tx_id",
         user_id=unquote(pl.col("userId")),
         wallet_id=pl.coalesce(
             metadata.str.extract(r'(?:^.|[{,])"walletId":"([^"\\]*)"'),
@@ -206,9 +250,7 @@ def transactions(heads: pl.DataFrame, kv: pl.DataFrame) -> tuple[pl.DataFrame, p
         type=unquote(pl.col("type")),
         source=unquote(pl.col("source")),
         action=unquote(pl.col("action")),
-        layout=pl.when(present["type"] | present["source"] | present["action"])
-        .then(pl.lit("full"))
-        .otherwise(pl.lit("legacy")),
+        layout="layout",
         amount=number(pl.col("amount")),
         vat=number(pl.col("vat")),
         old_balance=number(pl.col("oldBalance")),
@@ -224,9 +266,36 @@ def transactions(heads: pl.DataFrame, kv: pl.DataFrame) -> tuple[pl.DataFrame, p
         .otherwise(pl.lit("json without walletId")),
     )
     invalid = checked.filter(pl.col("reason").is_not_null()).select(
-        "event", "file_id", "line_no", "ts", "reason"
+        "event", "file_id", "line_no", "ts", "tx_id", "reason"
     )
-    return rows.cast(TRANSACTION_SCHEMA), invalid, unknown_keys  # type: ignore[arg-type]
+    return rows.cast(TRANSACTION_SCHEMA), invalid, _block_notes(read)  # type: ignore[arg-type]
+
+
+def _block_notes(read: pl.DataFrame) -> pl.DataFrame:
+    """What was odd in blocks that were still read, one row per block and kind of oddity."""
+    which = pl.format("transaction {}", pl.col("tx_id"))
+    lacks = _listed([pl.when(pl.col(k).is_null()).then(pl.lit(k)) for k in TX_KEYS if k not in LEGACY_KEYS], ", ")
+    type_ = unquote(pl.col("type"))
+    currency = unquote(pl.col("currency"))
+    found = [
+        ("unknown_key", pl.col("keys").is_not_null(), pl.format("{} has unknown key(s): {}; they were not read", which, pl.col("keys"))),
+        (
+            "unknown_layout",
+            pl.col("layout") == "other",
+            pl.format("{} has an unknown layout (neither full nor legacy): it lacks {}; read by key name", which, lacks),
+        ),
+        (
+            "unexpected_value",
+            pl.col("type").is_not_null() & ~type_.is_in(["DEBIT", "CREDIT"]).fill_null(False),
+            pl.format("{} has type {}, neither DEBIT nor CREDIT: its sign was inferred from the balances", which, pl.col("type").str.head(40)),
+        ),
+        (
+            "unexpected_value",
+            ~currency.str.contains(r"^[A-Z]{3}$"),
+            pl.format("{} has currency {}, not a 3-letter ISO code: shown with 2 decimals", which, pl.col("currency").str.head(40)),
+        ),
+    ]
+    return pl.concat([note(read.filter(when), kind, message) for kind, when, message in found])
 
 
 # ---------------------------------------------------------------- notices
@@ -322,18 +391,6 @@ def refine_objects(heads: pl.DataFrame, kv: pl.DataFrame) -> pl.DataFrame:
 # ---------------------------------------------------------------- the batch
 
 
-@dataclass
-class BatchRecords:
-    """What one batch of lines yields; batches are concatenated by the ingest stage."""
-
-    kind_counts: pl.DataFrame
-    transactions: pl.DataFrame
-    notices: pl.DataFrame
-    unparsed: pl.DataFrame
-    unknown_keys: pl.DataFrame
-    heads: pl.DataFrame
-
-
 def unparsed(heads: pl.DataFrame, invalid: pl.DataFrame) -> pl.DataFrame:
     """Events not understood: unknown kinds, plus invalid transaction blocks with why."""
     not_known = [k for k, (_, ok) in EVENT_KINDS.items() if not ok and k != "invalid_transaction"]
@@ -342,7 +399,11 @@ def unparsed(heads: pl.DataFrame, invalid: pl.DataFrame) -> pl.DataFrame:
         "line_no",
         "ts",
         "kind",
-        reason=pl.lit("no known shape"),
+        reason=pl.when(pl.col("kind") == "orphan")
+        .then(pl.lit("lines before the first event of the file"))
+        .when(pl.col("ts").is_null())
+        .then(pl.lit("its timestamp is not a real time"))
+        .otherwise(pl.lit("no known shape")),
         text=pl.col("text").str.head(DETAIL_CHARS),
     )
     blocks = invalid.join(heads.select("event", "text"), on="event").select(

@@ -1,39 +1,54 @@
 """Sources: turn the user's inputs (zip, folder, .gz, plain log) into decoded log members.
 
-A member is one log file's text. Zip members are read in memory, never extracted. Paths are
-walked, never globbed: CloudWatch stream names hold ``[``, ``]`` and ``$`` literally.
-Decompression runs in a small thread pool (gunzip releases the GIL) while members are still
-yielded in a fixed order, so a run is deterministic whatever the thread scheduling.
+A member is one log file's text. Zip members are read in memory, never extracted, so a
+member name is only ever a label (names with ``..``, absolute paths or drive letters are
+reported, and read). Paths are walked, never globbed: CloudWatch stream names hold ``[``,
+``]`` and ``$`` literally. Every read is bounded (``inflate.Limits``): nothing a header
+claims is trusted. A file that cannot be read becomes an input problem and the others go on.
+
+Inputs are read in a canonical order (sorted, each path once), and decompression runs in a
+small thread pool (gunzip releases the GIL) while members are still yielded in that order,
+so a run gives the same result whatever the argument order or thread scheduling.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import stat
 import zipfile
+import zlib
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from isal import igzip
-
 from .errors import InputNotFound
-from .problems import Problems
+from .inflate import GZIP_MAGIC, Limits, MemberError, TooLarge, gunzip, limit_error, unsupported_compression
+from .problems import Problems, printable
 
-GZIP_MAGIC = b"\x1f\x8b"
-ZIP_MAGIC = b"PK"
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members; an empty zip
 
 #: Files an export or a Mac adds that are not logs; skipped and counted by reason.
 _JUNK_NAMES = {".DS_Store": "macOS folder metadata", "aws-logs-write-test": "CloudWatch export probe"}
+_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 @dataclass(frozen=True)
 class RawMember:
-    """A log file as stored: its display path and its (maybe compressed) bytes."""
+    """A log file as stored: its display path, its (maybe compressed) bytes, or why not.
+
+    ``stored`` is the size it really occupies in the input (the base of the ratio limit);
+    ``notes`` are problems to report that do not stop it being read.
+    """
 
     path: str
     raw: bytes
+    stored: int
+    error: MemberError | None = None
+    notes: tuple[MemberError, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -46,8 +61,8 @@ class Member:
     raw_bytes: int
 
 
-class MemberError(Exception):
-    """A member that cannot be read; the message is shown to the user as is."""
+def _failed(path: str, kind: str, message: str) -> RawMember:
+    return RawMember(path, b"", 0, MemberError(kind, message))
 
 
 def junk_reason(name: str) -> str | None:
@@ -60,63 +75,194 @@ def junk_reason(name: str) -> str | None:
     return None
 
 
-def _iter_zip(path: Path, skipped: Counter[str]) -> Iterator[RawMember]:
-    with zipfile.ZipFile(path) as zf:
-        for info in sorted(zf.infolist(), key=lambda i: i.filename):
-            if info.is_dir():
-                continue
+def unsafe_name(name: str) -> str | None:
+    """Why a zip member name would be dangerous as a path (zip slip), or None."""
+    unified = name.replace("\\", "/")
+    if unified.startswith("/"):
+        return "an absolute path"
+    if _DRIVE.match(unified):
+        return "a drive letter"
+    if ".." in unified.split("/"):
+        return "a parent-folder (..) step"
+    if not name.isprintable():
+        return "control characters"
+    return None
+
+
+# ---------------------------------------------------------------- walking the inputs
+
+
+def _iter_zip(path: Path, skipped: Counter[str], limits: Limits) -> Iterator[RawMember]:
+    shown = printable(str(path))
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, NotImplementedError) as exc:
+        yield _failed(shown, "corrupt_zip", f"not a readable zip ({exc}): nothing in it was read")
+        return
+    archive_size = path.stat().st_size
+    with zf:
+        infos = sorted((i for i in zf.infolist() if not i.is_dir()), key=lambda i: (i.filename, i.header_offset))
+        names = Counter(i.filename for i in infos)
+        logs = 0
+        for info in infos:
             reason = junk_reason(info.filename)
             if reason:
                 skipped[reason] += 1
                 continue
-            yield RawMember(f"{path}!{info.filename}", zf.read(info))
+            logs += 1
+            yield _zip_member(zf, info, f"{shown}!{printable(info.filename)}", archive_size, names[info.filename], limits)
+        if logs == 0:
+            yield _failed(shown, "empty", "the zip holds no log files")
 
 
-def _iter_folder(path: Path, skipped: Counter[str]) -> Iterator[RawMember]:
-    for root, dirs, files in os.walk(path):
+def _zip_member(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, shown: str, archive_size: int, same_name: int, limits: Limits
+) -> RawMember:
+    """One zip member's stored bytes, read no further than its limit, or why it was not read."""
+    notes = []
+    why = unsafe_name(info.filename)
+    if why:
+        notes.append(
+            MemberError("unsafe_member_name", f"member name holds {why}: never used as a path (nothing is extracted); its content was read")
+        )
+    if same_name > 1:
+        notes.append(MemberError("duplicate_member_name", f"{same_name} members of the zip have this name; each was read"))
+
+    def failed(error: MemberError) -> RawMember:
+        return RawMember(shown, b"", 0, error, tuple(notes))
+
+    if info.flag_bits & 0x1:
+        return failed(MemberError("encrypted_member", "password-protected zip member: not read"))
+    stored = min(info.compress_size, archive_size)  # what it really occupies, whatever the header says
+    limit = limits.member_limit(stored)
+    try:
+        with zf.open(info) as f:
+            raw = f.read(limit + 1)
+    except RuntimeError as exc:  # zipfile says "password required" this way
+        return failed(MemberError("encrypted_member", f"zip member not read: {exc}"))
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+        return failed(MemberError("corrupt_member", f"corrupt zip member ({exc}): not read"))
+    except NotImplementedError as exc:
+        return failed(MemberError("unreadable", f"zip member not read: {exc}"))
+    if len(raw) > limit:
+        return failed(limit_error(stored, limits))
+    if raw.startswith(ZIP_MAGICS) or info.filename.lower().endswith(".zip"):
+        return failed(MemberError("nested_archive", "a zip inside a zip is not read: unzip it and give it as an input"))
+    return RawMember(shown, raw, stored, None, tuple(notes))
+
+
+def _iter_file(path: Path, skipped: Counter[str], limits: Limits) -> Iterator[RawMember]:
+    """One file on disk: a zip (walked), or a log (gzip or plain) read whole but bounded."""
+    shown = printable(str(path))
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            skipped["not a regular file"] += 1
+            return
+        if info.st_size > 0 and path.suffix.lower() == ".zip":
+            yield from _iter_zip(path, skipped, limits)
+            return
+        if info.st_size > limits.max_total_bytes:
+            yield _failed(shown, "size_limit", f"file is larger than --max-total-bytes ({limits.max_total_bytes:,} bytes): not read")
+            return
+        data = path.read_bytes()
+        if data.startswith(ZIP_MAGICS):  # a zip by its content, whatever its name
+            yield from _iter_zip(path, skipped, limits)
+            return
+        yield RawMember(shown, data, info.st_size)
+    except OSError as exc:
+        yield _failed(shown, "unreadable", f"cannot read: {exc.strerror or exc}")
+
+
+def _iter_folder(path: Path, skipped: Counter[str], limits: Limits) -> Iterator[RawMember]:
+    errors: list[OSError] = []
+    found = False
+    for root, dirs, files in os.walk(path, onerror=errors.append):
         dirs.sort()
+        for err in errors:
+            yield _failed(printable(str(err.filename or root)), "unreadable", f"cannot read folder: {err.strerror or err}")
+        errors.clear()
         for name in sorted(files):
             full = Path(root, name)
             reason = junk_reason(str(full.relative_to(path)))
             if reason:
                 skipped[reason] += 1
                 continue
-            yield RawMember(str(full), full.read_bytes())
+            found = True
+            yield from _iter_file(full, skipped, limits)
+    for err in errors:
+        yield _failed(printable(str(err.filename or path)), "unreadable", f"cannot read folder: {err.strerror or err}")
+    if not found:
+        yield _failed(printable(str(path)), "empty", "the folder holds no log files")
 
 
-def iter_raw_members(inputs: Iterable[str | os.PathLike[str]], skipped: Counter[str]) -> Iterator[RawMember]:
-    """Yield every log file under the inputs, in input order then path order."""
+def canonical_inputs(inputs: Iterable[str | os.PathLike[str]], problems: Problems) -> list[Path]:
+    """The inputs sorted, each path once (a path given twice is noted), all existing.
+
+    Sorting makes the run independent of the order the arguments were given in.
+    """
+    seen: dict[Path, str] = {}
     for item in inputs:
         path = Path(item)
+        if not path.exists() and not path.is_symlink():
+            raise InputNotFound(f"{printable(str(path))}: no such file or folder")
+        key = path.resolve()
+        if key in seen:
+            problems.add(printable(str(path)), "duplicate_file", f"the same input as {printable(seen[key])}: read once")
+            continue
+        seen[key] = str(path)
+    return sorted(Path(p) for p in seen.values())
+
+
+def iter_raw_members(paths: Iterable[Path], skipped: Counter[str], limits: Limits = Limits()) -> Iterator[RawMember]:
+    """Every log file under the inputs, in input order then path order."""
+    for path in paths:
         if path.is_dir():
-            yield from _iter_folder(path, skipped)
-        elif not path.exists():
-            raise InputNotFound(f"{path}: no such file or folder")
-        elif zipfile.is_zipfile(path):
-            yield from _iter_zip(path, skipped)
+            yield from _iter_folder(path, skipped, limits)
         else:
-            yield RawMember(str(path), path.read_bytes())
+            yield from _iter_file(path, skipped, limits)
 
 
-def decompress(member: RawMember) -> bytes:
-    """Gunzip when the bytes are gzip (any number of members), else return them as they are."""
-    if member.raw[:2] == GZIP_MAGIC:
+# ---------------------------------------------------------------- decompressing and decoding
+
+
+def decompress(member: RawMember, limits: Limits) -> tuple[bytes, MemberError | None]:
+    """Gunzip when the bytes are gzip (any number of members), else return them as they are.
+
+    Returns the bytes and a warning (the file was read, but not whole); raises
+    ``MemberError`` when the file cannot be read.
+    """
+    raw = member.raw
+    if raw[:2] == GZIP_MAGIC:
         try:
-            return igzip.decompress(member.raw)
-        except (OSError, EOFError, ValueError) as exc:
-            raise MemberError(f"corrupt gzip: {exc}") from None
-    if member.path.lower().endswith(".gz") and member.raw:
-        raise MemberError("named .gz but not gzip data")
-    return member.raw
+            return gunzip(raw, limits.member_limit(member.stored))
+        except TooLarge:
+            raise limit_error(member.stored, limits) from None
+    other = unsupported_compression(raw)
+    if other:
+        raise MemberError("unsupported_compression", f"compressed with {other}, which the tool does not read: decompress it first")
+    if member.path.lower().endswith(".gz") and raw:
+        raise MemberError("not_gzip", "named .gz but not gzip data: not read")
+    return raw, None
 
 
 def decode(path: str, data: bytes, problems: Problems) -> str:
-    """UTF-8 text with a BOM removed and CRLF made LF; bad bytes are replaced and reported."""
+    """UTF-8 text with a BOM removed and CRLF made LF.
+
+    Bytes that are not UTF-8, and NUL bytes (a log line never holds one; a crashed writer
+    pads with them), become U+FFFD, are counted and reported with the first line they are on.
+    """
     try:
         text = data.decode("utf-8")
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as exc:
         text = data.decode("utf-8", errors="replace")
-        problems.add(path, "bad_utf8", f"not valid UTF-8: {text.count(chr(0xFFFD))} bad byte(s) replaced")
+        bad = text.count("\ufffd") - data.count("\ufffd".encode())
+        line = data.count(b"\n", 0, exc.start) + 1
+        problems.add(path, "bad_utf8", f"not valid UTF-8: {bad:,} bad byte sequence(s) replaced by U+FFFD, the first on line {line}", line)
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        problems.add(path, "nul_bytes", f"{text.count(chr(0)):,} NUL byte(s) replaced by U+FFFD, the first on line {line}", line)
+        text = text.replace("\x00", "\ufffd")
     if text.startswith("\ufeff"):
         text = text[1:]
     if "\r" in text:
@@ -124,11 +270,26 @@ def decode(path: str, data: bytes, problems: Problems) -> str:
     return text
 
 
-def _load(member: RawMember) -> tuple[RawMember, bytes | None, str | None]:
+@dataclass(frozen=True)
+class _Loaded:
+    raw: RawMember
+    data: bytes
+    digest: bytes
+    error: MemberError | None
+    warning: MemberError | None
+
+
+def _load(member: RawMember, limits: Limits) -> _Loaded:
+    """Runs in a worker thread: decompress and fingerprint one member."""
+    if member.error is not None:
+        return _Loaded(member, b"", b"", member.error, None)
     try:
-        return member, decompress(member), None
+        data, warning = decompress(member, limits)
     except MemberError as exc:
-        return member, None, str(exc)
+        return _Loaded(member, b"", b"", exc, None)
+    # The stored bytes identify a file: the zip's member and the unzipped file are the same
+    # bytes, and hashing them costs a fifth of hashing the text.
+    return _Loaded(member, data, hashlib.blake2b(member.raw, digest_size=16).digest(), None, warning)
 
 
 def iter_members(
@@ -138,26 +299,62 @@ def iter_members(
     *,
     threads: int = 2,
     prefetch: int = 256,
+    limits: Limits = Limits(),
 ) -> Iterator[Member]:
     """Decoded members of all inputs, decompressed in parallel, yielded in a fixed order.
 
     A member that cannot be read is reported in ``problems`` and skipped; the others go on.
+    A file whose content was already read (the zip and its unzipped folder) is read once.
+    Once the text read reaches ``limits.max_total_bytes`` the run reads no further member.
     """
-    pending: deque[Future[tuple[RawMember, bytes | None, str | None]]] = deque()
+    paths = canonical_inputs(inputs, problems)
+    pending: deque[Future[_Loaded]] = deque()
+    seen: dict[bytes, str] = {}
+    total = 0
+    stopped = False
+
+    def accept(loaded: _Loaded) -> Member | None:
+        nonlocal total, stopped
+        raw = loaded.raw
+        for note in raw.notes:
+            problems.add(raw.path, note.kind, note.message)
+        if loaded.error is not None:
+            problems.add(raw.path, loaded.error.kind, loaded.error.message)
+            return None
+        if loaded.warning is not None:
+            problems.add(raw.path, loaded.warning.kind, loaded.warning.message)
+        if not loaded.data:
+            problems.add(raw.path, "empty", "empty file: no log lines")
+            return None
+        total += len(loaded.data)
+        if total > limits.max_total_bytes:
+            stopped = True
+            problems.add(
+                raw.path,
+                "size_limit",
+                f"the text read reached --max-total-bytes ({limits.max_total_bytes:,} bytes) here: "
+                "this file and every later one were not read",
+            )
+            return None
+        if loaded.digest in seen:
+            problems.add(raw.path, "duplicate_file", f"same content as {seen[loaded.digest]}: read once")
+            return None
+        seen[loaded.digest] = raw.path
+        return Member(raw.path, decode(raw.path, loaded.data, problems), raw.stored, len(loaded.data))
+
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
 
         def drain(limit: int) -> Iterator[Member]:
-            while len(pending) > limit:
-                raw, data, error = pending.popleft().result()
-                if error is not None or data is None:
-                    problems.add(raw.path, "unreadable", error or "unreadable")
-                    continue
-                if not data:
-                    problems.add(raw.path, "empty", "empty file: no log lines")
-                    continue
-                yield Member(raw.path, decode(raw.path, data, problems), len(raw.raw), len(data))
+            while len(pending) > limit and not stopped:
+                member = accept(pending.popleft().result())
+                if member is not None:
+                    yield member
 
-        for raw in iter_raw_members(inputs, skipped):
-            pending.append(pool.submit(_load, raw))
+        for raw in iter_raw_members(paths, skipped, limits):
+            pending.append(pool.submit(_load, raw, limits))
             yield from drain(prefetch)
+            if stopped:
+                break
         yield from drain(0)
+        for future in pending:
+            future.cancel()

@@ -71,6 +71,9 @@ def summary(result: AuditResult) -> dict[str, Any]:
             "sigma": options.sigma,
             "window": options.window,
             "min_history": options.min_history,
+            "personal_data": "masked" if result.options.mask_pii else "shown",
+            "max_total_bytes": result.options.limits.max_total_bytes,
+            "max_ratio": result.options.limits.max_ratio,
         },
         "files": len(result.files),
         "skipped_files": dict(sorted(ing.skipped.items())),
@@ -78,6 +81,7 @@ def summary(result: AuditResult) -> dict[str, Any]:
         "invocations": real_inv.height,
         "incomplete_invocations": real_inv.filter(pl.col("status") != "complete").height,
         "transactions": tx.height,
+        "duplicate_transactions": result.duplicates.height,
         "users": tx["user_id"].n_unique(),
         "overdraft_events": int(tx["overdraft"].sum()),
         "overdraft_users": _users_with(tx, "overdraft"),
@@ -103,15 +107,16 @@ def summary(result: AuditResult) -> dict[str, Any]:
         "invocations_with_errors": real_inv.filter(pl.col("errors") > 0).height,
         "unparsed_events": ing.unparsed.height,
         "input_problems": len(ing.problems),
+        "input_problem_kinds": ing.problems.counts(),
         "event_kinds": {k: v for k, v in kinds.items() if v},
         "totals": totals,
     }
 
 
-def write_summary(result: AuditResult, path: Path) -> dict[str, Any]:
-    data = summary(result)
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return data
+def summary_bytes(data: dict[str, Any]) -> bytes:
+    """The summary as written: keys in a fixed order and no clock time, so the same audit
+    always gives the same bytes."""
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def human_summary(data: dict[str, Any]) -> str:
@@ -125,6 +130,13 @@ def human_summary(data: dict[str, Any]) -> str:
     ]
     for cur, t in data["totals"].items():
         lines.append(f"{cur}: debits {t['debit_total']}, credits {t['credit_total']} ({t['transactions']:,} transactions)")
+    if data["duplicate_transactions"]:
+        lines.append(f"{data['duplicate_transactions']} duplicate transaction copies set aside (see DuplicateEvents)")
     if data["unparsed_events"] or data["input_problems"]:
-        lines.append(f"{data['unparsed_events']} events not understood, {data['input_problems']} input problems (see the workbook)")
+        kinds = ", ".join(f"{n} {kind}" for kind, n in data["input_problem_kinds"].items())
+        lines.append(
+            f"{data['unparsed_events']} events not understood, {data['input_problems']} input problems"
+            + (f" ({kinds})" if kinds else "")
+            + " (see the InputProblems sheet)"
+        )
     return "\n".join(lines)

@@ -15,14 +15,13 @@ atomically: a temporary file in the same folder, then a rename.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import xlsxwriter
 
+from . import atomic
 from . import sheets as tables
 from .audit import AuditResult
 from .charts import DAILY, TOP, WEEKLY, write_charts
@@ -155,6 +154,14 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
         ),
         Sheet("OtherNotices", "Every other notice: CloudWatch metrics the Lambda emitted (EMF) and init reports without error.", links.add(tables.other_notices(result))),
         Sheet(
+            "DuplicateEvents",
+            "Transactions logged more than once (a Lambda/SQS retry): each extra copy, set aside so balances and totals "
+            "count the transaction once; the first copy in time order is kept. A copy whose fields differ from the kept "
+            "one is still set aside, but marked (fields_differ) and listed in InputProblems.",
+            links.add(result.with_file(result.duplicates)),
+            {"fields_differ": "true"},
+        ),
+        Sheet(
             LEDGER,
             "Every transaction, by user then time: debit and credit as announced, the logged balances, the balance recomputed from "
             "the wallet's opening and the difference between them (red beyond tolerance), the checks that flagged it.",
@@ -184,11 +191,8 @@ def write_workbook(result: AuditResult, path: Path, summary: dict[str, Any]) -> 
     """Write the workbook atomically: a temporary file in the same folder, then a rename."""
     sheets = data_sheets(result)
     by_name = {s.name: s for s in sheets}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".calo-", suffix=".xlsx", dir=path.parent)
-    os.close(fd)
-    try:
-        options = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False, "remove_timezone": True}
+    options = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False, "remove_timezone": True}
+    with atomic.replacing(path) as tmp:
         with xlsxwriter.Workbook(tmp, options) as wb:
             period = summary["period"]
             wb.set_properties(
@@ -214,7 +218,3 @@ def write_workbook(result: AuditResult, path: Path, summary: dict[str, Any]) -> 
             write_glossary(fixed["ColumnDefinitions"], sheets, styles)
             write_charts(wb, fixed["Charts"], by_name, styles)
             fixed["Overview"].activate()
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from calo_polars.cli import cli
 from calo_polars.columns import glossary_markdown
+from calo_polars.problems import PROBLEM_KINDS, problem_kinds_markdown
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
@@ -24,3 +25,22 @@ def test_every_report_option_is_documented() -> None:
         for opt in getattr(param, "opts", []):
             if opt.startswith("--"):
                 assert opt in README, opt
+
+
+def test_readme_lists_every_input_problem_kind() -> None:
+    assert problem_kinds_markdown() in README
+
+
+def test_every_input_problem_kind_is_made_by_a_test() -> None:
+    tests = "".join(p.read_text(encoding="utf-8") for p in Path(__file__).parent.glob("test_*.py"))
+    untested = [kind for kind in PROBLEM_KINDS if f'"{kind}"' not in tests]
+    assert untested == []
+
+
+def test_help_documents_the_exit_codes() -> None:
+    from click.testing import CliRunner
+
+    text = CliRunner().invoke(cli, ["report", "--help"]).output
+    assert "Exit codes:" in text and "--strict" in text
+    for code in ("0  the audit ran", "1  the same, but input problems", "2  a usage error"):
+        assert code in text

@@ -94,7 +94,8 @@ def test_checks_match_the_plain_python_reference(real_result, raw_transactions: 
 def test_summary_json_holds_the_counts_and_exact_totals(report_dir: Path, raw_transactions: list[Tx]) -> None:
     data = json.loads((report_dir / "summary.json").read_text())
     assert data["files"] == 1672 and data["events"] == 82_259 and data["transactions"] == 16_300
-    assert data["unparsed_events"] == 0 and data["input_problems"] == 0
+    assert data["unparsed_events"] == 0 and data["input_problems"] == 0 and data["input_problem_kinds"] == {}
+    assert data["duplicate_transactions"] == 0 and data["settings"]["personal_data"] == "masked"
     assert data["not_in_sync_errors"] == 4_361
     debits: Counter[str] = Counter()
     for t in raw_transactions:
@@ -128,7 +129,7 @@ def test_workbook_reads_back_with_sheets_headers_panes_and_formats(workbook) -> 
         "Overview", "README", "ColumnDefinitions", "Charts",
         "PerUserSummary", "RedFlags", "OverdraftEvents", "MismatchEvents", "FlowBreaks", "Anomalies",
         "SyncErrors", "BlockedOverdrafts", "NegativePaymentBalance", "LambdaErrors", "Skipped",
-        "Invocations", "InvocationIssues", "OtherNotices",
+        "Invocations", "InvocationIssues", "OtherNotices", "DuplicateEvents",
         "Ledger", "DailyTotals", "WeeklySignals", "TopUserBalances",
         "EventKinds", "UnparsedEvents", "InputProblems", "SampleRaw",
     ]  # fmt: skip
