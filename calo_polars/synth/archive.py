@@ -35,7 +35,7 @@ from typing import Any
 from ..errors import UsageError
 from .ledger import Calendar, Ledger, Msg, Rates
 from .streams import Options, Writer
-from .text import DAY_MS, Clock, gzip_member, hex_id, uuid4
+from .text import DAY_MS, Clock, between, gzip_member, hex_id, uuid4
 
 SHARD_USERS = 1000
 ROOT = "balance-sync-logs"
@@ -69,6 +69,15 @@ class SynthOptions:
             overlap=min(7, max(0, legacy_day // 4)),
             lock_from=int(self.days * 0.6),
         )
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any], *, workers: int = 2) -> SynthOptions:
+        """The options a ground truth recorded (the inverse of ``record``)."""
+        values = dict(data)
+        values["start"] = date.fromisoformat(values["start"])
+        values["legacy_until"] = date.fromisoformat(values["legacy_until"]) if values["legacy_until"] else None
+        values["rates"] = Rates(**values["rates"])
+        return cls(**values, workers=workers)
 
     def record(self) -> dict[str, Any]:
         """The options as plain JSON values (for the ground truth)."""
@@ -186,7 +195,7 @@ def _retries(msgs: list[Msg], rng: random.Random) -> list[Msg]:
         tx = msg.tx
         if tx is None or not tx.duplicate:
             continue
-        at = tx.ts + rng.randrange(20_000, 300_000)
+        at = tx.ts + between(rng, 20_000, 300_000)
         nxt = following.get(id(msg))
         if nxt is not None and at >= nxt.tx.ts - 60_000:  # type: ignore[union-attr]
             tx.duplicate = False

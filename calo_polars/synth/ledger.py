@@ -29,7 +29,7 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
-from .text import DAY_MS, inspect_string, js_number, ulid, uuid4
+from .text import DAY_MS, between, inspect_string, js_number, ulid, uuid4
 
 TOL = 5  # sub-units: half the minor unit, inclusive
 UNIT = 10  # sub-units in one minor unit
@@ -240,12 +240,12 @@ class User:
         self.delivery = frozenset(w for w in range(7) if w not in rest)
         self.new = rng.random() < 0.3
         self.first_day = rng.randrange(cal.days) if self.new else 0
-        self.last_day = cal.days - 1 if rng.random() < 0.85 else rng.randrange(self.first_day, cal.days)
-        self.offset = 0 if rng.random() < 0.72 else rng.choice((-1, 1)) * rng.randrange(1, 40) * self.d
+        self.last_day = cal.days - 1 if rng.random() < 0.85 else between(rng, self.first_day, cal.days)
+        self.offset = 0 if rng.random() < 0.72 else rng.choice((-1, 1)) * between(rng, 1, 40) * self.d
         # An existing subscriber holds a few days of balance (so the first renewal comes before
         # the 3σ check judges anything), or prepaid the whole period and never renews.
         prepaid = rng.random() < 0.12
-        self.bal = 0 if self.new else (cal.days + 2 if prepaid else rng.randrange(1, 5)) * self.d
+        self.bal = 0 if self.new else (cal.days + 2 if prepaid else between(rng, 1, 5)) * self.d
         self.bal_f = self.bal / sub
         self.window = Window()
         self.last: Tx | None = None
@@ -431,7 +431,7 @@ class Ledger:
         if clean and rng.random() < rates.mismatch:
             amount, new, new_f, detail = self._mismatch(u, type_ if layout == "full" else None, amount, vat, old, new, new_f)
             self.faults.append(Fault("mismatch", tx, detail))
-        tx.tx_id = ulid(t - rng.randrange(200, 5000) if not night else t - rng.randrange(60_000, 90_000), rng)
+        tx.tx_id = ulid(t - between(rng, 200, 5000) if not night else t - between(rng, 60_000, 90_000), rng)
         tx.user, tx.day, tx.t, tx.night, tx.layout = u, day, t, night, layout
         tx.type, tx.source, tx.action = type_, source, action
         tx.amount, tx.vat, tx.old, tx.new = amount, vat, old, new

@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .ledger import Calendar, Msg, Tx
-from .text import Clock, hex_id, request_id, uuid4
+from .text import Clock, between, hex_id, request_id, uuid4
 
 #: SQS batch sizes of the nightly run and how often each occurs (as measured on the real archive).
 NIGHT_BATCH = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
@@ -136,7 +136,7 @@ class Writer:
         """INIT_START before the first invocation; returns the init duration for its REPORT."""
         init_ms = round(self.rng.uniform(650, 1250), 2)
         version, arn = self._runtime(start // 86_400_000 - self.cal.epoch_day)
-        at = start - int(init_ms) - self.rng.randrange(1, 60)
+        at = start - int(init_ms) - between(self.rng, 1, 60)
         self._event(stream, -1, "init_start", f"{self.clock.stamp(at)} INIT_START Runtime Version: {version}\tRuntime Version ARN: {arn}\n\n")
         return init_ms
 
@@ -156,7 +156,7 @@ class Writer:
         stream.invocations += 1
         self.invocations += 1
         self._event(stream, inv, "start", f"{stamp(start)} START RequestId: {rid} Version: $LATEST\n\n")
-        t = start + rng.randrange(5, 160)
+        t = start + between(rng, 5, 160)
         for msg in msgs:
             t = self._message(stream, inv, rid, t, msg)
         if noise:
@@ -165,10 +165,10 @@ class Writer:
             self.incomplete.append({"request_id": rid, "reason": "no END and REPORT (truncated)"})
             stream.expires = 0
             return t
-        end = t + rng.randrange(1, 40)
-        duration = (end - start) + rng.randrange(0, 100) / 100
+        end = t + between(rng, 1, 40)
+        duration = (end - start) + between(rng, 0, 100) / 100
         if noise == "timeout":
-            duration = 30_000 + rng.randrange(0, 100) / 100
+            duration = 30_000 + between(rng, 0, 100) / 100
             self.incomplete.append({"request_id": rid, "reason": "timed out"})
         memory = 512 if start // 86_400_000 - self.cal.epoch_day < self.cal.legacy_until else 1024
         init = f"Init Duration: {init_ms:.2f} ms\t" if init_ms is not None else ""
@@ -182,7 +182,7 @@ class Writer:
         self._event(
             stream, inv, "report",
             f"{stamp(end)} REPORT RequestId: {rid}\tDuration: {duration:.2f} ms\tBilled Duration: {int(duration) + 1} ms\t"
-            f"Memory Size: {memory} MB\tMax Memory Used: {rng.randrange(88, 135)} MB\t{init}{status}{xray}\n\n",
+            f"Memory Size: {memory} MB\tMax Memory Used: {between(rng, 88, 135)} MB\t{init}{status}{xray}\n\n",
         )  # fmt: skip
         return end
 
@@ -195,7 +195,7 @@ class Writer:
         ts = stamp(t)
         message_id = msg.tx.message_id if msg.tx is not None else msg.message_id or uuid4(rng)
         self._app(stream, inv, "processing_message", ts, rid, "INFO", f"Processing message {message_id}")
-        t += rng.randrange(1, 60)
+        t += between(rng, 1, 60)
         ts = stamp(t)
         kind = msg.kind
         if kind in ("tx", "retry"):
@@ -208,16 +208,16 @@ class Writer:
             if kind == "tx":
                 tx.ts = t
             if tx.lock and kind == "tx":
-                t += rng.randrange(20, 90)
+                t += between(rng, 20, 90)
                 lts, iso = stamp(t), stamp(t - 60)
                 ttl = t // 1000 + 1_814_400
                 self._event(stream, inv, "transaction_lock", LOCK % (
                     lts, lts, rid, u.id, tx.tx_id, u.id, iso, iso, ttl, u.id, tx.tx_id, u.id, iso, iso, ttl))  # fmt: skip
-            t += rng.randrange(10, 120)
+            t += between(rng, 10, 120)
             after = "already_synced" if kind == "retry" else tx.after
             self._app(stream, inv, AFTER_KIND[after], stamp(t), rid, "INFO", AFTER[after])
             if u.offset and kind == "tx":
-                t += rng.randrange(5, 80)
+                t += between(rng, 5, 80)
                 ts = stamp(t)
                 self._event(stream, inv, "not_in_sync", NOT_IN_SYNC % (ts, ts, rid, u.id, tx.new_s, tx.pay_s))
                 if rng.random() < P_NOT_IN_SYNC_EMF:
@@ -235,7 +235,7 @@ class Writer:
         elif kind == "flag_false":
             text = f"Skipping the process, Update Payment Balance Flag is set to false {{ transactionAction: '{msg.action}' }}"
             self._app(stream, inv, "skip_update_flag_false", ts, rid, "INFO", text)
-        return t + rng.randrange(1, 40)
+        return t + between(rng, 1, 40)
 
     def _block(self, stream: Stream, inv: int, ts: str, rid: str, tx: Tx) -> None:
         u = tx.user
@@ -255,31 +255,31 @@ class Writer:
         ts = stamp(t)
         if noise == "invoke_error":
             self._event(stream, inv, "invoke_error", INVOKE_ERROR % (ts, ts, rid))
-            return t + rng.randrange(1, 20)
+            return t + between(rng, 1, 20)
         self._app(stream, inv, "processing_message", ts, rid, "INFO", f"Processing message {uuid4(rng)}")
-        t += rng.randrange(5, 60)
+        t += between(rng, 5, 60)
         ts = stamp(t)
         if noise == "sync_error":
             self._event(stream, inv, "sync_error", SYNC_ERROR % (ts, ts, rid))
             self._event(stream, inv, "emf_metric", EMF % (ts, t, "synBalanceError", "synBalanceError", ""))
         elif noise == "timeout":
             t += 30_000
-            self._event(stream, inv, "timeout", f"{stamp(t)} {rid} Task timed out after 30.0{rng.randrange(1, 10)} seconds\n\n")
+            self._event(stream, inv, "timeout", f"{stamp(t)} {rid} Task timed out after 30.0{between(rng, 1, 10)} seconds\n\n")
         return t
 
     def crash_burst(self, day: int) -> None:
         """A bad deploy: containers fail their cold start again and again (``undefined`` errors)."""
         rng, stamp = self.rng, self.clock.stamp
-        t = self.cal.day_ms(day) + 21 * 3_600_000 + rng.randrange(60_000, 600_000)
+        t = self.cal.day_ms(day) + 21 * 3_600_000 + between(rng, 60_000, 600_000)
         stream = self.new_stream(t)
         self.cold_start(stream, t + 1000)
-        for _ in range(rng.randrange(2, 6)):
-            t += rng.randrange(50, 3000)
+        for _ in range(between(rng, 2, 6)):
+            t += between(rng, 50, 3000)
             ts = stamp(t)
             self._event(stream, -1, "uncaught_exception", UNCAUGHT % (ts, ts))
             init_ms = rng.uniform(650, 800)
             phase = "init" if rng.random() < 0.3 else "invoke"
-            t += rng.randrange(20, 150)
+            t += between(rng, 20, 150)
             self._event(stream, -1, "init_report",
                         f"{stamp(t)} INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: {phase}\tStatus: error\tError Type: Runtime.ExitError\n\n")  # fmt: skip
             if phase == "invoke":
@@ -289,13 +289,13 @@ class Writer:
                 self.invocations += 1
                 ts = stamp(t)
                 self._event(stream, inv, "start", f"{ts} START RequestId: {rid} Version: $LATEST\n\n")
-                t += rng.randrange(0, 20)
+                t += between(rng, 0, 20)
                 ts = stamp(t)
                 self._event(stream, inv, "runtime_crash", f"{ts} Unknown application error occurred\nRuntime.Unknown\n\n")
                 self._event(stream, inv, "end", f"{ts} END RequestId: {rid}\n\n")
                 self._event(stream, inv, "report",
                             f"{ts} REPORT RequestId: {rid}\tDuration: {init_ms + 1:.2f} ms\tBilled Duration: {int(init_ms) + 2} ms\t"
-                            f"Memory Size: 512 MB\tMax Memory Used: {rng.randrange(36, 42)} MB\t\n\n")  # fmt: skip
+                            f"Memory Size: 512 MB\tMax Memory Used: {between(rng, 36, 42)} MB\t\n\n")  # fmt: skip
         self.close(stream)
 
     # ------------------------------------------------------------ scheduling
@@ -314,10 +314,10 @@ class Writer:
         start = self.cal.day_ms(day) + 21 * 3_600_000 + 60_000
         containers = [self.new_stream(start) for _ in range(max(1, round(len(msgs) / MSGS_PER_NIGHT_CONTAINER)))]
         for c in containers:
-            c.free_at = start + rng.randrange(0, 4000)
+            c.free_at = start + between(rng, 0, 4000)
         for batch in batches:
             c = min(containers, key=lambda s: s.free_at)
-            c.free_at = self.invocation(c, c.free_at + rng.randrange(20, 1500), batch, cold=not c.events)
+            c.free_at = self.invocation(c, c.free_at + between(rng, 20, 1500), batch, cold=not c.events)
         for c in containers:
             if c.events:
                 self.close(c)
@@ -334,7 +334,7 @@ class Writer:
                 pool.append(stream)
             end = self.invocation(stream, t, [msg] if msg is not None else [], cold=not stream.events, noise=noise)
             stream.free_at = end
-            stream.expires = end + rng.randrange(300_000, 900_000) if noise != "truncated" else 0
+            stream.expires = end + between(rng, 300_000, 900_000) if noise != "truncated" else 0
             for s in [s for s in pool if s.expires < t]:
                 pool.remove(s)
                 self.close(s)
@@ -349,7 +349,7 @@ class Writer:
         rng = self.rng
         count = sum(1 for _ in range(n_msgs) if rng.random() < self.opts.error_rate)
         base = self.cal.day_ms(day)
-        return [(base + rng.randrange(5 * 3_600_000, 20 * 3_600_000), None, rng.choice(NOISE_KINDS)) for _ in range(count)]
+        return [(base + between(rng, 5 * 3_600_000, 20 * 3_600_000), None, rng.choice(NOISE_KINDS)) for _ in range(count)]
 
     # ------------------------------------------------------------ files
 
