@@ -10,7 +10,11 @@ SAMPLE       := examples/sample-logs.zip
 # The bundled sample when it exists, otherwise the real archive next to the checkout.
 INPUT  ?= $(firstword $(wildcard $(SAMPLE)) $(REAL_ARCHIVE))
 
-.PHONY: run test install install-dev bench clean
+# How the bundled sample was made (examples/README.md says the same; tests/test_sample.py checks it).
+SAMPLE_ARGS := --users 64 --days 42 --seed 2024 --overdraft-rate 0.003 --mismatch-rate 0.004 \
+  --flow-break-rate 0.004 --anomaly-rate 0.004 --duplicate-rate 0 --error-rate 0.01 --crash-rate 0.15
+
+.PHONY: run test install install-dev sample bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +40,9 @@ run: install
 
 test: install-dev
 	$(BIN)/python -m pytest
+
+sample: install
+	$(BIN)/calo-balance synth -o $(SAMPLE) $(SAMPLE_ARGS)
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache .hypothesis
