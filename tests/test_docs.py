@@ -24,3 +24,10 @@ def test_every_report_option_is_documented() -> None:
         for opt in getattr(param, "opts", []):
             if opt.startswith("--"):
                 assert opt in README, opt
+
+
+def test_every_synth_option_is_documented() -> None:
+    for param in cli.commands["synth"].params:
+        for opt in getattr(param, "opts", []):
+            if opt.startswith("--"):
+                assert opt in README, opt
