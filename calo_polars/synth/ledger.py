@@ -270,6 +270,7 @@ class Ledger:
         self.seed = seed
         self.msgs: list[Msg] = []
         self.faults: list[Fault] = []
+        self.rng = random.Random()  # the user being simulated's own stream, set by simulate()
 
     # ------------------------------------------------------------ one user
 
