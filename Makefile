@@ -10,7 +10,11 @@ SAMPLE       := examples/sample-logs.zip
 # The bundled sample when it exists, otherwise the real archive next to the checkout.
 INPUT  ?= $(firstword $(wildcard $(SAMPLE)) $(REAL_ARCHIVE))
 
-.PHONY: run test install install-dev bench clean
+# How the bundled sample was made (examples/README.md says the same; tests/test_sample.py checks it).
+SAMPLE_ARGS := --users 64 --days 42 --seed 2024 --overdraft-rate 0.003 --mismatch-rate 0.004 \
+  --flow-break-rate 0.004 --anomaly-rate 0.004 --duplicate-rate 0.004 --error-rate 0.01 --crash-rate 0.15
+
+.PHONY: run test install install-dev install-bench sample bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,12 +24,18 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
+# Tests also run the benchmark script on a tiny archive, so they get its extra (pandas) too.
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[bench]'
 	touch $@
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
+install-bench: $(VENV)/.installed-bench
 
 run: install
 	@if [ ! -e "$(INPUT)" ]; then \
@@ -36,6 +46,14 @@ run: install
 
 test: install-dev
 	$(BIN)/python -m pytest
+
+# The throughput benchmark (not part of make test): BENCH_ARGS="--raw-gb 4 --profile" etc.
+BENCH_ARGS ?= --raw-gb 1 --profile
+bench: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+sample: install
+	$(BIN)/calo-balance synth -o $(SAMPLE) $(SAMPLE_ARGS)
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache .hypothesis

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 import click
@@ -24,6 +25,7 @@ from .inflate import Limits, parse_size
 from .outputs import check_outdir, write_outputs
 from .problems import InputProblem
 from .summary import human_summary
+from .synth import DEFAULT_RATES, Rates, SynthOptions, synthesize
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -141,3 +143,65 @@ def report(
     click.echo(f"wrote {written.workbook} and {written.summary_path}", err=True)
     if strict and problems:
         sys.exit(EXIT_PROBLEMS)
+
+
+RATE = click.FloatRange(0, 1)
+
+
+@cli.command()
+@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=str), help="Where to write: ARCHIVE.zip, LOGS.gz (one multi-member gzip) or a new FOLDER.")
+@click.option("--users", type=click.IntRange(min=1), default=200, show_default=True, help="Subscribers (one wallet each).")
+@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True, help="Days of logs, each with its 21:00 UTC deduction run.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed and options, same bytes.")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default="2024-01-01", show_default=True, help="First day (UTC).")
+@click.option("--legacy-until", type=click.DateTime(["%Y-%m-%d"]), help="Blocks use the legacy layout before this day [default: a sixth into the period].")
+@click.option("--overdraft-rate", type=RATE, default=DEFAULT_RATES.overdraft, show_default=True, help="Injected overdrafts, per transaction.")
+@click.option("--mismatch-rate", type=RATE, default=DEFAULT_RATES.mismatch, show_default=True, help="Injected arithmetic mismatches, per transaction.")
+@click.option("--flow-break-rate", type=RATE, default=DEFAULT_RATES.flow_break, show_default=True, help="Injected flow breaks, per transaction.")
+@click.option("--anomaly-rate", type=RATE, default=DEFAULT_RATES.delta_anomaly, show_default=True, help="Injected delta anomalies, per transaction.")
+@click.option("--duplicate-rate", type=RATE, default=DEFAULT_RATES.duplicate, show_default=True, help="Transactions logged twice (an SQS retry), per transaction.")
+@click.option("--clean", is_flag=True, help="No faults at all: every fault rate 0 (the audit must flag nothing).")
+@click.option("--out-of-order", type=RATE, default=0.33, show_default=True, help="Share of files whose chunks are written out of order.")
+@click.option("--error-rate", type=RATE, default=0.002, show_default=True, help="Failing invocations (sync/invoke errors, timeouts, truncations), per message.")
+@click.option("--crash-rate", type=RATE, default=0.03, show_default=True, help="Chance per day and 1,000 users of a burst of failed cold starts.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Processes that generate and compress.")
+@click.option("--truth", type=click.Path(dir_okay=False, path_type=str), help="Ground-truth JSON [default: beside the output, NAME.truth.json].")
+def synth(out: str, users: int, days: int, seed: int, start: datetime, legacy_until: datetime | None, overdraft_rate: float,
+          mismatch_rate: float, flow_break_rate: float, anomaly_rate: float, duplicate_rate: float, clean: bool,
+          out_of_order: float, error_rate: float, crash_rate: float, workers: int, truth: str | None) -> None:  # fmt: skip
+    """Write a synthetic CloudWatch export with known faults, and its ground truth.
+
+    The archive has the real export's layout and every shape of its text; each injected
+    fault is listed in NAME.truth.json as (kind, transaction id, user).
+
+    \b
+    Example:
+      calo-balance synth -o synthetic.zip --users 1000 --days 60 --seed 7
+      calo-balance report synthetic.zip -o reports
+    """
+    ctx = click.get_current_context()
+    rates = Rates(overdraft_rate, mismatch_rate, flow_break_rate, anomaly_rate, duplicate_rate)
+    if clean:
+        given = [p.name for p in ctx.command.params if p.name and p.name.endswith("_rate") and p.name not in ("error_rate", "crash_rate")
+                 and ctx.get_parameter_source(p.name) is click.core.ParameterSource.COMMANDLINE]  # fmt: skip
+        if given:
+            raise click.UsageError(f"--clean sets every fault rate to 0; do not also give --{given[0].replace('_', '-')}")
+        rates = Rates()
+    options = SynthOptions(
+        users=users, days=days, seed=seed, start=start.date(),
+        legacy_until=legacy_until.date() if legacy_until else None, rates=rates, out_of_order=out_of_order,
+        error_rate=error_rate, crash_rate=crash_rate, workers=workers,
+    )  # fmt: skip
+    try:
+        report = synthesize(options, out, truth)
+    except CaloError as exc:
+        click.echo(f"calo-balance: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    faults = ", ".join(f"{n} {k}" for k, n in report.faults.items())
+    click.echo(
+        f"wrote {report.path}: {report.files:,} files, {report.raw_bytes / 1e6:,.1f} MB of log text "
+        f"({report.stored_bytes / 1e6:,.1f} MB gzipped), {report.transactions:,} transactions\n"
+        f"faults: {faults}\nground truth: {report.truth_path}\n"
+        f"{report.seconds:.1f} s, {report.raw_mb_per_s:,.0f} MB/s of raw log",
+        err=True,
+    )

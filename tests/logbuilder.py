@@ -15,6 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from calo_polars.synth.text import inspect_string
+
 T0 = datetime(2024, 2, 10, 21, 0, 0, tzinfo=timezone.utc)
 
 
@@ -43,14 +45,7 @@ def inspect_value(value: Any) -> str:
     if isinstance(value, float):
         return repr(value).removesuffix(".0")
     if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace("\n", "\\n")
-        if "'" not in value:
-            return f"'{escaped}'"
-        if '"' not in value:
-            return f'"{escaped}"'
-        if "`" not in value:
-            return f"`{escaped}`"
-        return "'" + escaped.replace("'", "\\'") + "'"
+        return inspect_string(value)
     raise TypeError(value)
 
 

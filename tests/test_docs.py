@@ -44,3 +44,10 @@ def test_help_documents_the_exit_codes() -> None:
     assert "Exit codes:" in text and "--strict" in text
     for code in ("0  the audit ran", "1  the same, but input problems", "2  a usage error"):
         assert code in text
+
+
+def test_every_synth_option_is_documented() -> None:
+    for param in cli.commands["synth"].params:
+        for opt in getattr(param, "opts", []):
+            if opt.startswith("--"):
+                assert opt in README, opt

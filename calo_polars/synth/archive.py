@@ -1,0 +1,333 @@
+"""Synthetic CloudWatch exports: shards of users in parallel, one archive, one ground truth.
+
+Users are split into fixed shards (``SHARD_USERS`` each, whatever the number of workers); a
+shard simulates its users, schedules their messages into Lambda containers and renders and
+gzips its files. Shards run in a process pool and are collected in order, so the same options
+and seed always give the same bytes. The archive is laid out exactly like the real export:
+
+    __MACOSX/balance-sync-logs/…/._.DS_Store                  (macOS junk)
+    balance-sync-logs/.DS_Store
+    balance-sync-logs/<task-uuid>/.DS_Store
+    balance-sync-logs/<task-uuid>/<YYYY-MM-DD-[$LATEST]hex32>/000000.gz
+
+as a ``.zip``, an unzipped folder, or a single multi-member ``.gz`` (every stream one member).
+The ground truth (``<name>.truth.json`` beside it) lists every injected fault as
+(kind, transaction id, user) with what the tool must flag, and the counts of what was written.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import random
+import tempfile
+import time
+import zipfile
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from .ledger import Calendar, Ledger, Msg, Rates
+from .streams import Options, Writer
+from .text import DAY_MS, Clock, between, gzip_member, hex_id, uuid4
+
+SHARD_USERS = 1000
+ROOT = "balance-sync-logs"
+FAULT_KINDS = ("overdraft", "mismatch", "flow_break", "delta_anomaly", "duplicate")
+
+
+@dataclass(frozen=True)
+class SynthOptions:
+    """Everything that decides the archive's content (``workers`` only decides its speed)."""
+
+    users: int = 200
+    days: int = 30
+    seed: int = 1
+    start: date = date(2024, 1, 1)
+    legacy_until: date | None = None  # default: a sixth of the way into the period
+    rates: Rates = field(default_factory=lambda: DEFAULT_RATES)
+    out_of_order: float = 0.33
+    split: float = 0.2
+    error_rate: float = 0.002
+    crash_rate: float = 0.03
+    workers: int = 2
+    level: int = 1
+
+    def calendar(self) -> Calendar:
+        legacy = self.legacy_until or self.start + timedelta(days=self.days // 6)
+        legacy_day = (legacy - self.start).days
+        return Calendar(
+            days=self.days,
+            epoch_day=(self.start - date(1970, 1, 1)).days,
+            legacy_until=legacy_day,
+            overlap=min(7, max(0, legacy_day // 4)),
+            lock_from=int(self.days * 0.6),
+        )
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any], *, workers: int = 2) -> SynthOptions:
+        """The options a ground truth recorded (the inverse of ``record``)."""
+        values = dict(data)
+        values["start"] = date.fromisoformat(values["start"])
+        values["legacy_until"] = date.fromisoformat(values["legacy_until"]) if values["legacy_until"] else None
+        values["rates"] = Rates(**values["rates"])
+        return cls(**values, workers=workers)
+
+    def record(self) -> dict[str, Any]:
+        """The options as plain JSON values (for the ground truth)."""
+        data = asdict(self)
+        data.pop("workers")
+        data["start"] = self.start.isoformat()
+        data["legacy_until"] = self.legacy_until.isoformat() if self.legacy_until else None
+        return data
+
+
+DEFAULT_RATES = Rates(overdraft=0.0005, mismatch=0.0005, flow_break=0.001, delta_anomaly=0.001, duplicate=0.001)
+CLEAN = Rates()
+
+
+@dataclass
+class Shard:
+    """What one shard produced: gzipped files and what the ground truth needs."""
+
+    files: list[tuple[str, bytes, int]]
+    counts: Counter[str]
+    faults: list[dict[str, str]]
+    incomplete: list[dict[str, str]]
+    invocations: int
+    blocks: int
+    transactions: int
+    users: int
+
+
+@dataclass
+class SynthReport:
+    """What was written, for the command line and the benchmark."""
+
+    path: Path
+    truth_path: Path
+    files: int
+    raw_bytes: int
+    stored_bytes: int
+    transactions: int
+    faults: dict[str, int]
+    seconds: float
+
+    @property
+    def raw_mb_per_s(self) -> float:
+        return self.raw_bytes / 1e6 / max(self.seconds, 1e-9)
+
+
+def build_shard(options: SynthOptions, shard: int) -> Shard:
+    """Simulate, schedule, render and gzip the users of one shard."""
+    cal = options.calendar()
+    ledger = Ledger(cal, options.rates, options.seed)
+    first = shard * SHARD_USERS
+    for index in range(first, min(first + SHARD_USERS, options.users)):
+        ledger.simulate(index)
+    writer = Writer(
+        cal,
+        Clock(options.start),
+        Options(options.seed, shard, options.out_of_order, options.split, options.error_rate, options.crash_rate),
+    )
+    nights: dict[int, list[Msg]] = defaultdict(list)
+    days: dict[int, list[tuple[int, Msg | None, str]]] = defaultdict(list)
+    for msg in ledger.msgs:
+        day = msg.t // DAY_MS - cal.epoch_day
+        if msg.night:
+            nights[day].append(msg)
+        else:
+            days[day].append((msg.t, msg, ""))
+    pool: list = []
+    for day in range(cal.days):
+        daytime = days.get(day, [])
+        writer.daytime(daytime + writer.noise(day, len(daytime) + len(nights.get(day, []))), pool)
+        writer.nightly(day, nights.get(day, []))
+        if writer.rng.random() < options.crash_rate:
+            writer.crash_burst(day)
+    writer.close_pool(pool)
+    duplicates = _retries(ledger.msgs, writer.rng)
+    writer.daytime([(m.t, m, "") for m in duplicates], pool)
+    writer.close_pool(pool)
+
+    stamp = Clock(options.start).stamp
+    faults = [
+        {"kind": f.kind, "tx_id": f.tx.tx_id, "user_id": f.tx.user.id, "ts": stamp(f.tx.ts), "detail": f.detail}
+        for f in ledger.faults
+    ]
+    faults += [
+        {"kind": "duplicate", "tx_id": m.tx.tx_id, "user_id": m.user.id, "ts": stamp(m.tx.ts),
+         "detail": f"logged again at {stamp(m.logged)} by another invocation (SQS retry)"}
+        for m in duplicates
+    ]  # fmt: skip
+    files = [(name, gzip_member(text.encode("utf-8"), options.level), len(text.encode("utf-8"))) for name, text in writer.files]
+    txs = [m for m in ledger.msgs if m.tx is not None]
+    return Shard(
+        files=files,
+        counts=writer.counts,
+        faults=faults,
+        incomplete=writer.incomplete,
+        invocations=writer.invocations,
+        blocks=writer.blocks,
+        transactions=len(txs),
+        users=len({m.user.index for m in txs}),
+    )
+
+
+def _retries(msgs: list[Msg], rng: random.Random) -> list[Msg]:
+    """SQS retries of the transactions marked duplicate, each before the user's next one."""
+    following: dict[int, Msg] = {}
+    previous: dict[int, Msg] = {}
+    for msg in msgs:  # per user in time order
+        if msg.tx is None:
+            continue
+        if msg.user.index in previous:
+            following[id(previous[msg.user.index])] = msg
+        previous[msg.user.index] = msg
+    out = []
+    for msg in msgs:
+        tx = msg.tx
+        if tx is None or not tx.duplicate:
+            continue
+        at = tx.ts + between(rng, 20_000, 300_000)
+        nxt = following.get(id(msg))
+        if nxt is not None and at >= nxt.tx.ts - 60_000:  # type: ignore[union-attr]
+            tx.duplicate = False
+            continue
+        out.append(Msg(at, False, "retry", msg.user, tx))
+    return out
+
+
+# ---------------------------------------------------------------- running and writing
+
+
+def _shards(options: SynthOptions) -> Iterator[Shard]:
+    count = max(1, -(-options.users // SHARD_USERS))
+    if options.workers <= 1 or count == 1:
+        for i in range(count):
+            yield build_shard(options, i)
+        return
+    context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
+    with ProcessPoolExecutor(max_workers=options.workers, mp_context=context) as pool:
+        yield from pool.map(build_shard, [options] * count, range(count))
+
+
+def truth_path_for(out: Path) -> Path:
+    """``logs.zip`` → ``logs.truth.json`` beside it (also for a folder or a ``.gz``)."""
+    name = out.name
+    for suffix in (".zip", ".gz"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return out.with_name(f"{name}.truth.json")
+
+
+def synthesize(options: SynthOptions, out: str | os.PathLike[str], truth: str | os.PathLike[str] | None = None) -> SynthReport:
+    """Write a synthetic export to ``out`` (``.zip``, ``.gz`` or a folder) and its ground truth."""
+    began = time.perf_counter()
+    out = Path(out)
+    kind = "zip" if out.suffix == ".zip" else "gz" if out.suffix == ".gz" else "folder"
+    if kind == "folder" and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"{out}: exists and is not an empty folder; give a new folder, a .zip or a .gz")
+    if options.users < 1 or options.days < 1:
+        raise UsageError("--users and --days must be at least 1")
+    files: list[tuple[str, bytes, int]] = []
+    counts: Counter[str] = Counter()
+    faults: list[dict[str, str]] = []
+    incomplete: list[dict[str, str]] = []
+    totals = Counter()
+    for shard in _shards(options):
+        files += shard.files
+        counts.update(shard.counts)
+        faults += shard.faults
+        incomplete += shard.incomplete
+        totals.update(invocations=shard.invocations, blocks=shard.blocks, transactions=shard.transactions, users=shard.users)
+    rng = random.Random(f"{options.seed}/archive")
+    task = uuid4(rng)
+    members = _members(files, task, rng)
+    if kind == "zip":
+        _write_zip(out, members, options)
+    elif kind == "gz":
+        _atomic_write(out, b"".join(data for name, data in members if name.endswith(".gz")))
+    else:
+        for name, data in members:
+            target = out.joinpath(*name.split("/"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    raw = sum(size for _, _, size in files)
+    stored = sum(len(data) for _, data, _ in files)
+    faults.sort(key=lambda f: (FAULT_KINDS.index(f["kind"]), f["user_id"], f["ts"], f["tx_id"]))
+    fault_counts = {k: sum(1 for f in faults if f["kind"] == k) for k in FAULT_KINDS}
+    tpath = Path(truth) if truth else truth_path_for(out)
+    document = {
+        "generator": "calo-polars synth",
+        "options": options.record(),
+        "archive": {
+            "layout": kind,
+            "files": len(files),
+            "raw_bytes": raw,
+            "users": totals["users"],
+            "transactions": totals["transactions"],
+            "transaction_blocks": totals["blocks"],
+            "invocations": totals["invocations"],
+        },
+        "event_kinds": dict(sorted(counts.items())),
+        "fault_counts": fault_counts,
+        "incomplete_invocations": sorted(incomplete, key=lambda i: i["request_id"]),
+        "faults": faults,
+    }
+    _atomic_write(tpath, (json.dumps(document, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+    return SynthReport(out, tpath, len(files), raw, stored, totals["transactions"], fault_counts, time.perf_counter() - began)
+
+
+def _members(files: list[tuple[str, bytes, int]], task: str, rng: random.Random) -> list[tuple[str, bytes]]:
+    """Every archive member, sorted by name as in the real export, macOS junk included."""
+    ds_store = b"\x00\x00\x00\x01Bud1" + bytes(6148 - 8)
+    apple_double = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(120 - 24)
+    members = [
+        (f"__MACOSX/{ROOT}/._.DS_Store", apple_double),
+        (f"__MACOSX/{ROOT}/{task}/._.DS_Store", apple_double),
+        (f"{ROOT}/.DS_Store", ds_store),
+        (f"{ROOT}/{task}/.DS_Store", ds_store[:8] + hex_id(rng, 8).encode() + bytes(4096)),
+    ]
+    members += [(f"{ROOT}/{task}/{name}/000000.gz", data) for name, data, _ in files]
+    return sorted(members)
+
+
+def _write_zip(out: Path, members: list[tuple[str, bytes]], options: SynthOptions) -> None:
+    exported = options.start + timedelta(days=options.days + 1)
+    tmp = _temp_beside(out)
+    try:
+        with zipfile.ZipFile(tmp, "w") as zf:
+            for name, data in members:
+                info = zipfile.ZipInfo(name, date_time=(exported.year, exported.month, exported.day, 10, 19, 50))
+                info.create_system = 3
+                info.external_attr = 0o100664 << 16
+                zf.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _temp_beside(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; an archive is meant to be shared
+    return tmp
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = _temp_beside(path)
+    try:
+        Path(tmp).write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,542 @@
+"""The money model: one subscriber's wallet day by day, with faults injected at known places.
+
+Money is kept in exact integer *sub-units* (a tenth of the currency's minor unit, so the
+half-minor-unit tolerance is exactly 5) beside the float the Lambda itself would hold; numbers
+are printed from the float, so JavaScript float noise appears where real arithmetic makes it,
+while the exact integers decide every check.
+
+The clean behaviour must not trip any check by itself, and an injected fault must trip exactly
+the check it names. Both follow from replaying the tool's own definitions (README, "How the
+checks are defined") exactly, before each transaction is written:
+
+* mismatch/overdraft/flow break are exact integer comparisons with the tolerance of 5;
+* the 3σ anomaly check is evaluated on the user's preceding ≤ 30 deltas with integer sums, and
+  a normal transaction is only written when it is clearly inside 3σ (≤ 0.8 × 3σ, or within
+  2 sub-units of the mean), an injected anomaly only when clearly outside (≥ 1.25 × 3σ and
+  ≥ 2 minor units), so the tool's Float64 arithmetic cannot land on the other side.
+
+Renewals are what makes a clean history possible at all: a user whose window holds only equal
+nightly deductions has σ = 0, and then any credit is an anomaly. Credits are therefore sized to
+what the window allows (a weekly-style renewal keeps several credits in every window), and a
+user who can no longer renew without an anomaly stops, as subscribers do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections import deque
+from dataclasses import dataclass
+
+from .text import DAY_MS, between, inspect_string, js_number, ulid, uuid4
+
+TOL = 5  # sub-units: half the minor unit, inclusive
+UNIT = 10  # sub-units in one minor unit
+WINDOW = 30
+MIN_HISTORY = 5
+
+UNJUDGED, NORMAL, ANOMALY, UNSAFE = range(4)
+
+
+@dataclass(frozen=True)
+class Currency:
+    code: str
+    decimals: int
+    vat_percent: int
+    nightly: tuple[float, ...]  # typical nightly deduction in currency units
+    weight: float
+
+    @property
+    def sub(self) -> int:
+        """Sub-units per currency unit."""
+        return 10 ** (self.decimals + 1)
+
+
+CURRENCIES = (
+    Currency("BHD", 3, 10, (4.5, 5, 5.5, 6.364, 7.5, 8, 8.5, 9, 9.5), 0.58),
+    Currency("SAR", 2, 15, (45, 60, 75, 90, 100, 120), 0.30),
+    Currency("KWD", 3, 0, (7.5, 8, 8.5), 0.05),
+    Currency("AED", 2, 5, (82, 95, 107, 117), 0.04),
+    Currency("QAR", 2, 0, (90, 100, 120), 0.03),
+)
+
+RENEW_ACTIONS = ("RENEW_SUBSCRIPTION",) * 7 + ("AUTO_RENEW_SUBSCRIPTION", "PAY_PENDING_AMOUNT", "CHANGE_PLAN")
+ADDITION_ACTIONS = (
+    "COMPENSATION", "DELIVERY_CANCELLATION", "CX_GIFT", "REFERRAL_REDEEM_DAYS", "CALO_TEAM_PERKS",
+    "CUSTOMERS_CALO_EXPERIMENTS", "MANUAL_DISCOUNT",
+)  # fmt: skip
+ADDON_ACTIONS = ("ADD_DELIVERY_ADDONS", "PURCHASE_ADDON_SUBSCRIPTION", "REPLACE_FOOD", "ADD_FOOD")
+DEDUCTION_ACTIONS = ("REMOVE", "INVAILID_ENTRY", "DOUBLE_ENTRY", "EXPIRED_CREDITS", "REFUNDED_MANUALLY", "CREDIT_TRANSFER")
+REFUND_ACTIONS = ("LEAVING_THE_COUNTRY", "FOREIGN_OBJECT", "MEDICAL_CONDITION", "PARTIAL_REFUND", "FOOD_POISONING")
+ANOMALY_CREDITS = ("CX_GIFT", "MARKETING_GIFT_AND_EXPERIMENTS", "CUSTOMERS_INFLUENCERS", "COMPENSATION")
+ANOMALY_DEBITS = ("FIXING_BALANCE", "INVAILID_ENTRY", "DOUBLE_ENTRY")
+
+#: Daily probabilities of the ordinary daytime events of an active subscriber.
+P_ADDITION, P_ADDON, P_DEDUCTION, P_REFUND, P_FLAG_FALSE = 0.02, 0.015, 0.01, 0.004, 0.004
+P_HALF_UNIT = 0.004  # a 3-decimal currency's oldBalance logged with a 4th decimal (exactly at tolerance)
+P_LOCK = 0.3  # a non-delivery transaction dumps its transaction lock (in the lock era)
+P_SQS_BODY = 0.004  # the Lambda logs the whole SQS body (legacy era)
+
+ARABIC = (
+    "وجبة صحية ولذيذة كل يوم",
+    "اشتراك أسبوعي مع توصيل مجاني",
+    "غذي جسمك بكمية كافية من البروتين",
+    "هدية لصديق عزيز",
+)
+GIFT_MESSAGES = ("hope you're enjoying the meals", "it's on me, enjoy", "for the best team")
+PLANS = ("balanced", "highProtein", "lowCarb", "vegetarian", "businessLunch")
+GOALS = ("loseWeight", "maintainWeight", "gainWeight")
+
+
+class Window:
+    """The user's preceding deltas as the anomaly check sees them, with exact integer sums."""
+
+    __slots__ = ("values", "s1", "s2")
+
+    def __init__(self) -> None:
+        self.values: deque[int] = deque()
+        self.s1 = 0
+        self.s2 = 0
+
+    def push(self, x: int) -> None:
+        self.values.append(x)
+        self.s1 += x
+        self.s2 += x * x
+        if len(self.values) > WINDOW:
+            old = self.values.popleft()
+            self.s1 -= old
+            self.s2 -= old * old
+
+    def judge(self, x: int) -> int:
+        """Whether delta ``x`` is clearly normal, clearly an anomaly, unjudged or too close to call.
+
+        With n deltas, D = n·(x − mean) and V = n·Σx² − (Σx)², the tool's test
+        ``|x − mean| > 3σ`` (σ with ddof 1) is exactly ``D²·(n − 1) > 9·n·V``: integers only.
+        """
+        n = len(self.values)
+        if n < MIN_HISTORY:
+            return UNJUDGED
+        d = n * x - self.s1
+        lhs = d * d * (n - 1)
+        spread = 9 * n * (n * self.s2 - self.s1 * self.s1)
+        if abs(d) <= 2 * n or 25 * lhs <= 16 * spread:  # within 2 sub-units, or ≤ 0.8 × 3σ
+            return NORMAL
+        if abs(d) >= 20 * n and 16 * lhs >= 25 * spread:  # ≥ 2 minor units and ≥ 1.25 × 3σ
+            return ANOMALY
+        return UNSAFE
+
+    def bounds(self) -> tuple[float, float]:
+        """Mean and σ (ddof 1) of the window, as floats, for sizing amounts."""
+        n = len(self.values)
+        mean = self.s1 / n
+        var = max(0, n * self.s2 - self.s1 * self.s1) / (n * (n - 1))
+        return mean, math.sqrt(var)
+
+    def largest_normal(self, step: int, cap: int) -> int:
+        """The largest credit (a multiple of ``step``, ≤ ``cap``) the window accepts as normal."""
+        if len(self.values) < MIN_HISTORY:
+            return cap // step * step
+        mean, sd = self.bounds()
+        x = min(cap, int((mean + 2.4 * sd) // step * step))
+        while x > 0 and self.judge(x) != NORMAL:
+            x -= step
+        return max(x, 0)
+
+    def smallest_anomaly(self, step: int, sign: int) -> int:
+        """The smallest |x| in direction ``sign`` the window sees as a clear anomaly (0: none)."""
+        if len(self.values) < MIN_HISTORY:
+            return 0
+        mean, sd = self.bounds()
+        reach = max(3.75 * sd, 2.5 * UNIT)
+        x = max(step, int(math.ceil((sign * mean + reach) / step)) * step)
+        for _ in range(50):
+            if self.judge(sign * x) == ANOMALY:
+                return x
+            x += step
+        return 0
+
+
+def is_mismatch(type_: str | None, amount: int, vat: int, old: int, new: int) -> bool:
+    """The tool's mismatch definition, exactly (legacy blocks infer the sign from the balances)."""
+    delta = new - old
+    sign = -1 if type_ == "DEBIT" else 1 if type_ == "CREDIT" else (1 if delta > 0 else -1)
+    return abs(delta - sign * amount) > TOL and abs(delta - sign * (amount - vat)) > TOL
+
+
+class Tx:
+    """One logged transaction block: exact sub-units for the checks, printed text for the log."""
+
+    __slots__ = (
+        "tx_id", "user", "day", "t", "night", "layout", "type", "source", "action",
+        "amount", "vat", "old", "new", "amount_s", "vat_s", "old_s", "new_s", "pay_s",
+        "metadata", "after", "lock", "sqs_body", "duplicate", "message_id", "ts", "created",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.after = "published"
+        self.lock = self.sqs_body = self.duplicate = False
+        self.ts = 0
+
+
+class Msg:
+    """One SQS message the Lambda handles: a transaction, or a message that logs no block."""
+
+    __slots__ = ("t", "night", "kind", "tx", "user", "action", "balance_s", "ref_id", "message_id", "logged")
+
+    def __init__(self, t: int, night: bool, kind: str, user: User, tx: Tx | None = None) -> None:
+        self.t, self.night, self.kind, self.user, self.tx = t, night, kind, user, tx
+        self.action = self.balance_s = self.ref_id = self.message_id = ""
+        self.logged = 0  # ms of the logged block, once written
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Fault rates, each per transaction (anomalies: per active day, overdrafts: per renewal)."""
+
+    overdraft: float = 0.0
+    mismatch: float = 0.0
+    flow_break: float = 0.0
+    delta_anomaly: float = 0.0
+    duplicate: float = 0.0
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """Day-level facts shared by every user: period, layouts and eras."""
+
+    days: int
+    epoch_day: int  # days since 1970-01-01 of day 0
+    legacy_until: int  # day index: blocks before it use the legacy layout
+    overlap: int  # days before legacy_until where both layouts appear
+    lock_from: int  # day index from which transaction locks are dumped
+
+    def day_ms(self, day: int) -> int:
+        return (self.epoch_day + day) * DAY_MS
+
+    def weekday(self, day: int) -> int:
+        return (self.epoch_day + day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+
+    def layout(self, day: int, rng: random.Random) -> str:
+        if day < self.legacy_until - self.overlap:
+            return "legacy"
+        if day < self.legacy_until:
+            return "legacy" if rng.random() < 0.5 else "full"
+        return "full"
+
+
+class User:
+    """One subscriber with one wallet, and the state of the day-by-day simulation."""
+
+    def __init__(self, index: int, rng: random.Random, cal: Calendar) -> None:
+        self.index = index
+        self.id = uuid4(rng)
+        self.wallet = f"wallet#{self.id}"
+        self.cur = rng.choices(CURRENCIES, weights=[c.weight for c in CURRENCIES])[0]
+        sub = self.cur.sub
+        self.d = int(round(rng.choice(self.cur.nightly) * sub))
+        self.plan_days = rng.choice((5, 6, 6, 7, 7, 10, 14))
+        rest = rng.choice(((4, 5), (4,), (5,), ()))  # Friday/Saturday or no delivery
+        self.delivery = frozenset(w for w in range(7) if w not in rest)
+        self.new = rng.random() < 0.3
+        self.first_day = rng.randrange(cal.days) if self.new else 0
+        self.last_day = cal.days - 1 if rng.random() < 0.85 else between(rng, self.first_day, cal.days)
+        self.offset = 0 if rng.random() < 0.72 else rng.choice((-1, 1)) * between(rng, 1, 40) * self.d
+        # An existing subscriber holds a few days of balance (so the first renewal comes before
+        # the 3σ check judges anything), or prepaid the whole period and never renews.
+        prepaid = rng.random() < 0.12
+        self.bal = 0 if self.new else (cal.days + 2 if prepaid else between(rng, 1, 5)) * self.d
+        self.bal_f = self.bal / sub
+        self.window = Window()
+        self.last: Tx | None = None
+        self.stopped = False
+        self.failed_renewals = 0
+        self.overdraft_tonight = False  # an injected overdraft: tonight's deduction goes below zero
+
+
+@dataclass
+class Fault:
+    kind: str
+    tx: Tx
+    detail: str
+
+
+class Ledger:
+    """Simulates users one by one; collects their messages and the faults really injected."""
+
+    def __init__(self, cal: Calendar, rates: Rates, seed: int) -> None:
+        self.cal = cal
+        self.rates = rates
+        self.seed = seed
+        self.msgs: list[Msg] = []
+        self.faults: list[Fault] = []
+        self.rng = random.Random()  # the user being simulated's own stream, set by simulate()
+
+    # ------------------------------------------------------------ one user
+
+    def simulate(self, index: int) -> User:
+        rng = random.Random(f"{self.seed}/user/{index}")
+        u = User(index, rng, self.cal)
+        self.rng = rng
+        times = _daytime_slots
+        for day in range(u.first_day, u.last_day + 1):
+            if u.stopped:
+                break
+            base = self.cal.day_ms(day)
+            plan = self._plan_day(u, day)
+            slots = times(rng, len(plan))
+            for kind, slot in zip(plan, slots):
+                self._daytime(u, day, base + slot, kind)
+            if self.cal.weekday(day) in u.delivery and not u.stopped:
+                self._nightly(u, day, base + 21 * 3_600_000)
+        return u
+
+    def _plan_day(self, u: User, day: int) -> list[str]:
+        rng, plan = self.rng, []
+        u.overdraft_tonight = False
+        if day == u.first_day and u.new:
+            plan += ["skip_create", "renewal"]
+        elif u.bal < u.d and self.cal.weekday(day) in u.delivery:
+            if (
+                u.last is not None
+                and u.bal >= 0
+                and rng.random() < min(1.0, self.rates.overdraft * u.plan_days)
+                and u.window.judge(-u.d) in (NORMAL, UNJUDGED)
+            ):
+                u.overdraft_tonight = True  # skip the renewal: tonight goes below zero
+            else:
+                plan.append("renewal")
+        if u.bal < 0 and "renewal" not in plan:
+            plan.append("renewal")
+        r = rng.random
+        for kind, p in (
+            ("addition", P_ADDITION), ("addon", P_ADDON), ("deduction", P_DEDUCTION),
+            ("refund", P_REFUND), ("flag_false", P_FLAG_FALSE),
+        ):  # fmt: skip
+            if r() < p:
+                plan.append(kind)
+        if r() < self.rates.delta_anomaly * 1.3:
+            plan.append("anomaly")
+        return plan
+
+    def _daytime(self, u: User, day: int, t: int, kind: str) -> None:
+        rng, cur, d = self.rng, u.cur, u.d
+        if kind == "skip_create":
+            self.msgs.append(Msg(t, False, "skip_create", u))
+        elif kind == "flag_false":
+            m = Msg(t, False, "flag_false", u)
+            m.action = "DONATE_RAMADAN_MEAL"
+            self.msgs.append(m)
+        elif kind == "renewal":
+            self._renew(u, day, t)
+        elif kind == "addition":
+            amount = d * rng.choice((1, 1, 2)) // (2 if rng.random() < 0.3 else 1) // UNIT * UNIT
+            if u.bal >= 0 and u.window.judge(amount) in (NORMAL, UNJUDGED):
+                self._write(u, day, t, False, "CREDIT", "MANUAL_ADDITION", rng.choice(ADDITION_ACTIONS), amount, 0, amount)
+        elif kind == "addon":
+            net = _round_unit(d * rng.uniform(0.3, 1.2))
+            vat = _vat(net, cur)
+            if u.bal >= 0 and net > 0 and u.window.judge(net) in (NORMAL, UNJUDGED):
+                self._write(u, day, t, False, "CREDIT", "PAYMENT", rng.choice(ADDON_ACTIONS), net + vat, vat, net)
+        elif kind in ("deduction", "refund"):
+            refund = kind == "refund"
+            net = _round_unit(d * rng.choice((0.5, 1, 1.5) if not refund else (1, 2)))
+            vat = _vat(net, cur) if refund else 0
+            action = rng.choice(REFUND_ACTIONS if refund else DEDUCTION_ACTIONS)
+            if net > u.bal:  # the Lambda refuses a deduction that would go below zero
+                m = Msg(t, False, "blocked", u)
+                m.action, m.balance_s, m.ref_id = action, js_number(u.bal_f), ulid(t - 900, rng)
+                self.msgs.append(m)
+            elif u.window.judge(-net) in (NORMAL, UNJUDGED):
+                source = "REFUND" if refund else "MANUAL_DEDUCTION"
+                self._write(u, day, t, False, "DEBIT", source, action, net + vat, vat, -net)
+        elif kind == "anomaly":
+            self._anomaly(u, day, t)
+
+    def _renew(self, u: User, day: int, t: int) -> None:
+        """A PAYMENT credit of whole days of the plan, as large as the 3σ window allows."""
+        rng, d = self.rng, u.d
+        need = d - u.bal  # at least tonight's deduction
+        cap = max(u.plan_days * d, need)
+        days = u.window.largest_normal(d, cap) // d
+        if days * d < need or days == 0:
+            u.failed_renewals += 1
+            if u.failed_renewals >= 3 or u.bal < 0:
+                u.stopped = True  # cannot renew without an anomaly: the subscriber leaves
+            return
+        u.failed_renewals = 0
+        net = days * d
+        vat = _vat(net, u.cur)
+        first = u.last is None
+        action = rng.choice(("CREATE_SUBSCRIPTION_WEB", "RENEW_SUBSCRIPTION")) if first else rng.choice(RENEW_ACTIONS)
+        self._write(u, day, t, False, "CREDIT", "PAYMENT", action, net + vat, vat, net)
+
+    def _anomaly(self, u: User, day: int, t: int) -> None:
+        """A movement far outside the user's recent deltas: a big gift, or a big correction."""
+        if u.bal < 0 or len(u.window.values) < MIN_HISTORY:
+            return
+        rng, d = self.rng, u.d
+        if rng.random() < 0.3:
+            x = u.window.smallest_anomaly(UNIT, -1)
+            if x and x + 2 * d <= u.bal:
+                x = self._stretch(u, x, -1, limit=u.bal - 2 * d)
+                self._write(u, day, t, False, "DEBIT", "MANUAL_DEDUCTION", rng.choice(ANOMALY_DEBITS), x, 0, -x, anomaly=True)
+                return
+        x = u.window.smallest_anomaly(UNIT, 1)
+        if x:
+            x = self._stretch(u, x, 1, limit=x * 2)
+            self._write(u, day, t, False, "CREDIT", "MANUAL_ADDITION", self.rng.choice(ANOMALY_CREDITS), x, 0, x, anomaly=True)
+
+    def _stretch(self, u: User, x: int, sign: int, limit: int) -> int:
+        """Make an anomaly a little larger than the minimum, staying a clear anomaly."""
+        y = _round_unit(x * self.rng.uniform(1.0, 1.6))
+        return y if y <= limit and u.window.judge(sign * y) == ANOMALY else x
+
+    def _nightly(self, u: User, day: int, t: int) -> None:
+        if u.bal < u.d and not u.overdraft_tonight:
+            return
+        if u.window.judge(-u.d) not in (NORMAL, UNJUDGED):
+            return
+        self._write(u, day, t, True, "DEBIT", "MANUAL_DEDUCTION", "DELIVERY_DEDUCTION", u.d, 0, -u.d)
+
+    # ------------------------------------------------------------ writing one transaction
+
+    def _write(
+        self, u: User, day: int, t: int, night: bool, type_: str, source: str, action: str,
+        amount: int, vat: int, delta: int, *, anomaly: bool = False,
+    ) -> None:  # fmt: skip
+        rng, rates, sub = self.rng, self.rates, u.cur.sub
+        clean = u.bal >= 0 and not anomaly
+        if clean and u.last is not None and rng.random() < rates.flow_break:
+            self._flow_gap(u, delta)
+        old, old_f = u.bal, u.bal_f
+        layout = self.cal.layout(day, rng)
+        if (
+            night and layout == "full" and u.cur.decimals == 3 and rng.random() < P_HALF_UNIT
+            and u.window.judge(delta + TOL) == NORMAL
+        ):  # fmt: skip
+            old += TOL  # logged with a 4th decimal: exactly the tolerance away from the last newBalance
+            old_f = old / sub
+            new = old + delta + TOL  # the Lambda rounds newBalance half up to the minor unit
+            new_f = new / sub
+        else:
+            new = old + delta
+            amt_f, vat_f = amount / sub, vat / sub
+            if type_ == "DEBIT":
+                new_f = old_f - (amt_f - vat_f) if vat else old_f - amt_f
+            else:
+                new_f = old_f + amt_f - vat_f if vat else old_f + amt_f
+            if abs(new_f - new / sub) > 1e-7:
+                new_f = new / sub
+        tx = Tx()
+        if clean and rng.random() < rates.mismatch:
+            amount, new, new_f, detail = self._mismatch(u, type_ if layout == "full" else None, amount, vat, old, new, new_f)
+            self.faults.append(Fault("mismatch", tx, detail))
+        tx.tx_id = ulid(t - between(rng, 200, 5000) if not night else t - between(rng, 60_000, 90_000), rng)
+        tx.user, tx.day, tx.t, tx.night, tx.layout = u, day, t, night, layout
+        tx.type, tx.source, tx.action = type_, source, action
+        tx.amount, tx.vat, tx.old, tx.new = amount, vat, old, new
+        tx.amount_s, tx.vat_s = js_number(amount / sub), js_number(vat / sub)
+        tx.old_s, tx.new_s = js_number(old_f), js_number(new_f)
+        tx.pay_s = tx.new_s if not u.offset else js_number(new_f + u.offset / sub)
+        tx.metadata = self._metadata(u, action, source, night, rng) if layout == "full" else None
+        tx.message_id = uuid4(rng)
+        tx.lock = layout == "full" and not night and day >= self.cal.lock_from and rng.random() < P_LOCK
+        tx.sqs_body = layout == "legacy" and rng.random() < P_SQS_BODY
+        after = rng.random()
+        tx.after = "published" if after < 0.97 else "already_synced" if after < 0.99 else "already_synced_short"
+        if old < -TOL or new < -TOL:
+            why = "balance below zero before" if old < -TOL else "balance went below zero"
+            self.faults.append(Fault("overdraft", tx, f"{why}: {tx.old_s} → {tx.new_s}"))
+        if anomaly:
+            self.faults.append(Fault("delta_anomaly", tx, f"delta {js_number(delta / sub)} far outside the user's recent deltas"))
+        elif clean and new >= 0 and rng.random() < rates.duplicate:
+            tx.duplicate = True
+        u.window.push(new - old)
+        u.bal, u.bal_f, u.last = new, new_f, tx
+        self.msgs.append(Msg(t, night, "tx", u, tx))
+
+    def _flow_gap(self, u: User, delta: int) -> None:
+        """Move the wallet between two logged transactions: the last one becomes a flow break."""
+        rng, d, last = self.rng, u.d, u.last
+        assert last is not None
+        size = _round_unit(d * rng.uniform(0.1, 3.0)) or UNIT
+        gap = size if rng.random() < 0.6 or u.bal - size + min(delta, 0) < 2 * d else -size
+        u.bal += gap
+        u.bal_f += gap / u.cur.sub
+        verb = "appeared" if gap > 0 else "vanished"
+        self.faults.append(Fault("flow_break", last, f"{js_number(abs(gap) / u.cur.sub)} {verb} before the next transaction"))
+
+    def _mismatch(
+        self, u: User, type_: str | None, amount: int, vat: int, old: int, new: int, new_f: float
+    ) -> tuple[int, int, float, str]:
+        """Log a wrong movement: the balance moves by another amount, or the amount is wrong."""
+        rng, sub = self.rng, u.cur.sub
+        for _ in range(4):  # variant A: the balance moved by the wrong amount
+            x = rng.choice((-1, 1)) * _round_unit(u.d * rng.uniform(0.02, 0.4)) or UNIT
+            bad = new + x
+            if bad >= 0 and is_mismatch(type_, amount, vat, old, bad) and u.window.judge(bad - old) in (NORMAL, UNJUDGED):
+                return amount, bad, new_f + x / sub, f"balance moved {js_number((bad - old) / sub)} for amount {js_number(amount / sub)}"
+        for _ in range(8):  # variant B: the balance moved as usual, the logged amount is wrong
+            y = _round_unit(amount * rng.uniform(0.05, 0.5)) or UNIT
+            bad_amount = amount + y if rng.random() < 0.5 or amount - y <= vat else amount - y
+            if is_mismatch(type_, bad_amount, vat, old, new):
+                return bad_amount, new, new_f, f"amount {js_number(bad_amount / sub)} but balance moved {js_number((new - old) / sub)}"
+        raise AssertionError("no mismatch found")  # unreachable: y ≥ one minor unit always mismatches
+
+    # ------------------------------------------------------------ metadata
+
+    def _metadata(self, u: User, action: str, source: str, night: bool, rng: random.Random) -> str:
+        """The metadata string as util.inspect prints it (or ``undefined``)."""
+        if night:
+            delivery = uuid4(rng)
+            return f"'{{\"walletId\":\"{u.wallet}\",\"deliveryId\":\"{delivery}\",\"walletSk\":\"{delivery}\",\"version\":\"syncBalanceSQS\"}}'"
+        meta: dict[str, object]
+        if source == "REFUND":
+            pick = rng.random()
+            if pick < 0.3:
+                return "undefined"
+            meta = {"refundId": uuid4(rng), "walletSk": uuid4(rng)} if pick < 0.6 else {"walletId": u.wallet, "walletSk": uuid4(rng)}
+        elif action in ADDON_ACTIONS:
+            addon = {"id": uuid4(rng), "quantity": 1, "addonConfig": {"addonCategory": "GIFT_CARDS"}}
+            if rng.random() < 0.5:
+                addon["notificationInfo"] = {"receiverName": "Sam", "giftMessage": rng.choice(GIFT_MESSAGES)}
+            else:
+                addon["longDescription"] = {"ar": rng.choice(ARABIC), "en": "Healthy and tasty"}
+            meta = {
+                "walletId": u.wallet, "deliveryId": uuid4(rng), "eventSessionId": uuid4(rng), "walletSk": uuid4(rng),
+                "version2": True, "addons": json.dumps([addon], separators=(",", ":"), ensure_ascii=False),
+                "source": "APP", "API_VERSION_2": True,
+            }  # fmt: skip
+        elif source == "PAYMENT":
+            plan = {"id": rng.choice(PLANS), "frequency": "weekly", "foodType": ["lunch", "dinner"], "pricePerDay": u.d / u.cur.sub}
+            meta = {
+                "walletId": u.wallet, "planType": plan["id"], "goal": rng.choice(GOALS), "eventSessionId": uuid4(rng),
+                "walletSk": uuid4(rng), "deliveryTime": rng.choice(("morning", "evening")), "type": "userRenew",
+                "frequency": "weekly", "tier": "personalized", "version2": True,
+                "nextPlan": json.dumps(plan, separators=(",", ":")),
+            }  # fmt: skip
+            if rng.random() < 0.2:
+                meta["addonSubscription"] = json.dumps([{"longDescription": {"ar": rng.choice(ARABIC)}}], ensure_ascii=False, separators=(",", ":"))
+        else:
+            meta = {"walletId": u.wallet, "walletSk": uuid4(rng)}
+        return inspect_string(json.dumps(meta, separators=(",", ":"), ensure_ascii=False))
+
+
+def _round_unit(value: float) -> int:
+    """A positive sub-unit amount rounded to a whole minor unit."""
+    return int(round(value / UNIT)) * UNIT
+
+
+def _vat(net: int, cur: Currency) -> int:
+    """VAT on a net amount, rounded half up to the minor unit."""
+    minor = net // UNIT
+    return (minor * cur.vat_percent + 50) // 100 * UNIT
+
+
+def _daytime_slots(rng: random.Random, k: int) -> list[int]:
+    """``k`` increasing daytime offsets (ms after midnight), 05:00–20:00, at least 10 minutes apart."""
+    if not k:
+        return []
+    slots = sorted(rng.sample(range(90), k))
+    return [5 * 3_600_000 + s * 600_000 + rng.randrange(300_000) for s in slots]

@@ -1,0 +1,24 @@
+"""The benchmark script runs end to end (on a tiny archive), so it cannot rot; it times nothing here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+
+
+def test_bench_runs_every_mode_and_writes_its_table(tmp_path: Path) -> None:
+    out = tmp_path / "RESULTS.md"
+    cmd = [sys.executable, str(BENCH), "--raw-gb", "0.002", "--baseline-mb", "1", "--data", str(tmp_path / "data"),
+           "--workers", "1", "--profile", "--note", "tiny run", "--out", str(out)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    text = out.read_text(encoding="utf-8")
+    assert "**tiny run**" in text and "Machine: " in text and "polars " in text and "pandas " in text
+    rows = [line for line in text.splitlines() if line.startswith("| (")]
+    assert [row.split("|")[1].strip() for row in rows] == ["(a)", "(b)", "(c)", "(d)"]
+    assert "(on 1 MB, scaled)" in rows[3]  # the baseline ran on a subset
+    assert "Targets (issue 3)" in text and "## Where the time of (b) goes" in text and "total audit()" in text
+    assert list((tmp_path / "data").glob("synth-0.002gb-seed7.zip"))  # cached for the next run
