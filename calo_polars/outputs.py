@@ -11,6 +11,7 @@ from typing import Any
 from .atomic import write_bytes
 from .audit import AuditResult
 from .errors import OutputError, UsageError
+from .s3 import is_s3
 from .summary import summary, summary_bytes
 from .workbook import write_workbook
 
@@ -37,6 +38,8 @@ def check_outdir(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.Path
         raise UsageError(f"the output folder {outdir} is a file: give a folder with -o")
     targets = {out / WORKBOOK_NAME, out / SUMMARY_NAME}
     for item in inputs:
+        if is_s3(item):
+            continue
         src = Path(item).resolve()
         if src == out or src in out.parents:
             raise UsageError(f"the output folder {outdir} is inside the input {item}: give another folder with -o (the tool never writes inside its input)")
