@@ -36,7 +36,7 @@ from .filters import Selection, parse_moment
 from .inflate import Limits, parse_size
 from .outputs import DEFAULT_FORMATS, FORMATS, check_outdir, write_outputs
 from .problems import InputProblem
-from .progress import AuditProgress, input_size, stderr_console, summary_table
+from .progress import AuditProgress, input_size, plain_text, stderr_console, summary_table
 from .s3 import S3Options, is_s3, resolve
 from .synth import DEFAULT_RATES, Rates, SynthOptions, synthesize
 
@@ -352,7 +352,11 @@ def report(
     if verbosity >= 0:
         for line in _problem_lines(problems, verbosity):
             click.echo(line, err=True)
-        console.print(summary_table(written.summary, [why] if alerts else [], plain=not console.is_terminal))
+        table = summary_table(written.summary, [why] if alerts else [], plain=not console.is_terminal)
+        if console.is_terminal:
+            console.print(table)
+        else:
+            click.echo(plain_text(table), err=True)
         if verbosity > 0:
             steps = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in {"read and check": read_seconds, **written.seconds}.items())
             click.echo(f"took {time.perf_counter() - started:.2f} s: {steps}; settings {written.summary['settings']}", err=True)

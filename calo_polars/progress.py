@@ -7,6 +7,7 @@ log file, a pipe or a CI job gets the plain summary table and nothing else.
 
 from __future__ import annotations
 
+import io
 import os
 import time
 import zipfile
@@ -104,6 +105,14 @@ class AuditProgress:
 def stderr_console() -> Console:
     """The console for stderr; a terminal gets colours and the bar, anything else plain text."""
     return Console(stderr=True, highlight=False)
+
+
+def plain_text(table: Table, width: int = 100) -> str:
+    """The table as plain text (no colours, no trailing spaces): for logs, pipes and CI."""
+    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
+    with console.capture() as capture:
+        console.print(table)
+    return "\n".join(line.rstrip() for line in capture.get().splitlines())
 
 
 def _n(value: int) -> str:

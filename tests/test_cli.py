@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -31,7 +32,10 @@ def test_report_writes_workbook_and_summary(tmp_path: Path) -> None:
     assert (data["files"], data["transactions"], data["users"]) == (3, 3, 2)
     assert (data["flow_breaks"], data["flow_break_users"], data["overdraft_events"], data["mismatches"]) == (1, 1, 1, 0)
     assert data["totals"]["BHD"]["debit_total"] == "20.500"
-    assert "read 3 files" in result.stderr and "1 flow breaks" in result.stderr
+    table = [line.rstrip() for line in result.stderr.splitlines()]  # the plain summary table (not a terminal)
+    assert re.search(r"^files +3 +logs.zip$", result.stderr, re.M) and "\x1b[" not in result.stderr
+    assert "flow breaks          1  1 users" in table and "overdrafts           1  1 users" in table
+    assert result.stdout.splitlines() == [str(out / "calo_balance_reports.xlsx"), str(out / "summary.json")]
     wb = openpyxl.load_workbook(out / "calo_balance_reports.xlsx")
     assert wb["FlowBreaks"].max_row == 2 and wb["OverdraftEvents"].max_row == 2
 
@@ -83,7 +87,7 @@ def test_options_change_the_checks(tmp_path: Path) -> None:
 def test_version_and_help() -> None:
     assert CliRunner().invoke(cli, ["--version"]).output.strip() == f"calo-balance, version {__version__}"
     help_text = CliRunner().invoke(cli, ["report", "--help"]).output
-    assert "Example:" in help_text and "calo-balance report balance-sync-logs.zip -o reports" in help_text
+    assert "Examples:" in help_text and "calo-balance report balance-sync-logs.zip -o reports" in help_text
 
 
 def test_log_text_never_becomes_a_formula_or_link(tmp_path: Path) -> None:
