@@ -43,6 +43,7 @@ TABLES: dict[str, str] = {
     "notices": "Every other message the Lambda logged that matters: not-in-sync errors, refused overdrafts, errors, skips, metrics.",
     "invocations": "One row per Lambda invocation (requestId): completeness, counts, duration and memory.",
     "duplicates": "Extra copies of a transaction id, set aside (the first copy is in transactions).",
+    "unparsed_events": "Events the tool did not understand (empty on the real archive), with why.",
     "input_problems": "Every file or line that could not be read or understood, with the reason.",
 }
 
@@ -72,6 +73,7 @@ def export_tables(result: AuditResult) -> dict[str, pl.DataFrame]:
         "notices": result.with_file(result.ingested.notices),
         "invocations": result.with_file(result.ingested.invocations).sort("file", "line_no", "request_id"),
         "duplicates": result.with_file(result.duplicates),
+        "unparsed_events": result.with_file(result.ingested.unparsed),
         "input_problems": result.ingested.problems.frame().rename({"kind": "problem"}),
     }
     return {name: frame.select(c for c in frame.columns if not c.startswith("_")) for name, frame in frames.items()}
