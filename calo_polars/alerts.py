@@ -217,3 +217,11 @@ def post(url: str, payload: dict[str, Any], timeout: float = 10.0) -> str | None
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         return f"cannot reach {where}: {reason}"
+
+
+def alerts_markdown() -> str:
+    """The ``--fail-on`` names as a Markdown table, as the README shows it (a test keeps them equal)."""
+    rows = ["| `--fail-on` name | summary.json key | counts |", "|---|---|---|"]
+    rows += [f"| `{name}` | `{key}` | {meaning} |" for name, (key, meaning) in ALERTS.items()]
+    rows += [f"| `{name}` | | all of: {', '.join(members) if name != 'all' else 'every name above'} |" for name, members in GROUPS.items()]
+    return "\n".join(rows)

@@ -139,3 +139,10 @@ def write_exports(result: AuditResult, outdir: Path, formats: list[str]) -> list
             write(frame, path, name)
             written.append(path)
     return written
+
+
+def tables_markdown() -> str:
+    """The export tables as a Markdown table, as the README shows it (a test keeps them equal)."""
+    rows = ["| file | what it holds |", "|---|---|"]
+    rows += [f"| `{name}.parquet` / `{name}.csv` | {meaning} |" for name, meaning in TABLES.items()]
+    return "\n".join(rows)

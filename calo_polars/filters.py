@@ -124,6 +124,11 @@ class Selection:
         return out
 
 
+def selection_text(described: dict[str, Any]) -> str:
+    """``Selection.describe()`` (as summary.json holds it) in one line for people."""
+    return "; ".join(f"{k} {v if isinstance(v, str) else ', '.join(v)}" for k, v in described.items())
+
+
 def _books(kept: pl.DataFrame) -> pl.LazyFrame:
     """The kept transactions as the roll-forward sees them: a gap to a transaction outside
     the selection is not this selection's (its flag stays; ``next_old``/``flow_gap`` do not count)."""

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from .events import FileIndex
+from .filters import selection_text
 from .s3 import S3Source
 
 
@@ -159,7 +160,7 @@ def summary_table(data: dict[str, Any], alerts: list[str], *, plain: bool) -> Ta
     for currency, t in data["totals"].items():
         row(currency, _n(t["transactions"]), f"debits {t['debit_total']}, credits {t['credit_total']}, difference {t['roll_forward']['difference']}")
     if data.get("selection"):
-        row("selection", "", ", ".join(f"{k} {v if isinstance(v, str) else ','.join(v)}" for k, v in data["selection"].items())[:80])
+        row("selection", "", selection_text(data["selection"]))
     for alert in alerts:
         row("ALERT", "", alert.removeprefix("alert: "), alarm=True)
     return table

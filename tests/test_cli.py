@@ -186,3 +186,8 @@ def test_every_command_has_help_with_examples() -> None:
         assert "Example" in text and "calo-balance " in text, name
         for param in getattr(command, "params", []):
             assert param.param_type_name == "argument" or param.help, (name, param.name)
+
+
+def test_synth_quiet_prints_nothing(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["synth", "-o", str(tmp_path / "s.zip"), "--users", "3", "--days", "2", "-q"])
+    assert (result.exit_code, result.stderr) == (0, "") and (tmp_path / "s.zip").stat().st_size > 0
