@@ -226,41 +226,40 @@ def _zip_members(source: S3Source, obj: S3Object, data: bytes, skipped: Counter[
             yield replace(member, path=printable(obj.url) + member.path[len(shown) :])
 
 
-def iter_raw_members(sources: list[S3Source], skipped: Counter[str], limits: Limits = Limits()) -> Iterator[Any]:
-    """Every log object under the S3 inputs as ``sources.RawMember``, in URL then key order.
-
-    Up to ``concurrency`` objects are fetched at once; they are yielded in key order.
-    """
+def _iter_source(source: S3Source, skipped: Counter[str], limits: Limits) -> Iterator[Any]:
+    """One prefix's log objects as ``RawMember``: fetched ``concurrency`` at a time, yielded in key order."""
     from .sources import ZIP_MAGICS, RawMember
 
-    for source in sources:
-        objects = []
-        for obj in source.objects():
-            reason = _junk(source.relative(obj))
-            if reason:
-                skipped[reason] += 1
-            else:
-                objects.append(obj)
-        width = max(1, source.options.concurrency)
-        pending: deque[Future[tuple[S3Object, bytes | None, MemberError | None]]] = deque()
-        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="calo-s3") as pool:
-            queue = iter(objects)
+    objects = []
+    for obj in source.objects():
+        reason = _junk(source.relative(obj))
+        if reason:
+            skipped[reason] += 1
+        else:
+            objects.append(obj)
+    width = max(1, source.options.concurrency)
+    queue = iter(objects)
+    pending: deque[Future[tuple[S3Object, bytes | None, MemberError | None]]] = deque()
+    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="calo-s3") as pool:
 
-            def fill() -> None:
-                while len(pending) < 2 * width:
-                    nxt = next(queue, None)
-                    if nxt is None:
-                        return
-                    pending.append(pool.submit(_fetch, source, nxt, limits))
+        def fill() -> None:
+            while len(pending) < 2 * width and (nxt := next(queue, None)) is not None:
+                pending.append(pool.submit(_fetch, source, nxt, limits))
 
+        fill()
+        while pending:
+            obj, data, error = pending.popleft().result()
             fill()
-            while pending:
-                obj, data, error = pending.popleft().result()
-                fill()
-                shown = printable(obj.url)
-                if error is not None or data is None:
-                    yield RawMember(shown, b"", 0, error or MemberError("unreadable", "cannot read the object"))
-                elif data.startswith(ZIP_MAGICS) or obj.path.lower().endswith(".zip"):
-                    yield from _zip_members(source, obj, data, skipped, limits)
-                else:
-                    yield RawMember(shown, data, obj.size)
+            shown = printable(obj.url)
+            if error is not None or data is None:
+                yield RawMember(shown, b"", 0, error or MemberError("unreadable", "cannot read the object"))
+            elif data.startswith(ZIP_MAGICS) or obj.path.lower().endswith(".zip"):
+                yield from _zip_members(source, obj, data, skipped, limits)
+            else:
+                yield RawMember(shown, data, obj.size)
+
+
+def iter_raw_members(sources: list[S3Source], skipped: Counter[str], limits: Limits = Limits()) -> Iterator[Any]:
+    """Every log object under the S3 inputs as ``sources.RawMember``, in URL then key order."""
+    for source in sources:
+        yield from _iter_source(source, skipped, limits)

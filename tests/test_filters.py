@@ -4,8 +4,8 @@ period's roll-forward closes on its own."""
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl

@@ -70,7 +70,7 @@ def test_readme_examples_run_as_written(tmp_path: Path, monkeypatch: pytest.Monk
         env.update(AWS_ENV, AWS_ENDPOINT_URL=s3.endpoint, SLACK_WEBHOOK_URL=hook, TTY_COMPATIBLE="0")
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         monkeypatch.chdir(tmp_path)
-        for how, lang, body in runnable_blocks():
+        for how, _lang, body in runnable_blocks():
             if how == "duckdb":
                 for statement in filter(str.strip, body.split(";")):
                     assert duckdb.sql(statement).fetchall(), statement
