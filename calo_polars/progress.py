@@ -108,7 +108,7 @@ def stderr_console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
-def plain_text(table: Table, width: int = 100) -> str:
+def plain_text(table: Table, width: int = 120) -> str:
     """The table as plain text (no colours, no trailing spaces): for logs, pipes and CI."""
     console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
     with console.capture() as capture:
@@ -130,16 +130,16 @@ def summary_table(data: dict[str, Any], alerts: list[str], *, plain: bool) -> Ta
         pad_edge=False,
         padding=(0, 2, 0, 0),
     )
-    table.add_column("", style="bold")
-    table.add_column("count", justify="right")
-    table.add_column("detail", no_wrap=True, overflow="ellipsis", max_width=64)
+    table.add_column("", style="bold", no_wrap=True)
+    table.add_column("count", justify="right", no_wrap=True)
+    table.add_column("detail", no_wrap=True, overflow="ellipsis", max_width=80 if plain else 72)
     period = data["period"]
     red = "" if plain else "red"
 
     def row(name: str, count: int | str, detail: str = "", alarm: bool = False) -> None:
         table.add_row(name, str(count), detail, style=red if alarm else None)
 
-    row("files", _n(data["files"]), ", ".join(data["inputs"])[:60])
+    row("files", _n(data["files"]), ", ".join(data["inputs"]))
     row("events", _n(data["events"]), f"{_n(data['invocations'])} invocations")
     row("transactions", _n(data["transactions"]), f"{_n(data['users'])} users, {(period['first'] or '-')[:10]} to {(period['last'] or '-')[:10]}")
     for key, users, name in (
@@ -152,10 +152,10 @@ def summary_table(data: dict[str, Any], alerts: list[str], *, plain: bool) -> Ta
     row("unreconciled", _n(data["unreconciled_users"]), "users whose books do not close", alarm=data["unreconciled_users"] > 0)
     row("not in sync", _n(data["not_in_sync_errors"]), f"{_n(data['not_in_sync_users'])} users")
     row("blocked overdrafts", _n(data["blocked_overdrafts"]), f"{_n(data['blocked_overdraft_users'])} users")
-    row("Lambda errors", _n(data["lambda_errors"]), ", ".join(f"{n} {k}" for k, n in data["lambda_errors_by_kind"].items())[:60])
+    row("Lambda errors", _n(data["lambda_errors"]), ", ".join(f"{n} {k}" for k, n in data["lambda_errors_by_kind"].items()))
     row("duplicates", _n(data["duplicate_transactions"]), "copies set aside")
     problems = ", ".join(f"{n} {k}" for k, n in data["input_problem_kinds"].items())
-    row("input problems", _n(data["input_problems"]), problems[:60], alarm=data["input_problems"] > 0)
+    row("input problems", _n(data["input_problems"]), problems, alarm=data["input_problems"] > 0)
     row("not understood", _n(data["unparsed_events"]), "events", alarm=data["unparsed_events"] > 0)
     for currency, t in data["totals"].items():
         row(currency, _n(t["transactions"]), f"debits {t['debit_total']}, credits {t['credit_total']}, difference {t['roll_forward']['difference']}")

@@ -110,3 +110,13 @@ def test_every_command_in_the_readme_parses(monkeypatch: pytest.MonkeyPatch) -> 
             sub.make_context(args[0], args[1:])
         except click.ClickException as exc:
             pytest.fail(f"{command}: {exc.format_message()}")
+
+
+def test_the_summary_table_shown_is_what_the_command_prints(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    shown = README.split("```text\nfiles ", 1)[1].split("```", 1)[0]
+    result = CliRunner().invoke(cli, ["report", str(SAMPLE), "-o", str(tmp_path), "-f", "json", "--fail-on", "overdraft"], env={"TTY_COMPATIBLE": "0"})
+    assert result.exit_code == 3
+    printed = "\n".join(line for line in result.stderr.splitlines() if not line.startswith("warning: "))
+    assert printed + "\n" == "files " + shown
