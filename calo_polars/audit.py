@@ -67,11 +67,14 @@ def audit(
     options: AuditOptions = AuditOptions(),
     *,
     on_batch: Callable[[FileIndex, int], None] | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> AuditResult:
     """Read the inputs, then run the check plan once and return every table.
 
     Inputs may be local paths, ``s3://`` URLs or ``S3Source`` objects. The checks run on
     everything read; ``options.selection`` then limits what the result reports (``filters``).
+    ``on_batch(files, transactions_so_far)`` is called after each batch read, and
+    ``on_stage("checks")`` once reading is done (both for progress displays).
     Raises ``NoUsableInput`` when not a single log file could be read.
     """
     sources = resolve(inputs, options.s3)
@@ -88,6 +91,8 @@ def audit(
     if len(ingested.files) == 0:
         why = "; ".join(p.one_line() for p in ingested.problems.items[:3]) or "no log files found"
         raise NoUsableInput(f"nothing to audit in {', '.join(names)}: {why}")
+    if on_stage is not None:
+        on_stage("checks")
     checked = with_checks(ingested.transactions.lazy(), options.checks)
     transactions, flags, users, totals = pl.collect_all(
         [checked, red_flags(checked), per_user(checked), currency_totals(checked)], engine="in-memory"

@@ -276,6 +276,33 @@ def _default_inputs() -> tuple[str, ...]:
     raise click.UsageError(f"nothing to audit: none of {', '.join(candidates)} exists (IN_DIR): mount the export at one of them")
 
 
+class Stopwatch:
+    """Seconds spent in each named stage of a run (for --verbose)."""
+
+    def __init__(self) -> None:
+        self.started = self.mark = time.perf_counter()
+        self.current = "read"
+        self.laps: dict[str, float] = {}
+
+    def lap(self, next_stage: str) -> None:
+        now = time.perf_counter()
+        self.laps[self.current] = now - self.mark
+        self.current, self.mark = next_stage, now
+
+    def then(self, also: Callable[[str], None] | None) -> Callable[[str], None]:
+        """An ``on_stage`` callback: close the current lap, start ``stage``, then call ``also``."""
+
+        def stage(name: str) -> None:
+            self.lap(name)
+            if also is not None:
+                also(name)
+
+        return stage
+
+    def total(self) -> float:
+        return time.perf_counter() - self.started
+
+
 def _problem_lines(problems: list[InputProblem], verbosity: int) -> list[str]:
     return warning_lines(problems, limit=len(problems) if verbosity > 0 else MAX_WARNINGS)
 
@@ -333,15 +360,16 @@ def report(
     outdir = outdir or os.environ.get("OUT_DIR") or "reports"
     options = AuditOptions(checks=checks, threads=threads, limits=limits, mask_pii=not show_pii, selection=selection, s3=s3)
     console = stderr_console()
-    started = time.perf_counter()
+    clock = Stopwatch()
     try:
         check_outdir(inputs, outdir)
         sources = resolve(inputs, s3)
         bar = AuditProgress(console, *input_size(sources)) if verbosity >= 0 and console.is_terminal else None
         with bar or nullcontext():
-            result = audit(sources, options, on_batch=bar.on_batch if bar else None)
-            read_seconds = time.perf_counter() - started
+            result = audit(sources, options, on_batch=bar.on_batch if bar else None, on_stage=clock.then(bar.step if bar else None))
+            clock.lap("write")
             written = write_outputs(result, outdir, formats, on_step=bar.step if bar else None)
+            clock.lap("")
     except CaloError as exc:
         click.echo(f"calo-balance: {exc}", err=True)
         sys.exit(EXIT_USAGE)
@@ -358,8 +386,8 @@ def report(
         else:
             click.echo(plain_text(table), err=True)
         if verbosity > 0:
-            steps = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in {"read and check": read_seconds, **written.seconds}.items())
-            click.echo(f"took {time.perf_counter() - started:.2f} s: {steps}; settings {written.summary['settings']}", err=True)
+            steps = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in {**clock.laps, **written.seconds}.items() if name != "write")
+            click.echo(f"took {clock.total():.2f} s: {steps}; settings {written.summary['settings']}", err=True)
         for path in written.paths:
             click.echo(str(path))
     elif why:

@@ -68,7 +68,8 @@ def test_verbose_prints_timings_and_settings(tmp_path: Path) -> None:
     result = run(tmp_path, "-v")
     assert result.exit_code == 0
     took = [line for line in result.stderr.splitlines() if line.startswith("took ")]
-    assert len(took) == 1 and "read and check" in took[0] and "'sigma': 3.0" in took[0]
+    assert len(took) == 1 and re.match(r"took [\d.]+ s: read [\d.]+ s, checks [\d.]+ s; settings ", took[0])
+    assert "'sigma': 3.0" in took[0]
 
 
 def test_webhook_posts_a_slack_message_with_the_summary(tmp_path: Path) -> None:
