@@ -14,7 +14,7 @@ INPUT  ?= $(firstword $(wildcard $(SAMPLE)) $(REAL_ARCHIVE))
 SAMPLE_ARGS := --users 64 --days 42 --seed 2024 --overdraft-rate 0.003 --mismatch-rate 0.004 \
   --flow-break-rate 0.004 --anomaly-rate 0.004 --duplicate-rate 0.004 --error-rate 0.01 --crash-rate 0.15
 
-.PHONY: run test install install-dev install-bench sample bench clean
+.PHONY: run test install install-dev install-bench sample bench screenshot clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,12 @@ bench: $(VENV)/.installed-bench
 
 sample: install
 	$(BIN)/calo-balance synth -o $(SAMPLE) $(SAMPLE_ARGS)
+
+# The README's picture of the workbook's Overview (LibreOffice and poppler-utils: apt-get install libreoffice-calc poppler-utils).
+screenshot: install
+	rm -rf build/screenshot && $(BIN)/calo-balance report $(SAMPLE) -o build/screenshot -q
+	cd build/screenshot && soffice --headless --convert-to pdf calo_balance_reports.xlsx >/dev/null
+	pdftoppm -png -f 1 -l 1 -r 90 -x 28 -y 32 -W 1010 -H 660 -singlefile build/screenshot/calo_balance_reports.pdf docs/overview
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache .hypothesis

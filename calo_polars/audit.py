@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from . import filters
 from .checks import CheckOptions, currency_totals, per_user, red_flags, with_checks
 from .errors import NoUsableInput
 from .events import FileIndex
 from .inflate import Limits
 from .ingest import Ingested, ingest
+from .s3 import S3Options, S3Source, resolve
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class AuditOptions:
     sample_size: int = 200
     limits: Limits = field(default_factory=Limits)  # how far inputs may inflate (zip bombs)
     mask_pii: bool = True  # mask emails and phone numbers in every output
+    selection: filters.Selection = field(default_factory=filters.Selection)  # what is reported; never what is checked
+    s3: S3Options = field(default_factory=S3Options)  # how s3:// inputs are reached
 
 
 @dataclass
@@ -59,18 +63,24 @@ class AuditResult:
 
 
 def audit(
-    inputs: Iterable[str | os.PathLike[str]],
+    inputs: Iterable[str | os.PathLike[str] | S3Source],
     options: AuditOptions = AuditOptions(),
     *,
     on_batch: Callable[[FileIndex, int], None] | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> AuditResult:
     """Read the inputs, then run the check plan once and return every table.
 
+    Inputs may be local paths, ``s3://`` URLs or ``S3Source`` objects. The checks run on
+    everything read; ``options.selection`` then limits what the result reports (``filters``).
+    ``on_batch(files, transactions_so_far)`` is called after each batch read, and
+    ``on_stage("checks")`` once reading is done (both for progress displays).
     Raises ``NoUsableInput`` when not a single log file could be read.
     """
-    names = [str(i) for i in inputs]
+    sources = resolve(inputs, options.s3)
+    names = [str(i) for i in sources]
     ingested = ingest(
-        names,
+        sources,  # type: ignore[arg-type]  # ingest hands inputs to sources.iter_members as they are
         threads=options.threads,
         batch_bytes=options.batch_bytes,
         sample_size=options.sample_size,
@@ -81,8 +91,10 @@ def audit(
     if len(ingested.files) == 0:
         why = "; ".join(p.one_line() for p in ingested.problems.items[:3]) or "no log files found"
         raise NoUsableInput(f"nothing to audit in {', '.join(names)}: {why}")
+    if on_stage is not None:
+        on_stage("checks")
     checked = with_checks(ingested.transactions.lazy(), options.checks)
     transactions, flags, users, totals = pl.collect_all(
         [checked, red_flags(checked), per_user(checked), currency_totals(checked)], engine="in-memory"
     )
-    return AuditResult(names, options, ingested, transactions, flags, users, totals)
+    return filters.apply(AuditResult(names, options, ingested, transactions, flags, users, totals), options.selection)

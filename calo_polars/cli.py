@@ -1,35 +1,49 @@
 """The command line: a thin click layer over ``calo_polars.audit`` and the output writers.
 
-This is the only module that imports click. It parses options, calls the library and maps
+This is the only module that imports click. It parses options (each family declared once, as
+a decorator that also builds the library object it configures), calls the library and maps
 the library's errors to one-line messages and exit codes:
 
 0  done            1  done, with input problems, under --strict
-2  usage error, or no input could be read at all
+2  usage error, or no input could be read at all (missing file, S3 unreachable...)
+3  done, and a --fail-on condition was found (wins over 1)
+
+stderr is for people (progress bar on a terminal, warnings, the summary table); stdout
+lists the files written, one per line, for scripts.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+import time
 from collections import Counter
+from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import click
 
 from . import __version__
+from .alerts import ALERTS, GROUPS, alert_line, check_url, parse_fail_on, post, top_users, triggered, webhook_payload
 from .audit import AuditOptions, audit
 from .checks import CheckOptions
 from .errors import CaloError
+from .filters import Selection, parse_moment
 from .inflate import Limits, parse_size
-from .outputs import check_outdir, write_outputs
+from .outputs import DEFAULT_FORMATS, FORMATS, check_outdir, write_outputs
 from .problems import InputProblem
-from .summary import human_summary
+from .progress import AuditProgress, input_size, plain_text, stderr_console, summary_table
+from .s3 import S3Options, is_s3, resolve
 from .synth import DEFAULT_RATES, Rates, SynthOptions, synthesize
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
+EXIT_ALERT = 3
 #: Input problems printed one per line on stderr; the rest are counted by kind.
 MAX_WARNINGS = 50
 DEFAULT_LIMITS = Limits()
@@ -67,82 +81,325 @@ def warning_lines(problems: list[InputProblem], limit: int = MAX_WARNINGS) -> li
     return lines
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _listed(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """Repeatable options that also take comma-separated values: each value once, in order."""
+    return tuple(dict.fromkeys(v.strip() for value in values for v in value.split(",") if v.strip()))
+
+
+def _moment(end_of_day: bool) -> Callable[[click.Context, click.Parameter, str | None], datetime | None]:
+    def convert(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            return parse_moment(value, end_of_day=end_of_day)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return convert
+
+
+def _formats(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    chosen = _listed(ctx, param, values) or DEFAULT_FORMATS
+    unknown = [f for f in chosen if f.lower() not in FORMATS]
+    if unknown:
+        raise click.BadParameter(f"{unknown[0]!r} is not a format: choose among {', '.join(FORMATS)} (several with commas)")
+    return tuple(f.lower() for f in chosen)
+
+
+def _fail_on(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return parse_fail_on(values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return check_url(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _options(*decorators: Callable[[Any], Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Stack click options so they read top to bottom in --help."""
+
+    def apply(f: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+
+    return apply
+
+
+# ---------------------------------------------------------------- option families, declared once
+
+
+def input_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """INPUTS and how to read them → ``inputs``, ``limits``, ``s3``, ``threads``."""
+
+    @functools.wraps(f)
+    def command(*args: Any, inputs: tuple[str, ...], endpoint_url: str | None, no_sign_request: bool,
+                max_total_bytes: int, max_ratio: float, **kwargs: Any) -> Any:  # fmt: skip
+        limits = Limits(max_total_bytes=max_total_bytes, max_ratio=max_ratio)
+        s3 = S3Options(endpoint_url=endpoint_url, anonymous=no_sign_request)
+        return f(*args, inputs=inputs, limits=limits, s3=s3, **kwargs)
+
+    return _options(
+        click.argument("inputs", nargs=-1, type=click.Path(path_type=str)),
+        click.option("--endpoint-url", metavar="URL", help="S3-compatible endpoint for s3:// inputs (MinIO, LocalStack...) [default: AWS, or $AWS_ENDPOINT_URL]."),
+        click.option("--no-sign-request", is_flag=True, help="Read s3:// inputs without credentials (a public bucket)."),
+        click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="Threads that decompress files."),
+        click.option("--max-total-bytes", callback=_size, default="256G", show_default=True, help="Stop reading once the text read reaches this size (e.g. 20G, 1T)."),
+        click.option("--max-ratio", type=click.FloatRange(min=1), default=DEFAULT_LIMITS.max_ratio, show_default=True, help="Largest inflated/stored size of a file over 1 MiB; more is taken for a zip bomb and not read."),
+    )(command)
+
+
+def check_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The checks' knobs → ``checks`` (a ``CheckOptions``)."""
+
+    @functools.wraps(f)
+    def command(*args: Any, tolerance: Decimal | None, sigma: float, window: int, min_history: int, **kwargs: Any) -> Any:
+        if min_history > window:
+            raise click.UsageError(f"--min-history ({min_history}) cannot exceed --window ({window})")
+        return f(*args, checks=CheckOptions(tolerance=tolerance, sigma=sigma, window=window, min_history=min_history), **kwargs)
+
+    return _options(
+        click.option("--tolerance", callback=_decimal, help="Largest difference counted as equal, in currency units [default: half the currency's minor unit]."),
+        click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True, help="Delta anomaly threshold in standard deviations."),
+        click.option("--window", type=click.IntRange(min=2), default=30, show_default=True, help="How many preceding deltas of the user the anomaly check looks at."),
+        click.option("--min-history", type=click.IntRange(min=2), default=5, show_default=True, help="Preceding deltas needed before a delta is judged."),
+    )(command)
+
+
+def selection_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """What to report (never what to check) → ``selection`` (a ``filters.Selection``)."""
+
+    @functools.wraps(f)
+    def command(*args: Any, since: datetime | None, until: datetime | None, users: tuple[str, ...], currencies: tuple[str, ...], **kwargs: Any) -> Any:
+        try:
+            selection = Selection(since, until, users, tuple(c.upper() for c in currencies))
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        return f(*args, selection=selection, **kwargs)
+
+    return _options(
+        click.option("--since", metavar="DATE", callback=_moment(False), help="Report transactions from this UTC date or time on (2024-01-01, 2024-01-01T06:00, or with an offset)."),
+        click.option("--until", metavar="DATE", callback=_moment(True), help="Report transactions up to this UTC date (the whole day) or time, inclusive."),
+        click.option("--user", "users", metavar="ID", multiple=True, callback=_listed, help="Report only this userId (repeatable, or comma-separated)."),
+        click.option("--currency", "currencies", metavar="CODE", multiple=True, callback=_listed, help="Report only this currency, e.g. BHD (repeatable, or comma-separated)."),
+    )(command)
+
+
+def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Where and what to write → ``outdir``, ``formats``, ``show_pii``."""
+    return _options(
+        click.option("-o", "--out", "outdir", type=click.Path(path_type=str), help="Folder for the outputs, never inside an input [default: $OUT_DIR, else reports]."),
+        click.option("-f", "--format", "formats", metavar="FORMATS", multiple=True, callback=_formats,
+                     help="What to write, comma-separated: xlsx (the workbook), parquet, csv (every table), json (summary.json only; "
+                     "it is always written) [default: xlsx]."),  # fmt: skip
+        click.option("--show-pii", is_flag=True, help="Show emails and phone numbers as logged [default: masked in every output]."),
+    )(f)
+
+
+def alert_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Exit codes and notifications for automation → ``strict``, ``fail_on``, ``webhook``, ``webhook_on``."""
+    names = ", ".join([*ALERTS, *GROUPS])
+    return _options(
+        click.option("--strict", is_flag=True, help="Exit 1 when any input problem was found (the outputs are still written)."),
+        click.option("--fail-on", metavar="NAMES", multiple=True, callback=_fail_on,
+                     help=f"Exit 3 when any of these is found (comma-separated): {names}."),  # fmt: skip
+        click.option("--webhook", metavar="URL", envvar="CALO_WEBHOOK_URL", callback=_url,
+                     help="POST a JSON summary (Slack-compatible: text and blocks) to this URL [env: CALO_WEBHOOK_URL]."),  # fmt: skip
+        click.option("--webhook-on", type=click.Choice(["always", "alert"]), default="always", show_default=True,
+                     help="Post after every run, or only when a --fail-on condition was found."),  # fmt: skip
+    )(f)
+
+
+def verbosity_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """How much to say on stderr → ``verbosity`` (-1 quiet, 0 normal, 1 verbose)."""
+
+    @functools.wraps(f)
+    def command(*args: Any, quiet: bool, verbose: bool, **kwargs: Any) -> Any:
+        if quiet and verbose:
+            raise click.UsageError("--quiet and --verbose cannot be used together")
+        return f(*args, verbosity=-1 if quiet else 1 if verbose else 0, **kwargs)
+
+    return _options(
+        click.option("-q", "--quiet", is_flag=True, help="Print nothing unless the exit code is not 0 (then one line saying why)."),
+        click.option("-v", "--verbose", is_flag=True, help="Also print every input problem, the settings and how long each step took."),
+    )(command)
+
+
+# ---------------------------------------------------------------- commands
+
+
+EXAMPLES = """
+\b
+Examples:
+  calo-balance report balance-sync-logs.zip -o reports
+  calo-balance report s3://my-bucket/exports/balance-sync/ --format xlsx,parquet
+  calo-balance report logs.zip --since 2024-02-01 --until 2024-02-29 --currency BHD
+  calo-balance report logs.zip --quiet --format json --fail-on overdraft,mismatch
+  calo-balance synth -o synthetic.zip --users 1000 --days 60
+"""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}, epilog=EXAMPLES)
 @click.version_option(__version__, prog_name="calo-balance")
 def cli() -> None:
-    """Audit wallet balances reconstructed from balance-sync Lambda logs."""
+    """Audit wallet balances reconstructed from balance-sync Lambda logs.
+
+    Reads CloudWatch Logs exports (a .zip, a folder, .gz files or an s3:// prefix), checks
+    every transaction (overdrafts, mismatches, flow breaks, delta anomalies) and writes an
+    Excel workbook, Parquet/CSV tables and summary.json. `calo-balance COMMAND --help` says more.
+    """
 
 
-@cli.command()
-@click.argument("inputs", nargs=-1, type=click.Path(path_type=str))
-@click.option("-o", "--out", "outdir", type=click.Path(path_type=str), help="Folder for the workbook and summary.json, never inside an input [default: $OUT_DIR or reports].")
-@click.option("--tolerance", callback=_decimal, help="Largest difference counted as equal, in currency units [default: half the currency's minor unit].")
-@click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True, help="Delta anomaly threshold in standard deviations.")
-@click.option("--window", type=click.IntRange(min=2), default=30, show_default=True, help="How many preceding deltas of the user the anomaly check looks at.")
-@click.option("--min-history", type=click.IntRange(min=2), default=5, show_default=True, help="Preceding deltas needed before a delta is judged.")
-@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="Threads that decompress files.")
-@click.option("--strict", is_flag=True, help="Exit 1 when any input problem was found (the outputs are still written).")
-@click.option("--show-pii", is_flag=True, help="Show emails and phone numbers as logged [default: masked in every output].")
-@click.option("--max-total-bytes", callback=_size, default="256G", show_default=True, help="Stop reading once the text read reaches this size (e.g. 20G, 1T).")
-@click.option("--max-ratio", type=click.FloatRange(min=1), default=DEFAULT_LIMITS.max_ratio, show_default=True, help="Largest inflated/stored size of a file over 1 MiB; more is taken for a zip bomb and not read.")
+def _default_inputs() -> tuple[str, ...]:
+    """$IN_DIR when no INPUT is given: one input, or candidates joined by ':' (the first that exists).
+
+    The Docker image sets IN_DIR=/data.zip:/data, so either mount works.
+    """
+    env_in = os.environ.get("IN_DIR", "").strip()
+    if not env_in:
+        raise click.UsageError("give at least one INPUT (a .zip, folder, .gz, log file or s3:// prefix), or set IN_DIR")
+    if is_s3(env_in):
+        return (env_in,)
+    candidates = [c for c in env_in.split(os.pathsep) if c]
+    for candidate in candidates:
+        if os.path.exists(candidate):
+            return (candidate,)
+    if len(candidates) == 1:
+        return (candidates[0],)  # the audit says it does not exist
+    raise click.UsageError(f"nothing to audit: none of {', '.join(candidates)} exists (IN_DIR): mount the export at one of them")
+
+
+class Stopwatch:
+    """Seconds spent in each named stage of a run (for --verbose)."""
+
+    def __init__(self) -> None:
+        self.started = self.mark = time.perf_counter()
+        self.current = "read"
+        self.laps: dict[str, float] = {}
+
+    def lap(self, next_stage: str) -> None:
+        now = time.perf_counter()
+        self.laps[self.current] = now - self.mark
+        self.current, self.mark = next_stage, now
+
+    def then(self, also: Callable[[str], None] | None) -> Callable[[str], None]:
+        """An ``on_stage`` callback: close the current lap, start ``stage``, then call ``also``."""
+
+        def stage(name: str) -> None:
+            self.lap(name)
+            if also is not None:
+                also(name)
+
+        return stage
+
+    def total(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def _problem_lines(problems: list[InputProblem], verbosity: int) -> list[str]:
+    return warning_lines(problems, limit=len(problems) if verbosity > 0 else MAX_WARNINGS)
+
+
+@cli.command(epilog="""
+\b
+Exit codes:
+  0  the audit ran and wrote its outputs
+  1  the same, but input problems were found and --strict was given
+  2  a usage error, or not one input file could be read (missing file, S3 bucket not found or unreachable)
+  3  the same as 0, but a --fail-on condition was found (wins over 1)
+""")  # fmt: skip
+@input_options
+@output_options
+@selection_options
+@check_options
+@alert_options
+@verbosity_options
 def report(
     inputs: tuple[str, ...],
-    outdir: str | None,
-    tolerance: Decimal | None,
-    sigma: float,
-    window: int,
-    min_history: int,
+    limits: Limits,
+    s3: S3Options,
     threads: int,
-    strict: bool,
+    outdir: str | None,
+    formats: tuple[str, ...],
     show_pii: bool,
-    max_total_bytes: int,
-    max_ratio: float,
+    selection: Selection,
+    checks: CheckOptions,
+    strict: bool,
+    fail_on: tuple[str, ...],
+    webhook: str | None,
+    webhook_on: str,
+    verbosity: int,
 ) -> None:
-    """Audit the logs in INPUTS and write the workbook and summary.json.
+    """Audit the logs in INPUTS and write the workbook, tables and summary.json.
 
-    INPUTS are CloudWatch Logs exports: a .zip, a folder (read recursively), .gz files or
-    plain log files, in any mix and any order. With no INPUTS, $IN_DIR is read and $OUT_DIR
-    written (the Docker contract). A file that cannot be read is reported (stderr, the
-    InputProblems sheet, summary.json) and the others are still audited.
+    INPUTS are CloudWatch Logs exports: a .zip, a folder (read recursively), .gz files,
+    plain log files or an s3://bucket/prefix/ (listed recursively, AWS credentials as usual),
+    in any mix and any order. With no INPUTS, $IN_DIR is read and $OUT_DIR written (the
+    Docker contract). A file that cannot be read is reported (stderr, the InputProblems
+    sheet, summary.json) and the others are still audited.
 
-    \b
-    Exit codes:
-      0  the audit ran and wrote its outputs
-      1  the same, but input problems were found and --strict was given
-      2  a usage error, or not one input file could be read
+    The checks always run on everything read; --since/--until/--user/--currency choose what
+    is reported, so a selection never changes a flag.
 
     \b
-    Example:
+    Examples:
       calo-balance report balance-sync-logs.zip -o reports
+      calo-balance report export-folder/ extra/000000.gz --tolerance 0.001
+      calo-balance report s3://my-bucket/exports/balance-sync/ --format xlsx,parquet,csv
+      calo-balance report logs.zip --since 2024-02-01 --until 2024-02-29 --user 8d0c... --currency BHD
+      calo-balance report logs.zip -q --format json --fail-on overdraft,mismatch --webhook "$SLACK_WEBHOOK_URL"
     """
-    if not inputs:
-        env_in = os.environ.get("IN_DIR")
-        if not env_in:
-            raise click.UsageError("give at least one INPUT (a .zip, folder, .gz or log file), or set IN_DIR")
-        inputs = (env_in,)
+    inputs = inputs or _default_inputs()
     outdir = outdir or os.environ.get("OUT_DIR") or "reports"
-    if min_history > window:
-        raise click.UsageError(f"--min-history ({min_history}) cannot exceed --window ({window})")
-    options = AuditOptions(
-        checks=CheckOptions(tolerance=tolerance, sigma=sigma, window=window, min_history=min_history),
-        threads=threads,
-        limits=Limits(max_total_bytes=max_total_bytes, max_ratio=max_ratio),
-        mask_pii=not show_pii,
-    )
+    options = AuditOptions(checks=checks, threads=threads, limits=limits, mask_pii=not show_pii, selection=selection, s3=s3)
+    console = stderr_console()
+    clock = Stopwatch()
     try:
         check_outdir(inputs, outdir)
-        result = audit(inputs, options)
-        written = write_outputs(result, outdir)
+        sources = resolve(inputs, s3)
+        bar = AuditProgress(console, *input_size(sources)) if verbosity >= 0 and console.is_terminal else None
+        with bar or nullcontext():
+            result = audit(sources, options, on_batch=bar.on_batch if bar else None, on_stage=clock.then(bar.step if bar else None))
+            clock.lap("write")
+            written = write_outputs(result, outdir, formats, on_step=bar.step if bar else None)
+            clock.lap("")
     except CaloError as exc:
         click.echo(f"calo-balance: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     problems = result.ingested.problems.ordered()
-    for line in warning_lines(problems):
-        click.echo(line, err=True)
-    click.echo(human_summary(written.summary), err=True)
-    click.echo(f"wrote {written.workbook} and {written.summary_path}", err=True)
-    if strict and problems:
-        sys.exit(EXIT_PROBLEMS)
+    alerts = triggered(written.summary, fail_on)
+    code = EXIT_ALERT if alerts else EXIT_PROBLEMS if strict and problems else EXIT_OK
+    why = alert_line(alerts, code) if alerts else (f"calo-balance: {len(problems):,} input problems (--strict): exit {code}" if code else "")
+    if verbosity >= 0:
+        for line in _problem_lines(problems, verbosity):
+            click.echo(line, err=True)
+        table = summary_table(written.summary, [why] if alerts else [], plain=not console.is_terminal)
+        if console.is_terminal:
+            console.print(table)
+        else:
+            click.echo(plain_text(table), err=True)
+        if verbosity > 0:
+            steps = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in {**clock.laps, **written.seconds}.items() if name != "write")
+            click.echo(f"took {clock.total():.2f} s: {steps}; settings {written.summary['settings']}", err=True)
+        for path in written.paths:
+            click.echo(str(path))
+    elif why:
+        click.echo(why, err=True)
+    if webhook and (webhook_on == "always" or alerts):
+        payload = webhook_payload(written.summary, top_users(result.users), alerts, code)
+        failure = post(webhook, payload)
+        if failure:
+            click.echo(f"warning: webhook not delivered: {failure} (the exit code is unchanged)", err=True)
+        elif verbosity > 0:
+            click.echo("webhook delivered", err=True)
+    sys.exit(code)
 
 
 RATE = click.FloatRange(0, 1)
@@ -166,9 +423,10 @@ RATE = click.FloatRange(0, 1)
 @click.option("--crash-rate", type=RATE, default=0.03, show_default=True, help="Chance per day and 1,000 users of a burst of failed cold starts.")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Processes that generate and compress.")
 @click.option("--truth", type=click.Path(dir_okay=False, path_type=str), help="Ground-truth JSON [default: beside the output, NAME.truth.json].")
+@verbosity_options
 def synth(out: str, users: int, days: int, seed: int, start: datetime, legacy_until: datetime | None, overdraft_rate: float,
           mismatch_rate: float, flow_break_rate: float, anomaly_rate: float, duplicate_rate: float, clean: bool,
-          out_of_order: float, error_rate: float, crash_rate: float, workers: int, truth: str | None) -> None:  # fmt: skip
+          out_of_order: float, error_rate: float, crash_rate: float, workers: int, truth: str | None, verbosity: int) -> None:  # fmt: skip
     """Write a synthetic CloudWatch export with known faults, and its ground truth.
 
     The archive has the real export's layout and every shape of its text; each injected
@@ -197,6 +455,8 @@ def synth(out: str, users: int, days: int, seed: int, start: datetime, legacy_un
     except CaloError as exc:
         click.echo(f"calo-balance: {exc}", err=True)
         sys.exit(EXIT_USAGE)
+    if verbosity < 0:
+        return
     faults = ", ".join(f"{n} {k}" for k, n in report.faults.items())
     click.echo(
         f"wrote {report.path}: {report.files:,} files, {report.raw_bytes / 1e6:,.1f} MB of log text "

@@ -17,6 +17,7 @@ from . import __version__
 from .audit import AuditResult
 from .checks import CHECKS, ROLL_FORWARD
 from .columns import COLUMNS
+from .filters import selection_text
 from .money import minor_unit
 from .xlsx import LINE_HEIGHT, Sheet, Styles, print_setup, wrap_height, write_frame
 
@@ -235,6 +236,7 @@ def run_facts(summary: dict[str, Any]) -> dict[str, str]:
         "Tool": f"calo-polars {__version__}",
         "Inputs": ", ".join(s["inputs"]),
         "Period (UTC)": f"{s['period']['first']} — {s['period']['last']}",
+        "Selection": selection_text(s.get("selection", {})) or "everything read (no --since, --until, --user or --currency)",
         "Files read": f"{s['files']:,} (skipped: {', '.join(f'{n} {why}' for why, n in s['skipped_files'].items()) or 'none'})",
         "Events": f"{s['events']:,} ({s['unparsed_events']} not understood)",
         "Invocations": f"{s['invocations']:,} ({s['incomplete_invocations']} incomplete, {s['cold_starts']:,} cold starts)",

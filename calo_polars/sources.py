@@ -23,8 +23,10 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
+from . import s3
 from .errors import InputNotFound
 from .inflate import GZIP_MAGIC, Limits, MemberError, TooLarge, gunzip, limit_error, unsupported_compression
 from .problems import Problems, printable
@@ -293,7 +295,7 @@ def _load(member: RawMember, limits: Limits) -> _Loaded:
 
 
 def iter_members(
-    inputs: Iterable[str | os.PathLike[str]],
+    inputs: Iterable[str | os.PathLike[str] | s3.S3Source],
     problems: Problems,
     skipped: Counter[str],
     *,
@@ -307,7 +309,8 @@ def iter_members(
     A file whose content was already read (the zip and its unzipped folder) is read once.
     Once the text read reaches ``limits.max_total_bytes`` the run reads no further member.
     """
-    paths = canonical_inputs(inputs, problems)
+    local, remote = s3.split_inputs(inputs, problems)  # s3:// inputs: listed now, read after the local ones
+    paths = canonical_inputs(local, problems)
     pending: deque[Future[_Loaded]] = deque()
     seen: dict[bytes, str] = {}
     total = 0
@@ -350,7 +353,7 @@ def iter_members(
                 if member is not None:
                     yield member
 
-        for raw in iter_raw_members(paths, skipped, limits):
+        for raw in chain(iter_raw_members(paths, skipped, limits), s3.iter_raw_members(remote, skipped, limits)):
             pending.append(pool.submit(_load, raw, limits))
             yield from drain(prefetch)
             if stopped:

@@ -17,6 +17,7 @@ from . import __version__
 from .audit import AuditResult
 from .checks import ROLL_FORWARD
 from .money import money_text
+from .s3 import is_s3
 from .sheets import is_lambda_error, negative_payment_balances
 
 
@@ -64,7 +65,8 @@ def summary(result: AuditResult) -> dict[str, Any]:
     errors = notices.filter(is_lambda_error())
     return {
         "tool": {"name": "calo-polars", "version": __version__},
-        "inputs": sorted(Path(i).name for i in result.inputs),
+        "inputs": sorted(i if is_s3(i) else Path(i).name for i in result.inputs),
+        "selection": result.options.selection.describe(),
         "period": {"first": _iso(tx["ts"].min()), "last": _iso(tx["ts"].max())},
         "settings": {
             "tolerance": "half the currency's minor unit" if options.tolerance is None else str(options.tolerance),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -31,7 +32,10 @@ def test_report_writes_workbook_and_summary(tmp_path: Path) -> None:
     assert (data["files"], data["transactions"], data["users"]) == (3, 3, 2)
     assert (data["flow_breaks"], data["flow_break_users"], data["overdraft_events"], data["mismatches"]) == (1, 1, 1, 0)
     assert data["totals"]["BHD"]["debit_total"] == "20.500"
-    assert "read 3 files" in result.stderr and "1 flow breaks" in result.stderr
+    table = [line.rstrip() for line in result.stderr.splitlines()]  # the plain summary table (not a terminal)
+    assert re.search(r"^files +3 +logs.zip$", result.stderr, re.M) and "\x1b[" not in result.stderr
+    assert "flow breaks          1  1 users" in table and "overdrafts           1  1 users" in table
+    assert result.stdout.splitlines() == [str(out / "calo_balance_reports.xlsx"), str(out / "summary.json")]
     wb = openpyxl.load_workbook(out / "calo_balance_reports.xlsx")
     assert wb["FlowBreaks"].max_row == 2 and wb["OverdraftEvents"].max_row == 2
 
@@ -83,7 +87,7 @@ def test_options_change_the_checks(tmp_path: Path) -> None:
 def test_version_and_help() -> None:
     assert CliRunner().invoke(cli, ["--version"]).output.strip() == f"calo-balance, version {__version__}"
     help_text = CliRunner().invoke(cli, ["report", "--help"]).output
-    assert "Example:" in help_text and "calo-balance report balance-sync-logs.zip -o reports" in help_text
+    assert "Examples:" in help_text and "calo-balance report balance-sync-logs.zip -o reports" in help_text
 
 
 def test_log_text_never_becomes_a_formula_or_link(tmp_path: Path) -> None:
@@ -99,3 +103,91 @@ def test_log_text_never_becomes_a_formula_or_link(tmp_path: Path) -> None:
         assert not any(n.startswith("xl/worksheets/_rels/") and b"evil" in zf.read(n) for n in zf.namelist())
     wb = openpyxl.load_workbook(out / "calo_balance_reports.xlsx")
     assert wb["UnparsedEvents"].cell(2, 5).value == "no known shape"
+
+
+# ---------------------------------------------------------------- progress, summary table, formats
+
+SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sample-logs.zip"
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def run_on_a_terminal(args: list[str]) -> tuple[int, str, str]:
+    """Run the real command with stderr on a pseudo-terminal (what a person at a shell has)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"}
+    env.pop("TTY_COMPATIBLE", None)
+    env.pop("FORCE_COLOR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "calo_polars", *args], stdout=subprocess.PIPE, stderr=follower, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 1 << 16)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    with proc:
+        stdout = proc.stdout.read().decode() if proc.stdout else ""
+    os.close(leader)
+    return proc.returncode, stdout, b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_a_terminal_gets_the_progress_bar_and_the_table(tmp_path: Path) -> None:
+    code, stdout, screen = run_on_a_terminal(["report", str(SAMPLE), "-o", str(tmp_path / "out"), "-f", "xlsx,parquet"])
+    assert code == 0, screen
+    text = ANSI.sub("", screen)
+    assert "reading" in text and "━" in text
+    assert re.search(r"506/\d[\d,]* files [\d.]+ MB [\d.]+ MB/s 2,3\d\d tx [\d,]+ tx/s", text)  # read so far (copies included), text[-2000:]
+    assert "xlsx" in text and "parquet" in text  # the steps after reading
+    assert "\x1b[" in screen and "─" in text  # colours and a drawn table
+    assert re.search(r"transactions +2,344 +64 users", text)
+    assert stdout.splitlines()[0] == str(tmp_path / "out" / "calo_balance_reports.xlsx")
+    quiet_code, quiet_out, quiet_screen = run_on_a_terminal(["report", str(SAMPLE), "-o", str(tmp_path / "q"), "-f", "json", "-q"])
+    assert (quiet_code, quiet_out, quiet_screen) == (0, "", "")
+
+
+def test_not_a_terminal_gets_plain_text_only(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["report", str(SAMPLE), "-o", str(tmp_path / "out"), "-f", "json"], env={"TTY_COMPATIBLE": "0"})
+    assert result.exit_code == 0
+    assert "\x1b[" not in result.stderr and "━" not in result.stderr and "tx/s" not in result.stderr
+    assert re.search(r"^transactions +2,344 +64 users, 2024-01-01 to 2024-02-11$", result.stderr, re.M)
+    assert all(line == line.rstrip() for line in result.stderr.splitlines())
+    assert result.stdout.splitlines() == [str(tmp_path / "out" / "summary.json")]  # json: summary.json only
+    assert not (tmp_path / "out" / "calo_balance_reports.xlsx").exists()
+
+
+def test_forced_terminal_draws_the_bar_through_rich(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["report", str(SAMPLE), "-o", str(tmp_path / "out"), "-f", "json"], env={"TTY_COMPATIBLE": "1"})
+    assert result.exit_code == 0
+    assert "tx/s" in result.stderr and "\x1b[" in result.stderr
+
+
+def test_formats_are_listed_once_and_validated(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["report", str(SAMPLE), "-o", str(out), "-f", "csv", "--format", "CSV,parquet"])
+    assert result.exit_code == 0
+    written = result.stdout.splitlines()
+    assert written[-1] == str(out / "summary.json") and len(written) == 1 + 2 * 9
+    assert not (out / "calo_balance_reports.xlsx").exists()
+    bad = CliRunner().invoke(cli, ["report", str(SAMPLE), "-o", str(out), "-f", "xlsx,pdf"])
+    assert bad.exit_code == 2 and "'pdf' is not a format: choose among xlsx, parquet, csv, json" in bad.stderr
+
+
+def test_every_command_has_help_with_examples() -> None:
+    for name, command in {"": cli, **cli.commands}.items():
+        text = CliRunner().invoke(cli, [name, "--help"] if name else ["--help"]).output
+        assert "Example" in text and "calo-balance " in text, name
+        for param in getattr(command, "params", []):
+            assert param.param_type_name == "argument" or param.help, (name, param.name)
+
+
+def test_synth_quiet_prints_nothing(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["synth", "-o", str(tmp_path / "s.zip"), "--users", "3", "--days", "2", "-q"])
+    assert (result.exit_code, result.stderr) == (0, "") and (tmp_path / "s.zip").stat().st_size > 0
