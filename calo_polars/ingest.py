@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow as pa
 
 from .duplicates import DUPLICATE_SCHEMA, conflict_notes, split_duplicates
-from .events import EVENT_KINDS, MAX_LINE_CHARS, FileIndex, cut_long_lines, key_values, line_batches, split_events
+from .events import EVENT_KINDS, MAX_LINE_CHARS, FileIndex, Lines, cut_long_lines, key_values, line_batches, split_events
 from .inflate import Limits
 from .invocations import INVOCATION_SCHEMA, incomplete_notes, invocations
 from .pii import mask_frame, mask_strings
@@ -77,7 +77,7 @@ class Ingested:
         return sum(self.kind_counts.values())
 
 
-def _sample_blocks(lines: pl.DataFrame, tx: pl.DataFrame, heads: pl.DataFrame, size: int) -> pl.DataFrame:
+def _sample_blocks(lines: Lines, tx: pl.DataFrame, heads: pl.DataFrame, size: int) -> pl.DataFrame:
     """The raw text of this batch's first ``size`` transaction blocks in time order."""
     first = (
         tx.join(heads.select("file_id", "line_no", "event"), on=["file_id", "line_no"])
@@ -85,8 +85,10 @@ def _sample_blocks(lines: pl.DataFrame, tx: pl.DataFrame, heads: pl.DataFrame, s
         .head(size)
         .select("event", "file_id", "line_no", "ts", "tx_id")
     )
+    chosen = pl.col("event").is_in(first["event"].implode())
     text = (
-        lines.filter(pl.col("event").is_in(first["event"].implode()))
+        pl.concat([lines.heads.select("event", "text").filter(chosen), lines.body.filter(chosen)])
+        .sort("event", maintain_order=True)  # each head before its continuation lines
         .group_by("event", maintain_order=True)
         .agg(raw=pl.col("text").str.join("\n"))
     )
@@ -113,7 +115,7 @@ def read_batch(batch: pa.RecordBatch, *, sample_size: int = 200) -> BatchResult:
     batch, long_lines = cut_long_lines(batch)
     lines = split_events(batch)
     kv = key_values(lines)
-    heads = refine_objects(lines.filter(pl.col("is_head")), kv)
+    heads = refine_objects(lines.heads, kv)
     tx, invalid, block_notes = transactions(heads, kv)
     heads = heads.with_columns(
         kind=pl.when(pl.col("event").is_in(invalid["event"].implode()))
