@@ -39,15 +39,18 @@ DUPLICATE_SCHEMA: dict[str, pl.DataType] = {
 
 
 def split_duplicates(transactions: pl.DataFrame, files: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(transactions with each id once, the extra copies set aside; ``DUPLICATE_SCHEMA``).
+    """(transactions with each id once, in no particular order; the extra copies set aside, ``DUPLICATE_SCHEMA``).
 
     ``files`` maps ``file_id`` to ``file`` (the display path): ties in time are broken by
     the path, never by the order files were read in, so the kept copy does not depend on it.
     """
-    if not transactions["tx_id"].is_duplicated().any():
+    repeated = transactions["tx_id"].is_duplicated()
+    if not repeated.any():
         return transactions, pl.DataFrame(schema=DUPLICATE_SCHEMA)
+    # Only the ids logged more than once are ordered and compared (all rows: 1 s a GB).
     ordered = (
-        transactions.join(files.select("file_id", "file"), on="file_id", how="left")
+        transactions.filter(repeated)
+        .join(files.select("file_id", "file"), on="file_id", how="left")
         .sort("ts", "file", "line_no", nulls_last=True)
         .with_columns(copy_no=pl.int_range(pl.len()).over("tx_id"))
     )
@@ -78,7 +81,8 @@ def split_duplicates(transactions: pl.DataFrame, files: pl.DataFrame) -> tuple[p
         fields_differ=differing != "",
         differing_fields=pl.when(differing != "").then(differing),
     )
-    return kept.drop("file", "copy_no"), duplicates.cast(DUPLICATE_SCHEMA).sort("tx_id", "ts", "file_id", "line_no")  # type: ignore[arg-type]
+    once = pl.concat([transactions.filter(~repeated), kept.drop("file", "copy_no")])
+    return once, duplicates.cast(DUPLICATE_SCHEMA).sort("tx_id", "ts", "file_id", "line_no")  # type: ignore[arg-type]
 
 
 def conflict_notes(duplicates: pl.DataFrame, files: pl.DataFrame) -> pl.DataFrame:
