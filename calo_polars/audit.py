@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import polars as pl
 
-from .checks import CheckOptions, currency_totals, per_user, red_flags, with_checks
+from .checks import (
+    STORED_CHECK_COLUMNS,
+    CheckOptions,
+    currency_flows,
+    per_user,
+    red_flags,
+    sort_flags,
+    sort_users,
+    totals_from,
+    with_checks,
+    with_derived,
+)
 from .errors import NoUsableInput
 from .events import FileIndex
 from .inflate import Limits
 from .ingest import Ingested, ingest
+from .partition import PART_ROWS
+from .records import TRANSACTION_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -25,6 +39,7 @@ class AuditOptions:
     sample_size: int = 200
     limits: Limits = field(default_factory=Limits)  # how far inputs may inflate (zip bombs)
     mask_pii: bool = True  # mask emails and phone numbers in every output
+    part_rows: int = PART_ROWS  # transactions checked at once (a user range); bounds memory
 
 
 @dataclass
@@ -34,10 +49,21 @@ class AuditResult:
     inputs: list[str]
     options: AuditOptions
     ingested: Ingested
-    transactions: pl.DataFrame  # every transaction with its computed columns and flags
+    checked: pl.DataFrame  # every transaction, its window columns and flags (STORED_CHECK_COLUMNS), by user then time
     flags: pl.DataFrame  # one row per flag, with severity and reason
     users: pl.DataFrame  # one row per user and currency
     totals: pl.DataFrame  # one row per currency
+
+    @property
+    def transactions(self) -> pl.DataFrame:
+        """Every transaction with every computed column (``with_checks``'s table), by user
+        then time. Computed from ``checked`` on each access: use ``checked`` where the
+        per-row arithmetic is not needed, or ``derived`` on the rows that need it."""
+        return self.derived(self.checked)
+
+    def derived(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """Rows of ``checked`` with the per-row arithmetic columns added (``with_derived``)."""
+        return with_derived(rows.lazy(), self.options.checks).collect(engine="in-memory")
 
     @property
     def files(self) -> FileIndex:
@@ -58,15 +84,24 @@ class AuditResult:
         return frame
 
 
+def _check_part(part: pl.DataFrame, options: CheckOptions) -> list[pl.DataFrame]:
+    """The check plan on one user range, collected once: kept columns, flags, users, flows."""
+    checked = with_checks(part.lazy(), options)
+    kept = checked.select(*part.columns, *STORED_CHECK_COLUMNS)
+    return pl.collect_all([kept, red_flags(checked), per_user(checked), currency_flows(checked)], engine="in-memory")
+
+
 def audit(
     inputs: Iterable[str | os.PathLike[str]],
     options: AuditOptions = AuditOptions(),
     *,
     on_batch: Callable[[FileIndex, int], None] | None = None,
 ) -> AuditResult:
-    """Read the inputs, then run the check plan once and return every table.
+    """Read the inputs, then run the check plan on each user range and return every table.
 
-    Raises ``NoUsableInput`` when not a single log file could be read.
+    The ranges are checked ``threads`` at a time; each range's transactions are freed once
+    checked, so the transactions are held once (``partition``). Raises ``NoUsableInput``
+    when not a single log file could be read.
     """
     names = [str(i) for i in inputs]
     ingested = ingest(
@@ -76,13 +111,18 @@ def audit(
         sample_size=options.sample_size,
         limits=options.limits,
         mask_pii=options.mask_pii,
+        part_rows=options.part_rows,
         on_batch=on_batch,
     )
     if len(ingested.files) == 0:
         why = "; ".join(p.one_line() for p in ingested.problems.items[:3]) or "no log files found"
         raise NoUsableInput(f"nothing to audit in {', '.join(names)}: {why}")
-    checked = with_checks(ingested.transactions.lazy(), options.checks)
-    transactions, flags, users, totals = pl.collect_all(
-        [checked, red_flags(checked), per_user(checked), currency_totals(checked)], engine="in-memory"
-    )
-    return AuditResult(names, options, ingested, transactions, flags, users, totals)
+    parts = ingested.transaction_parts or [pl.DataFrame(schema=TRANSACTION_SCHEMA)]
+    with ThreadPoolExecutor(max_workers=max(1, options.threads)) as pool:
+        futures = [pool.submit(_check_part, parts.pop(0), options.checks) for _ in range(len(parts))]
+        done = [f.result() for f in futures]
+    checked, flags, users, flows = (pl.concat([d[i] for d in done]) for i in range(4))
+    ingested.transaction_parts = [checked.select(list(TRANSACTION_SCHEMA))]  # the same columns, not a copy
+    users = sort_users(users.lazy()).collect()
+    totals = totals_from(flows.lazy(), users.lazy()).collect()
+    return AuditResult(names, options, ingested, checked, sort_flags(flags.lazy()).collect(), users, totals)

@@ -8,6 +8,8 @@ aside (the id names one transaction), but marked, and reported as an input probl
 
 from __future__ import annotations
 
+from itertools import accumulate
+
 import polars as pl
 
 from .problems import notes
@@ -99,3 +101,19 @@ def conflict_notes(duplicates: pl.DataFrame, files: pl.DataFrame) -> pl.DataFram
             pl.col("kept_line_no"),
         ),
     )
+
+
+def drop_duplicates(pieces: list[pl.DataFrame], files: pl.DataFrame) -> tuple[list[pl.DataFrame], pl.DataFrame]:
+    """``split_duplicates`` over a table held as pieces (batches), replaced one by one, so
+    the table is never copied whole: only the rows of repeated ids are gathered and ordered."""
+    if not pieces:
+        return pieces, pl.DataFrame(schema=DUPLICATE_SCHEMA)
+    repeated = pl.concat([p.select("tx_id") for p in pieces])["tx_id"].is_duplicated()
+    if not repeated.any():
+        return pieces, pl.DataFrame(schema=DUPLICATE_SCHEMA)
+    starts = [0, *accumulate(p.height for p in pieces)]
+    masks = [repeated.slice(a, b - a) for a, b in zip(starts, starts[1:])]
+    kept, duplicates = split_duplicates(pl.concat([p.filter(m) for p, m in zip(pieces, masks)]), files)
+    for i, mask in enumerate(masks):
+        pieces[i] = pieces[i].filter(~mask)
+    return [*pieces, kept.select(pieces[0].columns)], duplicates

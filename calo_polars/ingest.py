@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from .duplicates import DUPLICATE_SCHEMA, conflict_notes, split_duplicates
+from .duplicates import DUPLICATE_SCHEMA, conflict_notes, drop_duplicates
 from .events import (
     EVENT_KINDS,
     MAX_LINE_CHARS,
@@ -29,6 +29,7 @@ from .events import (
 )
 from .inflate import Limits
 from .invocations import INVOCATION_SCHEMA, incomplete_notes, invocations
+from .partition import PART_ROWS, user_ranges
 from .pii import mask_frame, mask_strings
 from .problems import NOTE_SCHEMA, Problems, notes
 from .records import (
@@ -68,12 +69,13 @@ class BatchResult:
 class Ingested:
     """Everything read from the inputs, ready for the checks.
 
-    ``transactions`` holds each transaction id once; ``duplicates`` the extra copies set aside.
+    The transactions hold each transaction id once (``duplicates`` has the extra copies set
+    aside), as user ranges (``partition.user_ranges``) until the audit has checked them.
     """
 
     files: FileIndex
     kind_counts: dict[str, int]
-    transactions: pl.DataFrame
+    transaction_parts: list[pl.DataFrame]
     notices: pl.DataFrame
     invocations: pl.DataFrame
     unparsed: pl.DataFrame
@@ -85,6 +87,11 @@ class Ingested:
     @property
     def events(self) -> int:
         return sum(self.kind_counts.values())
+
+    @property
+    def transactions(self) -> pl.DataFrame:
+        """Every transaction (the parts one after another: no copy)."""
+        return _concat(self.transaction_parts, TRANSACTION_SCHEMA)
 
 
 def _sample_blocks(lines: Lines, tx: pl.DataFrame, heads: pl.DataFrame, size: int) -> pl.DataFrame:
@@ -184,6 +191,7 @@ def ingest(
     sample_size: int = 200,
     limits: Limits = Limits(),
     mask_pii: bool = True,
+    part_rows: int = PART_ROWS,
     on_batch: Callable[[FileIndex, int], None] | None = None,
 ) -> Ingested:
     """Read every input and return the tables the checks need.
@@ -220,15 +228,17 @@ def ingest(
     counts: Counter[str] = Counter()
     for r in results:
         counts.update(dict(r.kind_counts.iter_rows()))
+    pieces = [r.transactions for r in results]
     tables = {
-        "transactions": _concat([r.transactions for r in results], TRANSACTION_SCHEMA),
         "notices": _concat([r.notices for r in results], NOTICE_SCHEMA),
         "invocations": _concat([r.invocations for r in results], INVOCATION_SCHEMA),
         "unparsed": _concat([r.unparsed for r in results], UNPARSED_SCHEMA),
         "sample": _concat([r.sample for r in results], SAMPLE_SCHEMA),
         "notes": _concat([r.notes for r in results], NOTE_SCHEMA),
     }
-    transactions, duplicates = split_duplicates(tables["transactions"], files.frame())
+    results.clear()  # the pieces are now only in ``pieces``: each is freed once split
+    pieces, duplicates = drop_duplicates(pieces, files.frame())
+    parts = user_ranges(pieces, part_rows)
     tables["notes"] = pl.concat([tables["notes"], conflict_notes(duplicates, files.frame())])
     _add_notes(problems, tables["notes"], files)
     if mask_pii:
@@ -238,7 +248,7 @@ def ingest(
     return Ingested(
         files=files,
         kind_counts={k: counts.get(k, 0) for k in EVENT_KINDS},
-        transactions=transactions,
+        transaction_parts=parts,
         notices=tables["notices"].sort("file_id", "line_no"),  # file order, whatever a join did
         invocations=tables["invocations"],
         unparsed=tables["unparsed"].sort("file_id", "line_no"),

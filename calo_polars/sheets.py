@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from .audit import AuditResult
-from .checks import CHECKS, ORDER, USER, WALLET, credit_move, debit_move
+from .checks import CHECKS, USER, WALLET, credit_move, debit_move, with_derived
 from .invocations import ERROR_KINDS, PSEUDO_ID
 from .xlsx import link_to
 
@@ -67,8 +67,7 @@ def ledger(result: AuditResult) -> pl.DataFrame:
     names = list(CHECKS)
     flags = pl.concat_str([pl.when(pl.col(c)).then(pl.lit(c)) for c in names], separator=", ", ignore_nulls=True)
     return (
-        result.with_file(result.transactions)
-        .sort(USER, *ORDER)
+        result.with_file(result.derived(result.checked))
         .with_columns(
             credit=credit_move(),
             debit=debit_move(),
@@ -152,7 +151,7 @@ def per_user_summary(result: AuditResult, ledger_frame: pl.DataFrame, negative: 
 
 def _synced_transaction(result: AuditResult, frame: pl.DataFrame) -> pl.DataFrame:
     """Join each notice to the user's transaction logged just before it in the same invocation."""
-    tx = result.transactions.select("request_id", USER, "ts", "tx_id", "new_balance", _tx_payment_balance="payment_balance")
+    tx = result.checked.select("request_id", USER, "ts", "tx_id", "new_balance", _tx_payment_balance="payment_balance")
     return frame.sort("ts").join_asof(
         tx.sort("ts"), on="ts", by=["request_id", USER], strategy="backward", check_sortedness=False
     )
@@ -174,7 +173,7 @@ def sync_errors(result: AuditResult) -> pl.DataFrame:
 
 def blocked_overdrafts(result: AuditResult) -> pl.DataFrame:
     """The Lambda's refusals, with the refused transaction when it was also logged."""
-    refused = result.transactions.select(
+    refused = result.checked.select(
         transaction_id="tx_id", amount="amount", type="type", action="action", new_balance="new_balance"
     ).unique("transaction_id", keep="first")
     rows = (
@@ -200,7 +199,7 @@ def negative_payment_balances(result: AuditResult) -> pl.DataFrame:
     not-in-sync errors with a negative payment balance no transaction block logged.
     """
     neg = pl.col("payment_balance") < 0
-    tx = result.transactions.filter(neg).select(
+    tx = result.checked.filter(neg).select(
         "ts", USER, "tx_id", "type", "action", "amount", "new_balance", "payment_balance", "request_id", "file_id", "line_no"
     )
     errors = _synced_transaction(result, _notices(result, "SyncErrors")).filter(neg)
@@ -302,9 +301,9 @@ def invocation_issues(result: AuditResult) -> pl.DataFrame:
 
 def daily_totals(result: AuditResult) -> pl.DataFrame:
     """Per currency and UTC day: transactions, the roll-forward's credits and debits, flags."""
-    tx = result.transactions
     return (
-        tx.group_by("currency", date=pl.col("ts").dt.date())
+        with_derived(result.checked.lazy(), result.options.checks)
+        .group_by("currency", date=pl.col("ts").dt.date())
         .agg(
             transactions=pl.len(),
             credits=credit_move().sum(),
@@ -313,6 +312,7 @@ def daily_totals(result: AuditResult) -> pl.DataFrame:
         )
         .with_columns(pl.col("flags").cast(pl.UInt32))
         .sort("currency", "date")
+        .collect(engine="in-memory")
     )
 
 
@@ -323,7 +323,7 @@ WEEKLY_SIGNALS = ["not_in_sync", "blocked_overdrafts", "lambda_errors"]
 def weekly_signals(result: AuditResult) -> pl.DataFrame:
     """Per week (Monday, UTC), every week of the period: flags of each check and Lambda signals."""
     week = pl.col("ts").dt.truncate("1w").dt.date().alias("week")
-    checks = result.transactions.group_by(week).agg(
+    checks = result.checked.group_by(week).agg(
         **{name: pl.col(check).sum() for name, check in WEEKLY_CHECKS.items()}
     )
     kind = pl.col("kind")

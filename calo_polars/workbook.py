@@ -64,10 +64,9 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
     negative = tables.negative_payment_balances(result)
     users = tables.per_user_summary(result, ledger, negative)
     links = tables.links(ledger, users)
-    tx = result.with_file(result.transactions).sort("user_id", "ts", "tx_id")
-
     def flagged(check: str, *extra: str) -> pl.DataFrame:
-        return links.add(tx.filter(pl.col(check)).select(*TX_VIEW, *extra, *WHERE))
+        rows = result.derived(result.checked.filter(pl.col(check)))  # by user then time, as checked
+        return links.add(result.with_file(rows).select(*TX_VIEW, *extra, *WHERE))
 
     kinds = pl.DataFrame(
         {
