@@ -24,9 +24,8 @@ from .checks import (
 from .errors import NoUsableInput
 from .events import FileIndex
 from .inflate import Limits
-from .ingest import Ingested, ingest
+from .ingest import TRANSACTIONS, Ingested, ingest
 from .partition import PART_ROWS
-from .records import TRANSACTION_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -57,9 +56,11 @@ class AuditResult:
     @property
     def transactions(self) -> pl.DataFrame:
         """Every transaction with every computed column (``with_checks``'s table), by user
-        then time. Computed from ``checked`` on each access: use ``checked`` where the
-        per-row arithmetic is not needed, or ``derived`` on the rows that need it."""
-        return self.derived(self.checked)
+        then time, text columns as String. Computed from ``checked`` on each access: use
+        ``checked`` where the per-row arithmetic is not needed, or ``derived`` on the rows
+        that need it."""
+        table = self.derived(self.checked)
+        return table.cast({name: pl.String for name, dtype in table.schema.items() if dtype == pl.Categorical})
 
     def derived(self, rows: pl.DataFrame) -> pl.DataFrame:
         """Rows of ``checked`` with the per-row arithmetic columns added (``with_derived``)."""
@@ -117,12 +118,12 @@ def audit(
     if len(ingested.files) == 0:
         why = "; ".join(p.one_line() for p in ingested.problems.items[:3]) or "no log files found"
         raise NoUsableInput(f"nothing to audit in {', '.join(names)}: {why}")
-    parts = ingested.transaction_parts or [pl.DataFrame(schema=TRANSACTION_SCHEMA)]
+    parts = ingested.transaction_parts or [pl.DataFrame(schema=TRANSACTIONS)]
     with ThreadPoolExecutor(max_workers=max(1, options.threads)) as pool:
         futures = [pool.submit(_check_part, parts.pop(0), options.checks) for _ in range(len(parts))]
         done = [f.result() for f in futures]
     checked, flags, users, flows = (pl.concat([d[i] for d in done]) for i in range(4))
-    ingested.transaction_parts = [checked.select(list(TRANSACTION_SCHEMA))]  # the same columns, not a copy
+    ingested.transaction_parts = [checked.select(list(TRANSACTIONS))]  # the same columns, not a copy
     users = sort_users(users.lazy()).collect()
     totals = totals_from(flows.lazy(), users.lazy()).collect()
     return AuditResult(names, options, ingested, checked, sort_flags(flags.lazy()).collect(), users, totals)

@@ -91,7 +91,7 @@ class Ingested:
     @property
     def transactions(self) -> pl.DataFrame:
         """Every transaction (the parts one after another: no copy)."""
-        return _concat(self.transaction_parts, TRANSACTION_SCHEMA)
+        return _concat(self.transaction_parts, TRANSACTIONS)
 
 
 def _sample_blocks(lines: Lines, tx: pl.DataFrame, heads: pl.DataFrame, size: int) -> pl.DataFrame:
@@ -156,6 +156,28 @@ def read_batch(batch: pl.DataFrame, *, sample_size: int = 200) -> BatchResult:
 #: The batch tables that may hold personal data (notes are masked later, with the messages).
 MASKED = ["transactions", "notices", "invocations", "unparsed", "sample"]
 
+#: Text columns kept as Categorical: few distinct values (currencies, kinds) or each value
+#: on many rows (a user on every transaction, a request on each of its events). A String
+#: column costs 16 bytes a row plus the text; a Categorical 4. Measured on 3.3 M
+#: transactions: the kept tables went from ~360 to ~215 bytes a transaction row.
+COMPACT: dict[str, list[str]] = {
+    "transactions": [
+        "request_id", "user_id", "wallet_id", "wallet_sk", "currency", "type", "source", "action", "layout", "metadata_state",
+    ],
+    "notices": ["request_id", "kind", "level", "user_id", "action", "detail"],
+    "invocations": ["request_id"],
+}  # fmt: skip
+
+
+def compact_schema(table: str, schema: dict[str, pl.DataType]) -> dict[str, pl.DataType]:
+    """The schema a kept table has: ``schema`` with its ``COMPACT`` columns Categorical."""
+    return {name: pl.Categorical() if name in COMPACT[table] else dtype for name, dtype in schema.items()}
+
+
+TRANSACTIONS = compact_schema("transactions", TRANSACTION_SCHEMA)
+NOTICES = compact_schema("notices", NOTICE_SCHEMA)
+INVOCATIONS = compact_schema("invocations", INVOCATION_SCHEMA)
+
 
 def _read_texts(file_ids: list[int], texts: list[bytes], sample_size: int, mask_pii: bool) -> BatchResult:
     """A worker's whole job for one batch: split into lines, ``read_batch``, masking.
@@ -167,6 +189,8 @@ def _read_texts(file_ids: list[int], texts: list[bytes], sample_size: int, mask_
     if mask_pii:
         for name in MASKED:
             setattr(result, name, mask_frame(getattr(result, name)))
+    for name, columns in COMPACT.items():  # after masking, which reads String columns
+        setattr(result, name, getattr(result, name).cast({c: pl.Categorical() for c in columns}))
     return result
 
 
@@ -230,8 +254,8 @@ def ingest(
         counts.update(dict(r.kind_counts.iter_rows()))
     pieces = [r.transactions for r in results]
     tables = {
-        "notices": _concat([r.notices for r in results], NOTICE_SCHEMA),
-        "invocations": _concat([r.invocations for r in results], INVOCATION_SCHEMA),
+        "notices": _concat([r.notices for r in results], NOTICES),
+        "invocations": _concat([r.invocations for r in results], INVOCATIONS),
         "unparsed": _concat([r.unparsed for r in results], UNPARSED_SCHEMA),
         "sample": _concat([r.sample for r in results], SAMPLE_SCHEMA),
         "notes": _concat([r.notes for r in results], NOTE_SCHEMA),

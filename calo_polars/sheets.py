@@ -95,7 +95,8 @@ class Links:
         """Add ``_user_link``/``_tx_link`` for the frame's user_id and tx_id/transaction_id columns."""
         out = frame
         if USER in frame.columns and "_user_link" not in frame.columns:
-            out = out.join(self.user, on=USER, how="left", maintain_order="left")
+            user = self.user.with_columns(pl.col(USER).cast(frame.schema[USER]))  # String or Categorical
+            out = out.join(user, on=USER, how="left", maintain_order="left")
         for col in ("tx_id", "transaction_id"):
             if col in frame.columns and "_tx_link" not in out.columns:
                 out = out.join(self.tx.rename({"tx_id": col}), on=col, how="left", maintain_order="left")
@@ -225,7 +226,7 @@ def negative_payment_balances(result: AuditResult) -> pl.DataFrame:
 
 def lambda_errors(result: AuditResult) -> pl.DataFrame:
     """Crashes, uncaught exceptions, failed syncs and inits: the error and its stack head."""
-    parts = pl.col("detail").str.splitn(" | ", 2)
+    parts = pl.col("detail").cast(pl.String).str.splitn(" | ", 2)
     rows = _notices(result, "LambdaErrors").with_columns(
         error=parts.struct.field("field_0"), stack_head=parts.struct.field("field_1")
     )
@@ -238,7 +239,7 @@ def skipped(result: AuditResult) -> pl.DataFrame:
     """Skip messages counted by reason and action, most frequent first."""
     return (
         _notices(result, "Skipped")
-        .with_columns(skip_reason=pl.col("detail").str.replace(r"\s*\{.*$", ""))
+        .with_columns(skip_reason=pl.col("detail").cast(pl.String).str.replace(r"\s*\{.*$", ""))
         .group_by("kind", "skip_reason", "action")
         .agg(count=pl.len(), first_ts=pl.col("ts").min(), last_ts=pl.col("ts").max())
         .with_columns(pl.col("count").cast(pl.UInt32))
@@ -277,7 +278,7 @@ def invocation_health(result: AuditResult) -> pl.DataFrame:
             duration_ms_max=pl.col("duration_ms").max(),
             max_memory_mb=pl.col("max_memory_mb").max(),
             memory_mb=pl.col("memory_mb").max(),
-            incomplete=pl.col("status").str.starts_with("incomplete").sum(),
+            incomplete=pl.col("status").cast(pl.String).str.starts_with("incomplete").sum(),
             timed_out=pl.col("timed_out").sum(),
             with_errors=(pl.col("errors") > 0).sum(),
             not_in_sync=pl.col("not_in_sync").sum(),
