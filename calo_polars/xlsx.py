@@ -214,28 +214,29 @@ def _url_quota(frame: pl.DataFrame, columns: list[str], links: dict[str, str]) -
     return quota
 
 
-def _column_writer(ws: Worksheet, frame: pl.DataFrame, col: str, c: int, styles: Styles, decimals: list[int], link: str | None, quota: int, alert: str | None) -> Any:
-    """A function writing the column's cell of data row ``i`` at sheet row ``r``: typed cells
-    (numbers, dates, flags, text), links, money by the row's currency decimals."""
+def _column_writer(ws: Worksheet, rows: pl.DataFrame, col: str, c: int, styles: Styles, link: str | None, budget: dict[str, int], alert: str | None) -> Any:
+    """A function writing the column's cell of row ``i`` of ``rows`` at sheet row ``r``: typed
+    cells (numbers, dates, flags, text), links while ``budget[col]`` lasts, money by the row's
+    currency decimals."""
     kind = describe(col).kind
-    values = _cells(frame, col, kind)
+    values = _cells(rows, col, kind)
     if link is not None:
-        targets = frame[link].to_list()
-        budget = [quota]
+        targets = rows[link].to_list()
 
         def write_link(r: int, i: int) -> None:
             v = values[i]
             if v is None:
                 return
-            if targets[i] is not None and budget[0] > 0:
+            if targets[i] is not None and budget[col] > 0:
                 ws.write_url(r, c, targets[i], styles["link"], string=str(v))
-                budget[0] -= 1
+                budget[col] -= 1
             else:
                 ws.write_string(r, c, str(v))
 
         return write_link
     if kind == "money":
-        mask = frame[alert].fill_null(False).to_list() if alert else [False] * frame.height
+        decimals = rows.select(minor_unit_expr(pl.col("currency"))).to_series().to_list() if "currency" in rows.columns else [2] * rows.height
+        mask = rows[alert].fill_null(False).to_list() if alert else [False] * rows.height
         fmts = [styles.money(d, alert=a) for d, a in zip(decimals, mask)]
         return lambda r, i: values[i] is not None and ws.write_number(r, c, values[i], fmts[i])
     if kind in ("float", "count", "datetime", "date"):
@@ -246,6 +247,10 @@ def _column_writer(ws: Worksheet, frame: pl.DataFrame, col: str, c: int, styles:
         return lambda r, i: values[i] is not None and ws.write_boolean(r, c, values[i], fmt)
     fmt = styles["wrap" if kind == "long_text" else "text"]
     return lambda r, i: values[i] is not None and ws.write_string(r, c, _clip(values[i]), fmt)
+
+
+#: Rows turned into Python values at a time: a whole 800k-row Ledger as Python lists took 1 GB.
+CHUNK_ROWS = 50_000
 
 
 def write_frame(
@@ -263,17 +268,14 @@ def write_frame(
     """Write a frame at row ``top``: header, typed cells, links, table or filter, widths, marks.
 
     Cells are written row by row (what xlsxwriter's ``constant_memory`` mode needs, where a
-    row is flushed once the next one starts). ``table`` None decides by size
-    (``TABLE_MAX_ROWS``; never in constant-memory mode); ``name`` names the Excel table.
+    row is flushed once the next one starts), ``CHUNK_ROWS`` at a time. ``table`` None
+    decides by size (``TABLE_MAX_ROWS``; never in constant-memory mode); ``name`` names the
+    Excel table.
     """
     links, alerts = links or {}, alerts or {}
     columns = visible(frame)
     n = frame.height
-    if "currency" in frame.columns:
-        decimals = frame.select(minor_unit_expr(pl.col("currency"))).to_series().to_list()
-    else:
-        decimals = [2] * n
-    quota = _url_quota(frame, columns, links)
+    budget = _url_quota(frame, columns, links)
     wrapped: dict[str, float] = {}
     for c, col in enumerate(columns):
         kind = describe(col).kind
@@ -282,17 +284,16 @@ def write_frame(
         ws.set_column(c, c, width)
         if kind == "long_text":
             wrapped[col] = width
-    writers = [
-        _column_writer(ws, frame, col, c, styles, decimals, links.get(col), quota.get(col, 0), alerts.get(col))
-        for c, col in enumerate(columns)
-    ]
-    lines = text_lines(frame, wrapped) or [1] * n
-    for i in range(n):
-        r = top + 1 + i
-        if lines[i] > 1:
-            ws.set_row(r, LINE_HEIGHT * lines[i])
-        for write in writers:
-            write(r, i)
+    for start in range(0, n, CHUNK_ROWS):
+        rows = frame.slice(start, CHUNK_ROWS)
+        writers = [_column_writer(ws, rows, col, c, styles, links.get(col), budget, alerts.get(col)) for c, col in enumerate(columns)]
+        lines = text_lines(rows, wrapped) or [1] * rows.height
+        for i in range(rows.height):
+            r = top + 1 + start + i
+            if lines[i] > 1:
+                ws.set_row(r, LINE_HEIGHT * lines[i])
+            for write in writers:
+                write(r, i)
     last_col = max(len(columns) - 1, 0)
     if table if table is not None else n <= TABLE_MAX_ROWS and not ws.constant_memory:  # no tables in that mode
         ws.add_table(
