@@ -108,7 +108,9 @@ def drop_duplicates(pieces: list[pl.DataFrame], files: pl.DataFrame) -> tuple[li
     the table is never copied whole: only the rows of repeated ids are gathered and ordered."""
     if not pieces:
         return pieces, pl.DataFrame(schema=DUPLICATE_SCHEMA)
-    repeated = pl.concat([p.select("tx_id") for p in pieces])["tx_id"].is_duplicated()
+    # Repeats found on 64-bit hashes (a third of the memory of the ids); a collision only
+    # sends a unique id to ``split_duplicates``, which keeps it.
+    repeated = pl.concat([p.select(pl.col("tx_id").hash()) for p in pieces]).to_series().is_duplicated()
     if not repeated.any():
         return pieces, pl.DataFrame(schema=DUPLICATE_SCHEMA)
     starts = [0, *accumulate(p.height for p in pieces)]
