@@ -1,4 +1,4 @@
-"""Events: split members into lines (Arrow), lines into events, and name every event's kind.
+"""Events: split members into lines, lines into events, and name every event's kind.
 
 The rule from the log format: an event starts at every line that begins with a timestamp and a
 space; continuation lines never do and are never empty. Splitting, classification and the
@@ -113,9 +113,6 @@ class FileIndex:
                 "raw_bytes": pl.Series(self.raw_bytes, dtype=pl.Int64),
             }
         )
-
-
-LINE_SCHEMA: dict[str, pl.DataType] = {"file_id": pl.UInt32(), "line_no": pl.UInt32(), "text": pl.String()}
 
 
 def lines_frame(file_ids: Sequence[int], texts: Sequence[bytes | str]) -> pl.DataFrame:

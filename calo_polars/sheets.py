@@ -66,8 +66,8 @@ def ledger(result: AuditResult) -> pl.DataFrame:
     """
     names = list(CHECKS)
     flags = pl.concat_str([pl.when(pl.col(c)).then(pl.lit(c)) for c in names], separator=", ", ignore_nulls=True)
-    return (
-        result.with_file(result.derived(result.checked))
+    rows = (
+        with_derived(result.checked.lazy(), result.options.checks)  # lazy: only the columns selected below
         .with_columns(
             credit=credit_move(),
             debit=debit_move(),
@@ -78,17 +78,19 @@ def ledger(result: AuditResult) -> pl.DataFrame:
         .with_columns(_running_alert=pl.col("running_diff").abs() > pl.col("tolerance"))
         .select(
             USER, "currency", "ts", "tx_id", "type", "source", "action", "amount", "vat", "credit", "debit",
-            "old_balance", "new_balance", "running_balance", "running_diff", "flagged", "wallet_id", "file", "line_no",
+            "old_balance", "new_balance", "running_balance", "running_diff", "flagged", "wallet_id", "file_id", "line_no",
             "_running_alert",
         )  # fmt: skip
+        .collect(engine="in-memory")
     )
+    return result.with_file(rows)
 
 
 @dataclass
 class Links:
     """Link targets: each transaction's Ledger row, each user's PerUserSummary row."""
 
-    tx: pl.DataFrame  # tx_id, _tx_link
+    tx: pl.DataFrame  # tx_id, _i (its Ledger row): the link text is made only for the rows linked
     user: pl.DataFrame  # user_id, _user_link
 
     def add(self, frame: pl.DataFrame) -> pl.DataFrame:
@@ -100,16 +102,12 @@ class Links:
         for col in ("tx_id", "transaction_id"):
             if col in frame.columns and "_tx_link" not in out.columns:
                 out = out.join(self.tx.rename({"tx_id": col}), on=col, how="left", maintain_order="left")
+                out = out.with_columns(_tx_link=link_to(LEDGER, pl.col("_i"))).drop("_i")
         return out
 
 
 def links(ledger_frame: pl.DataFrame, users: pl.DataFrame) -> Links:
-    tx = (
-        ledger_frame.select("tx_id")
-        .with_row_index("_i")
-        .unique("tx_id", keep="first", maintain_order=True)
-        .select("tx_id", _tx_link=link_to(LEDGER, pl.col("_i")))
-    )
+    tx = ledger_frame.select("tx_id").with_row_index("_i")  # each id once: duplicates were set aside
     user = (
         users.select(USER)
         .with_row_index("_i")
