@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import polars as pl
 
 from . import filters
-from .checks import CheckOptions, currency_totals, per_user, red_flags, with_checks
+from .checks import (
+    STORED_CHECK_COLUMNS,
+    CheckOptions,
+    currency_flows,
+    per_user,
+    red_flags,
+    sort_flags,
+    sort_users,
+    totals_from,
+    with_checks,
+    with_derived,
+)
 from .errors import NoUsableInput
 from .events import FileIndex
 from .inflate import Limits
-from .ingest import Ingested, ingest
+from .ingest import TRANSACTIONS, Ingested, ingest
+from .partition import PART_ROWS
 from .s3 import S3Options, S3Source, resolve
 
 
@@ -29,6 +42,7 @@ class AuditOptions:
     mask_pii: bool = True  # mask emails and phone numbers in every output
     selection: filters.Selection = field(default_factory=filters.Selection)  # what is reported; never what is checked
     s3: S3Options = field(default_factory=S3Options)  # how s3:// inputs are reached
+    part_rows: int = PART_ROWS  # transactions checked at once (a user range); bounds memory
 
 
 @dataclass
@@ -38,10 +52,23 @@ class AuditResult:
     inputs: list[str]
     options: AuditOptions
     ingested: Ingested
-    transactions: pl.DataFrame  # every transaction with its computed columns and flags
+    checked: pl.DataFrame  # every transaction, its window columns and flags (STORED_CHECK_COLUMNS), by user then time
     flags: pl.DataFrame  # one row per flag, with severity and reason
     users: pl.DataFrame  # one row per user and currency
     totals: pl.DataFrame  # one row per currency
+
+    @property
+    def transactions(self) -> pl.DataFrame:
+        """Every transaction with every computed column (``with_checks``'s table), by user
+        then time, text columns as String. Computed from ``checked`` on each access: use
+        ``checked`` where the per-row arithmetic is not needed, or ``derived`` on the rows
+        that need it."""
+        table = self.derived(self.checked)
+        return table.cast({name: pl.String for name, dtype in table.schema.items() if dtype == pl.Categorical})
+
+    def derived(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """Rows of ``checked`` with the per-row arithmetic columns added (``with_derived``)."""
+        return with_derived(rows.lazy(), self.options.checks).collect(engine="in-memory")
 
     @property
     def files(self) -> FileIndex:
@@ -62,6 +89,13 @@ class AuditResult:
         return frame
 
 
+def _check_part(part: pl.DataFrame, options: CheckOptions) -> list[pl.DataFrame]:
+    """The check plan on one user range, collected once: kept columns, flags, users, flows."""
+    checked = with_checks(part.lazy(), options)
+    kept = checked.select(*part.columns, *STORED_CHECK_COLUMNS)
+    return pl.collect_all([kept, red_flags(checked), per_user(checked), currency_flows(checked)], engine="in-memory")
+
+
 def audit(
     inputs: Iterable[str | os.PathLike[str] | S3Source],
     options: AuditOptions = AuditOptions(),
@@ -69,10 +103,12 @@ def audit(
     on_batch: Callable[[FileIndex, int], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> AuditResult:
-    """Read the inputs, then run the check plan once and return every table.
+    """Read the inputs, then run the check plan on each user range and return every table.
 
-    Inputs may be local paths, ``s3://`` URLs or ``S3Source`` objects. The checks run on
-    everything read; ``options.selection`` then limits what the result reports (``filters``).
+    The ranges are checked ``threads`` at a time; each range's transactions are freed once
+    checked, so the transactions are held once (``partition``). Inputs may be local paths,
+    ``s3://`` URLs or ``S3Source`` objects. The checks run on everything read;
+    ``options.selection`` then limits what the result reports (``filters``).
     ``on_batch(files, transactions_so_far)`` is called after each batch read, and
     ``on_stage("checks")`` once reading is done (both for progress displays).
     Raises ``NoUsableInput`` when not a single log file could be read.
@@ -86,6 +122,7 @@ def audit(
         sample_size=options.sample_size,
         limits=options.limits,
         mask_pii=options.mask_pii,
+        part_rows=options.part_rows,
         on_batch=on_batch,
     )
     if len(ingested.files) == 0:
@@ -93,8 +130,13 @@ def audit(
         raise NoUsableInput(f"nothing to audit in {', '.join(names)}: {why}")
     if on_stage is not None:
         on_stage("checks")
-    checked = with_checks(ingested.transactions.lazy(), options.checks)
-    transactions, flags, users, totals = pl.collect_all(
-        [checked, red_flags(checked), per_user(checked), currency_totals(checked)], engine="in-memory"
-    )
-    return filters.apply(AuditResult(names, options, ingested, transactions, flags, users, totals), options.selection)
+    parts = ingested.transaction_parts or [pl.DataFrame(schema=TRANSACTIONS)]
+    with ThreadPoolExecutor(max_workers=max(1, options.threads)) as pool:
+        futures = [pool.submit(_check_part, parts.pop(0), options.checks) for _ in range(len(parts))]
+        done = [f.result() for f in futures]
+    checked, flags, users, flows = (pl.concat([d[i] for d in done]) for i in range(4))
+    ingested.transaction_parts = [checked.select(list(TRANSACTIONS))]  # the same columns, not a copy
+    users = sort_users(users.lazy()).collect()
+    totals = totals_from(flows.lazy(), users.lazy()).collect()
+    result = AuditResult(names, options, ingested, checked, sort_flags(flags.lazy()).collect(), users, totals)
+    return filters.apply(result, options.selection)

@@ -8,6 +8,8 @@ aside (the id names one transaction), but marked, and reported as an input probl
 
 from __future__ import annotations
 
+from itertools import accumulate
+
 import polars as pl
 
 from .problems import notes
@@ -39,15 +41,18 @@ DUPLICATE_SCHEMA: dict[str, pl.DataType] = {
 
 
 def split_duplicates(transactions: pl.DataFrame, files: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(transactions with each id once, the extra copies set aside; ``DUPLICATE_SCHEMA``).
+    """(transactions with each id once, in no particular order; the extra copies set aside, ``DUPLICATE_SCHEMA``).
 
     ``files`` maps ``file_id`` to ``file`` (the display path): ties in time are broken by
     the path, never by the order files were read in, so the kept copy does not depend on it.
     """
-    if not transactions["tx_id"].is_duplicated().any():
+    repeated = transactions["tx_id"].is_duplicated()
+    if not repeated.any():
         return transactions, pl.DataFrame(schema=DUPLICATE_SCHEMA)
+    # Only the ids logged more than once are ordered and compared (all rows: 1 s a GB).
     ordered = (
-        transactions.join(files.select("file_id", "file"), on="file_id", how="left")
+        transactions.filter(repeated)
+        .join(files.select("file_id", "file"), on="file_id", how="left")
         .sort("ts", "file", "line_no", nulls_last=True)
         .with_columns(copy_no=pl.int_range(pl.len()).over("tx_id"))
     )
@@ -78,7 +83,8 @@ def split_duplicates(transactions: pl.DataFrame, files: pl.DataFrame) -> tuple[p
         fields_differ=differing != "",
         differing_fields=pl.when(differing != "").then(differing),
     )
-    return kept.drop("file", "copy_no"), duplicates.cast(DUPLICATE_SCHEMA).sort("tx_id", "ts", "file_id", "line_no")  # type: ignore[arg-type]
+    once = pl.concat([transactions.filter(~repeated), kept.drop("file", "copy_no")])
+    return once, duplicates.cast(DUPLICATE_SCHEMA).sort("tx_id", "ts", "file_id", "line_no")  # type: ignore[arg-type]
 
 
 def conflict_notes(duplicates: pl.DataFrame, files: pl.DataFrame) -> pl.DataFrame:
@@ -95,3 +101,21 @@ def conflict_notes(duplicates: pl.DataFrame, files: pl.DataFrame) -> pl.DataFram
             pl.col("kept_line_no"),
         ),
     )
+
+
+def drop_duplicates(pieces: list[pl.DataFrame], files: pl.DataFrame) -> tuple[list[pl.DataFrame], pl.DataFrame]:
+    """``split_duplicates`` over a table held as pieces (batches), replaced one by one, so
+    the table is never copied whole: only the rows of repeated ids are gathered and ordered."""
+    if not pieces:
+        return pieces, pl.DataFrame(schema=DUPLICATE_SCHEMA)
+    # Repeats found on 64-bit hashes (a third of the memory of the ids); a collision only
+    # sends a unique id to ``split_duplicates``, which keeps it.
+    repeated = pl.concat([p.select(pl.col("tx_id").hash()) for p in pieces]).to_series().is_duplicated()
+    if not repeated.any():
+        return pieces, pl.DataFrame(schema=DUPLICATE_SCHEMA)
+    starts = [0, *accumulate(p.height for p in pieces)]
+    masks = [repeated.slice(a, b - a) for a, b in zip(starts, starts[1:])]
+    kept, duplicates = split_duplicates(pl.concat([p.filter(m) for p, m in zip(pieces, masks)]), files)
+    for i, mask in enumerate(masks):
+        pieces[i] = pieces[i].filter(~mask)
+    return [*pieces, kept.select(pieces[0].columns)], duplicates

@@ -1,4 +1,4 @@
-"""Events: split members into lines (Arrow), lines into events, and name every event's kind.
+"""Events: split members into lines, lines into events, and name every event's kind.
 
 The rule from the log format: an event starts at every line that begins with a timestamp and a
 space; continuation lines never do and are never empty. Splitting, classification and the
@@ -8,29 +8,17 @@ line: no Python loop touches a line.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .sources import Member
 
 TS_PREFIX = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z "
-
-#: One regex for an event's first line: app line, platform line, or anything else.
-HEAD_RE = (
-    r"^(?P<ts>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z) "
-    r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z\t(?P<app_rid>[^\t]*)\t(?P<level>[A-Z]+)\t(?P<msg>.*)"
-    r"|(?P<platform>START|END|REPORT|INIT_START|INIT_REPORT|INIT_RUNTIME_DONE|EXTENSION|TELEMETRY)\b"
-    r"(?: RequestId: (?P<platform_rid>\S+))?(?P<platform_rest>.*)"
-    r"|(?P<timeout_rid>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}) Task timed out after (?P<timeout_s>[0-9.]+) seconds.*"
-    r"|(?P<other>.*))$"
-)
-
-#: A util.inspect key/value line: indentation, key (bare or quoted), value, optional comma.
-KV_RE = r"^(?P<indent> *)(?P<key>[A-Za-z_$][\w$]*|'(?:[^'\\]|\\.)*'): (?P<value>.*?),?$"
 
 #: One key/value pair of an object printed on a single line: ``{ userId: 'x', n: 1 }``.
 INLINE_PAIR_RE = (
@@ -127,19 +115,27 @@ class FileIndex:
         )
 
 
-LINE_SCHEMA = pa.schema([("file_id", pa.uint32()), ("line_no", pa.uint32()), ("text", pa.large_string())])
+def lines_frame(file_ids: Sequence[int], texts: Sequence[bytes | str]) -> pl.DataFrame:
+    """One row per line of the given member texts (UTF-8 bytes), numbered from 1 within each file.
 
-
-def lines_record_batch(file_ids: list[int], texts: list[str]) -> pa.RecordBatch:
-    """One Arrow row per line of the given member texts, numbered from 1 within each file."""
-    pieces = pc.split_pattern(pa.array(texts, type=pa.large_string()), "\n")
-    lines = pc.list_flatten(pieces)
-    parents = pl.Series(pc.list_parent_indices(pieces))
-    offsets = pl.Series(pieces.offsets)
-    line_no = pl.int_range(1, len(lines) + 1, dtype=pl.Int64, eager=True) - offsets.gather(parents)
-    ids = pl.Series(file_ids, dtype=pl.UInt32).gather(parents)
-    return pa.RecordBatch.from_arrays(
-        [ids.to_arrow(), line_no.cast(pl.UInt32).to_arrow(), lines], schema=LINE_SCHEMA
+    The texts are joined into one buffer and viewed as Arrow strings without a copy per member
+    (``Member.data`` is clean UTF-8: ``sources.clean_bytes``), then split and exploded in
+    Polars (Arrow's split_pattern and a conversion to Polars cost 2.5x more).
+    """
+    blobs = [t.encode("utf-8") if isinstance(t, str) else t for t in texts]
+    offsets = pa.array([0, *accumulate(map(len, blobs))], type=pa.int64())
+    members = pa.LargeStringArray.from_buffers(len(blobs), offsets.buffers()[1], pa.py_buffer(b"".join(blobs)))
+    count = pl.col("text").list.len()
+    return (
+        pl.DataFrame({"file_id": pl.Series(file_ids, dtype=pl.UInt32), "text": pl.from_arrow(members)})
+        .with_columns(pl.col("text").str.split("\n"))
+        .with_columns(before=count.cum_sum() - count)  # lines of the earlier files
+        .explode("text")
+        .select(
+            "file_id",
+            line_no=(pl.int_range(1, pl.len() + 1, dtype=pl.Int64) - pl.col("before")).cast(pl.UInt32),
+            text="text",
+        )
     )
 
 
@@ -150,50 +146,50 @@ MAX_LINE_CHARS = 1 << 20
 LONG_LINE_SCHEMA: dict[str, pl.DataType] = {"file_id": pl.UInt32(), "line_no": pl.UInt32(), "chars": pl.Int64()}
 
 
-def cut_long_lines(batch: pa.RecordBatch, max_chars: int = MAX_LINE_CHARS) -> tuple[pa.RecordBatch, pl.DataFrame]:
-    """The batch with every line longer than ``max_chars`` cut to that length, and those lines.
+def cut_long_lines(lines: pl.DataFrame, max_chars: int = MAX_LINE_CHARS) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The lines with every line longer than ``max_chars`` cut to that length, and those lines.
 
-    Vectorised: a byte-length test over all lines (a line has at least as many bytes as
+    A byte-length test over all lines first (a line has at least as many bytes as
     characters), the character count only when some line is that long.
     """
-    text = batch.column("text")
-    if not pc.any(pc.greater(pc.binary_length(text), max_chars)).as_py():
-        return batch, pl.DataFrame(schema=LONG_LINE_SCHEMA)
-    chars = pc.utf8_length(text)
-    long = pc.greater(chars, max_chars)
-    cut = pc.if_else(long, pc.utf8_slice_codeunits(text, 0, max_chars), text)
-    found = pl.DataFrame(
-        {"file_id": batch.column("file_id"), "line_no": batch.column("line_no"), "chars": chars.cast(pa.int64())}
-    ).filter(pl.Series(long))
-    return pa.RecordBatch.from_arrays([batch.column("file_id"), batch.column("line_no"), cut], schema=LINE_SCHEMA), found
+    if not (lines["text"].str.len_bytes() > max_chars).any():
+        return lines, pl.DataFrame(schema=LONG_LINE_SCHEMA)
+    chars = pl.col("text").str.len_chars()
+    found = lines.filter(chars > max_chars).select("file_id", "line_no", chars=chars.cast(pl.Int64))
+    cut = pl.when(chars > max_chars).then(pl.col("text").str.slice(0, max_chars)).otherwise(pl.col("text"))
+    return lines.with_columns(text=cut), found
 
 
-def line_batches(
+def member_batches(
     members: Iterable[Member], files: FileIndex, *, batch_bytes: int = 32 << 20
-) -> Iterator[pa.RecordBatch]:
-    """Group members into Arrow record batches of lines of about ``batch_bytes`` of text.
+) -> Iterator[tuple[list[int], list[bytes]]]:
+    """Group members into batches of about ``batch_bytes`` of text: (file ids, texts).
 
     A batch always holds whole files, so an invocation (which never spans files) is whole.
+    ``lines_frame`` turns a batch into lines (in a worker thread).
     """
     ids: list[int] = []
-    texts: list[str] = []
+    texts: list[bytes] = []
     size = 0
     for member in members:
         ids.append(files.add(member))
-        texts.append(member.text)
-        size += len(member.text)
+        texts.append(member.data)
+        size += len(member.data)
         if size >= batch_bytes:
-            yield lines_record_batch(ids, texts)
+            yield ids, texts
             ids, texts, size = [], [], 0
     if ids:
-        yield lines_record_batch(ids, texts)
+        yield ids, texts
+
+
+#: One anchored alternation of the prefixes, in order (leftmost-first = first match wins): a
+#: when/then chain of 18 ``starts_with`` evaluated every branch on every row (2x slower).
+_APP_PREFIX_RE = "^(" + "|".join(re.escape(prefix) for _, prefix in APP_PREFIXES) + ")"
+_APP_KIND_OF = {prefix: kind for kind, prefix in APP_PREFIXES}
 
 
 def _app_kind(msg: pl.Expr) -> pl.Expr:
-    expr = pl.when(pl.lit(False)).then(pl.lit(None, pl.String))
-    for kind, prefix in APP_PREFIXES:
-        expr = expr.when(msg.str.starts_with(prefix)).then(pl.lit(kind))
-    return expr.otherwise(pl.lit("app_unrecognized"))
+    return msg.str.extract(_APP_PREFIX_RE, 1).replace_strict(_APP_KIND_OF, default="app_unrecognized", return_dtype=pl.String)
 
 
 def _other_kind(other: pl.Expr) -> pl.Expr:
@@ -211,34 +207,99 @@ def _time(ts: pl.Expr) -> pl.Expr:
     return ts.str.to_datetime("%Y-%m-%dT%H:%M:%S%.3fZ", time_unit="ms", time_zone="UTC", strict=False)
 
 
-def split_events(batch: pa.RecordBatch) -> pl.DataFrame:
-    """Lines with their event: ``event`` id (per batch), ``is_head`` and the head's fields.
+#: A stamped head line is an app line (second timestamp, then request id, level and message
+#: split on tabs), a platform line, a timeout line or anything else. One capture regex with
+#: these alternatives over every head line was 60 % of the parse; split, each runs only where it
+#: can match, and the app line (most heads) needs no regex capture at all.
+_STAMP2 = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z"
+APP_HEAD_RE = TS_PREFIX + _STAMP2 + r"\t[^\t]*\t[A-Z]+\t"
+PLATFORM_RE = (
+    r"^(?P<platform>START|END|REPORT|INIT_START|INIT_REPORT|INIT_RUNTIME_DONE|EXTENSION|TELEMETRY)\b"
+    r"(?: RequestId: (?P<platform_rid>\S+))?"
+)
+TIMEOUT_RE = (
+    r"^(?P<timeout_rid>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}) Task timed out after "
+    r"(?P<timeout_s>[0-9.]+) seconds.*$"
+)
+#: Characters before an app line's request id: timestamp, space, timestamp, tab.
+_APP_FIELDS_AT = 50
 
-    Head rows carry ts, kind, request_id (own or inherited from the nearest preceding line of
-    the same file that has one), level and msg; continuation rows carry the event's kind.
+
+@dataclass
+class Lines:
+    """One batch's non-empty lines as events: ``heads`` (one row per event, in line order,
+    ``event`` = row number + 1) and ``body`` (continuation lines: event, text)."""
+
+    heads: pl.DataFrame
+    body: pl.DataFrame
+
+    def body_of(self, kinds: list[str]) -> pl.DataFrame:
+        """Continuation lines of the events of the given kinds (a gather, not a join)."""
+        wanted = self.heads["kind"].is_in(kinds)
+        return self.body.filter(pl.lit(wanted).gather(pl.col("event") - 1))
+
+
+def _head_fields(text: pl.Expr) -> dict[str, pl.Expr]:
+    """The fields of each head shape, computed only where that shape can match."""
+    rest = text.str.slice(25)
+    other_shape = pl.col("stamped") & ~pl.col("is_app")
+    return {
+        "stamp": pl.when(pl.col("stamped")).then(text.str.slice(0, 24)),
+        "app": pl.when(pl.col("is_app")).then(text.str.slice(_APP_FIELDS_AT).str.splitn("\t", 3)),
+        "platform_parts": pl.when(other_shape).then(rest.str.extract_groups(PLATFORM_RE)),
+        "timeout_parts": pl.when(other_shape).then(rest.str.extract_groups(TIMEOUT_RE)),
+    }
+
+
+def _platform_rest(text: pl.Expr) -> pl.Expr:
+    """What follows a platform line's word and request id (capturing it in the regex cost 2x)."""
+    rid = pl.col("platform_rid")
+    skipped = pl.col("platform").str.len_bytes() + pl.when(rid.is_not_null()).then(len(" RequestId: ") + rid.str.len_chars()).otherwise(0)
+    return pl.when(pl.col("platform").is_not_null()).then(text.str.slice(25 + skipped))
+
+
+def split_events(lines: pl.DataFrame) -> Lines:
+    """The batch's events: heads with their fields, and the continuation lines.
+
+    Head rows carry ts, kind, request_id (own or inherited from the nearest preceding head of
+    the same file that has one), level, msg, the platform/timeout fields, and ``next_text``
+    (the event's first continuation line).
     """
-    lines = pl.from_arrow(batch)
-    assert isinstance(lines, pl.DataFrame)
-    heads = (
+    marked = (
         lines.lazy()
         .filter(pl.col("text").str.len_bytes() > 0)
-        .with_columns(
-            is_head=pl.col("text").str.contains(TS_PREFIX)
-            | (pl.col("file_id") != pl.col("file_id").shift(1)).fill_null(True)
-        )
+        .with_columns(stamped=pl.col("text").str.contains(TS_PREFIX))
+        .with_columns(is_head=pl.col("stamped") | (pl.col("file_id") != pl.col("file_id").shift(1)).fill_null(True))
         .with_columns(
             event=pl.col("is_head").cum_sum().cast(pl.UInt32),
-            parts=pl.when(pl.col("is_head")).then(pl.col("text").str.extract_groups(HEAD_RE)),
+            next_text=pl.when(~pl.col("is_head").shift(-1).fill_null(True)).then(pl.col("text").shift(-1)),
         )
-        .unnest("parts")
+        .collect(engine="in-memory")
+    )
+    text = pl.col("text")
+    heads = (
+        marked.lazy()
+        .filter(pl.col("is_head"))
+        .drop("is_head")
+        .with_columns(is_app=text.str.contains(APP_HEAD_RE))
+        .with_columns(**_head_fields(text))
+        .unnest("platform_parts", "timeout_parts")
         .with_columns(
-            kind=pl.when(~pl.col("is_head"))
-            .then(None)
-            .when(pl.col("ts").is_null())
+            app_rid=pl.col("app").struct.field("field_0"),
+            level=pl.col("app").struct.field("field_1"),
+            msg=pl.col("app").struct.field("field_2"),
+            platform_rest=_platform_rest(text),
+            other=pl.when(
+                pl.col("stamped") & ~pl.col("is_app") & pl.col("platform").is_null() & pl.col("timeout_rid").is_null()
+            ).then(text.str.slice(25)),
+            ts=_time(pl.col("stamp")),
+        )
+        .with_columns(
+            kind=pl.when(~pl.col("stamped"))
             .then(pl.lit("orphan"))
-            .when(_time(pl.col("ts")).is_null())  # shaped like a timestamp, but no real time
+            .when(pl.col("ts").is_null())  # shaped like a timestamp, but no real time
             .then(pl.lit("unknown"))
-            .when(pl.col("msg").is_not_null())
+            .when(pl.col("is_app"))
             .then(_app_kind(pl.col("msg")))
             .when(pl.col("platform").is_not_null())
             .then(
@@ -249,33 +310,39 @@ def split_events(batch: pa.RecordBatch) -> pl.DataFrame:
             .when(pl.col("timeout_rid").is_not_null())
             .then(pl.lit("timeout"))
             .otherwise(_other_kind(pl.col("other"))),
-            own_rid=pl.coalesce("app_rid", "platform_rid", "timeout_rid"),
-            ts=_time(pl.col("ts")),
+            request_id=pl.coalesce("app_rid", "platform_rid", "timeout_rid").forward_fill().over("file_id"),
         )
-        .with_columns(
-            request_id=pl.when(pl.col("is_head")).then(pl.col("own_rid").forward_fill().over("file_id")),
-            kind=pl.col("kind").forward_fill(),
-            next_text=pl.when(~pl.col("is_head").shift(-1).fill_null(True)).then(pl.col("text").shift(-1)),
-        )
-        .drop("app_rid", "platform_rid", "timeout_rid", "own_rid")
+        .drop("stamped", "is_app", "stamp", "app", "app_rid", "platform_rid", "timeout_rid")
+        .collect(engine="in-memory")
     )
-    return heads.collect(engine="in-memory")
+    body = marked.filter(~pl.col("is_head")).select("event", "text")
+    return Lines(heads, body)
 
 
-def key_values(lines: pl.DataFrame) -> pl.DataFrame:
+#: A util.inspect key/value line's start: indentation, key (bare or quoted), ": ". The value is
+#: the rest less one trailing comma (a lazy ``(?P<value>.*?),?$`` group made the regex engine
+#: capture every line to its end: 3x slower).
+KV_KEY_RE = r"^(?P<indent> *)(?P<key>[A-Za-z_$][\w$]*|'(?:[^'\\]|\\.)*'): "
+
+
+def key_values(lines: Lines) -> pl.DataFrame:
     """Key/value pairs of the util.inspect objects in events of ``KV_KINDS``.
 
     Columns: event, depth (1 = top level of the logged object), parent (the depth-1 key a
     depth-2 pair sits under), key and the raw value text. Objects printed on one line, after
     the message text of the head line, give depth-1 pairs too.
     """
-    wanted = lines.lazy().filter(pl.col("kind").is_in(KV_KINDS))
+    text = pl.col("text")
     nested = (
-        wanted.filter(~pl.col("is_head"))
-        .select("event", kv=pl.col("text").str.extract_groups(KV_RE))
+        lines.body_of(KV_KINDS)
+        .lazy()
+        .with_columns(kv=text.str.extract_groups(KV_KEY_RE))
         .unnest("kv")
         .filter(pl.col("key").is_not_null())
-        .with_columns(depth=(pl.col("indent").str.len_bytes() // 2).cast(pl.Int32))
+        .with_columns(
+            depth=(pl.col("indent").str.len_bytes() // 2).cast(pl.Int32),
+            value=text.str.slice(pl.col("indent").str.len_bytes() + pl.col("key").str.len_chars() + 2).str.strip_suffix(","),
+        )
         .with_columns(
             parent=pl.when(pl.col("depth") == 1)
             .then(pl.col("key"))
@@ -286,7 +353,8 @@ def key_values(lines: pl.DataFrame) -> pl.DataFrame:
         .select("event", "depth", "parent", "key", "value")
     )
     inline = (
-        wanted.filter(pl.col("is_head") & pl.col("msg").str.contains(r"\{ .* \}\s*$"))
+        lines.heads.lazy()
+        .filter(pl.col("kind").is_in(KV_KINDS) & pl.col("msg").str.contains(r"\{ .* \}\s*$"))
         .select("event", pair=pl.col("msg").str.extract(r"\{ (.*) \}\s*$").str.extract_all(INLINE_PAIR_RE))
         .explode("pair")
         .filter(pl.col("pair").is_not_null())

@@ -140,15 +140,16 @@ def apply(result: AuditResult, selection: Selection) -> AuditResult:
     """The result limited to ``selection`` (see the module docstring); flags are never recomputed."""
     if not selection.active:
         return result
-    tx = result.transactions.filter(selection.in_period() & selection.of_who())
+    tx = result.checked.filter(selection.in_period() & selection.of_who())
     kept_ids = tx["tx_id"].implode()
-    users, totals = pl.collect_all([per_user(_books(tx)), currency_totals(_books(tx))], engine="in-memory")
+    books = _books(result.derived(tx))
+    users, totals = pl.collect_all([per_user(books), currency_totals(books)], engine="in-memory")
     ing = result.ingested
     notices = ing.notices.filter(selection.in_period())
     invocations = ing.invocations.filter(selection.in_period("first_ts"))
     duplicates = result.duplicates.filter(selection.in_period())
     if selection.by_who:
-        who = result.transactions.filter(selection.of_who())["user_id"].unique().to_list()
+        who = result.checked.filter(selection.of_who())["user_id"].cast(pl.String).unique().to_list()
         if not selection.currencies:
             who = sorted(set(who) | set(selection.users))
         requests = tx["request_id"].unique().implode()
@@ -165,7 +166,7 @@ def apply(result: AuditResult, selection: Selection) -> AuditResult:
     )
     return replace(
         result,
-        transactions=tx,
+        checked=tx,
         flags=result.flags.filter(pl.col("tx_id").is_in(kept_ids)),
         users=users,
         totals=totals,

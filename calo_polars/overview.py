@@ -19,7 +19,8 @@ from .checks import CHECKS, ROLL_FORWARD
 from .columns import COLUMNS
 from .filters import selection_text
 from .money import minor_unit
-from .xlsx import LINE_HEIGHT, Sheet, Styles, print_setup, wrap_height, write_frame
+from . import xlsx
+from .xlsx import LINE_HEIGHT, Sheet, Styles, print_setup, sheet_parts, wrap_height, write_frame
 
 #: The sheet each check's flags are listed on.
 CHECK_SHEETS = {
@@ -227,6 +228,27 @@ def write_overview(ws: Worksheet, result: AuditResult, summary: dict[str, Any], 
         row += 1
         ws.write_url(row, 0, f"internal:'{sheet}'!A1", styles["link"], string=sheet)
         ws.write_string(row, 1, what)
+    for spec in sheets.values():  # tables longer than an Excel sheet: where the rest is
+        for name, what in sheet_entries(spec)[1:]:
+            row += 1
+            ws.write_url(row, 0, f"internal:'{name}'!A1", styles["link"], string=name)
+            ws.write_string(row, 1, what)
+
+
+def sheet_entries(sheet: Sheet) -> list[tuple[str, str]]:
+    """README lines of a data sheet: name and what it shows; a table too long for one sheet
+    says which continuation sheets hold the rest (``xlsx.sheet_parts``)."""
+    rows = sheet.frame.height
+    parts = sheet_parts(sheet.name, rows)
+    if len(parts) == 1:
+        return [(sheet.name, f"{sheet.about} ({rows:,} rows)")]
+    size = xlsx.SHEET_ROWS
+    note = (
+        f"{sheet.about} ({rows:,} rows, more than an Excel sheet holds: rows {size + 1:,} on are in "
+        f"{', '.join(parts[1:])}; links land in the sheet that holds the row)"
+    )
+    rest = [(name, f"{sheet.name} continued: its rows {k * size + 1:,}–{min(rows, (k + 1) * size):,}") for k, name in enumerate(parts) if k]
+    return [(sheet.name, note), *rest]
 
 
 def run_facts(summary: dict[str, Any]) -> dict[str, str]:
@@ -270,7 +292,10 @@ CONVENTIONS = [
     "Two balances are equal when they differ by at most the tolerance (half the currency's minor unit by default).",
     "Red cells are what a check flagged or a difference beyond tolerance; amber ones are worth a look.",
     "Blue, underlined cells are links: a userId in PerUserSummary opens the user's first Ledger row; in other sheets it opens the user's PerUserSummary row; a transaction id opens its Ledger row.",
-    "Sheets of up to 10,000 rows are Excel tables (banded, with filter buttons); longer ones (the Ledger) have an autofilter.",
+    "Sheets of up to 10,000 rows are Excel tables (banded, with filter buttons); longer ones (the Ledger) have an autofilter. "
+    "A very large workbook (over 2,000,000 data cells) is written row by row to keep memory flat, and then has autofilters only.",
+    "A sheet holds at most 1,048,575 rows under its header: a longer table (a Ledger of millions of transactions) goes on in "
+    "continuation sheets named Ledger (2), Ledger (3), …, listed under Sheets above; links land in the sheet that holds the row. No row is left out.",
     "Log text is always written as text, never as a formula or a link.",
 ]
 
@@ -302,7 +327,8 @@ def write_readme(ws: Worksheet, summary: dict[str, Any], sheets: list[Sheet], st
     row += 2
     ws.write_string(row, 0, "Sheets, in order", styles["subtitle"])
     entries = [(name, about) for name, about in FIXED_SHEETS.items()]
-    entries += [(s.name, f"{s.about} ({s.frame.height:,} rows)") for s in sheets]
+    for s in sheets:
+        entries += sheet_entries(s)
     for name, about in entries:
         row += 1
         ws.write_url(row, 0, f"internal:'{name}'!A1", styles["link"], string=name)

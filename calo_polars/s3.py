@@ -223,6 +223,8 @@ def _zip_members(source: S3Source, obj: S3Object, data: bytes, skipped: Counter[
         local.write_bytes(data)
         shown = printable(str(local))
         for member in _iter_zip(local, skipped, limits):
+            if member.read is not None:  # read now: the temporary file goes with this generator
+                member = member.read()
             yield replace(member, path=printable(obj.url) + member.path[len(shown) :])
 
 

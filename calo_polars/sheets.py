@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from .audit import AuditResult
-from .checks import CHECKS, ORDER, USER, WALLET, credit_move, debit_move
+from .checks import CHECKS, USER, WALLET, credit_move, debit_move, with_derived
 from .invocations import ERROR_KINDS, PSEUDO_ID
 from .xlsx import link_to
 
@@ -66,9 +66,8 @@ def ledger(result: AuditResult) -> pl.DataFrame:
     """
     names = list(CHECKS)
     flags = pl.concat_str([pl.when(pl.col(c)).then(pl.lit(c)) for c in names], separator=", ", ignore_nulls=True)
-    return (
-        result.with_file(result.transactions)
-        .sort(USER, *ORDER)
+    rows = (
+        with_derived(result.checked.lazy(), result.options.checks)  # lazy: only the columns selected below
         .with_columns(
             credit=credit_move(),
             debit=debit_move(),
@@ -79,37 +78,36 @@ def ledger(result: AuditResult) -> pl.DataFrame:
         .with_columns(_running_alert=pl.col("running_diff").abs() > pl.col("tolerance"))
         .select(
             USER, "currency", "ts", "tx_id", "type", "source", "action", "amount", "vat", "credit", "debit",
-            "old_balance", "new_balance", "running_balance", "running_diff", "flagged", "wallet_id", "file", "line_no",
+            "old_balance", "new_balance", "running_balance", "running_diff", "flagged", "wallet_id", "file_id", "line_no",
             "_running_alert",
         )  # fmt: skip
+        .collect(engine="in-memory")
     )
+    return result.with_file(rows)
 
 
 @dataclass
 class Links:
     """Link targets: each transaction's Ledger row, each user's PerUserSummary row."""
 
-    tx: pl.DataFrame  # tx_id, _tx_link
+    tx: pl.DataFrame  # tx_id, _i (its Ledger row): the link text is made only for the rows linked
     user: pl.DataFrame  # user_id, _user_link
 
     def add(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Add ``_user_link``/``_tx_link`` for the frame's user_id and tx_id/transaction_id columns."""
         out = frame
         if USER in frame.columns and "_user_link" not in frame.columns:
-            out = out.join(self.user, on=USER, how="left", maintain_order="left")
+            user = self.user.with_columns(pl.col(USER).cast(frame.schema[USER]))  # String or Categorical
+            out = out.join(user, on=USER, how="left", maintain_order="left")
         for col in ("tx_id", "transaction_id"):
             if col in frame.columns and "_tx_link" not in out.columns:
                 out = out.join(self.tx.rename({"tx_id": col}), on=col, how="left", maintain_order="left")
+                out = out.with_columns(_tx_link=link_to(LEDGER, pl.col("_i"))).drop("_i")
         return out
 
 
 def links(ledger_frame: pl.DataFrame, users: pl.DataFrame) -> Links:
-    tx = (
-        ledger_frame.select("tx_id")
-        .with_row_index("_i")
-        .unique("tx_id", keep="first", maintain_order=True)
-        .select("tx_id", _tx_link=link_to(LEDGER, pl.col("_i")))
-    )
+    tx = ledger_frame.select("tx_id").with_row_index("_i")  # each id once: duplicates were set aside
     user = (
         users.select(USER)
         .with_row_index("_i")
@@ -152,7 +150,7 @@ def per_user_summary(result: AuditResult, ledger_frame: pl.DataFrame, negative: 
 
 def _synced_transaction(result: AuditResult, frame: pl.DataFrame) -> pl.DataFrame:
     """Join each notice to the user's transaction logged just before it in the same invocation."""
-    tx = result.transactions.select("request_id", USER, "ts", "tx_id", "new_balance", _tx_payment_balance="payment_balance")
+    tx = result.checked.select("request_id", USER, "ts", "tx_id", "new_balance", _tx_payment_balance="payment_balance")
     return frame.sort("ts").join_asof(
         tx.sort("ts"), on="ts", by=["request_id", USER], strategy="backward", check_sortedness=False
     )
@@ -174,7 +172,7 @@ def sync_errors(result: AuditResult) -> pl.DataFrame:
 
 def blocked_overdrafts(result: AuditResult) -> pl.DataFrame:
     """The Lambda's refusals, with the refused transaction when it was also logged."""
-    refused = result.transactions.select(
+    refused = result.checked.select(
         transaction_id="tx_id", amount="amount", type="type", action="action", new_balance="new_balance"
     ).unique("transaction_id", keep="first")
     rows = (
@@ -200,7 +198,7 @@ def negative_payment_balances(result: AuditResult) -> pl.DataFrame:
     not-in-sync errors with a negative payment balance no transaction block logged.
     """
     neg = pl.col("payment_balance") < 0
-    tx = result.transactions.filter(neg).select(
+    tx = result.checked.filter(neg).select(
         "ts", USER, "tx_id", "type", "action", "amount", "new_balance", "payment_balance", "request_id", "file_id", "line_no"
     )
     errors = _synced_transaction(result, _notices(result, "SyncErrors")).filter(neg)
@@ -226,7 +224,7 @@ def negative_payment_balances(result: AuditResult) -> pl.DataFrame:
 
 def lambda_errors(result: AuditResult) -> pl.DataFrame:
     """Crashes, uncaught exceptions, failed syncs and inits: the error and its stack head."""
-    parts = pl.col("detail").str.splitn(" | ", 2)
+    parts = pl.col("detail").cast(pl.String).str.splitn(" | ", 2)
     rows = _notices(result, "LambdaErrors").with_columns(
         error=parts.struct.field("field_0"), stack_head=parts.struct.field("field_1")
     )
@@ -239,7 +237,7 @@ def skipped(result: AuditResult) -> pl.DataFrame:
     """Skip messages counted by reason and action, most frequent first."""
     return (
         _notices(result, "Skipped")
-        .with_columns(skip_reason=pl.col("detail").str.replace(r"\s*\{.*$", ""))
+        .with_columns(skip_reason=pl.col("detail").cast(pl.String).str.replace(r"\s*\{.*$", ""))
         .group_by("kind", "skip_reason", "action")
         .agg(count=pl.len(), first_ts=pl.col("ts").min(), last_ts=pl.col("ts").max())
         .with_columns(pl.col("count").cast(pl.UInt32))
@@ -278,7 +276,7 @@ def invocation_health(result: AuditResult) -> pl.DataFrame:
             duration_ms_max=pl.col("duration_ms").max(),
             max_memory_mb=pl.col("max_memory_mb").max(),
             memory_mb=pl.col("memory_mb").max(),
-            incomplete=pl.col("status").str.starts_with("incomplete").sum(),
+            incomplete=pl.col("status").cast(pl.String).str.starts_with("incomplete").sum(),
             timed_out=pl.col("timed_out").sum(),
             with_errors=(pl.col("errors") > 0).sum(),
             not_in_sync=pl.col("not_in_sync").sum(),
@@ -302,9 +300,9 @@ def invocation_issues(result: AuditResult) -> pl.DataFrame:
 
 def daily_totals(result: AuditResult) -> pl.DataFrame:
     """Per currency and UTC day: transactions, the roll-forward's credits and debits, flags."""
-    tx = result.transactions
     return (
-        tx.group_by("currency", date=pl.col("ts").dt.date())
+        with_derived(result.checked.lazy(), result.options.checks)
+        .group_by("currency", date=pl.col("ts").dt.date())
         .agg(
             transactions=pl.len(),
             credits=credit_move().sum(),
@@ -313,6 +311,7 @@ def daily_totals(result: AuditResult) -> pl.DataFrame:
         )
         .with_columns(pl.col("flags").cast(pl.UInt32))
         .sort("currency", "date")
+        .collect(engine="in-memory")
     )
 
 
@@ -323,7 +322,7 @@ WEEKLY_SIGNALS = ["not_in_sync", "blocked_overdrafts", "lambda_errors"]
 def weekly_signals(result: AuditResult) -> pl.DataFrame:
     """Per week (Monday, UTC), every week of the period: flags of each check and Lambda signals."""
     week = pl.col("ts").dt.truncate("1w").dt.date().alias("week")
-    checks = result.transactions.group_by(week).agg(
+    checks = result.checked.group_by(week).agg(
         **{name: pl.col(check).sum() for name, check in WEEKLY_CHECKS.items()}
     )
     kind = pl.col("kind")

@@ -35,7 +35,7 @@ def _iso(value: Any) -> str | None:
 
 def summary(result: AuditResult) -> dict[str, Any]:
     """The summary as a plain dict (see README for every key)."""
-    tx = result.transactions
+    tx = result.checked
     ing = result.ingested
     notices = ing.notices
     inv = ing.invocations

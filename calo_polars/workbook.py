@@ -28,7 +28,8 @@ from .charts import DAILY, TOP, WEEKLY, write_charts
 from .events import EVENT_KINDS
 from .overview import FIXED_SHEETS, write_glossary, write_overview, write_readme
 from .sheets import LEDGER, PER_USER
-from .xlsx import EXCEL_MAX_ROWS, Sheet, Styles, write_frame
+from . import xlsx
+from .xlsx import Sheet, Styles, write_frame
 
 TX_VIEW = ["user_id", "currency", "ts", "tx_id", "type", "source", "action", "amount", "vat", "old_balance", "new_balance"]
 WHERE = ["file", "line_no"]
@@ -64,10 +65,9 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
     negative = tables.negative_payment_balances(result)
     users = tables.per_user_summary(result, ledger, negative)
     links = tables.links(ledger, users)
-    tx = result.with_file(result.transactions).sort("user_id", "ts", "tx_id")
-
     def flagged(check: str, *extra: str) -> pl.DataFrame:
-        return links.add(tx.filter(pl.col(check)).select(*TX_VIEW, *extra, *WHERE))
+        rows = result.derived(result.checked.filter(pl.col(check)))  # by user then time, as checked
+        return links.add(result.with_file(rows).select(*TX_VIEW, *extra, *WHERE))
 
     kinds = pl.DataFrame(
         {
@@ -179,19 +179,39 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
     return [_linked(s) for s in specs]
 
 
+#: Cells (rows × columns of the data sheets) past which the workbook is written in
+#: xlsxwriter's ``constant_memory`` mode: each row goes to disk as the next one starts, so
+#: memory stays flat (xlsxwriter otherwise holds ~170 bytes a cell: 2 GB for a 600k-row
+#: Ledger). Its price: no Excel tables (sheets get a plain autofilter instead).
+CONSTANT_MEMORY_CELLS = 2_000_000
+
+
 def write_sheet(wb: xlsxwriter.Workbook, sheet: Sheet, styles: Styles) -> None:
-    """One data sheet: the frame written by ``write_frame`` (the place for a row cap later)."""
-    ws = wb.add_worksheet(sheet.name)
-    ws.set_tab_color(TAB_COLORS[_tab(sheet.name)])
-    frame = sheet.frame.head(EXCEL_MAX_ROWS - 1)
-    write_frame(ws, frame, styles, name=sheet.name, highlight=sheet.highlight, links=sheet.links, alerts=sheet.alerts)
+    """One data sheet, or more: a table longer than a sheet goes on in continuation sheets
+    (Ledger, Ledger (2), …; ``xlsx.sheet_parts``), each with its header row. No row is dropped."""
+    for part, name in enumerate(xlsx.sheet_parts(sheet.name, sheet.frame.height)):
+        ws = wb.add_worksheet(name)
+        ws.set_tab_color(TAB_COLORS[_tab(sheet.name)])
+        rows = sheet.frame.slice(part * xlsx.SHEET_ROWS, xlsx.SHEET_ROWS)
+        write_frame(ws, rows, styles, name=name, highlight=sheet.highlight, links=sheet.links, alerts=sheet.alerts)
+
+
+def constant_memory(sheets: list[Sheet]) -> bool:
+    """Whether the workbook is big enough for ``constant_memory`` mode (``CONSTANT_MEMORY_CELLS``)."""
+    return sum(s.frame.height * len(s.columns) for s in sheets) > CONSTANT_MEMORY_CELLS
 
 
 def write_workbook(result: AuditResult, path: Path, summary: dict[str, Any]) -> None:
     """Write the workbook atomically: a temporary file in the same folder, then a rename."""
     sheets = data_sheets(result)
     by_name = {s.name: s for s in sheets}
-    options = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False, "remove_timezone": True}
+    options = {
+        "strings_to_formulas": False,
+        "strings_to_urls": False,
+        "strings_to_numbers": False,
+        "remove_timezone": True,
+        "constant_memory": constant_memory(sheets),
+    }
     with atomic.replacing(path) as tmp:
         with xlsxwriter.Workbook(tmp, options) as wb:
             period = summary["period"]

@@ -113,13 +113,30 @@ def visible(frame: pl.DataFrame) -> list[str]:
     return [c for c in frame.columns if not c.startswith("_")]
 
 
+#: Data rows a sheet holds under its header row; a longer table goes on in continuation sheets.
+#: (Read at call time, so a test can make it small.)
+SHEET_ROWS = EXCEL_MAX_ROWS - 1
+
+
+def part_name(sheet: str, part: int) -> str:
+    """The name of a table's ``part``-th sheet (0-based): Ledger, Ledger (2), Ledger (3)…"""
+    return sheet if part == 0 else f"{sheet} ({part + 1})"
+
+
+def sheet_parts(sheet: str, rows: int) -> list[str]:
+    """The sheets a table of ``rows`` data rows is written to."""
+    return [part_name(sheet, part) for part in range(max(1, -(-rows // SHEET_ROWS)))]
+
+
 def link_to(sheet: str, index: pl.Expr, *, top: int = 0) -> pl.Expr:
     """The internal link to the 0-based data row ``index`` of a sheet written by ``write_frame``.
 
-    The one place that maps a row to a cell: a sheet split into continuation sheets later
-    changes only this.
+    The one place that maps a row to a cell: past ``SHEET_ROWS`` rows it points into the
+    continuation sheet that holds the row (``part_name``).
     """
-    return pl.format("internal:'{}'!A{}", pl.lit(sheet), index + top + 2)
+    part = index // SHEET_ROWS
+    name = pl.when(part == 0).then(pl.lit(sheet)).otherwise(pl.format("{} ({})", pl.lit(sheet), part + 1))
+    return pl.format("internal:'{}'!A{}", name, index % SHEET_ROWS + top + 2)
 
 
 # ---------------------------------------------------------------- writing a frame
@@ -185,6 +202,57 @@ def _clip(s: str) -> str:
     return s if len(s) <= EXCEL_MAX_CHARS else s[: EXCEL_MAX_CHARS - 1] + "…"
 
 
+def _url_quota(frame: pl.DataFrame, columns: list[str], links: dict[str, str]) -> dict[str, int]:
+    """How many link cells each link column gets: Excel keeps ``EXCEL_MAX_URLS`` a sheet, given
+    to the columns left to right (the rest are written as plain text)."""
+    quota, left = {}, EXCEL_MAX_URLS
+    for col in columns:
+        if col in links:
+            wanted = frame.select((pl.col(col).is_not_null() & pl.col(links[col]).is_not_null()).sum()).item()
+            quota[col] = min(wanted, left)
+            left -= quota[col]
+    return quota
+
+
+def _column_writer(ws: Worksheet, rows: pl.DataFrame, col: str, c: int, styles: Styles, link: str | None, budget: dict[str, int], alert: str | None) -> Any:
+    """A function writing the column's cell of row ``i`` of ``rows`` at sheet row ``r``: typed
+    cells (numbers, dates, flags, text), links while ``budget[col]`` lasts, money by the row's
+    currency decimals."""
+    kind = describe(col).kind
+    values = _cells(rows, col, kind)
+    if link is not None:
+        targets = rows[link].to_list()
+
+        def write_link(r: int, i: int) -> None:
+            v = values[i]
+            if v is None:
+                return
+            if targets[i] is not None and budget[col] > 0:
+                ws.write_url(r, c, targets[i], styles["link"], string=str(v))
+                budget[col] -= 1
+            else:
+                ws.write_string(r, c, str(v))
+
+        return write_link
+    if kind == "money":
+        decimals = rows.select(minor_unit_expr(pl.col("currency"))).to_series().to_list() if "currency" in rows.columns else [2] * rows.height
+        mask = rows[alert].fill_null(False).to_list() if alert else [False] * rows.height
+        fmts = [styles.money(d, alert=a) for d, a in zip(decimals, mask)]
+        return lambda r, i: values[i] is not None and ws.write_number(r, c, values[i], fmts[i])
+    if kind in ("float", "count", "datetime", "date"):
+        fmt = styles[kind]
+        return lambda r, i: values[i] is not None and ws.write_number(r, c, values[i], fmt)
+    if kind == "flag":
+        fmt = styles["flag"]
+        return lambda r, i: values[i] is not None and ws.write_boolean(r, c, values[i], fmt)
+    fmt = styles["wrap" if kind == "long_text" else "text"]
+    return lambda r, i: values[i] is not None and ws.write_string(r, c, _clip(values[i]), fmt)
+
+
+#: Rows turned into Python values at a time: a whole 800k-row Ledger as Python lists took 1 GB.
+CHUNK_ROWS = 50_000
+
+
 def write_frame(
     ws: Worksheet,
     frame: pl.DataFrame,
@@ -199,66 +267,35 @@ def write_frame(
 ) -> None:
     """Write a frame at row ``top``: header, typed cells, links, table or filter, widths, marks.
 
-    ``table`` None decides by size (``TABLE_MAX_ROWS``); ``name`` names the Excel table.
+    Cells are written row by row (what xlsxwriter's ``constant_memory`` mode needs, where a
+    row is flushed once the next one starts), ``CHUNK_ROWS`` at a time. ``table`` None
+    decides by size (``TABLE_MAX_ROWS``; never in constant-memory mode); ``name`` names the
+    Excel table.
     """
     links, alerts = links or {}, alerts or {}
     columns = visible(frame)
     n = frame.height
-    if "currency" in frame.columns:
-        decimals = frame.select(minor_unit_expr(pl.col("currency"))).to_series().to_list()
-    else:
-        decimals = [2] * n
-    plain_money = [styles.money(d) for d in decimals]
-    url_budget = EXCEL_MAX_URLS
+    budget = _url_quota(frame, columns, links)
     wrapped: dict[str, float] = {}
     for c, col in enumerate(columns):
         kind = describe(col).kind
         ws.write_string(top, c, col, styles["header"])
-        values = _cells(frame, col, kind)
-        rows = range(top + 1, top + 1 + n)
-        if col in links:
-            targets = frame[links[col]].to_list()
-            for r, v, target in zip(rows, values, targets):
-                if v is None:
-                    continue
-                if target is not None and url_budget > 0:
-                    ws.write_url(r, c, target, styles["link"], string=str(v))
-                    url_budget -= 1
-                else:
-                    ws.write_string(r, c, str(v))
-        elif kind == "money":
-            if col in alerts:
-                mask = frame[alerts[col]].fill_null(False).to_list()
-                fmts = [styles.money(d, alert=a) for d, a in zip(decimals, mask)]
-            else:
-                fmts = plain_money
-            for r, v, f in zip(rows, values, fmts):
-                if v is not None:
-                    ws.write_number(r, c, v, f)
-        elif kind in ("float", "count", "datetime", "date"):
-            fmt = styles[kind]
-            for r, v in zip(rows, values):
-                if v is not None:
-                    ws.write_number(r, c, v, fmt)
-        elif kind == "flag":
-            fmt = styles["flag"]
-            for r, v in zip(rows, values):
-                if v is not None:
-                    ws.write_boolean(r, c, v, fmt)
-        else:
-            fmt = styles["wrap" if kind == "long_text" else "text"]
-            for r, v in zip(rows, values):
-                if v is not None:
-                    ws.write_string(r, c, _clip(v), fmt)
         width = _width(col, frame[col], kind)
         ws.set_column(c, c, width)
         if kind == "long_text":
             wrapped[col] = width
-    for r, lines in enumerate(text_lines(frame, wrapped), start=top + 1):
-        if lines > 1:
-            ws.set_row(r, LINE_HEIGHT * lines)
+    for start in range(0, n, CHUNK_ROWS):
+        rows = frame.slice(start, CHUNK_ROWS)
+        writers = [_column_writer(ws, rows, col, c, styles, links.get(col), budget, alerts.get(col)) for c, col in enumerate(columns)]
+        lines = text_lines(rows, wrapped) or [1] * rows.height
+        for i in range(rows.height):
+            r = top + 1 + start + i
+            if lines[i] > 1:
+                ws.set_row(r, LINE_HEIGHT * lines[i])
+            for write in writers:
+                write(r, i)
     last_col = max(len(columns) - 1, 0)
-    if table if table is not None else n <= TABLE_MAX_ROWS:
+    if table if table is not None else n <= TABLE_MAX_ROWS and not ws.constant_memory:  # no tables in that mode
         ws.add_table(
             top,
             0,

@@ -15,9 +15,11 @@ import pytest
 from calo_polars import workbook
 from calo_polars.audit import AuditOptions, audit
 from calo_polars.errors import OutputError
+from calo_polars.ingest import ingest
 from calo_polars.outputs import SUMMARY_NAME, WORKBOOK_NAME, write_outputs
 from calo_polars.summary import summary, summary_bytes
 from tests.harness import good_files, good_log, report
+from tests.test_sample import SAMPLE
 from tests.logbuilder import Log, full_tx, legacy_tx, rid, uid
 
 # ---------------------------------------------------------------- atomic outputs
@@ -183,3 +185,17 @@ def test_same_tables_whatever_the_batch_size(tmp_path: Path) -> None:
     assert whole.transactions.equals(tiny.transactions) and whole.flags.equals(tiny.flags)
     assert whole.users.equals(tiny.users) and whole.duplicates.equals(tiny.duplicates)
     assert whole.ingested.problems.frame().equals(tiny.ingested.problems.frame())
+
+
+def test_same_tables_whatever_the_user_ranges(tmp_path: Path) -> None:
+    """The checks run per user range (``partition``): any ranges give the same tables, and
+    duplicates across batches are set aside the same way."""
+    inputs = [SAMPLE]
+    whole = audit(inputs)
+    assert len(whole.ingested.transaction_parts) == 1 and whole.duplicates.height > 0
+    assert len(ingest(inputs, part_rows=97, batch_bytes=20_000).transaction_parts) > 5  # many ranges, many batches
+    ranged = audit(inputs, AuditOptions(part_rows=97, batch_bytes=20_000))
+    assert summary_bytes(summary(whole)) == summary_bytes(summary(ranged))
+    assert whole.checked.equals(ranged.checked) and whole.transactions.equals(ranged.transactions)
+    assert whole.flags.equals(ranged.flags) and whole.users.equals(ranged.users) and whole.totals.equals(ranged.totals)
+    assert whole.duplicates.equals(ranged.duplicates) and whole.ingested.transactions.equals(ranged.ingested.transactions)

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from calo_polars.audit import audit
 from calo_polars.errors import NoUsableInput
-from calo_polars.events import EVENT_KINDS, UNDERSTOOD_KINDS, key_values, lines_record_batch, split_events
+from calo_polars.events import EVENT_KINDS, UNDERSTOOD_KINDS, key_values, lines_frame, split_events
 from calo_polars.ingest import read_batch
 from calo_polars.problems import Problems
 from calo_polars.records import NOTICE_KINDS, unquote
@@ -93,7 +93,7 @@ def events_in(texts: list[str]) -> int:
 
 
 def check_accounted(texts: list[str]) -> None:
-    result = read_batch(lines_record_batch(list(range(len(texts))), texts))
+    result = read_batch(lines_frame(list(range(len(texts))), texts))
     counts = Counter(dict(result.kind_counts.iter_rows()))
     assert set(counts) <= set(EVENT_KINDS)
     total = sum(counts.values())
@@ -131,7 +131,7 @@ def test_any_bytes_decode_and_are_accounted_for(blobs: list[bytes]) -> None:
 @given(st.lists(st.one_of(continuations, st.text(max_size=80)), max_size=30))
 def test_inspect_reader_never_raises_on_any_object_lines(body: list[str]) -> None:
     texts = [f"{stamp(0)} {stamp(0)}\t{rid(1)}\tINFO\tStart syncing the balance {{\n" + "\n".join(body)]
-    lines = split_events(lines_record_batch([0], texts))
+    lines = split_events(lines_frame([0], texts))
     pairs = key_values(lines)
     assert pairs["depth"].min() is None or pairs["depth"].min() >= 0
     check_accounted(texts)
