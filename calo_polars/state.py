@@ -216,6 +216,11 @@ def carried_flags(carried: pl.LazyFrame) -> pl.LazyFrame:
     ).select(FLAG_COLUMNS)
 
 
+def carried(flags: pl.DataFrame) -> pl.DataFrame:
+    """The flags of an audit on an earlier run's transactions (``carried_flags``: no file id)."""
+    return flags.filter(pl.col("file_id").is_null())
+
+
 def set_aside_seen(ingested: Ingested, state: State) -> int:
     """Set aside, as duplicates, this run's transactions whose id an earlier run kept.
 
@@ -287,7 +292,7 @@ class Incremental:
         carried_in = self.prior.context.filter(pl.col("wallet_last")).select(WALLET)
         active = checked.select(pl.col(c).cast(pl.String) for c in WALLET).unique()
         self.wallets_continued = carried_in.join(active, on=WALLET, how="semi").height
-        self.carried_flow_breaks = flags.filter(pl.col("file_id").is_null()).height
+        self.carried_flow_breaks = carried(flags).height
         self.next = advance(self.prior, checked, ingested, int(self.prior.options["window"]))
 
     def describe(self, ingested: Ingested) -> dict[str, Any]:
