@@ -250,6 +250,11 @@ def set_aside_seen(ingested: Ingested, state: State) -> int:
 # ---------------------------------------------------------------- the next state
 
 
+def _from_end(group: str | list[str]) -> pl.Expr:
+    """1 on the group's last row, 2 on the one before...: the rows must be in time order."""
+    return pl.int_range(pl.len(), 0, -1).over(group)
+
+
 def advance(state: State, checked: pl.DataFrame, ingested: Ingested, window: int) -> State:
     """The state after this run: each wallet's last transaction and each user's last
     ``window`` ones (of the old context and this run's rows), every id kept, every file read."""
@@ -262,10 +267,9 @@ def advance(state: State, checked: pl.DataFrame, ingested: Ingested, window: int
         .with_columns(wallet_last=pl.lit(False))
     )
     rows = pl.concat([state.context.select(*CONTEXT_SCHEMA), new.select(*CONTEXT_SCHEMA)]).sort(USER, *ORDER)
-    from_end = lambda over: pl.int_range(pl.len(), 0, -1).over(over)  # noqa: E731  # 1 on the last row of the group
     context = (
-        rows.with_columns(wallet_last=from_end(WALLET) == 1)
-        .filter((from_end(USER) <= window) | pl.col("wallet_last"))
+        rows.with_columns(wallet_last=_from_end(WALLET) == 1)
+        .filter((_from_end(USER) <= window) | pl.col("wallet_last"))
     )
     seen = pl.concat([state.seen, checked.select(*SEEN_SCHEMA)])
     run = state.runs + 1
