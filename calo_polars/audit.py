@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from . import filters
+from . import filters, state
 from .checks import (
     STORED_CHECK_COLUMNS,
     CheckOptions,
@@ -43,6 +43,7 @@ class AuditOptions:
     selection: filters.Selection = field(default_factory=filters.Selection)  # what is reported; never what is checked
     s3: S3Options = field(default_factory=S3Options)  # how s3:// inputs are reached
     part_rows: int = PART_ROWS  # transactions checked at once (a user range); bounds memory
+    state: str | None = None  # --state FILE: continue the runs before (``state``); the caller saves ``incremental.next``
 
 
 @dataclass
@@ -56,6 +57,7 @@ class AuditResult:
     flags: pl.DataFrame  # one row per flag, with severity and reason
     users: pl.DataFrame  # one row per user and currency
     totals: pl.DataFrame  # one row per currency
+    incremental: state.Incremental | None = None  # with --state: what was carried in, and the next state
 
     @property
     def transactions(self) -> pl.DataFrame:
@@ -90,10 +92,15 @@ class AuditResult:
 
 
 def _check_part(part: pl.DataFrame, options: CheckOptions) -> list[pl.DataFrame]:
-    """The check plan on one user range, collected once: kept columns, flags, users, flows."""
-    checked = with_checks(part.lazy(), options)
-    kept = checked.select(*part.columns, *STORED_CHECK_COLUMNS)
-    return pl.collect_all([kept, red_flags(checked), per_user(checked), currency_flows(checked)], engine="in-memory")
+    """The check plan on one user range, collected once: kept columns, flags, users, flows.
+
+    A part may hold an earlier run's context rows (``state.with_context``): they are checked
+    with the rest, but only their flow breaks into this run are reported (``state.split_context``).
+    """
+    checked, carried = state.split_context(with_checks(part.lazy(), options), part.columns)
+    kept = checked.select(*(c for c in part.columns if c not in state.MARKERS), *STORED_CHECK_COLUMNS)
+    flags = red_flags(checked) if carried is None else pl.concat([red_flags(checked), state.carried_flags(carried)])
+    return pl.collect_all([kept, flags, per_user(checked), currency_flows(checked)], engine="in-memory")
 
 
 def audit(
@@ -115,6 +122,7 @@ def audit(
     """
     sources = resolve(inputs, options.s3)
     names = [str(i) for i in sources]
+    incremental = state.Incremental(options.state, state.load(options.state, options.checks)) if options.state else None
     ingested = ingest(
         sources,  # type: ignore[arg-type]  # ingest hands inputs to sources.iter_members as they are
         threads=options.threads,
@@ -124,13 +132,18 @@ def audit(
         mask_pii=options.mask_pii,
         part_rows=options.part_rows,
         on_batch=on_batch,
+        already_read=incremental.prior.already_read() if incremental else None,
     )
-    if len(ingested.files) == 0:
+    if len(ingested.files) == 0 and not ingested.read_before:
         why = "; ".join(p.one_line() for p in ingested.problems.items[:3]) or "no log files found"
         raise NoUsableInput(f"nothing to audit in {', '.join(names)}: {why}")
     if on_stage is not None:
         on_stage("checks")
+    if incremental:
+        incremental.duplicates_of_earlier_runs = state.set_aside_seen(ingested, incremental.prior)
     parts = ingested.transaction_parts or [pl.DataFrame(schema=TRANSACTIONS)]
+    if incremental:
+        parts = [state.with_context(p, incremental.prior) for p in parts]
     with ThreadPoolExecutor(max_workers=max(1, options.threads)) as pool:
         futures = [pool.submit(_check_part, parts.pop(0), options.checks) for _ in range(len(parts))]
         done = [f.result() for f in futures]
@@ -138,5 +151,8 @@ def audit(
     ingested.transaction_parts = [checked.select(list(TRANSACTIONS))]  # the same columns, not a copy
     users = sort_users(users.lazy()).collect()
     totals = totals_from(flows.lazy(), users.lazy()).collect()
-    result = AuditResult(names, options, ingested, checked, sort_flags(flags.lazy()).collect(), users, totals)
+    flags = sort_flags(flags.lazy()).collect()
+    if incremental:
+        incremental.finish(checked, flags, ingested)
+    result = AuditResult(names, options, ingested, checked, flags, users, totals, incremental)
     return filters.apply(result, options.selection)

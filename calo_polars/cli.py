@@ -38,6 +38,7 @@ from .outputs import DEFAULT_FORMATS, FORMATS, check_outdir, write_outputs
 from .problems import InputProblem
 from .progress import AuditProgress, input_size, plain_text, stderr_console, summary_table
 from .s3 import S3Options, is_s3, resolve
+from .state import save as save_state
 from .synth import DEFAULT_RATES, Rates, SynthOptions, synthesize
 
 EXIT_OK = 0
@@ -203,6 +204,15 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
+def state_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Incremental runs → ``state`` (a path, or None)."""
+    return click.option(
+        "--state", metavar="FILE", type=click.Path(dir_okay=False, path_type=str),
+        help="Incremental runs: read FILE first (each wallet's last transaction, the files and ids already read) and "
+        "update it after a successful run, so each nightly run reads only the new export.",
+    )(f)  # fmt: skip
+
+
 def alert_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Exit codes and notifications for automation → ``strict``, ``fail_on``, ``webhook``, ``webhook_on``."""
     names = ", ".join([*ALERTS, *GROUPS])
@@ -319,6 +329,7 @@ Exit codes:
 @output_options
 @selection_options
 @check_options
+@state_options
 @alert_options
 @verbosity_options
 def report(
@@ -331,6 +342,7 @@ def report(
     show_pii: bool,
     selection: Selection,
     checks: CheckOptions,
+    state: str | None,
     strict: bool,
     fail_on: tuple[str, ...],
     webhook: str | None,
@@ -358,7 +370,7 @@ def report(
     """
     inputs = inputs or _default_inputs()
     outdir = outdir or os.environ.get("OUT_DIR") or "reports"
-    options = AuditOptions(checks=checks, threads=threads, limits=limits, mask_pii=not show_pii, selection=selection, s3=s3)
+    options = AuditOptions(checks=checks, threads=threads, limits=limits, mask_pii=not show_pii, selection=selection, s3=s3, state=state)
     console = stderr_console()
     clock = Stopwatch()
     try:
@@ -369,6 +381,8 @@ def report(
             result = audit(sources, options, on_batch=bar.on_batch if bar else None, on_stage=clock.then(bar.step if bar else None))
             clock.lap("write")
             written = write_outputs(result, outdir, formats, on_step=bar.step if bar else None)
+            if result.incremental is not None and result.incremental.next is not None:
+                save_state(result.incremental.next, result.incremental.path)  # only once every output is written
             clock.lap("")
     except CaloError as exc:
         click.echo(f"calo-balance: {exc}", err=True)
@@ -390,6 +404,8 @@ def report(
             click.echo(f"took {clock.total():.2f} s: {steps}; settings {written.summary['settings']}", err=True)
         for path in written.paths:
             click.echo(str(path))
+        if state:
+            click.echo(state)
     elif why:
         click.echo(why, err=True)
     if webhook and (webhook_on == "always" or alerts):

@@ -94,9 +94,11 @@ class FileIndex:
     paths: list[str] = field(default_factory=list)
     stored_bytes: list[int] = field(default_factory=list)
     raw_bytes: list[int] = field(default_factory=list)
+    digests: list[bytes] = field(default_factory=list)  # of the stored bytes (``state`` remembers them)
 
     def add(self, member: Member) -> int:
         self.paths.append(member.path)
+        self.digests.append(member.digest)
         self.stored_bytes.append(member.stored_bytes)
         self.raw_bytes.append(member.raw_bytes)
         return len(self.paths) - 1

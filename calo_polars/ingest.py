@@ -12,7 +12,7 @@ import io
 import os
 import tempfile
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -85,6 +85,7 @@ class Ingested:
     sample: pl.DataFrame
     problems: Problems
     skipped: Counter[str] = field(default_factory=Counter)
+    read_before: list[str] = field(default_factory=list)  # files not read: an earlier run read them (``state``)
     duplicates: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=DUPLICATE_SCHEMA))
 
     @property
@@ -318,17 +319,20 @@ def ingest(
     mask_pii: bool = True,
     part_rows: int = PART_ROWS,
     on_batch: Callable[[FileIndex, int], None] | None = None,
+    already_read: Mapping[bytes, str] | None = None,
 ) -> Ingested:
     """Read every input and return the tables the checks need.
 
     With ``mask_pii`` (the default) emails and phone numbers are masked in every text
     column kept and in the problem messages (see ``pii``). ``on_batch(files,
-    transactions_so_far)`` is called after each batch (for progress bars).
+    transactions_so_far)`` is called after each batch (for progress bars). Files whose
+    digest is in ``already_read`` are not read (``Ingested.read_before``).
     """
     problems = Problems()
     skipped: Counter[str] = Counter()
     files = FileIndex()
-    members = iter_members(inputs, problems, skipped, threads=threads, limits=limits)
+    read_before: list[str] = []
+    members = iter_members(inputs, problems, skipped, threads=threads, limits=limits, already_read=already_read, read_before=read_before)
 
     def progress(transactions_so_far: int) -> None:
         if on_batch is not None:
@@ -366,5 +370,6 @@ def ingest(
         sample=sample.sort("ts", "tx_id", "file_id", "line_no").head(sample_size),
         problems=problems,
         skipped=skipped,
+        read_before=read_before,
         duplicates=duplicates,
     )

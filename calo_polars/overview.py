@@ -98,6 +98,7 @@ def write_overview(ws: Worksheet, result: AuditResult, summary: dict[str, Any], 
         ("Period from", first, None),
         ("Period to", last, None),
         ("Files read", s["files"], None),
+        *([("Files already read (--state)", s["incremental"]["files_already_read"], None)] if s.get("incremental") else []),
         ("Events read", s["events"], "EventKinds"),
         ("Events not understood", s["unparsed_events"], "UnparsedEvents"),
         ("Input problems", s["input_problems"], "InputProblems"),
@@ -275,6 +276,25 @@ def run_facts(summary: dict[str, Any]) -> dict[str, str]:
         "Tolerance": s["settings"]["tolerance"],
         "Delta anomaly": f"{s['settings']['sigma']}σ over the user's preceding {s['settings']['window']} deltas (at least {s['settings']['min_history']})",
         "Input problems": f"{s['input_problems']}",
+        **incremental_facts(s.get("incremental")),
+    }
+
+
+def incremental_facts(inc: dict[str, Any] | None) -> dict[str, str]:
+    """What an incremental run (--state) carried in, for the README sheet; nothing otherwise."""
+    if not inc:
+        return {}
+    return {
+        "Incremental run": (
+            f"continues {inc['earlier_runs']} earlier run(s) from the state file {inc['state_file']}: this workbook reports "
+            "only the transactions read now (per-user roll-forward and totals too)"
+        ),
+        "Carried in": (
+            f"{inc['wallets_carried_in']:,} wallets' last transactions ({inc['wallets_continued']:,} continued now); "
+            f"{inc['carried_flow_breaks']} flow breaks on the previous export's last transaction of a wallet (in RedFlags); "
+            f"{inc['duplicates_of_earlier_runs']} copies of transactions an earlier run read (in DuplicateEvents)"
+        ),
+        "Files already read": f"{inc['files_already_read']:,} not read again (listed in summary.json)",
     }
 
 

@@ -140,6 +140,10 @@ def summary_table(data: dict[str, Any], alerts: list[str], *, plain: bool) -> Ta
         table.add_row(name, str(count), detail, style=red if alarm else None)
 
     row("files", _n(data["files"]), ", ".join(data["inputs"]))
+    if data.get("incremental"):
+        inc = data["incremental"]
+        row("already read", _n(inc["files_already_read"]), f"files not read again ({inc['state_file']}, {inc['earlier_runs']} runs before)")
+        row("carried in", _n(inc["wallets_carried_in"]), f"wallets' last transactions, {_n(inc['carried_flow_breaks'])} flow breaks into this export")
     row("events", _n(data["events"]), f"{_n(data['invocations'])} invocations")
     row("transactions", _n(data["transactions"]), f"{_n(data['users'])} users, {(period['first'] or '-')[:10]} to {(period['last'] or '-')[:10]}")
     for key, users, name in (

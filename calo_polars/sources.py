@@ -22,7 +22,7 @@ import threading
 import zipfile
 import zlib
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -37,6 +37,8 @@ from .problems import Problems, printable
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members; an empty zip
 
 #: Files an export or a Mac adds that are not logs; skipped and counted by reason.
+#: The ``skipped`` reason of a file an earlier run of the same ``--state`` already read.
+ALREADY_READ = "already read (--state)"
 _JUNK_NAMES = {".DS_Store": "macOS folder metadata", "aws-logs-write-test": "CloudWatch export probe"}
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -67,6 +69,7 @@ class Member:
     data: bytes
     stored_bytes: int
     raw_bytes: int
+    digest: bytes = b""  # blake2b of the stored bytes: what identifies the file across runs
 
 
 def _failed(path: str, kind: str, message: str) -> RawMember:
@@ -396,6 +399,8 @@ def iter_members(
     prefetch: int = 8,
     chunk: int = 64,
     limits: Limits = Limits(),
+    already_read: Mapping[bytes, str] | None = None,
+    read_before: list[str] | None = None,
 ) -> Iterator[Member]:
     """Decoded members of all inputs, read and decompressed in parallel, yielded in a fixed order.
 
@@ -403,7 +408,9 @@ def iter_members(
     gunzip), at most ``prefetch`` chunks ahead. A member that cannot be read is reported in
     ``problems`` and skipped; the others go on. A file whose content was already read (the
     zip and its unzipped folder) is read once. Once the text read reaches
-    ``limits.max_total_bytes`` the run reads no further member.
+    ``limits.max_total_bytes`` the run reads no further member. A file whose digest is in
+    ``already_read`` (read by an earlier run: ``state``) is not read again: it is counted
+    in ``skipped[ALREADY_READ]`` and its path appended to ``read_before``.
     """
     local, remote = s3.split_inputs(inputs, problems)  # s3:// inputs: listed now, read after the local ones
     paths = canonical_inputs(local, problems)
@@ -435,12 +442,17 @@ def iter_members(
                 "this file and every later one were not read",
             )
             return None
+        if already_read and loaded.digest in already_read:
+            skipped[ALREADY_READ] += 1
+            if read_before is not None:
+                read_before.append(raw.path)
+            return None
         if loaded.digest in seen:
             problems.add(raw.path, "duplicate_file", f"same content as {seen[loaded.digest]}: read once")
             return None
         seen[loaded.digest] = raw.path
         problems.items.extend(loaded.problems.items)
-        return Member(raw.path, loaded.data, raw.stored, loaded.size)
+        return Member(raw.path, loaded.data, raw.stored, loaded.size, loaded.digest)
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
 

@@ -18,11 +18,15 @@ from .audit import AuditResult
 from .checks import ROLL_FORWARD
 from .money import money_text
 from .s3 import is_s3
+from .state import carried as carried_flags
 from .sheets import is_lambda_error, negative_payment_balances
 
 
-def _users_with(checked: pl.DataFrame, flag: str) -> int:
-    return checked.filter(pl.col(flag))["user_id"].n_unique()
+def _users_with(checked: pl.DataFrame, flag: str, also: pl.DataFrame | None = None) -> int:
+    users = checked.filter(pl.col(flag)).select(pl.col("user_id").cast(pl.String))
+    if also is not None:
+        users = pl.concat([users, also.select(pl.col("user_id").cast(pl.String))])
+    return users["user_id"].n_unique()
 
 
 def _users_in(frame: pl.DataFrame) -> int:
@@ -41,6 +45,7 @@ def summary(result: AuditResult) -> dict[str, Any]:
     inv = ing.invocations
     options = result.options.checks
     kinds = ing.kind_counts
+    carried = carried_flags(result.flags)  # flow breaks on an earlier run's last transaction (--state)
 
     def notice_count(*kinds_: str) -> int:
         return notices.filter(pl.col("kind").is_in(kinds_)).height
@@ -79,6 +84,7 @@ def summary(result: AuditResult) -> dict[str, Any]:
         },
         "files": len(result.files),
         "skipped_files": dict(sorted(ing.skipped.items())),
+        "incremental": None if result.incremental is None else result.incremental.describe(ing),
         "events": ing.events,
         "invocations": real_inv.height,
         "incomplete_invocations": real_inv.filter(pl.col("status") != "complete").height,
@@ -89,8 +95,8 @@ def summary(result: AuditResult) -> dict[str, Any]:
         "overdraft_users": _users_with(tx, "overdraft"),
         "mismatches": int(tx["mismatch"].sum()),
         "mismatch_users": _users_with(tx, "mismatch"),
-        "flow_breaks": int(tx["flow_break"].sum()),
-        "flow_break_users": _users_with(tx, "flow_break"),
+        "flow_breaks": int(tx["flow_break"].sum()) + carried.height,
+        "flow_break_users": _users_with(tx, "flow_break", carried),
         "delta_anomalies": int(tx["delta_anomaly"].sum()),
         "delta_anomaly_users": _users_with(tx, "delta_anomaly"),
         "not_in_sync_errors": kinds["not_in_sync"],
@@ -132,6 +138,12 @@ def human_summary(data: dict[str, Any]) -> str:
     ]
     for cur, t in data["totals"].items():
         lines.append(f"{cur}: debits {t['debit_total']}, credits {t['credit_total']} ({t['transactions']:,} transactions)")
+    inc = data.get("incremental")
+    if inc:
+        lines.append(
+            f"incremental ({inc['state_file']}, after {inc['earlier_runs']} runs): {inc['files_already_read']} files already read, "
+            f"{inc['wallets_carried_in']:,} wallets carried in, {inc['carried_flow_breaks']} flow breaks into this export"
+        )
     if data["duplicate_transactions"]:
         lines.append(f"{data['duplicate_transactions']} duplicate transaction copies set aside (see DuplicateEvents)")
     if data["unparsed_events"] or data["input_problems"]:
