@@ -275,7 +275,7 @@ def profile_check(archive: Path) -> list[tuple[str, float]]:
     serial = [
         (ingest, "drop_duplicates", "duplicates set aside (serial)"),
         (ingest, "user_ranges", "transactions split into user ranges (serial)"),
-        (ingest, "_add_notes", "notes → input problems (serial)"),
+        (ingest, "add_notes", "notes → input problems (serial)"),
         (audit_mod, "ingest", "ingest wall time (reading and parsing overlap)"),
     ]
     for module, name, label in [*parse, *serial]:

@@ -258,7 +258,7 @@ def _concat(frames: list[pl.DataFrame], schema: dict[str, pl.DataType]) -> pl.Da
     return pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema)
 
 
-def _add_notes(problems: Problems, notes: pl.DataFrame, files: FileIndex) -> None:
+def add_notes(problems: Problems, notes: pl.DataFrame, files: FileIndex) -> None:
     """Turn note frames (file_id, line_no, kind, message) into input problems."""
     paths = files.frame().select("file_id", "file")
     for file, line, kind, message in notes.join(paths, on="file_id", how="left").select(
@@ -355,7 +355,7 @@ def ingest(
     pieces, duplicates = drop_duplicates(pieces, files.frame())
     parts = user_ranges(pieces, part_rows)
     tables["notes"] = pl.concat([tables["notes"], conflict_notes(duplicates, files.frame())])
-    _add_notes(problems, tables["notes"], files)
+    add_notes(problems, tables["notes"], files)
     if mask_pii:
         problems.mask_messages(mask_strings)
     copies = duplicates.select("file_id", "line_no")

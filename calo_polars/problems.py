@@ -44,6 +44,7 @@ PROBLEM_KINDS: dict[str, str] = {
     "unknown_layout": "A transaction block is neither the full nor the legacy layout: read by key name.",
     "unexpected_value": "A transaction's type is neither DEBIT nor CREDIT (its sign is inferred), or its currency is not a 3-letter code.",
     "conflicting_duplicate": "A transaction id logged again with different fields: the copy was set aside (DuplicateEvents), the first kept.",
+    "late_transaction": "(--state) A transaction older than its wallet's last transaction of an earlier run: checked against it, but what earlier runs reported after it is not revised; run over both exports at once to check it in order.",
 }
 
 

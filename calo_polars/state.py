@@ -36,7 +36,8 @@ from .atomic import write_bytes
 from .checks import FLAG_COLUMNS, ORDER, USER, WALLET, CheckOptions, red_flags
 from .duplicates import DUPLICATE_SCHEMA
 from .errors import CaloError
-from .ingest import TRANSACTIONS, Ingested
+from .ingest import TRANSACTIONS, Ingested, add_notes
+from .problems import notes
 
 FORMAT = "calo-polars-state"
 VERSION = 1
@@ -280,6 +281,30 @@ def advance(state: State, checked: pl.DataFrame, ingested: Ingested, window: int
     return State(state.options, run, context.select(*CONTEXT_SCHEMA), seen, pl.concat([state.files, files]))
 
 
+def late_transactions(prior: State, checked: pl.DataFrame, ingested: Ingested) -> int:
+    """Report (input problem ``late_transaction``) and count this run's transactions logged
+    before their wallet's last transaction of an earlier run: they were checked against the
+    context, but what the earlier runs reported about the transactions after them is not
+    revised (one run over everything would have checked them in order)."""
+    last = prior.context.filter(pl.col("wallet_last")).select(*WALLET, last_ts="ts", last_id="tx_id", last_file="file")
+    if last.is_empty():
+        return 0
+    late = (
+        checked.select(*(pl.col(c).cast(pl.String) for c in WALLET), "ts", pl.col("tx_id").cast(pl.String), "file_id", "line_no")
+        .join(last, on=WALLET)
+        .filter((pl.col("ts") < pl.col("last_ts")) | ((pl.col("ts") == pl.col("last_ts")) & (pl.col("tx_id") < pl.col("last_id"))))
+    )
+    message = pl.format(
+        "transaction {} is older than its wallet's last transaction of an earlier run ({}, {}): checked against it, "
+        "but the earlier runs' flags after it are not revised",
+        pl.col("tx_id"),
+        pl.col("last_ts").dt.to_string("%Y-%m-%d %H:%M:%S%.3fZ"),
+        pl.col("last_file"),
+    )
+    add_notes(ingested.problems, notes(late, "late_transaction", message), ingested.files)
+    return late.height
+
+
 @dataclass
 class Incremental:
     """What an incremental run reports about itself (summary.json, the workbook's Overview)."""
@@ -290,6 +315,7 @@ class Incremental:
     duplicates_of_earlier_runs: int = 0  # copies set aside because an earlier run kept the id
     wallets_continued: int = 0  # wallets of the state with a transaction in this run
     carried_flow_breaks: int = 0  # flow breaks on the previous export's last transaction of a wallet
+    late_transactions: int = 0  # this run's transactions older than their wallet's last of an earlier run
 
     def finish(self, checked: pl.DataFrame, flags: pl.DataFrame, ingested: Ingested) -> None:
         """Count what this run continued, and build the next state (before any selection)."""
@@ -297,6 +323,7 @@ class Incremental:
         active = checked.select(pl.col(c).cast(pl.String) for c in WALLET).unique()
         self.wallets_continued = carried_in.join(active, on=WALLET, how="semi").height
         self.carried_flow_breaks = carried(flags).height
+        self.late_transactions = late_transactions(self.prior, checked, ingested)
         self.next = advance(self.prior, checked, ingested, int(self.prior.options["window"]))
 
     def describe(self, ingested: Ingested) -> dict[str, Any]:
@@ -309,4 +336,5 @@ class Incremental:
             "wallets_continued": self.wallets_continued,
             "carried_flow_breaks": self.carried_flow_breaks,
             "duplicates_of_earlier_runs": self.duplicates_of_earlier_runs,
+            "late_transactions": self.late_transactions,
         }

@@ -230,3 +230,20 @@ def test_the_real_archive_day_by_day_equals_one_run(real_archive: Path, real_res
     days = run_days(real_result, exports, tmp_path / "state.zip")
     assert_same_as_one_run(days)
     assert sum(r.incremental.carried_flow_breaks for r in days.days if r.incremental) >= 1
+
+
+def test_an_export_given_out_of_date_order_reports_its_late_transactions(synth_days: Days, tmp_path: Path) -> None:
+    """Days 0..3, then day 5, then day 4: day 4's transactions of a wallet day 5 already
+    continued are late (counted and listed as input problems); the others are not."""
+    state_file = tmp_path / "state.zip"
+    for export in [*synth_days.exports[:4], synth_days.exports[5]]:
+        result = audit([export], AuditOptions(state=str(state_file)))
+        assert result.incremental is not None and result.incremental.late_transactions == 0
+        state.save(result.incremental.next, state_file)  # type: ignore[arg-type]
+    late_day = audit([synth_days.exports[4]], AuditOptions(state=str(state_file)))
+    day4, day5 = (synth_days.days[i].checked.select(pl.col("user_id", "wallet_id", "tx_id").cast(pl.String)) for i in (4, 5))
+    expected = set(day4.join(day5.select("user_id", "wallet_id").unique(), on=["user_id", "wallet_id"], how="semi")["tx_id"])
+    assert expected  # the generated days share wallets
+    assert late_day.incremental is not None and late_day.incremental.late_transactions == len(expected)
+    problems = [p for p in late_day.ingested.problems.items if p.kind == "late_transaction"]
+    assert {re.search(r"transaction (\S+) is older", p.message)[1] for p in problems} == expected  # type: ignore[index]
