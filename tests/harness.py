@@ -118,15 +118,6 @@ def ingest(tmp_path: Path, *inputs: Path | str, args: tuple[str, ...] = (), into
     return result.exit_code, result.stderr, store
 
 
-def workbook_values(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every sheet of a workbook, as its rows of cell values."""
-    wb = openpyxl.load_workbook(path, read_only=True)
-    try:
-        return {ws.title: list(ws.iter_rows(values_only=True)) for ws in wb.worksheets}
-    finally:
-        wb.close()
-
-
 def assert_same_result(one: AuditResult, other: AuditResult) -> None:
     """Two audits of the same logs agree on every table any output is written from."""
     for name in ("checked", "flags", "users", "totals", "duplicates"):

@@ -19,8 +19,9 @@ from calo_polars.engines import Engine
 from calo_polars.partitioned import audit_store
 from calo_polars.store import FORMAT_VERSION, ingest_into, open_store, partition_column, partition_of
 from calo_polars.synth import Rates, SynthOptions, synthesize
-from tests.harness import assert_same_result, ingest, report, workbook_values
+from tests.harness import assert_same_result, ingest, report
 from tests.logbuilder import Log, full_tx, legacy_tx, rid, uid, write_zip
+from tests.test_faults import workbook_cells
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +55,8 @@ def test_cli_two_stage_writes_the_same_files(faulty: Path, tmp_path: Path) -> No
     two = report(tmp_path, args=("--from", str(store), "--workers", "2", "--format", "xlsx,parquet"), out="two")
     assert (one.exit_code, two.exit_code) == (0, 0)
     assert (one.out / "summary.json").read_bytes() == (two.out / "summary.json").read_bytes()
-    sheets = workbook_values(one.out / "calo_balance_reports.xlsx")
-    assert len(sheets) > 20 and sheets == workbook_values(two.out / "calo_balance_reports.xlsx")
+    sheets = workbook_cells(one.out / "calo_balance_reports.xlsx")
+    assert len(sheets) > 20 and sheets == workbook_cells(two.out / "calo_balance_reports.xlsx")
     tables = sorted(p.name for p in one.out.glob("**/*.parquet"))
     assert tables and tables == sorted(p.name for p in two.out.glob("**/*.parquet"))
     for name in tables:
