@@ -403,6 +403,7 @@ def report(
     try:
         check_outdir(inputs or (from_dir,), outdir)
         if from_dir is not None:
+            clock.current = "partitions"
             result = audit_store(from_dir, checks, selection=selection, threads=threads, engine=engine)
             bar = None
         else:

@@ -77,6 +77,8 @@ TABLES: dict[str, dict[str, pl.DataType]] = {
     "unparsed": UNPARSED_SCHEMA,
     "sample": SAMPLE_SCHEMA,
 }
+#: Every stored table's schema as the run uses it (Parquet holds Categorical columns as text).
+SCHEMAS: dict[str, dict[str, pl.DataType]] = {**TABLES, "cross_duplicates": DUPLICATE_SCHEMA}
 PROBLEM_SCHEMA: dict[str, pl.DataType] = {"file": pl.String(), "line": pl.Int64(), "kind": pl.String(), "message": pl.String()}
 FILE_SCHEMA: dict[str, pl.DataType] = {"file": pl.String(), "stored_bytes": pl.Int64(), "raw_bytes": pl.Int64()}
 
@@ -309,9 +311,8 @@ class Store:
         return part_path(self.path, k)
 
     def table(self, name: str) -> pl.DataFrame:
-        frame = pl.read_parquet(self.path / f"{name}.parquet")
-        schema = TABLES.get(name) or {"cross_duplicates": DUPLICATE_SCHEMA}.get(name)
-        return frame.cast(schema) if schema else frame  # type: ignore[arg-type]
+        """A stored table of ``SCHEMAS``, with the schema the run uses."""
+        return pl.read_parquet(self.path / f"{name}.parquet").cast(SCHEMAS[name])  # type: ignore[arg-type]
 
     def files(self) -> FileIndex:
         frame = pl.read_parquet(self.path / "files.parquet")
