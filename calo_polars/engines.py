@@ -8,7 +8,8 @@ results in the order given, so every engine gives the same merged result.
   is none): forking a process whose Polars thread pool is running can deadlock the child.
 - ``ray``: one Ray task per partition. ``ray.init(address=...)`` joins a cluster (the store
   must then be on storage every node sees, and calo-polars installed on every node);
-  without an address a local Ray runtime with ``workers`` CPUs is started and stopped.
+  without an address (and no ``RAY_ADDRESS``) a local Ray runtime with ``workers`` CPUs is
+  started and stopped.
   A Ray runtime already started by the caller (``ray.is_initialized()``) is used as it is.
 """
 
@@ -21,9 +22,15 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .errors import UsageError
+from .errors import CaloError, UsageError
 
 R = TypeVar("R")
+
+
+class EngineError(CaloError):
+    """A partition's task failed on the engine (its cause in one line)."""
+
+
 ENGINES = ("local", "ray")
 
 
@@ -76,6 +83,7 @@ def run_ray(fn: Callable[..., R], calls: Sequence[tuple[Any, ...]], workers: int
     except ImportError:
         raise UsageError("--engine ray needs Ray: pip install 'calo-polars[ray]'") from None
     started = False
+    address = address or os.environ.get("RAY_ADDRESS")
     if not ray.is_initialized():
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report sent home
         try:
@@ -89,6 +97,11 @@ def run_ray(fn: Callable[..., R], calls: Sequence[tuple[Any, ...]], workers: int
     try:
         task = ray.remote(fn)
         return list(ray.get([task.remote(*args) for args in calls]))
+    except ray.exceptions.RayTaskError as exc:
+        cause = exc.cause
+        what = str(cause) if isinstance(cause, CaloError) else f"{type(cause).__name__}: {cause}"
+        hint = " (on a cluster, is the store on storage every node sees, at the same path?)" if address else ""
+        raise EngineError(f"a Ray task failed: {what.splitlines()[0] if what else '?'}{hint}") from None
     finally:
         if started:
             ray.shutdown()

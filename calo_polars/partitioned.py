@@ -62,7 +62,8 @@ def audit_store(
     manifest's); ``checks`` and ``selection`` are this run's. Raises ``store.NotAStore``.
     """
     store = open_store(store_dir)
-    done = engine.map(check_partition, [(str(store.path), k, checks) for k in range(store.partitions)])
+    where = str(store.path.resolve())  # a task may run in another folder, or on another node
+    done = engine.map(check_partition, [(where, k, checks) for k in range(store.partitions)])
     files = store.files()
     duplicates = (
         pl.concat([store.table("cross_duplicates"), *(d.duplicates for d in done)])

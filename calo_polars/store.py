@@ -242,8 +242,8 @@ def ingest_into(
     transaction) and the small tables; the transactions go to disk batch by batch.
     Raises ``NoUsableInput`` (and writes nothing) when not a single log file could be read.
     """
-    if partitions < 1:
-        raise UsageError("--partitions must be at least 1")
+    if not 1 <= partitions <= 65535:
+        raise UsageError("--partitions must be between 1 and 65535")
     sources = resolve(inputs, s3)
     names = [str(i) for i in sources]
     reading = open_inputs(sources, threads=threads, batch_bytes=batch_bytes, limits=limits)  # type: ignore[arg-type]
@@ -312,22 +312,31 @@ class Store:
 
     def table(self, name: str) -> pl.DataFrame:
         """A stored table of ``SCHEMAS``, with the schema the run uses."""
-        return pl.read_parquet(self.path / f"{name}.parquet").cast(SCHEMAS[name])  # type: ignore[arg-type]
+        return _read(self.path / f"{name}.parquet", SCHEMAS[name])
 
     def files(self) -> FileIndex:
-        frame = pl.read_parquet(self.path / "files.parquet")
+        frame = _read(self.path / "files.parquet", FILE_SCHEMA)
         return FileIndex(frame["file"].to_list(), frame["stored_bytes"].to_list(), frame["raw_bytes"].to_list())
 
     def problems(self) -> Problems:
-        return Problems([InputProblem(**row) for row in pl.read_parquet(self.path / "problems.parquet").iter_rows(named=True)])
+        return Problems([InputProblem(**row) for row in _read(self.path / "problems.parquet", PROBLEM_SCHEMA).iter_rows(named=True)])
 
     def skipped(self) -> Counter[str]:
         return Counter(self.manifest["skipped"])
 
 
+def _read(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """A Parquet file of the store with ``schema``; ``NotAStore`` (one line) when it cannot be read."""
+    try:
+        return pl.read_parquet(path).cast(schema)  # type: ignore[arg-type]
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise NotAStore(f"{path} cannot be read ({why}): ingest the logs again") from None
+
+
 def read_partition(path: str | os.PathLike[str]) -> pl.DataFrame:
     """One partition's transactions, with the schema ``ingest`` gives them."""
-    return pl.read_parquet(path).cast(TRANSACTIONS)  # type: ignore[arg-type]
+    return _read(Path(path), TRANSACTIONS)
 
 
 def open_store(path: str | os.PathLike[str]) -> Store:

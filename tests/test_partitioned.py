@@ -156,3 +156,12 @@ def test_real_archive_partitioned_equals_one_shot(real_archive: Path, real_resul
     manifest = ingest_into([real_archive], tmp_path / "store", partitions=3)
     assert manifest["counts"]["transactions"] == 16_300 and manifest["counts"]["files"] == 1_672
     assert_same_result(real_result, audit_store(tmp_path / "store", engine=Engine(workers=2)))
+
+
+def test_a_damaged_store_is_one_line_in_every_engine(tmp_path: Path) -> None:
+    ingest_into([cross_partition_log(tmp_path)], tmp_path / "store", partitions=2)
+    (tmp_path / "store" / "transactions" / "part-0001.parquet").write_bytes(b"not parquet")
+    for workers in ("1", "2"):
+        run = report(tmp_path, args=("--from", str(tmp_path / "store"), "--workers", workers))
+        assert run.exit_code == 2 and "part-0001.parquet cannot be read" in run.stderr and "ingest the logs again" in run.stderr
+        assert len(run.stderr.strip().splitlines()) == 1, run.stderr

@@ -59,3 +59,11 @@ def test_cli_engine_ray_writes_the_same_summary(ray_runtime: Any, logs: Path, tm
     two = report(tmp_path, args=("--from", str(tmp_path / "store"), "--engine", "ray", "--format", "json"), out="two")
     assert two.exit_code == one.exit_code == 0
     assert (one.out / "summary.json").read_bytes() == (two.out / "summary.json").read_bytes()
+
+
+def test_a_failed_ray_task_is_one_line(ray_runtime: Any, logs: Path, tmp_path: Path) -> None:
+    ingest_into([logs], tmp_path / "store", partitions=3)
+    (tmp_path / "store" / "transactions" / "part-0002.parquet").write_bytes(b"not parquet")
+    run = report(tmp_path, args=("--from", str(tmp_path / "store"), "--engine", "ray", "--format", "json"))
+    assert run.exit_code == 2 and run.stderr.startswith("calo-balance: a Ray task failed: ") and "part-0002.parquet cannot be read" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
