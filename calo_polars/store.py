@@ -114,14 +114,14 @@ class _Appender:
         self.path, self.schema, self.rows = path, schema, 0
         self._writer: pq.ParquetWriter | None = None
 
-    def add(self, frame: pl.DataFrame) -> None:
-        if frame.height == 0:
+    def add(self, table: pa.Table | None) -> None:
+        """Append a row group (``_plain`` of a frame; None or empty: nothing)."""
+        if table is None or table.num_rows == 0:
             return
-        table = _plain(frame)
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
         self._writer.write_table(table)
-        self.rows += frame.height
+        self.rows += table.num_rows
 
     def close(self) -> None:
         if self._writer is None:  # no rows: an empty file with the schema
@@ -129,7 +129,6 @@ class _Appender:
         else:
             self._writer.close()
             self._writer = None
-
 
     def discard(self) -> None:
         if self._writer is not None:
@@ -139,6 +138,25 @@ class _Appender:
 
 def part_path(store: Path, k: int) -> Path:
     return store / "transactions" / f"part-{k:04d}.parquet"
+
+
+@dataclass
+class StoreBatch:
+    """A batch ready to append: Arrow tables by partition and by table name, ids hashed."""
+
+    result: BatchResult  # for its small tables (notes, event counts)
+    parts: dict[int, pa.Table]
+    tables: dict[str, pa.Table]
+    ids: pl.DataFrame  # (hash of tx_id, partition) of every transaction
+
+
+def prepare(batch: BatchResult, partitions: int) -> StoreBatch:
+    """Split a parsed batch by partition and convert it for Parquet (in a worker thread,
+    so the main thread only appends row groups)."""
+    tx = batch.transactions.with_columns(partition_column(batch.transactions["user_id"], partitions))
+    parts = {int(k): _plain(rows.drop("partition")) for (k,), rows in tx.partition_by("partition", as_dict=True).items()}  # type: ignore[call-overload]
+    tables = {name: _plain(getattr(batch, name)) for name in TABLES}
+    return StoreBatch(batch, parts, tables, tx.select(pl.col("tx_id").hash(), "partition"))
 
 
 class StoreWriter:
@@ -157,16 +175,15 @@ class StoreWriter:
         self.kind_counts: list[pl.DataFrame] = []
         self._ids: list[pl.DataFrame] = []  # (hash of tx_id, partition) of every transaction
 
-    def add(self, batch: BatchResult, partition: pl.Series) -> None:
-        """One batch's tables; ``partition`` is ``partition_column`` of its transactions."""
-        tx = batch.transactions.with_columns(partition)
-        self._ids.append(tx.select(pl.col("tx_id").hash(), "partition"))
-        for (k,), rows in tx.partition_by("partition", as_dict=True).items():
-            self.parts[int(k)].add(rows.drop("partition"))  # type: ignore[call-overload]
+    def add(self, batch: StoreBatch) -> None:
+        """One batch's tables (``prepare``), appended to their files: the only serial step."""
+        for k, table in batch.parts.items():
+            self.parts[k].add(table)
         for name, appender in self.tables.items():
-            appender.add(getattr(batch, name))
-        self.notes.append(batch.notes)
-        self.kind_counts.append(batch.kind_counts)
+            appender.add(batch.tables.get(name))
+        self._ids.append(batch.ids)
+        self.notes.append(batch.result.notes)
+        self.kind_counts.append(batch.result.kind_counts)
 
     def _cross_duplicates(self, files: FileIndex) -> pl.DataFrame:
         """The copies set aside among ids seen in more than one partition (``split_duplicates``
@@ -248,16 +265,15 @@ def ingest_into(
     names = [str(i) for i in sources]
     reading = open_inputs(sources, threads=threads, batch_bytes=batch_bytes, limits=limits)  # type: ignore[arg-type]
 
-    def parse(ids: list[int], texts: list[bytes]) -> tuple[BatchResult, pl.Series]:
-        batch = parse_texts(ids, texts, sample_size, mask_pii)
-        return batch, partition_column(batch.transactions["user_id"], partitions)
+    def parse(ids: list[int], texts: list[bytes]) -> StoreBatch:
+        return prepare(parse_texts(ids, texts, sample_size, mask_pii), partitions)
 
     writer = StoreWriter(Path(into), partitions)
     try:
         n_tx = 0
-        for batch, partition in in_order(parse, reading.batches, threads):
-            writer.add(batch, partition)
-            n_tx += batch.transactions.height
+        for batch in in_order(parse, reading.batches, threads):
+            writer.add(batch)
+            n_tx += batch.ids.height
             if on_batch is not None:
                 on_batch(reading.files, n_tx)
         release_freed_memory()
