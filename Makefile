@@ -24,9 +24,10 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-# Tests also run the benchmark script on a tiny archive, so they get its extra (pandas) too.
+# Tests also run the benchmark script on a tiny archive, so they get its extra (pandas) too,
+# and the Ray engine against a real local Ray runtime (the ray extra, ~650 MB).
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,bench,ray]'
 	touch $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed

@@ -8,12 +8,15 @@ log text, then runs each mode in a fresh subprocess and measures it:
   (a) floor     read every member and gunzip it with the standard library, nothing else
   (b) check     calo-balance parse + checks (``audit()``), no workbook
   (c) full      calo-balance full run: audit, summary.json and the workbook
+  (e) parts     the two-stage run: ``ingest --into`` a store of 16 partitions, then
+                ``report --from`` with 2 worker processes (parse + checks, no workbook)
   (d) pandas    the usual way: one regex per field on each invocation's START…END block,
                 a pandas frame, ``groupby().apply`` for the per-user checks; on the first
                 ``--baseline-mb`` MB of files when the archive is bigger, scaled to the whole
 
 For each: wall time of the work (interpreter start-up excluded), raw MB/s, transactions/s,
-peak RSS of the process (its VmHWM), CPU time (``wait4`` rusage) and speed ratios to (a) and
+peak RSS of the process (its VmHWM; for (e) the whole process tree, pool workers
+included, sampled every 20 ms), CPU time (``wait4`` rusage) and speed ratios to (a) and
 (d). ``--profile`` adds where the time of (b) goes, stage by stage. The table goes to ``--out``
 and stdout.
 """
@@ -49,7 +52,9 @@ MODES = {
     "b": "calo-balance parse + checks (no workbook)",
     "c": "calo-balance full run (summary.json + workbook)",
     "d": "pandas baseline: regex per field, groupby().apply",
+    "e": "calo-balance ingest --into (16 partitions) + report --from --workers 2 (no workbook)",
 }
+PARTITIONS = 16
 
 
 # ---------------------------------------------------------------- the archive
@@ -118,6 +123,90 @@ def mode_full(archive: Path, limit: int) -> dict[str, Any]:
         result = audit([archive])
         write_outputs(result, out)
         return {"raw_bytes": sum(result.files.raw_bytes), "transactions": result.checked.height, "flags": result.flags.height}
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def process_tree(pid: int) -> dict[int, tuple[int, int]]:
+    """``pid`` and every process below it, now (from /proc): pid → (RSS bytes, CPU ticks)."""
+    children: dict[int, list[int]] = defaultdict(list)
+    facts: dict[int, tuple[int, int]] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()  # fields[1]: parent; 11, 12: utime, stime; 21: RSS pages
+            except OSError:
+                continue
+            children[int(fields[1])].append(int(entry.name))
+            facts[int(entry.name)] = (int(fields[21]) * page, int(fields[11]) + int(fields[12]))
+    tree, todo = {}, [pid]
+    while todo:
+        p = todo.pop()
+        if p in facts:
+            tree[p] = facts[p]
+        todo.extend(children.get(p, []))
+    return tree
+
+
+class TreePeak:
+    """Sampled in a thread while in the ``with``: the peak RSS of this process and every process
+    below it together (pool workers), and the CPU time of those below it (last seen)."""
+
+    def __init__(self, every: float = 0.02) -> None:
+        self.every, self.peak, self._stop = every, 0.0, False
+        self._cpu: dict[int, int] = {}
+
+    def _sample(self) -> None:
+        me = os.getpid()
+        while not self._stop:
+            tree = process_tree(me)
+            self.peak = max(self.peak, sum(rss for rss, _ in tree.values()) / 2**20)
+            self._cpu.update({p: ticks for p, (_, ticks) in tree.items() if p != me})
+            time.sleep(self.every)
+
+    @property
+    def children_cpu_seconds(self) -> float:
+        return sum(self._cpu.values()) / os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self) -> TreePeak:
+        import threading
+
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop = True
+        self._thread.join()
+
+
+def mode_parts(archive: Path, limit: int) -> dict[str, Any]:
+    from calo_polars.engines import Engine
+    from calo_polars.partitioned import audit_store
+    from calo_polars.store import ingest_into
+
+    out = Path(tempfile.mkdtemp(prefix="calo-bench-store-"))
+    try:
+        with TreePeak() as peak:
+            began = time.perf_counter()
+            manifest = ingest_into([archive], out / "store", partitions=PARTITIONS)
+            ingested = time.perf_counter()
+            result = audit_store(out / "store", engine=Engine(workers=2))
+            reported = time.perf_counter()
+        store_bytes = sum(f.stat().st_size for f in (out / "store").rglob("*") if f.is_file())
+        return {
+            "raw_bytes": sum(result.files.raw_bytes),
+            "transactions": result.checked.height,
+            "flags": result.flags.height,
+            "tree_rss_mb": peak.peak,
+            "children_cpu_seconds": peak.children_cpu_seconds,
+            "ingest_seconds": ingested - began,
+            "report_seconds": reported - ingested,
+            "store_mb": store_bytes / 1e6,
+            "partition_rows": manifest["counts"]["partition_rows"],
+        }
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -191,9 +280,10 @@ def mode_pandas(archive: Path, limit: int) -> dict[str, Any]:
     return {"raw_bytes": raw, "files": files, "transactions": len(df), "flags": flags}
 
 
-RUNNERS: dict[str, Callable[[Path, int], dict[str, Any]]] = {"a": mode_floor, "b": mode_check, "c": mode_full, "d": mode_pandas}
+RUNNERS: dict[str, Callable[[Path, int], dict[str, Any]]] = {"a": mode_floor, "b": mode_check, "c": mode_full, "d": mode_pandas, "e": mode_parts}
 #: Imported before the clock starts: wall time is the work, not the interpreter's start-up.
-PRELOAD = {"a": [], "b": ["calo_polars.audit"], "c": ["calo_polars.audit", "calo_polars.outputs"], "d": ["numpy", "pandas"]}
+PRELOAD = {"a": [], "b": ["calo_polars.audit"], "c": ["calo_polars.audit", "calo_polars.outputs"], "d": ["numpy", "pandas"],
+           "e": ["calo_polars.partitioned", "calo_polars.store"]}  # fmt: skip
 
 
 def child(mode: str, archive: Path, limit: int) -> None:
@@ -202,7 +292,7 @@ def child(mode: str, archive: Path, limit: int) -> None:
     began = time.perf_counter()
     result = RUNNERS[mode](archive, limit)
     result["seconds"] = time.perf_counter() - began
-    result["peak_rss_mb"] = peak_rss_mb()
+    result["peak_rss_mb"] = max(peak_rss_mb(), result.pop("tree_rss_mb", 0.0))
     print(json.dumps(result))
 
 
@@ -229,7 +319,8 @@ def run_mode(mode: str, archive: Path, limit: int) -> dict[str, Any]:
     if proc.returncode != 0:
         raise SystemExit(f"mode {mode} failed with exit code {proc.returncode}")
     result = json.loads(out.strip().splitlines()[-1])
-    result["cpu_seconds"] = usage.ru_utime + usage.ru_stime  # the whole process, imports included
+    # the whole process, imports included; (e)'s pool workers are not its waited-for children: sampled
+    result["cpu_seconds"] = usage.ru_utime + usage.ru_stime + result.get("children_cpu_seconds", 0.0)
     return result
 
 
@@ -332,7 +423,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workers", type=int, default=2, help="generator processes [2]")
     parser.add_argument("--baseline-mb", type=float, default=100, help="pandas baseline on at most this many MB, scaled [100]")
-    parser.add_argument("--modes", default="abcd", help="which modes to run [abcd]")
+    parser.add_argument("--modes", default="abcde", help="which modes to run [abcde]")
     parser.add_argument("--profile", action="store_true", help="also time each stage of (b)")
     parser.add_argument("--note", default="", help="a line printed above the table (e.g. 'preliminary: shared machine')")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
@@ -348,7 +439,7 @@ def main() -> None:
     if archive is None:
         archive, truth = archive_for(args.raw_gb, args.seed, args.workers, args.data)
     results: dict[str, dict[str, Any]] = {}
-    for mode in "abcd":
+    for mode in "abcde":
         if mode in args.modes or mode == "a":  # the floor is every ratio's denominator
             limit = int(args.baseline_mb * 1e6) if mode == "d" else 0
             print(f"running ({mode}) {MODES[mode]} ...", file=sys.stderr)
@@ -366,7 +457,7 @@ def main() -> None:
         f"Machine: {machine()}.",
         "",
         "Wall time is the work inside a fresh interpreter (start-up and imports excluded); "
-        "MB/s is raw (uncompressed) log text per second; peak RSS is the process's maximum resident set; "
+        "MB/s is raw (uncompressed) log text per second; peak RSS is the process's maximum resident set (for (e), of its process tree); "
         "CPU s is user + system time of the whole process (CPU s / wall s near 2 means both cores busy).",
         "",
         *table(results, total_raw),
@@ -378,6 +469,15 @@ def main() -> None:
         if "d" in results:
             lines[-1] += f"; (b) ≥ 30× the pandas baseline: {b / (results['d']['raw_bytes'] / results['d']['seconds']):.0f}×"
         lines[-1] += f"; peak RSS of (b): {results['b']['peak_rss_mb']:,.0f} MB at {total_raw / 1e9:.1f} GB raw."
+    if "e" in results:
+        e = results["e"]
+        lines += [
+            "",
+            f"(e) in detail: ingest {e['ingest_seconds']:,.1f} s, report --from {e['report_seconds']:,.1f} s "
+            f"({PARTITIONS} partitions of {min(e['partition_rows']):,}–{max(e['partition_rows']):,} transactions, 2 workers); "
+            f"the store takes {e['store_mb']:,.1f} MB on disk ({100 * e['store_mb'] * 1e6 / total_raw:.1f} % of the raw log text); "
+            "its peak RSS is the whole process tree's, its CPU s includes the pool workers' (sampled every 20 ms).",
+        ]
     if args.profile:
         lines += ["", "## Where the time of (b) goes", "", "| stage | seconds |", "|---|---:|"]
         lines += [f"| {label} | {seconds:.2f} |" for label, seconds in profile_check(archive)]

@@ -11,7 +11,9 @@ import polars as pl
 
 from . import filters, state
 from .checks import (
+    ORDER,
     STORED_CHECK_COLUMNS,
+    USER,
     CheckOptions,
     currency_flows,
     per_user,
@@ -147,12 +149,30 @@ def audit(
     with ThreadPoolExecutor(max_workers=max(1, options.threads)) as pool:
         futures = [pool.submit(_check_part, parts.pop(0), options.checks) for _ in range(len(parts))]
         done = [f.result() for f in futures]
+    return combine(names, options, ingested, done, in_user_order=True, incremental=incremental)
+
+
+def combine(
+    inputs: list[str],
+    options: AuditOptions,
+    ingested: Ingested,
+    done: list[list[pl.DataFrame]],
+    *,
+    in_user_order: bool,
+    incremental: state.Incremental | None = None,
+) -> AuditResult:
+    """The result of an audit from ``_check_part`` of every part of the users: concatenated,
+    put in the outputs' order, selected. Each part's rows come sorted by user then time;
+    parts ``in_user_order`` (user ranges) need no sort to make the whole table so, hash
+    partitions do. With ``incremental`` (--state) the next state is built from the result."""
     checked, flags, users, flows = (pl.concat([d[i] for d in done]) for i in range(4))
+    if not in_user_order and len(done) > 1:
+        checked = checked.sort(USER, *ORDER)
     ingested.transaction_parts = [checked.select(list(TRANSACTIONS))]  # the same columns, not a copy
     users = sort_users(users.lazy()).collect()
     totals = totals_from(flows.lazy(), users.lazy()).collect()
     flags = sort_flags(flags.lazy()).collect()
     if incremental:
         incremental.finish(checked, flags, ingested)
-    result = AuditResult(names, options, ingested, checked, flags, users, totals, incremental)
+    result = AuditResult(inputs, options, ingested, checked, flags, users, totals, incremental)
     return filters.apply(result, options.selection)

@@ -31,14 +31,17 @@ from . import __version__
 from .alerts import ALERTS, GROUPS, alert_line, check_url, parse_fail_on, post, top_users, triggered, webhook_payload
 from .audit import AuditOptions, audit
 from .checks import CheckOptions
+from .engines import ENGINES, Engine
 from .errors import CaloError
 from .filters import Selection, parse_moment
 from .inflate import Limits, parse_size
 from .outputs import DEFAULT_FORMATS, FORMATS, check_outdir, write_outputs
+from .partitioned import audit_store
 from .problems import InputProblem
 from .progress import AuditProgress, input_size, plain_text, stderr_console, summary_table
 from .s3 import S3Options, is_s3, resolve
 from .state import save as save_state
+from .store import DEFAULT_PARTITIONS, ingest_into, open_store
 from .synth import DEFAULT_RATES, Rates, SynthOptions, synthesize
 
 EXIT_OK = 0
@@ -193,6 +196,9 @@ def selection_options(f: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+SHOW_PII = click.option("--show-pii", is_flag=True, help="Show emails and phone numbers as logged [default: masked in every output].")
+
+
 def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Where and what to write → ``outdir``, ``formats``, ``show_pii``."""
     return _options(
@@ -200,7 +206,7 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("-f", "--format", "formats", metavar="FORMATS", multiple=True, callback=_formats,
                      help="What to write, comma-separated: xlsx (the workbook), parquet, csv (every table), json (summary.json only; "
                      "it is always written) [default: xlsx]."),  # fmt: skip
-        click.option("--show-pii", is_flag=True, help="Show emails and phone numbers as logged [default: masked in every output]."),
+        SHOW_PII,
     )(f)
 
 
@@ -211,6 +217,28 @@ def state_options(f: Callable[..., Any]) -> Callable[..., Any]:
         help="Incremental runs: read FILE first (each wallet's last transaction, the files and ids already read) and "
         "update it after a successful run, so each nightly run reads only the new export.",
     )(f)  # fmt: skip
+
+
+def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Stage 2 of a partitioned run → ``from_dir`` and ``engine`` (an ``engines.Engine``)."""
+
+    @functools.wraps(f)
+    def command(*args: Any, from_dir: str | None, workers: int, engine: str, ray_address: str | None, **kwargs: Any) -> Any:
+        if from_dir is None and (workers != 1 or engine != "local" or ray_address):
+            raise click.UsageError("--workers, --engine and --ray-address run the partitions of a store: give --from DIR (see calo-balance ingest)")
+        try:
+            chosen = Engine(engine, workers, ray_address)
+        except CaloError as exc:
+            raise click.UsageError(str(exc)) from None
+        return f(*args, from_dir=from_dir, engine=chosen, **kwargs)
+
+    return _options(
+        click.option("--from", "from_dir", metavar="DIR", type=click.Path(path_type=str),
+                     help="Audit a store written by `calo-balance ingest --into DIR` instead of INPUTS (each partition checked on its own, then merged)."),  # fmt: skip
+        click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="With --from: partitions checked at once, in worker processes (or Ray CPUs with a local --engine ray)."),
+        click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True, help="With --from: run the partitions here (local) or as Ray tasks (ray; pip install 'calo-polars[ray]')."),
+        click.option("--ray-address", metavar="ADDR", help="With --engine ray: the cluster to join (ray://host:10001, or auto) [default: a local Ray runtime]."),
+    )(command)
 
 
 def alert_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -252,6 +280,7 @@ Examples:
   calo-balance report s3://my-bucket/exports/balance-sync/ --format xlsx,parquet
   calo-balance report logs.zip --since 2024-02-01 --until 2024-02-29 --currency BHD
   calo-balance report logs.zip --quiet --format json --fail-on overdraft,mismatch
+  calo-balance ingest logs.zip --into store/ && calo-balance report --from store/ --workers 2
   calo-balance synth -o synthetic.zip --users 1000 --days 60
 """
 
@@ -331,6 +360,7 @@ Exit codes:
 @check_options
 @state_options
 @alert_options
+@engine_options
 @verbosity_options
 def report(
     inputs: tuple[str, ...],
@@ -347,6 +377,8 @@ def report(
     fail_on: tuple[str, ...],
     webhook: str | None,
     webhook_on: str,
+    from_dir: str | None,
+    engine: Engine,
     verbosity: int,
 ) -> None:
     """Audit the logs in INPUTS and write the workbook, tables and summary.json.
@@ -360,6 +392,10 @@ def report(
     The checks always run on everything read; --since/--until/--user/--currency choose what
     is reported, so a selection never changes a flag.
 
+    With --from DIR, the logs are not read: DIR is a store written by `calo-balance ingest`,
+    whose partitions are checked one by one, in --workers processes, or on Ray; the outputs
+    equal those of a run on the INPUTS themselves.
+
     \b
     Examples:
       calo-balance report balance-sync-logs.zip -o reports
@@ -367,18 +403,27 @@ def report(
       calo-balance report s3://my-bucket/exports/balance-sync/ --format xlsx,parquet,csv
       calo-balance report logs.zip --since 2024-02-01 --until 2024-02-29 --user 8d0c... --currency BHD
       calo-balance report logs.zip -q --format json --fail-on overdraft,mismatch --webhook "$SLACK_WEBHOOK_URL"
+      calo-balance report --from store/ -o reports --workers 2
     """
-    inputs = inputs or _default_inputs()
+    if from_dir is not None:
+        _check_from(inputs, from_dir, show_pii, state)
+    inputs = inputs or (() if from_dir else _default_inputs())
     outdir = outdir or os.environ.get("OUT_DIR") or "reports"
     options = AuditOptions(checks=checks, threads=threads, limits=limits, mask_pii=not show_pii, selection=selection, s3=s3, state=state)
     console = stderr_console()
     clock = Stopwatch()
     try:
-        check_outdir(inputs, outdir)
-        sources = resolve(inputs, s3)
-        bar = AuditProgress(console, *input_size(sources)) if verbosity >= 0 and console.is_terminal else None
+        check_outdir(inputs or (from_dir,), outdir)
+        if from_dir is not None:
+            clock.current = "partitions"
+            result = audit_store(from_dir, checks, selection=selection, threads=threads, engine=engine)
+            bar = None
+        else:
+            sources = resolve(inputs, s3)
+            bar = AuditProgress(console, *input_size(sources)) if verbosity >= 0 and console.is_terminal else None
         with bar or nullcontext():
-            result = audit(sources, options, on_batch=bar.on_batch if bar else None, on_stage=clock.then(bar.step if bar else None))
+            if from_dir is None:
+                result = audit(sources, options, on_batch=bar.on_batch if bar else None, on_stage=clock.then(bar.step if bar else None))
             clock.lap("write")
             written = write_outputs(result, outdir, formats, on_step=bar.step if bar else None)
             if result.incremental is not None and result.incremental.next is not None:
@@ -416,6 +461,66 @@ def report(
         elif verbosity > 0:
             click.echo("webhook delivered", err=True)
     sys.exit(code)
+
+
+#: Options that say how to read INPUTS: with --from the store was read already, by ingest.
+READING_OPTIONS = ("endpoint_url", "no_sign_request", "max_total_bytes", "max_ratio")
+
+
+def _check_from(inputs: tuple[str, ...], from_dir: str, show_pii: bool, state: str | None) -> None:
+    """Usage errors of ``report --from``: INPUTS too, reading options, unmasking a masked store, --state."""
+    ctx = click.get_current_context()
+    if inputs:
+        raise click.UsageError("give INPUTS or --from DIR, not both")
+    if state:
+        raise click.UsageError("--state continues runs over new exports: give it with INPUTS, not with --from")
+    given = [n for n in READING_OPTIONS if ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE]
+    if given:
+        raise click.UsageError(f"--{given[0].replace('_', '-')} says how to read logs: with --from, give it to calo-balance ingest")
+    if show_pii:
+        try:
+            masked = open_store(from_dir).options["mask_pii"]
+        except CaloError:
+            return  # the run says what is wrong with the store
+        if masked:
+            raise click.UsageError("the store was ingested with personal data masked: run calo-balance ingest --show-pii to see it")
+
+
+@cli.command()
+@input_options
+@click.option("--into", "into", metavar="DIR", required=True, type=click.Path(path_type=str), help="The store to write (a new or empty folder, or an older store, replaced).")
+@click.option("--partitions", type=click.IntRange(min=1, max=65535), default=DEFAULT_PARTITIONS, show_default=True, help="Partitions of the users (by a stable hash of userId): the units report --from checks one at a time.")
+@SHOW_PII
+@verbosity_options
+def ingest(inputs: tuple[str, ...], limits: Limits, s3: S3Options, threads: int, into: str, partitions: int, show_pii: bool, verbosity: int) -> None:
+    """Read the logs in INPUTS once into a store: Parquet partitioned by userId (stage 1).
+
+    `calo-balance report --from DIR` then checks the partitions one by one, in worker
+    processes (--workers) or on a Ray cluster (--engine ray), and writes the same outputs
+    as `report INPUTS`. Memory stays bounded: the transactions go to disk batch by batch.
+    Personal data is masked here (unless --show-pii): the store never holds it.
+
+    \b
+    Examples:
+      calo-balance ingest balance-sync-logs.zip --into store/ --partitions 16
+      calo-balance report --from store/ -o reports --workers 2
+    """
+    inputs = inputs or _default_inputs()
+    clock = Stopwatch()
+    try:
+        check_outdir(inputs, into)
+        manifest = ingest_into(inputs, into, partitions=partitions, threads=threads, limits=limits, mask_pii=not show_pii, s3=s3)
+    except CaloError as exc:
+        click.echo(f"calo-balance: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    counts = manifest["counts"]
+    if verbosity >= 0:
+        problems = f", {counts['input_problems']:,} input problems" if counts["input_problems"] else ""
+        click.echo(
+            f"ingested {counts['files']:,} files, {counts['transactions']:,} transactions into {into} "
+            f"({partitions} partitions{problems}) in {clock.total():.1f} s",
+            err=True,
+        )
 
 
 RATE = click.FloatRange(0, 1)

@@ -8,6 +8,7 @@ number of transactions, not the size of the logs.
 from __future__ import annotations
 
 import ctypes
+import functools
 import io
 import os
 import tempfile
@@ -15,6 +16,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import polars as pl
 
@@ -45,6 +47,8 @@ from .records import (
     unparsed,
 )
 from .sources import iter_members
+
+T = TypeVar("T")
 
 SAMPLE_SCHEMA: dict[str, pl.DataType] = {
     "file_id": pl.UInt32(),
@@ -233,9 +237,8 @@ class Spill:
         self._file.close()
 
 
-def _read_texts(file_ids: list[int], texts: list[bytes], sample_size: int, mask_pii: bool) -> tuple[BatchResult, Packed]:
-    """A worker's whole job for one batch: split into lines, ``read_batch``, masking,
-    compacting, packing (the small tables stay in the result, the big ones are packed).
+def parse_texts(file_ids: list[int], texts: list[bytes], sample_size: int, mask_pii: bool) -> BatchResult:
+    """A worker's parse of one batch: split into lines, ``read_batch``, masking, compacting.
 
     Masking is row by row, so masking each batch equals masking the whole table; done
     here it runs in parallel (at the end it was 0.5 s a GB on one core).
@@ -246,12 +249,16 @@ def _read_texts(file_ids: list[int], texts: list[bytes], sample_size: int, mask_
             setattr(result, name, mask_frame(getattr(result, name)))
     for name, columns in COMPACT.items():  # after masking, which reads String columns
         setattr(result, name, getattr(result, name).cast({c: pl.Categorical() for c in columns}))
+    return result
+
+
+def _read_texts(file_ids: list[int], texts: list[bytes], sample_size: int, mask_pii: bool) -> tuple[BatchResult, Packed]:
+    """``parse_texts``, then packing (the small tables stay in the result, the big ones are packed)."""
+    result = parse_texts(file_ids, texts, sample_size, mask_pii)
     packed = Packed.of(result)
     for name in PACKED:
         setattr(result, name, getattr(result, name).clear())
     return result, packed
-
-
 
 
 def _concat(frames: list[pl.DataFrame], schema: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -267,32 +274,58 @@ def add_notes(problems: Problems, notes: pl.DataFrame, files: FileIndex) -> None
         problems.add(file, kind, message, line)
 
 
+@dataclass
+class Reading:
+    """Inputs being read: the batches of whole files (a generator), and what reading them
+    fills in as it goes (the file index, input problems, skipped files)."""
+
+    files: FileIndex
+    problems: Problems
+    skipped: Counter[str]
+    batches: Iterator[tuple[list[int], list[bytes]]]
+    read_before: list[str]  # files not read: an earlier run read them (``state``)
+
+
+def open_inputs(
+    inputs: Iterable[str | os.PathLike[str]], *, threads: int, batch_bytes: int, limits: Limits, already_read: Mapping[bytes, str] | None = None
+) -> Reading:
+    """Start reading ``inputs`` (nothing is read until the batches are iterated); files whose
+    digest is in ``already_read`` are skipped (``Reading.read_before``)."""
+    problems = Problems()
+    skipped: Counter[str] = Counter()
+    files = FileIndex()
+    read_before: list[str] = []
+    members = iter_members(inputs, problems, skipped, threads=threads, limits=limits, already_read=already_read, read_before=read_before)
+    return Reading(files, problems, skipped, member_batches(members, files, batch_bytes=batch_bytes), read_before)
+
+
+def in_order(work: Callable[[list[int], list[bytes]], T], batches: Iterable[tuple[list[int], list[bytes]]], threads: int) -> Iterator[T]:
+    """``work`` on each batch, ``threads`` at a time in worker threads (Polars releases the
+    GIL, and many of its string kernels run on one core); results come in batch order, so
+    the run is deterministic, and at most ``threads`` + 1 batches are held at once."""
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        pending: deque[Future[T]] = deque()
+        for ids, texts in batches:
+            pending.append(pool.submit(work, ids, texts))
+            while len(pending) > max(1, threads):
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 def _read_batches(
     batches: Iterable[tuple[list[int], list[bytes]]], threads: int, sample_size: int, mask_pii: bool, progress: Callable[[int], None]
 ) -> tuple[list[BatchResult], dict[str, list[pl.DataFrame]]]:
-    """Parse the batches ``threads`` at a time, in worker threads (Polars releases the GIL,
-    and many of its string kernels run on one core); results are taken in batch order, so
-    the run is deterministic. Returns each batch's small tables, and the big ones
+    """Parse the batches (``in_order``); returns each batch's small tables, and the big ones
     (``PACKED``) read back from the spill file once every batch is read."""
     results: list[BatchResult] = []
     n_tx = 0
     with Spill() as spill:
-        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-
-            def done(read: tuple[BatchResult, Packed]) -> None:
-                nonlocal n_tx
-                results.append(read[0])
-                spill.put(read[1])
-                n_tx += read[1].rows
-                progress(n_tx)
-
-            pending: deque[Future[tuple[BatchResult, Packed]]] = deque()
-            for ids, texts in batches:
-                pending.append(pool.submit(_read_texts, ids, texts, sample_size, mask_pii))
-                while len(pending) > max(1, threads):
-                    done(pending.popleft().result())
-            while pending:
-                done(pending.popleft().result())
+        for result, packed in in_order(functools.partial(_read_texts, sample_size=sample_size, mask_pii=mask_pii), batches, threads):
+            results.append(result)
+            spill.put(packed)
+            n_tx += packed.rows
+            progress(n_tx)
         release_freed_memory()
         return results, {name: list(spill.tables(name)) for name in PACKED}
 
@@ -328,41 +361,59 @@ def ingest(
     transactions_so_far)`` is called after each batch (for progress bars). Files whose
     digest is in ``already_read`` are not read (``Ingested.read_before``).
     """
-    problems = Problems()
-    skipped: Counter[str] = Counter()
-    files = FileIndex()
-    read_before: list[str] = []
-    members = iter_members(inputs, problems, skipped, threads=threads, limits=limits, already_read=already_read, read_before=read_before)
+    reading = open_inputs(inputs, threads=threads, batch_bytes=batch_bytes, limits=limits, already_read=already_read)
+    files, problems = reading.files, reading.problems
 
     def progress(transactions_so_far: int) -> None:
         if on_batch is not None:
             on_batch(files, transactions_so_far)
 
-    batches = member_batches(members, files, batch_bytes=batch_bytes)
-    results, big = _read_batches(batches, threads, sample_size, mask_pii, progress)
-    counts: Counter[str] = Counter()
-    for r in results:
-        counts.update(dict(r.kind_counts.iter_rows()))
+    results, big = _read_batches(reading.batches, threads, sample_size, mask_pii, progress)
+    counts = event_counts(r.kind_counts for r in results)
     pieces = big["transactions"]
     tables = {
         "notices": _concat(big["notices"], NOTICES),
         "invocations": _concat(big["invocations"], INVOCATIONS),
         "unparsed": _concat([r.unparsed for r in results], UNPARSED_SCHEMA),
         "sample": _concat([r.sample for r in results], SAMPLE_SCHEMA),
-        "notes": _concat([r.notes for r in results], NOTE_SCHEMA),
     }
+    batch_notes = _concat([r.notes for r in results], NOTE_SCHEMA)
     del results, big
     pieces, duplicates = drop_duplicates(pieces, files.frame())
     parts = user_ranges(pieces, part_rows)
-    tables["notes"] = pl.concat([tables["notes"], conflict_notes(duplicates, files.frame())])
-    add_notes(problems, tables["notes"], files)
+    add_notes(problems, pl.concat([batch_notes, conflict_notes(duplicates, files.frame())]), files)
     if mask_pii:
         problems.mask_messages(mask_strings)
+    return assemble(files, counts, parts, tables, problems, reading.skipped, duplicates, sample_size, reading.read_before)
+
+
+def event_counts(kind_counts: Iterable[pl.DataFrame]) -> dict[str, int]:
+    """Events by kind (``EVENT_KINDS``, 0 for a kind not seen), summed over batches' ``kind_counts``."""
+    counts: Counter[str] = Counter()
+    for frame in kind_counts:
+        counts.update(dict(frame.iter_rows()))
+    return {k: counts.get(k, 0) for k in EVENT_KINDS}
+
+
+def assemble(
+    files: FileIndex,
+    kind_counts: dict[str, int],
+    parts: list[pl.DataFrame],
+    tables: dict[str, pl.DataFrame],
+    problems: Problems,
+    skipped: Counter[str],
+    duplicates: pl.DataFrame,
+    sample_size: int,
+    read_before: list[str] | None = None,
+) -> Ingested:
+    """The ``Ingested`` of a run, in the order every output expects, from the tables read
+    (``tables``: notices, invocations, unparsed, and every batch's sample) and the
+    transactions with each id once (``parts``; ``duplicates`` has the copies set aside)."""
     copies = duplicates.select("file_id", "line_no")
     sample = tables["sample"].join(copies, on=["file_id", "line_no"], how="anti")
     return Ingested(
         files=files,
-        kind_counts={k: counts.get(k, 0) for k in EVENT_KINDS},
+        kind_counts=kind_counts,
         transaction_parts=parts,
         notices=tables["notices"].sort("file_id", "line_no"),  # file order, whatever a join did
         invocations=tables["invocations"],
@@ -370,6 +421,6 @@ def ingest(
         sample=sample.sort("ts", "tx_id", "file_id", "line_no").head(sample_size),
         problems=problems,
         skipped=skipped,
-        read_before=read_before,
+        read_before=read_before or [],
         duplicates=duplicates,
     )

@@ -15,8 +15,11 @@ from typing import Any
 
 import openpyxl
 from click.testing import CliRunner
+from polars.testing import assert_frame_equal
 
+from calo_polars.audit import AuditResult
 from calo_polars.cli import cli
+from calo_polars.summary import summary, summary_bytes
 from tests.logbuilder import Log, full_tx, rid, uid
 
 #: Transaction ids of the good files ``good_files`` writes, by file index.
@@ -104,3 +107,24 @@ def assert_nothing_else_lost(run: Run, good: int = 2, extra: set[str] = frozense
     """Every good file's transaction (and the ``extra`` ids) were read, and nothing more."""
     assert tx_ids(run) == good_ids(good) | set(extra)
     assert run.summary["transactions"] == good + len(extra)
+
+
+def ingest(tmp_path: Path, *inputs: Path | str, args: tuple[str, ...] = (), into: str = "store") -> tuple[int, str, Path]:
+    """Run ``calo-balance ingest INPUTS --into tmp_path/into ARGS``: (exit code, stderr, store)."""
+    store = tmp_path / into
+    result = CliRunner().invoke(cli, ["ingest", *map(str, inputs), "--into", str(store), *args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stderr, store
+
+
+def assert_same_result(one: AuditResult, other: AuditResult) -> None:
+    """Two audits of the same logs agree on every table any output is written from."""
+    for name in ("checked", "flags", "users", "totals", "duplicates"):
+        assert_frame_equal(getattr(one, name), getattr(other, name), check_dtypes=True)
+    for name in ("notices", "invocations", "unparsed", "sample"):
+        assert_frame_equal(getattr(one.ingested, name), getattr(other.ingested, name))
+    assert one.ingested.kind_counts == other.ingested.kind_counts and one.ingested.skipped == other.ingested.skipped
+    assert one.files.frame().equals(other.files.frame())
+    assert one.ingested.problems.ordered() == other.ingested.problems.ordered()
+    assert summary_bytes(summary(one)) == summary_bytes(summary(other))

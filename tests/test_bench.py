@@ -18,7 +18,8 @@ def test_bench_runs_every_mode_and_writes_its_table(tmp_path: Path) -> None:
     text = out.read_text(encoding="utf-8")
     assert "**tiny run**" in text and "Machine: " in text and "polars " in text and "pandas " in text
     rows = [line for line in text.splitlines() if line.startswith("| (")]
-    assert [row.split("|")[1].strip() for row in rows] == ["(a)", "(b)", "(c)", "(d)"]
+    assert [row.split("|")[1].strip() for row in rows] == ["(a)", "(b)", "(c)", "(d)", "(e)"]
+    assert "(e) in detail: ingest" in text and "store takes" in text
     assert "(on 1 MB, scaled)" in rows[3]  # the baseline ran on a subset
     assert "Targets (issue 3)" in text and "## Where the time of (b) goes" in text and "total audit()" in text
     assert list((tmp_path / "data").glob("synth-0.002gb-seed7.zip"))  # cached for the next run
