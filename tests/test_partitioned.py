@@ -126,7 +126,7 @@ def test_report_from_is_checked_and_fails_in_one_line(tmp_path: Path) -> None:
     assert workers_alone.exit_code == 2 and "--from" in workers_alone.stderr
     code, _, store = ingest(tmp_path, logs)
     assert code == 0
-    for args, text in [(("--max-ratio", "5"), "calo-balance ingest"), (("--show-pii",), "masked")]:
+    for args, text in [(("--max-ratio", "5"), "calo-balance ingest"), (("--show-pii",), "masked"), (("--state", str(tmp_path / "s.zip")), "--state")]:
         run = report(tmp_path, args=("--from", str(store), *args))
         assert run.exit_code == 2 and text in run.stderr, args
 
