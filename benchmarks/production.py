@@ -100,9 +100,9 @@ def run(cmd: list[str]) -> dict[str, Any]:
     done.set()
     sampler.join()
     code = os.waitstatus_to_exitcode(status)
-    if code not in (0, 3):  # 3: --fail-on triggered, still a finished run
-        raise SystemExit(f"{cmd[3]} failed with exit code {code}")
-    return {"seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "rss_sum": peak["sum"], "rss_max": peak["max"], "exit": code}
+    result = {"seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "rss_sum": peak["sum"], "rss_max": peak["max"], "exit": code}
+    print(json.dumps(result), file=sys.stderr)  # kept in the log even if a later stage fails
+    return result
 
 
 def disk_bytes(path: Path) -> int:
@@ -135,8 +135,12 @@ def main() -> None:
     calo = [sys.executable, "-m", "calo_polars"]
     try:
         ingest = run([*calo, "ingest", str(archive), "--into", str(store), "--partitions", str(args.partitions), "-q"])
+        if ingest["exit"] != 0:
+            raise SystemExit(f"ingest failed with exit code {ingest['exit']}")
         ingest["disk"] = disk_bytes(store)
         checks = run([*calo, "report", "--from", str(store), "-o", str(report), "--workers", str(args.workers), "--format", args.format, "-q"])
+        if checks["exit"] not in (0, 3):  # 3: --fail-on triggered, still a finished run
+            raise SystemExit(f"report --from failed with exit code {checks['exit']} (-9: killed, e.g. out of memory)")
         checks["disk"] = disk_bytes(report)
         summary = json.loads((report / "summary.json").read_text(encoding="utf-8"))
     finally:
