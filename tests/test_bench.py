@@ -23,3 +23,25 @@ def test_bench_runs_every_mode_and_writes_its_table(tmp_path: Path) -> None:
     assert "(on 1 MB, scaled)" in rows[3]  # the baseline ran on a subset
     assert "Targets (issue 3)" in text and "## Where the time of (b) goes" in text and "total audit()" in text
     assert list((tmp_path / "data").glob("synth-0.002gb-seed7.zip"))  # cached for the next run
+
+
+def test_production_scenario_runs_both_stages_and_keeps_the_rest_of_results(tmp_path: Path) -> None:
+    """benchmarks/production.py on a tiny "production": it generates, runs ingest --into and
+    report --from as processes, finds every injected fault, and rewrites only its section."""
+    import json
+
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# Benchmark results\n\nkept above\n", encoding="utf-8")
+    cmd = [sys.executable, str(BENCH.with_name("production.py")), "--users", "30", "--days", "4", "--partitions", "3",
+           "--data", str(tmp_path / "data"), "--out", str(out)]  # fmt: skip
+    for _ in range(2):  # the second run reuses the archive and replaces the section
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("# Benchmark results\n\nkept above\n") and text.count("## A production year on one machine") == 1
+    rows = [line for line in text.splitlines() if line.startswith("| 1.") or line.startswith("| 2.") or line.startswith("| both")]
+    assert len(rows) == 3 and "(store)" in rows[0]
+    truth = json.loads(next((tmp_path / "data").glob("prod-30u-4d-seed11.truth.json")).read_text(encoding="utf-8"))
+    found = text.split("Found: ", 1)[1].split("\n", 1)[0]
+    for kind, label in [("overdraft", "overdraft events"), ("mismatch", "mismatches"), ("flow_break", "flow breaks")]:
+        assert f"{truth['fault_counts'][kind]:,} {label}" in found
