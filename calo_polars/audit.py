@@ -97,12 +97,17 @@ def _check_part(part: pl.DataFrame, options: CheckOptions) -> list[pl.DataFrame]
     """The check plan on one user range, collected once: kept columns, flags, users, flows.
 
     A part may hold an earlier run's context rows (``state.with_context``): they are checked
-    with the rest, but only their flow breaks into this run are reported (``state.split_context``).
+    with the rest, but only their flow breaks into this run are reported (``state.split_context``):
+    in the flags, and as a fifth table, those rows (kept columns and where they were logged).
     """
     checked, carried = state.split_context(with_checks(part.lazy(), options), part.columns)
-    kept = checked.select(*(c for c in part.columns if c not in state.MARKERS), *STORED_CHECK_COLUMNS)
-    flags = red_flags(checked) if carried is None else pl.concat([red_flags(checked), state.carried_flags(carried)])
-    return pl.collect_all([kept, flags, per_user(checked), currency_flows(checked)], engine="in-memory")
+    columns = [*(c for c in part.columns if c not in state.MARKERS), *STORED_CHECK_COLUMNS]
+    kept = checked.select(columns)
+    if carried is None:
+        return pl.collect_all([kept, red_flags(checked), per_user(checked), currency_flows(checked)], engine="in-memory")
+    flags = pl.concat([red_flags(checked), state.carried_flags(carried)])
+    earlier = carried.select(*columns, state.STATE_WHERE)
+    return pl.collect_all([kept, flags, per_user(checked), currency_flows(checked), earlier], engine="in-memory")
 
 
 def audit(
@@ -173,6 +178,7 @@ def combine(
     totals = totals_from(flows.lazy(), users.lazy()).collect()
     flags = sort_flags(flags.lazy()).collect()
     if incremental:
+        incremental.carried_rows = pl.concat([d[4] for d in done if len(d) > 4]) if any(len(d) > 4 for d in done) else None
         incremental.finish(checked, flags, ingested)
     result = AuditResult(inputs, options, ingested, checked, flags, users, totals, incremental)
     return filters.apply(result, options.selection)

@@ -291,7 +291,7 @@ def incremental_facts(inc: dict[str, Any] | None) -> dict[str, str]:
         ),
         "Carried in": (
             f"{inc['wallets_carried_in']:,} wallets' last transactions ({inc['wallets_continued']:,} continued now); "
-            f"{inc['carried_flow_breaks']} flow breaks on the previous export's last transaction of a wallet (in RedFlags); "
+            f"{inc['carried_flow_breaks']} flow breaks on the previous export's last transaction of a wallet (in RedFlags and FlowBreaks); "
             f"{inc['duplicates_of_earlier_runs']} copies of transactions an earlier run read (in DuplicateEvents)"
         ),
         "Files already read": f"{inc['files_already_read']:,} not read again (listed in summary.json)",

@@ -27,7 +27,7 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -38,6 +38,9 @@ from .duplicates import DUPLICATE_SCHEMA
 from .errors import CaloError
 from .ingest import TRANSACTIONS, Ingested, add_notes
 from .problems import notes
+
+if TYPE_CHECKING:
+    from .audit import AuditResult
 
 FORMAT = "calo-polars-state"
 VERSION = 1
@@ -217,6 +220,18 @@ def carried_flags(carried: pl.LazyFrame) -> pl.LazyFrame:
     ).select(FLAG_COLUMNS)
 
 
+def carried_rows(result: AuditResult) -> pl.DataFrame | None:
+    """The previous exports' last transactions whose flow break this run reports, as
+    ``AuditResult.with_file`` shows rows (the file from where the earlier run read it);
+    None without one, or when a selection limits the report (it drops carried flags too)."""
+    inc = result.incremental
+    if inc is None or inc.carried_rows is None or inc.carried_rows.is_empty() or result.options.selection.active:
+        return None
+    rows = result.derived(inc.carried_rows.drop(STATE_WHERE)).drop("file_id")
+    where = inc.carried_rows[STATE_WHERE].str.replace(r":\d+$", "").alias("file")
+    return rows.with_columns(where)
+
+
 def carried(flags: pl.DataFrame) -> pl.DataFrame:
     """The flags of an audit on an earlier run's transactions (``carried_flags``: no file id)."""
     return flags.filter(pl.col("file_id").is_null())
@@ -316,6 +331,7 @@ class Incremental:
     wallets_continued: int = 0  # wallets of the state with a transaction in this run
     carried_flow_breaks: int = 0  # flow breaks on the previous export's last transaction of a wallet
     late_transactions: int = 0  # this run's transactions older than their wallet's last of an earlier run
+    carried_rows: pl.DataFrame | None = None  # the rows of the carried flow breaks (``_check_part``'s fifth table)
 
     def finish(self, checked: pl.DataFrame, flags: pl.DataFrame, ingested: Ingested) -> None:
         """Count what this run continued, and build the next state (before any selection)."""

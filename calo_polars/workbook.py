@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 import xlsxwriter
 
-from . import atomic
+from . import atomic, state
 from . import sheets as tables
 from .audit import AuditResult
 from .charts import DAILY, TOP, WEEKLY, write_charts
@@ -66,8 +66,11 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
     users = tables.per_user_summary(result, ledger, negative)
     links = tables.links(ledger, users)
     def flagged(check: str, *extra: str) -> pl.DataFrame:
-        rows = result.derived(result.checked.filter(pl.col(check)))  # by user then time, as checked
-        return links.add(result.with_file(rows).select(*TX_VIEW, *extra, *WHERE))
+        rows = result.with_file(result.derived(result.checked.filter(pl.col(check))))  # by user then time, as checked
+        earlier = state.carried_rows(result) if check == "flow_break" else None  # --state: breaks into this export first
+        if earlier is not None:
+            rows = pl.concat([earlier.select(rows.columns), rows])
+        return links.add(rows.select(*TX_VIEW, *extra, *WHERE))
 
     kinds = pl.DataFrame(
         {
@@ -104,7 +107,8 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
         ),
         Sheet(
             "FlowBreaks",
-            "Transactions after which the wallet's next transaction does not start from this newBalance.",
+            "Transactions after which the wallet's next transaction does not start from this newBalance "
+            "(with --state, a previous export's last transaction of a wallet comes first, its file as that run read it).",
             flagged("flow_break", "wallet_id", "next_tx_id", "next_ts", "next_old", "flow_gap"),
             {"new_balance": "nonblank", "next_old": "nonblank", "flow_gap": "nonblank"},
         ),

@@ -247,3 +247,26 @@ def test_an_export_given_out_of_date_order_reports_its_late_transactions(synth_d
     assert late_day.incremental is not None and late_day.incremental.late_transactions == len(expected)
     problems = [p for p in late_day.ingested.problems.items if p.kind == "late_transaction"]
     assert {re.search(r"transaction (\S+) is older", p.message)[1] for p in problems} == expected  # type: ignore[index]
+
+
+def test_the_flowbreaks_sheet_shows_the_breaks_into_this_export(synth_days: Days, tmp_path: Path) -> None:
+    """The day that reports a flow break on the previous export's last transaction of a
+    wallet lists that transaction in FlowBreaks too (first, with the file it was read from)."""
+    state_file = tmp_path / "s.zip"
+    for i, export in enumerate(synth_days.exports):
+        run = report(tmp_path, export, args=("--state", str(state_file)), out=f"day{i}")
+        assert run.exit_code == 0, run.stderr
+        carried = state.carried(synth_days.days[i].flags)
+        if carried.height:
+            break
+    else:
+        pytest.fail("no day carries a flow break in: the fixture should make one")
+    rows = run.sheet("FlowBreaks")
+    listed = {r["tx_id"] for r in rows}
+    assert set(carried["tx_id"]) <= listed
+    assert listed == set(carried["tx_id"]) | set(synth_days.days[i].checked.filter(pl.col("flow_break"))["tx_id"].cast(pl.String))
+    first = rows[: carried.height]
+    assert {r["tx_id"] for r in first} == set(carried["tx_id"])
+    earlier_files = {f.name for f in synth_days.exports[:i]}
+    assert all(any(f"{name}!" in r["file"] for name in earlier_files) for r in first)  # read by an earlier run
+    assert all(synth_days.exports[i].name not in r["file"] for r in first)
