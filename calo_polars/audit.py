@@ -102,12 +102,11 @@ def _check_part(part: pl.DataFrame, options: CheckOptions) -> list[pl.DataFrame]
     """
     checked, carried = state.split_context(with_checks(part.lazy(), options), part.columns)
     columns = [*(c for c in part.columns if c not in state.MARKERS), *STORED_CHECK_COLUMNS]
-    kept = checked.select(columns)
-    if carried is None:
-        return pl.collect_all([kept, red_flags(checked), per_user(checked), currency_flows(checked)], engine="in-memory")
-    flags = pl.concat([red_flags(checked), state.carried_flags(carried)])
-    earlier = carried.select(*columns, state.STATE_WHERE)
-    return pl.collect_all([kept, flags, per_user(checked), currency_flows(checked), earlier], engine="in-memory")
+    flags = red_flags(checked) if carried is None else pl.concat([red_flags(checked), state.carried_flags(carried)])
+    tables = [checked.select(columns), flags, per_user(checked), currency_flows(checked)]
+    if carried is not None:
+        tables.append(carried.select(*columns, state.STATE_FILE))
+    return pl.collect_all(tables, engine="in-memory")
 
 
 def audit(
@@ -142,8 +141,7 @@ def audit(
         already_read=incremental.prior.already_read() if incremental else None,
     )
     if len(ingested.files) == 0 and not ingested.read_before:
-        why = "; ".join(p.one_line() for p in ingested.problems.items[:3]) or "no log files found"
-        raise NoUsableInput(f"nothing to audit in {', '.join(names)}: {why}")
+        raise NoUsableInput(f"nothing to audit in {', '.join(names)}: {ingested.problems.why_nothing_read()}")
     if on_stage is not None:
         on_stage("checks")
     if incremental:
@@ -178,7 +176,8 @@ def combine(
     totals = totals_from(flows.lazy(), users.lazy()).collect()
     flags = sort_flags(flags.lazy()).collect()
     if incremental:
-        incremental.carried_rows = pl.concat([d[4] for d in done if len(d) > 4]) if any(len(d) > 4 for d in done) else None
+        earlier = [d[4] for d in done if len(d) > 4]  # the fifth table of a part with context rows
+        incremental.carried_rows = pl.concat(earlier) if earlier else None
         incremental.finish(checked, flags, ingested)
     result = AuditResult(inputs, options, ingested, checked, flags, users, totals, incremental)
     return filters.apply(result, options.selection)

@@ -116,6 +116,10 @@ class Problems:
         masked = mask([p.message for p in self.items])
         self.items = [replace(p, message=m) for p, m in zip(self.items, masked, strict=True)]
 
+    def why_nothing_read(self) -> str:
+        """The first problems in one line: why a run found not a single log file to read."""
+        return "; ".join(p.one_line() for p in self.items[:3]) or "no log files found"
+
     def __len__(self) -> int:
         return len(self.items)
 

@@ -47,9 +47,9 @@ VERSION = 1
 
 #: On a part: null on this run's rows; 1 on a context row; 2 on a wallet's last before this run.
 STATE_ROW = "state_row"
-#: On a part: ``file:line`` where a context row was logged (its file is not read again).
-STATE_WHERE = "state_where"
-MARKERS = [STATE_ROW, STATE_WHERE]
+#: On a part: the file a context row was logged in (not read again; its ``line_no`` is kept).
+STATE_FILE = "state_file"
+MARKERS = [STATE_ROW, STATE_FILE]
 
 #: The context: the transaction columns, the file as a path (file ids are per run), and
 #: whether the row is its wallet's last.
@@ -185,7 +185,7 @@ def with_context(part: pl.DataFrame, state: State) -> pl.DataFrame:
     """The part with its users' context rows added (marked ``STATE_ROW``), ready for the plan.
 
     A run's own rows get a null marker. Context rows have no file id (their file is not
-    read in this run): ``STATE_WHERE`` says where they were logged.
+    read in this run): ``STATE_FILE`` says which file they were logged in.
     """
     users = part.select(pl.col(USER).cast(pl.String)).unique()
     context = state.context.join(users, on=USER, how="semi")
@@ -193,9 +193,9 @@ def with_context(part: pl.DataFrame, state: State) -> pl.DataFrame:
         pl.lit(None, pl.UInt32).alias("file_id"),
         *[c for c in TRANSACTIONS if c != "file_id"],
         pl.when(pl.col("wallet_last")).then(pl.lit(2, pl.Int8)).otherwise(pl.lit(1, pl.Int8)).alias(STATE_ROW),
-        pl.format("{}:{}", pl.col("file"), pl.col("line_no")).alias(STATE_WHERE),
+        pl.col("file").alias(STATE_FILE),
     ).cast(TRANSACTIONS)  # type: ignore[arg-type]
-    marked = part.with_columns(pl.lit(None, pl.Int8).alias(STATE_ROW), pl.lit(None, pl.String).alias(STATE_WHERE))
+    marked = part.with_columns(pl.lit(None, pl.Int8).alias(STATE_ROW), pl.lit(None, pl.String).alias(STATE_FILE))
     return pl.concat([marked, rows])
 
 
@@ -215,8 +215,9 @@ def split_context(checked: pl.LazyFrame, columns: list[str]) -> tuple[pl.LazyFra
 def carried_flags(carried: pl.LazyFrame) -> pl.LazyFrame:
     """The flow breaks of ``split_context``'s carried rows, as flags whose reason says so."""
     flags = red_flags(carried).filter(pl.col("check") == "flow_break")
-    return flags.join(carried.select("tx_id", STATE_WHERE), on="tx_id", how="left").with_columns(
-        reason=pl.format("the previous export's last transaction of this wallet ({}): {}", pl.col(STATE_WHERE), pl.col("reason"))
+    where = carried.select("tx_id", STATE_FILE, _line=pl.col("line_no"))
+    return flags.join(where, on="tx_id", how="left").with_columns(
+        reason=pl.format("the previous export's last transaction of this wallet ({}:{}): {}", pl.col(STATE_FILE), pl.col("_line"), pl.col("reason"))
     ).select(FLAG_COLUMNS)
 
 
@@ -227,9 +228,8 @@ def carried_rows(result: AuditResult) -> pl.DataFrame | None:
     inc = result.incremental
     if inc is None or inc.carried_rows is None or inc.carried_rows.is_empty() or result.options.selection.active:
         return None
-    rows = result.derived(inc.carried_rows.drop(STATE_WHERE)).drop("file_id")
-    where = inc.carried_rows[STATE_WHERE].str.replace(r":\d+$", "").alias("file")
-    return rows.with_columns(where)
+    rows = result.derived(inc.carried_rows.drop(STATE_FILE)).drop("file_id")
+    return rows.with_columns(inc.carried_rows[STATE_FILE].alias("file"))
 
 
 def carried(flags: pl.DataFrame) -> pl.DataFrame:

@@ -278,8 +278,7 @@ def ingest_into(
                 on_batch(reading.files, n_tx)
         release_freed_memory()
         if len(reading.files) == 0:
-            why = "; ".join(p.one_line() for p in reading.problems.items[:3]) or "no log files found"
-            raise NoUsableInput(f"nothing to ingest in {', '.join(names)}: {why}")
+            raise NoUsableInput(f"nothing to ingest in {', '.join(names)}: {reading.problems.why_nothing_read()}")
         add_notes(reading.problems, pl.concat(writer.notes) if writer.notes else pl.DataFrame(schema=NOTE_SCHEMA), reading.files)
         if mask_pii:
             reading.problems.mask_messages(mask_strings)
