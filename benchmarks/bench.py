@@ -84,7 +84,10 @@ def archive_for(raw_gb: float, seed: int, workers: int, data: Path = DATA) -> tu
     truth = json.loads(truth_path.read_text(encoding="utf-8"))
     truth["generation"] = {"seconds": report.seconds, "raw_mb_per_s": report.raw_mb_per_s, "workers": workers}
     truth_path.write_text(json.dumps(truth, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"generated {report.raw_bytes / 1e6:,.0f} MB in {report.seconds:.1f} s ({report.raw_mb_per_s:.0f} MB/s)", file=sys.stderr)
+    print(
+        f"generated {report.raw_bytes / 1e6:,.0f} MB in {report.seconds:.1f} s ({report.raw_mb_per_s:.0f} MB/s)",
+        file=sys.stderr,
+    )
     return path, truth
 
 
@@ -108,21 +111,29 @@ def mode_floor(archive: Path, limit: int) -> dict[str, Any]:
 
 
 def mode_check(archive: Path, limit: int) -> dict[str, Any]:
-    from calo_polars.audit import audit
+    from calo_polars import audit
 
     result = audit([archive])
-    return {"raw_bytes": sum(result.files.raw_bytes), "transactions": result.checked.height, "flags": result.flags.height}
+    return {
+        "raw_bytes": sum(result.files.raw_bytes),
+        "transactions": result.checked.height,
+        "flags": result.flags.height,
+    }
 
 
 def mode_full(archive: Path, limit: int) -> dict[str, Any]:
-    from calo_polars.audit import audit
-    from calo_polars.outputs import write_outputs
+    from calo_polars import audit
+    from calo_polars.report.outputs import write_outputs
 
     out = Path(tempfile.mkdtemp(prefix="calo-bench-"))
     try:
         result = audit([archive])
         write_outputs(result, out)
-        return {"raw_bytes": sum(result.files.raw_bytes), "transactions": result.checked.height, "flags": result.flags.height}
+        return {
+            "raw_bytes": sum(result.files.raw_bytes),
+            "transactions": result.checked.height,
+            "flags": result.flags.height,
+        }
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -136,7 +147,9 @@ def process_tree(pid: int) -> dict[int, tuple[int, int]]:
         if entry.name.isdigit():
             try:
                 with open(f"/proc/{entry.name}/stat") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()  # fields[1]: parent; 11, 12: utime, stime; 21: RSS pages
+                    fields = (
+                        stat.read().rsplit(")", 1)[1].split()
+                    )  # fields[1]: parent; 11, 12: utime, stime; 21: RSS pages
             except OSError:
                 continue
             children[int(fields[1])].append(int(entry.name))
@@ -183,9 +196,9 @@ class TreePeak:
 
 
 def mode_parts(archive: Path, limit: int) -> dict[str, Any]:
-    from calo_polars.engines import Engine
-    from calo_polars.partitioned import audit_store
-    from calo_polars.store import ingest_into
+    from calo_polars.partitioned.engines import Engine
+    from calo_polars.partitioned.merge import audit_store
+    from calo_polars.partitioned.store import ingest_into
 
     out = Path(tempfile.mkdtemp(prefix="calo-bench-store-"))
     try:
@@ -275,15 +288,25 @@ def mode_pandas(archive: Path, limit: int) -> dict[str, Any]:
             index=g.index,
         )
 
-    checks = df.groupby("userId", sort=False)[["ts", "id", "wallet", "oldBalance", "newBalance", "delta", "tol"]].apply(per_user)
-    flags = int(df["mismatch"].sum() + df["overdraft"].sum() + checks["flow_break"].sum() + checks["delta_anomaly"].sum())
+    checks = df.groupby("userId", sort=False)[["ts", "id", "wallet", "oldBalance", "newBalance", "delta", "tol"]].apply(
+        per_user
+    )
+    flags = int(
+        df["mismatch"].sum() + df["overdraft"].sum() + checks["flow_break"].sum() + checks["delta_anomaly"].sum()
+    )
     return {"raw_bytes": raw, "files": files, "transactions": len(df), "flags": flags}
 
 
-RUNNERS: dict[str, Callable[[Path, int], dict[str, Any]]] = {"a": mode_floor, "b": mode_check, "c": mode_full, "d": mode_pandas, "e": mode_parts}
+RUNNERS: dict[str, Callable[[Path, int], dict[str, Any]]] = {
+    "a": mode_floor,
+    "b": mode_check,
+    "c": mode_full,
+    "d": mode_pandas,
+    "e": mode_parts,
+}
 #: Imported before the clock starts: wall time is the work, not the interpreter's start-up.
-PRELOAD = {"a": [], "b": ["calo_polars.audit"], "c": ["calo_polars.audit", "calo_polars.outputs"], "d": ["numpy", "pandas"],
-           "e": ["calo_polars.partitioned", "calo_polars.store"]}  # fmt: skip
+PRELOAD = {"a": [], "b": ["calo_polars.audit.run"], "c": ["calo_polars.audit.run", "calo_polars.report.outputs"], "d": ["numpy", "pandas"],
+           "e": ["calo_polars.partitioned.merge", "calo_polars.partitioned.store"]}  # fmt: skip
 
 
 def child(mode: str, archive: Path, limit: int) -> None:
@@ -310,7 +333,16 @@ def peak_rss_mb() -> float:
 
 def run_mode(mode: str, archive: Path, limit: int) -> dict[str, Any]:
     """Run one mode in a fresh interpreter; its CPU time comes from wait4's rusage."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--archive", str(archive), "--limit", str(limit)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        mode,
+        "--archive",
+        str(archive),
+        "--limit",
+        str(limit),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     out = proc.stdout.read()
@@ -334,8 +366,9 @@ def profile_check(archive: Path) -> list[tuple[str, float]]:
     threads beside them: their rows are thread-seconds summed over the threads (they add up
     to more than the wall time). The serial rows (after reading) are wall seconds.
     """
-    from calo_polars import audit as audit_mod
-    from calo_polars import ingest, sources
+    from calo_polars.audit import run as audit_mod
+    from calo_polars.parse import ingest
+    from calo_polars.read import sources
 
     spent: dict[str, float] = defaultdict(float)
 
@@ -373,16 +406,23 @@ def profile_check(archive: Path) -> list[tuple[str, float]]:
         timed(module, name, label)
     timed(sources, "_load_all", "reading: zip + gunzip + clean (reader threads)")
     timed(ingest, "_read_texts", "parse workers, whole batch")
-    timed(audit_mod, "_check_part", "checks")
+    timed(audit_mod, "check_partition", "checks")
     began = time.perf_counter()
     audit_mod.audit([archive])
     total = time.perf_counter() - began
     rows = [(f"{label} [thread-s]", spent[label]) for _, _, label in parse]
     rows.append(("parse workers, whole batch [thread-s]", spent["parse workers, whole batch"]))
-    rows.append(("reading: zip + gunzip + clean (reader threads) [thread-s]", spent["reading: zip + gunzip + clean (reader threads)"]))
+    rows.append(
+        (
+            "reading: zip + gunzip + clean (reader threads) [thread-s]",
+            spent["reading: zip + gunzip + clean (reader threads)"],
+        )
+    )
     rows += [(label, spent[label]) for _, _, label in serial]
     rows.append(("checks: with_checks + red_flags + per_user + flows per user range [thread-s]", spent["checks"]))
-    rows.append(("checks wall time (ranges two at a time, then flags/users/totals combined)", total - spent[serial[-1][2]]))
+    rows.append(
+        ("checks wall time (ranges two at a time, then flags/users/totals combined)", total - spent[serial[-1][2]])
+    )
     rows.append(("total audit()", total))
     return rows
 
@@ -392,7 +432,10 @@ def profile_check(archive: Path) -> list[tuple[str, float]]:
 
 def machine() -> str:
     mem = next((int(line.split()[1]) / 1024**2 for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0.0)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
     versions = ", ".join(f"{p} {version(p)}" for p in ("polars", "pyarrow", "xlsxwriter", "pandas", "isal"))
     return f"{os.cpu_count()} cores ({cpu}), {mem:.1f} GiB RAM; Python {platform.python_version()}, {versions}"
 
@@ -418,14 +461,20 @@ def table(results: dict[str, dict[str, Any]], total_raw: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--raw-gb", type=float, default=1.0, help="size of the archive in GB of log text [1]")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workers", type=int, default=2, help="generator processes [2]")
-    parser.add_argument("--baseline-mb", type=float, default=100, help="pandas baseline on at most this many MB, scaled [100]")
+    parser.add_argument(
+        "--baseline-mb", type=float, default=100, help="pandas baseline on at most this many MB, scaled [100]"
+    )
     parser.add_argument("--modes", default="abcde", help="which modes to run [abcde]")
     parser.add_argument("--profile", action="store_true", help="also time each stage of (b)")
-    parser.add_argument("--note", default="", help="a line printed above the table (e.g. 'preliminary: shared machine')")
+    parser.add_argument(
+        "--note", default="", help="a line printed above the table (e.g. 'preliminary: shared machine')"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--data", type=Path, default=DATA, help="where generated archives are cached [benchmarks/data]")
     parser.add_argument("--archive", type=Path, help=argparse.SUPPRESS)
@@ -452,7 +501,11 @@ def main() -> None:
         *([f"**{args.note}**", ""] if args.note else []),
         f"Archive: `{archive.name}`: {results['a']['files']:,} files, {total_raw / 1e6:,.0f} MB of log text, "
         f"{(truth or {}).get('archive', {}).get('transaction_blocks', results.get('b', {}).get('transactions', 0)):,} transaction blocks"
-        + (f"; generated in {gen['seconds']:.0f} s ({gen['raw_mb_per_s']:.0f} MB/s of raw log, {gen['workers']} processes)." if gen else "."),
+        + (
+            f"; generated in {gen['seconds']:.0f} s ({gen['raw_mb_per_s']:.0f} MB/s of raw log, {gen['workers']} processes)."
+            if gen
+            else "."
+        ),
         "",
         f"Machine: {machine()}.",
         "",
@@ -467,7 +520,9 @@ def main() -> None:
         b = results["b"]["raw_bytes"] / results["b"]["seconds"]
         lines += ["", f"Targets (issue 3): (b) ≥ 30 % of the floor's MB/s: {100 * b / floor:.0f} %"]
         if "d" in results:
-            lines[-1] += f"; (b) ≥ 30× the pandas baseline: {b / (results['d']['raw_bytes'] / results['d']['seconds']):.0f}×"
+            lines[-1] += (
+                f"; (b) ≥ 30× the pandas baseline: {b / (results['d']['raw_bytes'] / results['d']['seconds']):.0f}×"
+            )
         lines[-1] += f"; peak RSS of (b): {results['b']['peak_rss_mb']:,.0f} MB at {total_raw / 1e9:.1f} GB raw."
     if "e" in results:
         e = results["e"]

@@ -36,7 +36,16 @@ from bench import DATA, machine  # noqa: E402  (benchmarks/ is a folder of scrip
 
 BEGIN = "<!-- production: benchmarks/production.py rewrites this section -->"
 END = "<!-- /production -->"
-FOUND = ["files", "users", "duplicate_transactions", "overdraft_events", "mismatches", "flow_breaks", "delta_anomalies", "input_problems"]
+FOUND = [
+    "files",
+    "users",
+    "duplicate_transactions",
+    "overdraft_events",
+    "mismatches",
+    "flow_breaks",
+    "delta_anomalies",
+    "input_problems",
+]
 
 
 def archive_for(users: int, days: int, seed: int, data: Path) -> tuple[Path, dict[str, Any]]:
@@ -47,7 +56,20 @@ def archive_for(users: int, days: int, seed: int, data: Path) -> tuple[Path, dic
         data.mkdir(parents=True, exist_ok=True)
         print(f"generating {path} ...", file=sys.stderr)
         began = time.perf_counter()
-        cli = [sys.executable, "-m", "calo_polars", "synth", "-o", str(path), "--users", str(users), "--days", str(days), "--seed", str(seed)]
+        cli = [
+            sys.executable,
+            "-m",
+            "calo_polars",
+            "synth",
+            "-o",
+            str(path),
+            "--users",
+            str(users),
+            "--days",
+            str(days),
+            "--seed",
+            str(seed),
+        ]
         subprocess.run(cli, check=True)
         truth = json.loads(truth_path.read_text(encoding="utf-8"))
         truth["generation"] = {"seconds": time.perf_counter() - began}
@@ -100,7 +122,13 @@ def run(cmd: list[str]) -> dict[str, Any]:
     done.set()
     sampler.join()
     code = os.waitstatus_to_exitcode(status)
-    result = {"seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "rss_sum": peak["sum"], "rss_max": peak["max"], "exit": code}
+    result = {
+        "seconds": seconds,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss_sum": peak["sum"],
+        "rss_max": peak["max"],
+        "exit": code,
+    }
     print(json.dumps(result), file=sys.stderr)  # kept in the log even if a later stage fails
     return result
 
@@ -110,7 +138,9 @@ def disk_bytes(path: Path) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--seed", type=int, default=11)
@@ -138,7 +168,21 @@ def main() -> None:
         if ingest["exit"] != 0:
             raise SystemExit(f"ingest failed with exit code {ingest['exit']}")
         ingest["disk"] = disk_bytes(store)
-        checks = run([*calo, "report", "--from", str(store), "-o", str(report), "--workers", str(args.workers), "--format", args.format, "-q"])
+        checks = run(
+            [
+                *calo,
+                "report",
+                "--from",
+                str(store),
+                "-o",
+                str(report),
+                "--workers",
+                str(args.workers),
+                "--format",
+                args.format,
+                "-q",
+            ]
+        )
         if checks["exit"] not in (0, 3):  # 3: --fail-on triggered, still a finished run
             raise SystemExit(f"report --from failed with exit code {checks['exit']} (-9: killed, e.g. out of memory)")
         checks["disk"] = disk_bytes(report)
@@ -148,16 +192,29 @@ def main() -> None:
     write(args, archive, truth, summary, ingest, checks)
 
 
-def write(args: argparse.Namespace, archive: Path, truth: dict[str, Any], summary: dict[str, Any], ingest: dict[str, Any], checks: dict[str, Any]) -> None:
+def write(
+    args: argparse.Namespace,
+    archive: Path,
+    truth: dict[str, Any],
+    summary: dict[str, Any],
+    ingest: dict[str, Any],
+    checks: dict[str, Any],
+) -> None:
     raw = int(truth.get("archive", {}).get("raw_bytes", 0)) or archive.stat().st_size  # log text, from the ground truth
     tx = int(summary.get("transactions", 0))
     gen = truth.get("generation", {})
-    whole = {"seconds": ingest["seconds"] + checks["seconds"], "cpu": ingest["cpu"] + checks["cpu"],
-             "rss_sum": max(ingest["rss_sum"], checks["rss_sum"]), "rss_max": max(ingest["rss_max"], checks["rss_max"])}
+    whole = {
+        "seconds": ingest["seconds"] + checks["seconds"],
+        "cpu": ingest["cpu"] + checks["cpu"],
+        "rss_sum": max(ingest["rss_sum"], checks["rss_sum"]),
+        "rss_max": max(ingest["rss_max"], checks["rss_max"]),
+    }
 
     def row(name: str, r: dict[str, Any], disk: str) -> str:
-        return (f"| {name} | {r['seconds']:,.0f} | {raw / 1e6 / r['seconds']:,.1f} | {tx / r['seconds']:,.0f} "
-                f"| {r['rss_sum'] / 1e6:,.0f} | {r['rss_max'] / 1e6:,.0f} | {r['cpu']:,.0f} | {disk} |")
+        return (
+            f"| {name} | {r['seconds']:,.0f} | {raw / 1e6 / r['seconds']:,.1f} | {tx / r['seconds']:,.0f} "
+            f"| {r['rss_sum'] / 1e6:,.0f} | {r['rss_max'] / 1e6:,.0f} | {r['cpu']:,.0f} | {disk} |"
+        )
 
     lines = [
         BEGIN,
@@ -173,7 +230,11 @@ def write(args: argparse.Namespace, archive: Path, truth: dict[str, Any], summar
         "| stage | wall s | raw MB/s | transactions/s | peak RSS MB (tree) | peak RSS MB (biggest process) | CPU s | disk MB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
         row(f"1. `ingest --into` ({args.partitions} partitions)", ingest, f"{ingest['disk'] / 1e6:,.0f} (store)"),
-        row(f"2. `report --from --workers {args.workers} --format {args.format}`", checks, f"{checks['disk'] / 1e6:,.1f} (report)"),
+        row(
+            f"2. `report --from --workers {args.workers} --format {args.format}`",
+            checks,
+            f"{checks['disk'] / 1e6:,.1f} (report)",
+        ),
         row("both stages", whole, "–"),
         "",
         "Found: " + ", ".join(f"{summary.get(k, 0):,} {k.replace('_', ' ')}" for k in FOUND) + ".",

@@ -1,3 +1,3 @@
-from .cli import cli
+from calo_polars.cli.main import cli
 
 cli()

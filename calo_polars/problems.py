@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, replace
 
 import polars as pl
 
-
 #: Every kind of input problem and what it means; README's table must equal
 #: ``problem_kinds_markdown()`` (tests/test_docs.py).
 PROBLEM_KINDS: dict[str, str] = {
@@ -95,7 +94,9 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(
-        ch if ch.isprintable() or ch == " " or unicodedata.category(ch) == "Zs" else ch.encode("unicode_escape").decode("ascii")
+        ch
+        if ch.isprintable() or ch == " " or unicodedata.category(ch) == "Zs"
+        else ch.encode("unicode_escape").decode("ascii")
         for ch in text
     )
 

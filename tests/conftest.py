@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from calo_polars.audit import AuditOptions, AuditResult, audit
+from calo_polars import AuditOptions, AuditResult, audit
 
 REAL_ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "balance-sync-logs.zip"
 

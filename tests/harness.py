@@ -17,9 +17,9 @@ import openpyxl
 from click.testing import CliRunner
 from polars.testing import assert_frame_equal
 
-from calo_polars.audit import AuditResult
-from calo_polars.cli import cli
-from calo_polars.summary import summary, summary_bytes
+from calo_polars import AuditResult
+from calo_polars.cli.main import cli
+from calo_polars.report.summary import summary, summary_bytes
 from tests.logbuilder import Log, full_tx, rid, uid
 
 #: Transaction ids of the good files ``good_files`` writes, by file index.
@@ -109,7 +109,9 @@ def assert_nothing_else_lost(run: Run, good: int = 2, extra: set[str] = frozense
     assert run.summary["transactions"] == good + len(extra)
 
 
-def ingest(tmp_path: Path, *inputs: Path | str, args: tuple[str, ...] = (), into: str = "store") -> tuple[int, str, Path]:
+def ingest(
+    tmp_path: Path, *inputs: Path | str, args: tuple[str, ...] = (), into: str = "store"
+) -> tuple[int, str, Path]:
     """Run ``calo-balance ingest INPUTS --into tmp_path/into ARGS``: (exit code, stderr, store)."""
     store = tmp_path / into
     result = CliRunner().invoke(cli, ["ingest", *map(str, inputs), "--into", str(store), *args])

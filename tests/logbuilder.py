@@ -10,14 +10,14 @@ import gzip
 import io
 import zipfile
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from calo_polars.synth.text import inspect_string
 
-T0 = datetime(2024, 2, 10, 21, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 2, 10, 21, 0, 0, tzinfo=UTC)
 
 
 def stamp(seconds: float) -> str:
@@ -140,7 +140,9 @@ def full_tx(
     }
 
 
-def legacy_tx(n: int, user: str, old: Any, new: Any, amount: Any, *, vat: Any = 0, currency: str = "BHD") -> dict[str, Any]:
+def legacy_tx(
+    n: int, user: str, old: Any, new: Any, amount: Any, *, vat: Any = 0, currency: str = "BHD"
+) -> dict[str, Any]:
     return {
         "id": f"01HL{n:022d}",
         "userId": user,

@@ -92,7 +92,7 @@ def webhook_receiver(status: int = 200, answer: bytes = b"ok") -> Iterator[tuple
     received = Received()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             received.requests.append(
                 {"path": self.path, "headers": dict(self.headers), "body": self.rfile.read(length).decode("utf-8")}
@@ -103,7 +103,7 @@ def webhook_receiver(status: int = 200, answer: bytes = b"ok") -> Iterator[tuple
             self.end_headers()
             self.wfile.write(answer)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

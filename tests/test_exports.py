@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from calo_polars.cli import cli
-from calo_polars.columns import COLUMNS
-from calo_polars.exports import TABLES, csv_safe
+from calo_polars.cli.main import cli
+from calo_polars.report.columns import COLUMNS
+from calo_polars.report.exports import TABLES, csv_safe
 from tests.logbuilder import Log, full_tx, rid, uid
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sample-logs.zip"
@@ -37,7 +37,9 @@ def q(sql: str) -> list[tuple[Any, ...]]:
 
 def test_one_file_per_table_in_each_format(exported: Path) -> None:
     names = sorted(p.name for p in exported.iterdir())
-    expected = sorted([f"{t}.{ext}" for t in TABLES for ext in ("parquet", "csv")] + ["calo_balance_reports.xlsx", "summary.json"])
+    expected = sorted(
+        [f"{t}.{ext}" for t in TABLES for ext in ("parquet", "csv")] + ["calo_balance_reports.xlsx", "summary.json"]
+    )
     assert names == expected
 
 
@@ -61,9 +63,13 @@ def test_parquet_values_agree_with_summary_and_workbook(exported: Path) -> None:
     data = json.loads((exported / "summary.json").read_text())
     tx = exported / "transactions.parquet"
     assert q(f"select count(*), count(distinct user_id) from '{tx}'") == [(data["transactions"], data["users"])]
-    per_check = q(f"select sum(overdraft::int), sum(mismatch::int), sum(flow_break::int), sum(delta_anomaly::int) from '{tx}'")
+    per_check = q(
+        f"select sum(overdraft::int), sum(mismatch::int), sum(flow_break::int), sum(delta_anomaly::int) from '{tx}'"
+    )
     assert per_check == [(data["overdraft_events"], data["mismatches"], data["flow_breaks"], data["delta_anomalies"])]
-    totals = q(f"select currency, sum(amount) filter (where amount_sign < 0), sum(amount) filter (where amount_sign > 0) from '{tx}' group by all")
+    totals = q(
+        f"select currency, sum(amount) filter (where amount_sign < 0), sum(amount) filter (where amount_sign > 0) from '{tx}' group by all"
+    )
     for currency, debits, credits in totals:
         decimals = len(data["totals"][currency]["debit_total"].split(".")[1])
         assert f"{debits:.{decimals}f}" == data["totals"][currency]["debit_total"]
@@ -73,8 +79,13 @@ def test_parquet_values_agree_with_summary_and_workbook(exported: Path) -> None:
     assert flags == wb["RedFlags"].max_row - 1
     sheet = list(wb["PerUserSummary"].iter_rows(values_only=True))
     header = sheet[0]
-    in_book = {(r[header.index("user_id")], r[header.index("currency")]): Decimal(str(r[header.index("difference")])) for r in sheet[1:]}
-    in_parquet = dict(((u, c), d) for u, c, d in q(f"select user_id, currency, difference from '{exported / 'users.parquet'}'"))
+    in_book = {
+        (r[header.index("user_id")], r[header.index("currency")]): Decimal(str(r[header.index("difference")]))
+        for r in sheet[1:]
+    }
+    in_parquet = dict(
+        ((u, c), d) for u, c, d in q(f"select user_id, currency, difference from '{exported / 'users.parquet'}'")
+    )
     assert in_parquet == in_book
     wb.close()
 
@@ -89,7 +100,10 @@ def test_csv_holds_exact_text_and_reads_back_equal_to_parquet(exported: Path) ->
     money = {c: "DECIMAL(38,6)" for c in header if COLUMNS[c].kind == "money"}
     csv_tx = f"read_csv('{exported / 'transactions.csv'}', header=true, types={money!r})"
     columns = "tx_id, ts, amount, vat, old_balance, new_balance, delta, flow_gap, running_diff, overdraft, flagged"
-    assert q(f"select count(*) from {csv_tx}")[0][0] == q(f"select count(*) from '{exported / 'transactions.parquet'}'")[0][0]
+    assert (
+        q(f"select count(*) from {csv_tx}")[0][0]
+        == q(f"select count(*) from '{exported / 'transactions.parquet'}'")[0][0]
+    )
     assert q(f"select {columns} from {csv_tx} except select {columns} from '{exported / 'transactions.parquet'}'") == []
 
 
@@ -102,9 +116,12 @@ def test_csv_neutralises_formulas_and_parquet_keeps_the_text(tmp_path: Path) -> 
     assert CliRunner().invoke(cli, ["report", str(path), "-o", str(out), "-f", "csv,parquet"]).exit_code == 0
     with (out / "transactions.csv").open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert [r["action"] for r in rows] == ["'=HYPERLINK(\"http://evil\",\"x\")", "'@SUM(A1)"]
+    assert [r["action"] for r in rows] == ['\'=HYPERLINK("http://evil","x")', "'@SUM(A1)"]
     assert [r["new_balance"] for r in rows] == ["-3.000000", "-5.000000"]  # numbers are never prefixed
-    assert q(f"select action from '{out / 'transactions.parquet'}' order by ts") == [('=HYPERLINK("http://evil","x")',), ("@SUM(A1)",)]
+    assert q(f"select action from '{out / 'transactions.parquet'}' order by ts") == [
+        ('=HYPERLINK("http://evil","x")',),
+        ("@SUM(A1)",),
+    ]
 
 
 def test_every_formula_start_is_prefixed_and_nothing_else() -> None:

@@ -12,20 +12,22 @@ from typing import Any
 import openpyxl
 import pytest
 
-from calo_polars import workbook
-from calo_polars.audit import AuditOptions, audit
+from calo_polars import AuditOptions, audit
 from calo_polars.errors import OutputError
-from calo_polars.ingest import ingest
-from calo_polars.outputs import SUMMARY_NAME, WORKBOOK_NAME, write_outputs
-from calo_polars.summary import summary, summary_bytes
+from calo_polars.parse.ingest import ingest
+from calo_polars.report.outputs import SUMMARY_NAME, WORKBOOK_NAME, write_outputs
+from calo_polars.report.summary import summary, summary_bytes
+from calo_polars.report.xlsx import workbook
 from tests.harness import good_files, good_log, report
-from tests.test_sample import SAMPLE
 from tests.logbuilder import Log, full_tx, legacy_tx, rid, uid
+from tests.test_sample import SAMPLE
 
 # ---------------------------------------------------------------- atomic outputs
 
 
-def test_interrupted_workbook_leaves_the_previous_outputs_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_workbook_leaves_the_previous_outputs_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     files = good_files(tmp_path)
     out = tmp_path / "out"
     write_outputs(audit(files), out)
@@ -47,7 +49,9 @@ def test_interrupted_workbook_leaves_the_previous_outputs_whole(tmp_path: Path, 
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no temporary file left either
 
 
-def test_failed_summary_write_leaves_the_previous_summary_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_summary_write_leaves_the_previous_summary_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     files = good_files(tmp_path)
     out = tmp_path / "out"
     write_outputs(audit(files), out)
@@ -68,7 +72,9 @@ def test_unwritable_output_is_one_line_and_exit_2(tmp_path: Path) -> None:
     blocker = tmp_path / "afile"
     blocker.write_text("x")
     run = report(tmp_path, good, out="afile/sub")
-    assert run.exit_code == 2 and run.stderr.startswith("calo-balance: cannot write into ") and run.stderr.count("\n") == 1
+    assert (
+        run.exit_code == 2 and run.stderr.startswith("calo-balance: cannot write into ") and run.stderr.count("\n") == 1
+    )
 
 
 # ---------------------------------------------------------------- never write inside an input
@@ -120,7 +126,12 @@ def rich_inputs(root: Path, *, reverse: bool) -> list[Path]:
             n = f * 10 + k
             user = uid(k % 3)
             log.invocation(rid(n), t, full_tx(n, user, 100 - n, 100 - n - 8, 8), legacy_tx(n, uid(7), 50, 42 - f, 8))
-            log.app(rid(n), t + 0.5, "ERROR", f"Subscription balance and payment balance are not in sync {{ userId: '{user}', subscriptionBalance: {n}, paymentBalance: 1 }}")
+            log.app(
+                rid(n),
+                t + 0.5,
+                "ERROR",
+                f"Subscription balance and payment balance are not in sync {{ userId: '{user}', subscriptionBalance: {n}, paymentBalance: 1 }}",
+            )
             log.app(rid(n), t + 0.6, "INFO", f"brand new message {n}")
             t += 1 if k % 2 else 0  # ties in time across files
         logs[f"2024-02-1{f}-[$LATEST]{f:032x}"] = log.gz()
@@ -198,4 +209,6 @@ def test_same_tables_whatever_the_user_ranges(tmp_path: Path) -> None:
     assert summary_bytes(summary(whole)) == summary_bytes(summary(ranged))
     assert whole.checked.equals(ranged.checked) and whole.transactions.equals(ranged.transactions)
     assert whole.flags.equals(ranged.flags) and whole.users.equals(ranged.users) and whole.totals.equals(ranged.totals)
-    assert whole.duplicates.equals(ranged.duplicates) and whole.ingested.transactions.equals(ranged.ingested.transactions)
+    assert whole.duplicates.equals(ranged.duplicates) and whole.ingested.transactions.equals(
+        ranged.ingested.transactions
+    )

@@ -12,9 +12,9 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from calo_polars.audit import AuditOptions, AuditResult, audit
-from calo_polars.cli import cli
-from calo_polars.filters import Selection, apply, parse_moment
+from calo_polars import AuditOptions, AuditResult, audit
+from calo_polars.audit.filters import Selection, apply, parse_moment
+from calo_polars.cli.main import cli
 from tests.logbuilder import Log, full_tx, rid, uid, write_zip
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sample-logs.zip"
@@ -62,15 +62,28 @@ def test_a_selection_never_changes_a_flag_and_its_books_close(full: AuditResult,
     assert users["transactions"].sum() == kept.height
     identity = users.filter(pl.col("difference") != pl.col("flow_gaps") + pl.col("mismatch_diffs") + pl.col("rounding"))
     assert identity.is_empty()
-    assert (users["rounding"].abs() <= users["transactions"].cast(pl.Decimal(38, 6)) * Decimal("0.01")).all()  # 2 × tolerance per row
-    assert chosen.ingested.notices["ts"].is_between(selection.since or datetime.min.replace(tzinfo=UTC), selection.until or datetime.max.replace(tzinfo=UTC)).all()
+    assert (
+        users["rounding"].abs() <= users["transactions"].cast(pl.Decimal(38, 6)) * Decimal("0.01")
+    ).all()  # 2 × tolerance per row
+    assert (
+        chosen.ingested.notices["ts"]
+        .is_between(
+            selection.since or datetime.min.replace(tzinfo=UTC), selection.until or datetime.max.replace(tzinfo=UTC)
+        )
+        .all()
+    )
 
 
 def test_adjacent_periods_add_up_to_the_whole(full: AuditResult) -> None:
     before = apply(full, Selection(until=parse_moment("2024-01-31", end_of_day=True)))
     after = apply(full, Selection(since=FEB))
     key = ["user_id", "currency"]
-    parts = pl.concat([before.users, after.users]).group_by(key).agg(pl.col("credits", "debits", "transactions").sum()).sort(key)
+    parts = (
+        pl.concat([before.users, after.users])
+        .group_by(key)
+        .agg(pl.col("credits", "debits", "transactions").sum())
+        .sort(key)
+    )
     whole = full.users.select(*key, "credits", "debits", "transactions").sort(key)
     assert parts.equals(whole)
     assert before.flags.height + after.flags.height == full.flags.height
@@ -88,7 +101,9 @@ def boundary_archive(tmp_path: Path) -> Path:
 
 def report(tmp_path: Path, *args: str) -> tuple[int, dict, str]:
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["report", str(boundary_archive(tmp_path)), "-o", str(out), "-f", "json,csv", *args])
+    result = CliRunner().invoke(
+        cli, ["report", str(boundary_archive(tmp_path)), "-o", str(out), "-f", "json,csv", *args]
+    )
     data = json.loads((out / "summary.json").read_text()) if result.exit_code != 2 else {}
     return result.exit_code, data, result.stderr
 
@@ -98,7 +113,12 @@ def test_a_flow_break_at_the_end_of_the_period_is_listed_but_its_gap_is_the_next
     assert code == 0 and data["transactions"] == 1 and data["flow_breaks"] == 1
     assert data["selection"] == {"until": "2024-02-10T23:59:59.999Z"}
     roll = data["totals"]["BHD"]["roll_forward"]
-    assert (roll["opening_balance"], roll["closing_balance"], roll["difference"], roll["flow_gaps"]) == ("36.000", "31.500", "0.000", "0.000")
+    assert (roll["opening_balance"], roll["closing_balance"], roll["difference"], roll["flow_gaps"]) == (
+        "36.000",
+        "31.500",
+        "0.000",
+        "0.000",
+    )
     users = pl.read_csv(tmp_path / "out" / "users.csv")
     assert users.select("flow_breaks", "flow_gaps").rows() == [(1, 0.0)]
     code, data, _ = report(tmp_path, "--since", "2024-02-11", "--user", uid(1))
@@ -108,10 +128,20 @@ def test_a_flow_break_at_the_end_of_the_period_is_listed_but_its_gap_is_the_next
 
 def test_user_and_currency_choose_rows_and_signals(tmp_path: Path) -> None:
     code, data, _ = report(tmp_path, "--user", uid(2))
-    assert code == 0 and (data["transactions"], data["users"], data["overdraft_events"], data["flow_breaks"]) == (1, 1, 1, 0)
+    assert code == 0 and (data["transactions"], data["users"], data["overdraft_events"], data["flow_breaks"]) == (
+        1,
+        1,
+        1,
+        0,
+    )
     assert data["invocations"] == 1 and data["files"] == 3  # input facts stay whole
     code, data, _ = report(tmp_path, "--currency", "sar")
-    assert code == 0 and data["transactions"] == 0 and data["totals"] == {} and data["selection"] == {"currencies": ["SAR"]}
+    assert (
+        code == 0
+        and data["transactions"] == 0
+        and data["totals"] == {}
+        and data["selection"] == {"currencies": ["SAR"]}
+    )
 
 
 def test_bad_selections_are_usage_errors(tmp_path: Path) -> None:
@@ -123,8 +153,12 @@ def test_bad_selections_are_usage_errors(tmp_path: Path) -> None:
 
 def test_empty_selection_still_writes_every_output(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["report", str(boundary_archive(tmp_path)), "-o", str(out), "-f", "xlsx,parquet,csv", "--user", "nobody"])
+    result = CliRunner().invoke(
+        cli, ["report", str(boundary_archive(tmp_path)), "-o", str(out), "-f", "xlsx,parquet,csv", "--user", "nobody"]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((out / "summary.json").read_text())["transactions"] == 0
-    assert pl.read_parquet(out / "transactions.parquet").height == 0 and (out / "calo_balance_reports.xlsx").stat().st_size > 0
-
+    assert (
+        pl.read_parquet(out / "transactions.parquet").height == 0
+        and (out / "calo_balance_reports.xlsx").stat().st_size > 0
+    )

@@ -22,17 +22,19 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from calo_polars.audit import audit
+from calo_polars import audit
 from calo_polars.errors import NoUsableInput
-from calo_polars.events import EVENT_KINDS, UNDERSTOOD_KINDS, key_values, lines_frame, split_events
-from calo_polars.ingest import read_batch
+from calo_polars.parse.events import EVENT_KINDS, UNDERSTOOD_KINDS, key_values, lines_frame, split_events
+from calo_polars.parse.ingest import read_batch
+from calo_polars.parse.records import NOTICE_KINDS, unquote
 from calo_polars.problems import Problems
-from calo_polars.records import NOTICE_KINDS, unquote
-from calo_polars.sources import decode
+from calo_polars.read.sources import decode
 from tests.logbuilder import inspect_value, rid, stamp, uid
 
 EXAMPLES = int(os.environ.get("CALO_FUZZ_EXAMPLES", "120"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z ")
 
 # ---------------------------------------------------------------- log-shaped text
@@ -47,7 +49,10 @@ values = st.one_of(
 keys = st.sampled_from(["id", "type", "source", "action", "userId", "paymentBalance", "updatePaymentBalance", "metadata",
                         "currency", "amount", "vat", "oldBalance", "newBalance", "transaction", "data", "message",
                         "subscriptionBalance", "currentBalance", "transactionId", "'quoted key'", "x"])  # fmt: skip
-times = st.one_of(st.floats(0, 1e6).map(stamp), st.sampled_from(["2024-13-45T99:99:99.999Z", "٢٠٢٤-٠٢-١٠T٢١:٠٠:٠٠.٠٠٠Z", "2024-02-10"]))
+times = st.one_of(
+    st.floats(0, 1e6).map(stamp),
+    st.sampled_from(["2024-13-45T99:99:99.999Z", "٢٠٢٤-٠٢-١٠T٢١:٠٠:٠٠.٠٠٠Z", "2024-02-10"]),
+)
 requests = st.one_of(st.integers(0, 5).map(rid), st.sampled_from(["undefined", "", "x y"]))
 messages = st.one_of(
     st.sampled_from(
@@ -73,8 +78,16 @@ heads = st.one_of(
     st.builds(lambda t, x: f"{t} {x}", times, st.text(max_size=40)),
 )  # fmt: skip
 continuations = st.one_of(
-    st.builds(lambda d, k, v, c: f"{'  ' * d}{k}: {v}{c}", st.integers(0, 3), keys, values, st.sampled_from([",", "", " }", "{"])),
-    st.sampled_from(["  transaction: {", "  data: {", "  }", "}", "    at Zi.exec (/src/x.ts:1:1)", "Runtime.Unknown", ""]),
+    st.builds(
+        lambda d, k, v, c: f"{'  ' * d}{k}: {v}{c}",
+        st.integers(0, 3),
+        keys,
+        values,
+        st.sampled_from([",", "", " }", "{"]),
+    ),
+    st.sampled_from(
+        ["  transaction: {", "  data: {", "  }", "}", "    at Zi.exec (/src/x.ts:1:1)", "Runtime.Unknown", ""]
+    ),
     st.text(max_size=60),
 )
 lines = st.lists(st.one_of(heads, continuations), max_size=40)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from calo_polars.audit import AuditOptions, audit
-from calo_polars.inflate import Limits, parse_size
+from calo_polars import AuditOptions, audit
+from calo_polars.read.inflate import Limits, parse_size
 from tests.harness import assert_nothing_else_lost, assert_problem, good_files, good_log, report
 from tests.logbuilder import Log, full_tx, rid, uid
 
@@ -33,7 +33,9 @@ def tree(root: Path) -> set[str]:
         ("logs/evil\nwarning: forged line.gz", "control characters"),
     ],
 )
-def test_unsafe_member_names_are_reported_never_used_as_paths_and_still_read(tmp_path: Path, name: str, why: str) -> None:
+def test_unsafe_member_names_are_reported_never_used_as_paths_and_still_read(
+    tmp_path: Path, name: str, why: str
+) -> None:
     archive = tmp_path / "slip.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr(zipfile.ZipInfo(name), good_log(5).gz())
@@ -43,7 +45,12 @@ def test_unsafe_member_names_are_reported_never_used_as_paths_and_still_read(tmp
     run = report(tmp_path, archive, *good)
     assert run.exit_code == 0
     shown = f"{archive}!{name}".replace("\n", "\\n")
-    assert_problem(run, "unsafe_member_name", shown, f"member name holds {why}: never used as a path (nothing is extracted); its content was read")
+    assert_problem(
+        run,
+        "unsafe_member_name",
+        shown,
+        f"member name holds {why}: never used as a path (nothing is extracted); its content was read",
+    )
     assert_nothing_else_lost(run, extra={f"01HR{905:022d}", f"01HR{906:022d}"})
     assert tree(tmp_path) - before == {"out", "out/summary.json", "out/calo_balance_reports.xlsx"}
     assert not (tmp_path.parent / "escaped").exists()
@@ -66,7 +73,9 @@ def bomb_zip(path: Path, inflated: bytes, *, gz_inside: bool = False) -> Path:
 
 #: 32 MB of one REPORT line repeated inside an invocation: a valid log that deflates ~600-fold.
 REPEATED = (
-    Log().start(rid(1), 0).text().encode() + Log().report(rid(1), 0).text().encode() * 220_000 + Log().end(rid(1), 1).text().encode()
+    Log().start(rid(1), 0).text().encode()
+    + Log().report(rid(1), 0).text().encode() * 220_000
+    + Log().end(rid(1), 1).text().encode()
 )
 
 
@@ -152,7 +161,15 @@ def injection_log() -> str:
     log = Log()
     for i, lead in enumerate(DANGEROUS):
         r = f"{lead}req{i}" if lead != "\t" else rid(i)
-        tx = full_tx(i + 1, f"{lead}user{i}", 10, -2, 12, action=f'{lead}HYPERLINK("http://evil.example/{i}","x")', source=f"{lead}cmd|' /C calc'!A0")
+        tx = full_tx(
+            i + 1,
+            f"{lead}user{i}",
+            10,
+            -2,
+            12,
+            action=f'{lead}HYPERLINK("http://evil.example/{i}","x")',
+            source=f"{lead}cmd|' /C calc'!A0",
+        )
         tx["id"] = f"{lead}tx{i}"
         log.invocation(r, i * 10, tx)
         log.app(r, i * 10 + 1, "INFO", f"{lead}SUM(1+1) unknown message {i}")
@@ -162,7 +179,12 @@ def injection_log() -> str:
 
 
 def payloads(lead: str, i: int) -> set[str]:
-    found = {f"{lead}user{i}", f"{lead}tx{i}", f'{lead}HYPERLINK("http://evil.example/{i}","x")', f"{lead}cmd|' /C calc'!A0"}
+    found = {
+        f"{lead}user{i}",
+        f"{lead}tx{i}",
+        f'{lead}HYPERLINK("http://evil.example/{i}","x")',
+        f"{lead}cmd|' /C calc'!A0",
+    }
     return found | ({f"{lead}req{i}"} if lead != "\t" else set())
 
 
@@ -176,8 +198,14 @@ def cells(xlsx: Path) -> list[tuple[str, str, str | None, bool]]:
     ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
     out = []
     with zipfile.ZipFile(xlsx) as zf:
-        shared_root = ET.fromstring(zf.read("xl/sharedStrings.xml")) if "xl/sharedStrings.xml" in zf.namelist() else None
-        shared = ["".join(t.text or "" for t in si.iter(f"{{{ns['m']}}}t")) for si in shared_root] if shared_root is not None else []
+        shared_root = (
+            ET.fromstring(zf.read("xl/sharedStrings.xml")) if "xl/sharedStrings.xml" in zf.namelist() else None
+        )
+        shared = (
+            ["".join(t.text or "" for t in si.iter(f"{{{ns['m']}}}t")) for si in shared_root]
+            if shared_root is not None
+            else []
+        )
         for name in zf.namelist():
             if not re.fullmatch(r"xl/worksheets/sheet\d+\.xml", name):
                 continue
@@ -221,10 +249,15 @@ def test_formula_text_reads_back_as_the_same_string(tmp_path: Path) -> None:
     details = [r["error"] for r in errors if r["kind"] == "sync_error"]
     assert 'An error occured while syncing the balance =DDE("cmd")' in details
     overdrafts = run.sheet("OverdraftEvents")
-    assert {(r["user_id"], r["action"]) for r in overdrafts} >= {("-user2", '-HYPERLINK("http://evil.example/2","x")'), ("@user3", '@HYPERLINK("http://evil.example/3","x")')}
+    assert {(r["user_id"], r["action"]) for r in overdrafts} >= {
+        ("-user2", '-HYPERLINK("http://evil.example/2","x")'),
+        ("@user3", '@HYPERLINK("http://evil.example/3","x")'),
+    }
     texts = [r["text"] for r in run.sheet("UnparsedEvents")]
     assert any(t.endswith("\t=SUM(1+1) unknown message 0") for t in texts)
-    assert {excel_text(r["request_id"]) for r in errors} == {f"{lead}req{i}" for i, lead in enumerate(DANGEROUS) if lead != "\t"} | {rid(4)}
+    assert {excel_text(r["request_id"]) for r in errors} == {
+        f"{lead}req{i}" for i, lead in enumerate(DANGEROUS) if lead != "\t"
+    } | {rid(4)}
     assert any("=evil()" in r["message"] for r in run.sheet("InputProblems"))
 
 
@@ -240,7 +273,9 @@ def pii_log() -> str:
     r = rid(1)
     meta = f'{{"walletId":"wallet#{uid(1)}","contact":"{EMAILS[1]}","phoneNumber":"{PHONES[2]}"}}'
     log = Log().start(r, 0)
-    log.app(r, 0.1, "INFO", f'transaction {{"id":"01HR","name":"Fatima","email":"{EMAILS[0]}","phoneNumber":"{PHONES[0]}"}}')
+    log.app(
+        r, 0.1, "INFO", f'transaction {{"id":"01HR","name":"Fatima","email":"{EMAILS[0]}","phoneNumber":"{PHONES[0]}"}}'
+    )
     log.tx(r, 0.2, **full_tx(1, uid(1), 50, 42, 8, metadata=meta, action=f"CALL {PHONES[1]}"))
     log.tx(r, 0.3, **full_tx(2, EMAILS[0], 42, 34, 8))  # a user id that is an email
     log.tx(r, 0.4, **full_tx(3, EMAILS[0], 30, 22, 8))  # ... with a flow break after the one before

@@ -11,9 +11,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from calo_polars import state
-from calo_polars.audit import AuditOptions, AuditResult, audit
-from calo_polars.checks import CheckOptions
+from calo_polars import AuditOptions, AuditResult, audit
+from calo_polars.audit import state
+from calo_polars.checks.plan import CheckOptions
 from calo_polars.synth import Rates, SynthOptions, synthesize
 from tests.harness import report
 
@@ -80,7 +80,11 @@ def assert_same_as_one_run(d: Days) -> None:
     checked = d.union("checked")
     assert checked["tx_id"].n_unique() == checked.height == d.one.checked.height  # each transaction by one day
     assert set(checked["tx_id"]) == set(d.one.checked["tx_id"])
-    assert d.union("duplicates").sort("tx_id", "file", "line_no").equals(duplicates_of(d.one).sort("tx_id", "file", "line_no"))
+    assert (
+        d.union("duplicates")
+        .sort("tx_id", "file", "line_no")
+        .equals(duplicates_of(d.one).sort("tx_id", "file", "line_no"))
+    )
 
 
 # ---------------------------------------------------------------- a generated archive with faults
@@ -140,7 +144,9 @@ def test_rerunning_a_day_already_read_adds_nothing(synth_days: Days, tmp_path: P
     assert run.exit_code == 0, run.stderr
     s = run.summary
     with zipfile.ZipFile(day) as zf:
-        assert s["incremental"]["files_already_read"] == len(zf.namelist()) == s["skipped_files"]["already read (--state)"]
+        assert (
+            s["incremental"]["files_already_read"] == len(zf.namelist()) == s["skipped_files"]["already read (--state)"]
+        )
     assert s["files"] == s["transactions"] == s["flow_breaks"] == s["duplicate_transactions"] == 0
     after = state.load(copy, CheckOptions())
     prior = state.load(synth_days.state_file, CheckOptions())
@@ -149,7 +155,10 @@ def test_rerunning_a_day_already_read_adds_nothing(synth_days: Days, tmp_path: P
 
 def test_cli_day_runs_write_the_state_and_say_it_was_incremental(synth_days: Days, tmp_path: Path) -> None:
     state_file = tmp_path / "nightly.state"
-    runs = [report(tmp_path, export, args=("--state", str(state_file), "--format", "parquet"), out=f"out{i}") for i, export in enumerate(synth_days.exports[:3])]
+    runs = [
+        report(tmp_path, export, args=("--state", str(state_file), "--format", "parquet"), out=f"out{i}")
+        for i, export in enumerate(synth_days.exports[:3])
+    ]
     assert [r.exit_code for r in runs] == [0, 0, 0]
     assert state_file.exists()
     inc = [r.summary["incremental"] for r in runs]
@@ -216,7 +225,9 @@ def test_a_failed_run_leaves_the_state_as_it_was(synth_days: Days, tmp_path: Pat
     copy = tmp_path / "state.zip"
     copy.write_bytes(synth_days.state_file.read_bytes())
     (tmp_path / "afile").write_text("x")
-    run = report(tmp_path, synth_days.exports[-1], args=("--state", str(copy)), out="afile/sub")  # outputs cannot be written
+    run = report(
+        tmp_path, synth_days.exports[-1], args=("--state", str(copy)), out="afile/sub"
+    )  # outputs cannot be written
     assert run.exit_code == 2
     assert copy.read_bytes() == synth_days.state_file.read_bytes()
 
@@ -224,7 +235,9 @@ def test_a_failed_run_leaves_the_state_as_it_was(synth_days: Days, tmp_path: Pat
 # ---------------------------------------------------------------- the real archive, day by day
 
 
-def test_the_real_archive_day_by_day_equals_one_run(real_archive: Path, real_result: AuditResult, tmp_path: Path) -> None:
+def test_the_real_archive_day_by_day_equals_one_run(
+    real_archive: Path, real_result: AuditResult, tmp_path: Path
+) -> None:
     exports = split_by_day(real_archive, tmp_path)
     assert len(exports) > 100
     days = run_days(real_result, exports, tmp_path / "state.zip")
@@ -241,8 +254,12 @@ def test_an_export_given_out_of_date_order_reports_its_late_transactions(synth_d
         assert result.incremental is not None and result.incremental.late_transactions == 0
         state.save(result.incremental.next, state_file)  # type: ignore[arg-type]
     late_day = audit([synth_days.exports[4]], AuditOptions(state=str(state_file)))
-    day4, day5 = (synth_days.days[i].checked.select(pl.col("user_id", "wallet_id", "tx_id").cast(pl.String)) for i in (4, 5))
-    expected = set(day4.join(day5.select("user_id", "wallet_id").unique(), on=["user_id", "wallet_id"], how="semi")["tx_id"])
+    day4, day5 = (
+        synth_days.days[i].checked.select(pl.col("user_id", "wallet_id", "tx_id").cast(pl.String)) for i in (4, 5)
+    )
+    expected = set(
+        day4.join(day5.select("user_id", "wallet_id").unique(), on=["user_id", "wallet_id"], how="semi")["tx_id"]
+    )
     assert expected  # the generated days share wallets
     assert late_day.incremental is not None and late_day.incremental.late_transactions == len(expected)
     problems = [p for p in late_day.ingested.problems.items if p.kind == "late_transaction"]
@@ -264,7 +281,9 @@ def test_the_flowbreaks_sheet_shows_the_breaks_into_this_export(synth_days: Days
     rows = run.sheet("FlowBreaks")
     listed = {r["tx_id"] for r in rows}
     assert set(carried["tx_id"]) <= listed
-    assert listed == set(carried["tx_id"]) | set(synth_days.days[i].checked.filter(pl.col("flow_break"))["tx_id"].cast(pl.String))
+    assert listed == set(carried["tx_id"]) | set(
+        synth_days.days[i].checked.filter(pl.col("flow_break"))["tx_id"].cast(pl.String)
+    )
     first = rows[: carried.height]
     assert {r["tx_id"] for r in first} == set(carried["tx_id"])
     earlier_files = {f.name for f in synth_days.exports[:i]}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from calo_polars.audit import audit
+from calo_polars import audit
 from tests.conftest import run_audit
 from tests.logbuilder import Log, Raw, full_tx, legacy_tx, rid, stamp, uid, write_zip
 
@@ -26,7 +26,12 @@ def test_full_block_fields_are_parsed_exactly(tmp_path: Path) -> None:
     assert row["user_id"] == uid(1)
     assert row["wallet_id"] == f"wallet#{uid(1)}"
     assert row["wallet_sk"] == "sk1"
-    assert (row["type"], row["source"], row["action"], row["currency"]) == ("DEBIT", "MANUAL_DEDUCTION", "DELIVERY_DEDUCTION", "BHD")
+    assert (row["type"], row["source"], row["action"], row["currency"]) == (
+        "DEBIT",
+        "MANUAL_DEDUCTION",
+        "DELIVERY_DEDUCTION",
+        "BHD",
+    )
     assert (row["amount"], row["old_balance"], row["new_balance"]) == (Decimal("4.5"), Decimal("36"), Decimal("31.5"))
     assert row["layout"] == "full" and row["metadata_state"] == "json"
     assert row["request_id"] == rid(1)
@@ -41,9 +46,7 @@ def test_float_noise_is_parsed_to_the_intended_decimal(tmp_path: Path) -> None:
 
 
 def test_legacy_layout_infers_the_sign_from_the_balances(tmp_path: Path) -> None:
-    log = Log().invocation(
-        rid(1), 0, legacy_tx(1, uid(1), 152, 144, 8), legacy_tx(2, uid(1), 144, 154, 10)
-    )
+    log = Log().invocation(rid(1), 0, legacy_tx(1, uid(1), 152, 144, 8), legacy_tx(2, uid(1), 144, 154, 10))
     result = run_audit(tmp_path, log.text())
     debit, credit = tx_row(result, 1), tx_row(result, 2)
     assert debit["layout"] == "legacy" and debit["type"] is None
@@ -54,7 +57,9 @@ def test_legacy_layout_infers_the_sign_from_the_balances(tmp_path: Path) -> None
 
 
 def test_undefined_metadata_falls_back_to_the_user_wallet(tmp_path: Path) -> None:
-    log = Log().invocation(rid(1), 0, full_tx(1, uid(7), 180, 24.545, 171.001, vat=15.546, source="REFUND", metadata=None))
+    log = Log().invocation(
+        rid(1), 0, full_tx(1, uid(7), 180, 24.545, 171.001, vat=15.546, source="REFUND", metadata=None)
+    )
     row = tx_row(run_audit(tmp_path, log.text()), 1)
     assert row["metadata_state"] == "undefined"
     assert row["wallet_id"] == f"wallet#{uid(7)}" and row["wallet_sk"] is None
@@ -63,8 +68,12 @@ def test_undefined_metadata_falls_back_to_the_user_wallet(tmp_path: Path) -> Non
 
 
 def test_backtick_string_with_both_quotes_and_escaped_nested_json(tmp_path: Path) -> None:
-    meta = '{"walletId":"wallet#' + uid(3) + '","note":"it\'s","nested":"{\\"walletId\\":\\"wrong\\"}","walletSk":"sk-3"}'
-    log = Log().invocation(rid(1), 0, full_tx(3, uid(3), 10, 18, 8, type_="CREDIT", source="MANUAL_ADDITION", metadata=meta))
+    meta = (
+        '{"walletId":"wallet#' + uid(3) + '","note":"it\'s","nested":"{\\"walletId\\":\\"wrong\\"}","walletSk":"sk-3"}'
+    )
+    log = Log().invocation(
+        rid(1), 0, full_tx(3, uid(3), 10, 18, 8, type_="CREDIT", source="MANUAL_ADDITION", metadata=meta)
+    )
     assert "metadata: `" in log.text()
     row = tx_row(run_audit(tmp_path, log.text()), 3)
     assert row["wallet_id"] == f"wallet#{uid(3)}"
@@ -131,8 +140,18 @@ def test_not_in_sync_multiline_and_inline_objects(tmp_path: Path) -> None:
     r = rid(1)
     log = (
         Log()
-        .app(r, 1, "ERROR", f"Subscription balance and payment balance are not in sync {{\n  userId: '{uid(1)}',\n  subscriptionBalance: 34616.39,\n  paymentBalance: 34526.39\n}}")
-        .app(r, 2, "ERROR", "Subscription balance and payment balance are not in sync { userId: 'random-uuid', subscriptionBalance: 0, paymentBalance: 10 }")
+        .app(
+            r,
+            1,
+            "ERROR",
+            f"Subscription balance and payment balance are not in sync {{\n  userId: '{uid(1)}',\n  subscriptionBalance: 34616.39,\n  paymentBalance: 34526.39\n}}",
+        )
+        .app(
+            r,
+            2,
+            "ERROR",
+            "Subscription balance and payment balance are not in sync { userId: 'random-uuid', subscriptionBalance: 0, paymentBalance: 10 }",
+        )
     )
     rows = run_audit(tmp_path, log.text()).ingested.notices.sort("ts").to_dicts()
     assert [(n["kind"], n["user_id"], n["subscription_balance"], n["payment_balance"]) for n in rows] == [
@@ -150,9 +169,24 @@ def test_blocked_overdraft_skip_and_error_messages(tmp_path: Path) -> None:
     log = (
         Log()
         .app(r, 1, "INFO", refusal)
-        .app(r, 2, "INFO", "Skipping the process, Update Payment Balance Flag is set to false { transactionAction: 'DONATE_RAMADAN_MEAL' }")
-        .app(r, 3, "ERROR", "An error occured while syncing the balance TypeError: Cannot read properties of null (reading 'getBalance')\n    at Zi.exec (/src/syncBalance/useCase.ts:55:37)")
-        .app("undefined", 4, "ERROR", 'Uncaught Exception \t{"errorType":"Error","errorMessage":"Cannot find module","stack":["x"]}')
+        .app(
+            r,
+            2,
+            "INFO",
+            "Skipping the process, Update Payment Balance Flag is set to false { transactionAction: 'DONATE_RAMADAN_MEAL' }",
+        )
+        .app(
+            r,
+            3,
+            "ERROR",
+            "An error occured while syncing the balance TypeError: Cannot read properties of null (reading 'getBalance')\n    at Zi.exec (/src/syncBalance/useCase.ts:55:37)",
+        )
+        .app(
+            "undefined",
+            4,
+            "ERROR",
+            'Uncaught Exception \t{"errorType":"Error","errorMessage":"Cannot find module","stack":["x"]}',
+        )
         .raw(5, "Unknown application error occurred\nRuntime.Unknown")
     )
     notices = {n["kind"]: n for n in run_audit(tmp_path, log.text()).ingested.notices.to_dicts()}
@@ -196,7 +230,9 @@ def test_transaction_block_with_missing_field_is_not_understood(tmp_path: Path) 
 def test_zip_folder_gz_and_plain_inputs_with_literal_brackets(tmp_path: Path) -> None:
     one = Log().invocation(rid(1), 0, full_tx(1, uid(1), 10, 2, 8))
     two = Log().invocation(rid(2), 5, full_tx(2, uid(2), 20, 12, 8))
-    archive = write_zip(tmp_path / "logs.zip", {"2024-02-10-[$LATEST]aaaa": one.gz(), "2024-02-10-[$LATEST]bbbb": two.gz()})
+    archive = write_zip(
+        tmp_path / "logs.zip", {"2024-02-10-[$LATEST]aaaa": one.gz(), "2024-02-10-[$LATEST]bbbb": two.gz()}
+    )
     folder = tmp_path / "export" / "2024-02-10-[$LATEST]cccc"
     folder.mkdir(parents=True)
     (folder / "000000.gz").write_bytes(Log().invocation(rid(3), 9, full_tx(3, uid(3), 30, 22, 8)).gz())
@@ -213,7 +249,9 @@ def test_zip_folder_gz_and_plain_inputs_with_literal_brackets(tmp_path: Path) ->
 def test_crlf_bom_and_multi_member_gzip_are_accepted(tmp_path: Path) -> None:
     first = Log().invocation(rid(1), 0, full_tx(1, uid(1), 10, 2, 8)).text()
     second = Log().invocation(rid(2), 5, full_tx(2, uid(1), 2, -6, 8)).text()
-    data = gzip.compress(("\ufeff" + first).replace("\n", "\r\n").encode()) + gzip.compress(second.replace("\n", "\r\n").encode())
+    data = gzip.compress(("\ufeff" + first).replace("\n", "\r\n").encode()) + gzip.compress(
+        second.replace("\n", "\r\n").encode()
+    )
     path = tmp_path / "000000.gz"
     path.write_bytes(data)
     result = audit([path])

@@ -14,10 +14,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from calo_polars.audit import AuditOptions, AuditResult, audit
-from calo_polars.engines import Engine
-from calo_polars.partitioned import audit_store
-from calo_polars.store import FORMAT_VERSION, ingest_into, open_store, partition_column, partition_of
+from calo_polars import AuditOptions, AuditResult, audit
+from calo_polars.partitioned.engines import Engine
+from calo_polars.partitioned.merge import audit_store
+from calo_polars.partitioned.store import FORMAT_VERSION, ingest_into, open_store, partition_column, partition_of
 from calo_polars.synth import Rates, SynthOptions, synthesize
 from tests.harness import assert_same_result, ingest, report
 from tests.logbuilder import Log, full_tx, legacy_tx, rid, uid, write_zip
@@ -39,10 +39,14 @@ def faulty_one_shot(faulty: Path) -> AuditResult:
 
 
 @pytest.mark.parametrize(("partitions", "workers"), [(1, 1), (3, 1), (16, 1), (3, 2)])
-def test_partitioned_run_equals_one_shot(faulty: Path, faulty_one_shot: AuditResult, tmp_path: Path, partitions: int, workers: int) -> None:
+def test_partitioned_run_equals_one_shot(
+    faulty: Path, faulty_one_shot: AuditResult, tmp_path: Path, partitions: int, workers: int
+) -> None:
     manifest = ingest_into([faulty], tmp_path / "store", partitions=partitions)
     assert faulty_one_shot.duplicates.height > 0 and faulty_one_shot.flags.height > 0  # the faults are there to compare
-    assert sum(manifest["counts"]["partition_rows"]) == faulty_one_shot.checked.height + faulty_one_shot.duplicates.height
+    assert (
+        sum(manifest["counts"]["partition_rows"]) == faulty_one_shot.checked.height + faulty_one_shot.duplicates.height
+    )
     assert (sum(1 for n in manifest["counts"]["partition_rows"] if n) > 1) == (partitions > 1)
     assert_same_result(faulty_one_shot, audit_store(tmp_path / "store", engine=Engine(workers=workers)))
 
@@ -60,7 +64,9 @@ def test_cli_two_stage_writes_the_same_files(faulty: Path, tmp_path: Path) -> No
     tables = sorted(p.name for p in one.out.glob("**/*.parquet"))
     assert tables and tables == sorted(p.name for p in two.out.glob("**/*.parquet"))
     for name in tables:
-        assert pl.read_parquet(next(one.out.glob(f"**/{name}"))).equals(pl.read_parquet(next(two.out.glob(f"**/{name}")))), name
+        assert pl.read_parquet(next(one.out.glob(f"**/{name}"))).equals(
+            pl.read_parquet(next(two.out.glob(f"**/{name}")))
+        ), name
 
 
 def test_options_and_selection_apply_to_a_store(faulty: Path, tmp_path: Path) -> None:
@@ -81,7 +87,9 @@ def cross_partition_log(tmp_path: Path) -> Path:
     under uid(4). Id 3: a plain retry under one user (resolved inside its partition)."""
     a, b = uid(0), uid(4)
     first = Log().invocation(rid(1), 10, full_tx(1, a, 100, 92, 8), full_tx(2, a, 92, 80, 12), full_tx(3, a, 80, 75, 5))
-    second = Log().invocation(rid(2), 5, full_tx(1, b, 50, 42, 8), full_tx(2, b, 42, 30, 12), legacy_tx(9, b, 30, 25, 5))
+    second = Log().invocation(
+        rid(2), 5, full_tx(1, b, 50, 42, 8), full_tx(2, b, 42, 30, 12), legacy_tx(9, b, 30, 25, 5)
+    )
     retry = Log().invocation(rid(3), 20, full_tx(2, a, 92, 80, 12), full_tx(3, a, 80, 75, 5))
     return write_zip(tmp_path / "corrupt.zip", {"first": first.gz(), "second": second.gz(), "retry": retry.gz()})
 
@@ -98,7 +106,11 @@ def test_ids_repeated_across_partitions_are_set_aside_as_one_shot(tmp_path: Path
     assert sorted(two.duplicates["tx_id"].to_list()) == [f"01HR{n:022d}" for n in (1, 2, 2, 3)]
     kept = two.checked.filter(pl.col("tx_id") == f"01HR{2:022d}")
     assert kept["user_id"].cast(pl.String).to_list() == [uid(4)]  # the earliest copy, whatever its partition
-    assert two.ingested.problems.counts()["conflicting_duplicate"] == one.ingested.problems.counts()["conflicting_duplicate"] >= 2
+    assert (
+        two.ingested.problems.counts()["conflicting_duplicate"]
+        == one.ingested.problems.counts()["conflicting_duplicate"]
+        >= 2
+    )
 
 
 def test_partition_of_a_user_is_pinned() -> None:
@@ -114,8 +126,14 @@ def test_report_from_is_checked_and_fails_in_one_line(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     run = report(tmp_path, args=("--from", str(empty)))
-    assert run.exit_code == 2 and run.stderr.strip() == f"calo-balance: {empty} is not a store (no manifest.json): write one with calo-balance ingest INPUT... --into {empty}"
-    (empty / "manifest.json").write_text(json.dumps({"format": "calo-polars store", "format_version": FORMAT_VERSION + 1}))
+    assert (
+        run.exit_code == 2
+        and run.stderr.strip()
+        == f"calo-balance: {empty} is not a store (no manifest.json): write one with calo-balance ingest INPUT... --into {empty}"
+    )
+    (empty / "manifest.json").write_text(
+        json.dumps({"format": "calo-polars store", "format_version": FORMAT_VERSION + 1})
+    )
     run = report(tmp_path, args=("--from", str(empty)))
     assert run.exit_code == 2 and "format version" in run.stderr and "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
@@ -126,7 +144,11 @@ def test_report_from_is_checked_and_fails_in_one_line(tmp_path: Path) -> None:
     assert workers_alone.exit_code == 2 and "--from" in workers_alone.stderr
     code, _, store = ingest(tmp_path, logs)
     assert code == 0
-    for args, text in [(("--max-ratio", "5"), "calo-balance ingest"), (("--show-pii",), "masked"), (("--state", str(tmp_path / "s.zip")), "--state")]:
+    for args, text in [
+        (("--max-ratio", "5"), "calo-balance ingest"),
+        (("--show-pii",), "masked"),
+        (("--state", str(tmp_path / "s.zip")), "--state"),
+    ]:
         run = report(tmp_path, args=("--from", str(store), *args))
         assert run.exit_code == 2 and text in run.stderr, args
 
@@ -147,7 +169,9 @@ def test_ingest_again_replaces_the_store(tmp_path: Path) -> None:
     ingest_into([logs], tmp_path / "store", partitions=2)
     ingest_into([logs], tmp_path / "store", partitions=3)
     assert open_store(tmp_path / "store").partitions == 3
-    assert sorted(p.name for p in (tmp_path / "store" / "transactions").iterdir()) == [f"part-000{k}.parquet" for k in range(3)]
+    assert sorted(p.name for p in (tmp_path / "store" / "transactions").iterdir()) == [
+        f"part-000{k}.parquet" for k in range(3)
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.zip", "store"]
 
 
@@ -163,5 +187,9 @@ def test_a_damaged_store_is_one_line_in_every_engine(tmp_path: Path) -> None:
     (tmp_path / "store" / "transactions" / "part-0001.parquet").write_bytes(b"not parquet")
     for workers in ("1", "2"):
         run = report(tmp_path, args=("--from", str(tmp_path / "store"), "--workers", workers))
-        assert run.exit_code == 2 and "part-0001.parquet cannot be read" in run.stderr and "ingest the logs again" in run.stderr
+        assert (
+            run.exit_code == 2
+            and "part-0001.parquet cannot be read" in run.stderr
+            and "ingest the logs again" in run.stderr
+        )
         assert len(run.stderr.strip().splitlines()) == 1, run.stderr

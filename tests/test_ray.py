@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from calo_polars.audit import audit
-from calo_polars.engines import Engine
-from calo_polars.partitioned import audit_store
-from calo_polars.store import ingest_into
+from calo_polars import audit
+from calo_polars.partitioned.engines import Engine
+from calo_polars.partitioned.merge import audit_store
+from calo_polars.partitioned.store import ingest_into
 from calo_polars.synth import Rates, SynthOptions, synthesize
 from tests.harness import assert_same_result, report
 
@@ -65,5 +65,9 @@ def test_a_failed_ray_task_is_one_line(ray_runtime: Any, logs: Path, tmp_path: P
     ingest_into([logs], tmp_path / "store", partitions=3)
     (tmp_path / "store" / "transactions" / "part-0002.parquet").write_bytes(b"not parquet")
     run = report(tmp_path, args=("--from", str(tmp_path / "store"), "--engine", "ray", "--format", "json"))
-    assert run.exit_code == 2 and run.stderr.startswith("calo-balance: a Ray task failed: ") and "part-0002.parquet cannot be read" in run.stderr
+    assert (
+        run.exit_code == 2
+        and run.stderr.startswith("calo-balance: a Ray task failed: ")
+        and "part-0002.parquet cannot be read" in run.stderr
+    )
     assert len(run.stderr.strip().splitlines()) == 1, run.stderr

@@ -24,7 +24,7 @@ import click
 import duckdb
 import pytest
 
-from calo_polars.cli import cli
+from calo_polars.cli.main import cli
 from tests.servers import AWS_ENV, moto_s3, webhook_receiver
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,7 +116,11 @@ def test_the_summary_table_shown_is_what_the_command_prints(tmp_path: Path) -> N
     from click.testing import CliRunner
 
     shown = README.split("```text\nfiles ", 1)[1].split("```", 1)[0]
-    result = CliRunner().invoke(cli, ["report", str(SAMPLE), "-o", str(tmp_path), "-f", "json", "--fail-on", "overdraft"], env={"TTY_COMPATIBLE": "0"})
+    result = CliRunner().invoke(
+        cli,
+        ["report", str(SAMPLE), "-o", str(tmp_path), "-f", "json", "--fail-on", "overdraft"],
+        env={"TTY_COMPATIBLE": "0"},
+    )
     assert result.exit_code == 3
     printed = "\n".join(line for line in result.stderr.splitlines() if not line.startswith("warning: "))
     assert printed + "\n" == "files " + shown

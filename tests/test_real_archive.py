@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from calo_polars.cli import cli
+from calo_polars.cli.main import cli
 from tests.reference import Tx, reference_flags, reference_roll_forward, tolerance
 
 TS_LINE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z ", re.M)
@@ -44,8 +44,18 @@ def raw_transactions(raw_texts: list[str]) -> list[Tx]:
             s = {k: v.strip("'`") for k, v in fields.items()}
             wallet = re.search(r'"walletId":"([^"]*)"', fields.get("metadata", ""))
             txs.append(
-                Tx(s["id"], s["userId"], wallet.group(1) if wallet else f"wallet#{s['userId']}", event[:24], s.get("type"),
-                   s["currency"], Decimal(s["amount"]), Decimal(s["vat"]), Decimal(s["oldBalance"]), Decimal(s["newBalance"]))
+                Tx(
+                    s["id"],
+                    s["userId"],
+                    wallet.group(1) if wallet else f"wallet#{s['userId']}",
+                    event[:24],
+                    s.get("type"),
+                    s["currency"],
+                    Decimal(s["amount"]),
+                    Decimal(s["vat"]),
+                    Decimal(s["oldBalance"]),
+                    Decimal(s["newBalance"]),
+                )
             )
     return txs
 
@@ -64,9 +74,13 @@ def test_event_and_invocation_counts_match_the_raw_text(real_result, raw_texts: 
     assert len(ing.files) == len(raw_texts) == 1672
     assert ing.events == len(TS_LINE.findall(text)) == 82_259
     assert ing.unparsed.height == 0
-    assert ing.invocations.filter(pl.col("request_id") != "undefined").height == len(set(re.findall(r" START RequestId: (\S+)", text)))
+    assert ing.invocations.filter(pl.col("request_id") != "undefined").height == len(
+        set(re.findall(r" START RequestId: (\S+)", text))
+    )
     assert ing.kind_counts["not_in_sync"] == text.count("\tSubscription balance and payment balance are not in sync {")
-    assert ing.kind_counts["blocked_overdraft"] == text.count("Subscriber will have a negative balance due to this action")
+    assert ing.kind_counts["blocked_overdraft"] == text.count(
+        "Subscriber will have a negative balance due to this action"
+    )
     assert ing.kind_counts["processing_message"] == text.count("\tINFO\tProcessing message ")
 
 
@@ -76,7 +90,10 @@ def test_transactions_match_an_independent_parse(real_result, raw_transactions: 
     assert tx["user_id"].n_unique() == len({t.user_id for t in raw_transactions})
     assert Counter(tx["layout"].to_list()) == {"full": 14_527, "legacy": 1_773}
     mine = {r["tx_id"]: (r["amount"], r["vat"], r["old_balance"], r["new_balance"]) for r in tx.iter_rows(named=True)}
-    theirs = {t.tx_id: tuple(x.quantize(Decimal("0.000001")) for x in (t.amount, t.vat, t.old, t.new)) for t in raw_transactions}
+    theirs = {
+        t.tx_id: tuple(x.quantize(Decimal("0.000001")) for x in (t.amount, t.vat, t.old, t.new))
+        for t in raw_transactions
+    }
     assert mine == theirs
 
 
@@ -197,7 +214,10 @@ def test_roll_forward_closes_for_every_clean_user_and_explains_every_difference(
     # the tool keeps 6 decimals of every logged number (float noise beyond them is dropped)
     q = Decimal("0.000001")
     expected = reference_roll_forward(
-        [replace(t, amount=t.amount.quantize(q), vat=t.vat.quantize(q), old=t.old.quantize(q), new=t.new.quantize(q)) for t in raw_transactions]
+        [
+            replace(t, amount=t.amount.quantize(q), vat=t.vat.quantize(q), old=t.old.quantize(q), new=t.new.quantize(q))
+            for t in raw_transactions
+        ]
     )
     assert set(users) == set(expected) and len(users) == 784
     gaps: Counter[str] = Counter()
@@ -210,7 +230,12 @@ def test_roll_forward_closes_for_every_clean_user_and_explains_every_difference(
     for user, u in users.items():
         rf = expected[user]
         # the workbook's roll-forward is the plain-Python one, from an independent parse
-        for got, want in ((u["opening_balance"], rf.opening), (u["credits"], rf.credits), (u["debits"], rf.debits), (u["closing_balance"], rf.closing)):
+        for got, want in (
+            (u["opening_balance"], rf.opening),
+            (u["credits"], rf.credits),
+            (u["debits"], rf.debits),
+            (u["closing_balance"], rf.closing),
+        ):
             assert got == pytest.approx(float(want), abs=1e-6), user
         assert u["expected_closing"] == pytest.approx(u["opening_balance"] + u["credits"] - u["debits"], abs=1e-6)
         assert u["difference"] == pytest.approx(u["closing_balance"] - u["expected_closing"], abs=1e-6)
@@ -242,7 +267,9 @@ def test_user_links_open_their_ledger_rows_and_the_ledger_ends_at_the_difference
         assert target == 2 or rows[target - 3]["user_id"] != cell.value  # the user's first row
     for user, row in last.items():  # one wallet each in this archive: the last running_diff is the difference
         assert row["running_diff"] == pytest.approx(differences[user], abs=1e-6)
-    assert [(r["user_id"], r["ts"], r["tx_id"]) for r in rows] == sorted((r["user_id"], r["ts"], r["tx_id"]) for r in rows)
+    assert [(r["user_id"], r["ts"], r["tx_id"]) for r in rows] == sorted(
+        (r["user_id"], r["ts"], r["tx_id"]) for r in rows
+    )
 
 
 def test_charts_are_native_and_read_the_right_rows(workbook, report_dir: Path) -> None:

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from calo_polars.audit import AuditOptions, audit
-from calo_polars.cli import cli
-from calo_polars.s3 import S3Options, S3Source
-from calo_polars.summary import summary
+from calo_polars import AuditOptions, audit
+from calo_polars.cli.main import cli
+from calo_polars.read.s3 import S3Options, S3Source
+from calo_polars.report.summary import summary
 from calo_polars.synth import SynthOptions, synthesize
 from tests.servers import AWS_ENV, MotoS3, closed_port, moto_s3
 
@@ -68,18 +68,36 @@ def log_root(folder: Path) -> Path:
 
 def test_s3_prefix_audits_like_the_same_files_on_disk(s3: MotoS3, synthetic_export: Path, tmp_path: Path) -> None:
     keys = s3.upload_folder(log_root(synthetic_export), "calo-exports", "exports/balance-sync")
-    s3.client.put_object(Bucket="calo-exports", Key="exports/balance-sync/aws-logs-write-test", Body=b"Permission Check Successful")
+    s3.client.put_object(
+        Bucket="calo-exports", Key="exports/balance-sync/aws-logs-write-test", Body=b"Permission Check Successful"
+    )
     logs = [k for k in keys if k.endswith(".gz")]
-    assert logs and all(re.fullmatch(r"exports/balance-sync/[0-9a-f-]{36}/\d{4}-\d\d-\d\d-\[\$LATEST\][0-9a-f]{32}/000000\.gz", k) for k in logs)
+    assert logs and all(
+        re.fullmatch(r"exports/balance-sync/[0-9a-f-]{36}/\d{4}-\d\d-\d\d-\[\$LATEST\][0-9a-f]{32}/000000\.gz", k)
+        for k in logs
+    )
     out = tmp_path / "s3-out"
-    result = run(["report", "s3://calo-exports/exports/balance-sync/", "--endpoint-url", s3.endpoint, "-o", str(out), "--format", "json,parquet"])
+    result = run(
+        [
+            "report",
+            "s3://calo-exports/exports/balance-sync/",
+            "--endpoint-url",
+            s3.endpoint,
+            "-o",
+            str(out),
+            "--format",
+            "json,parquet",
+        ]
+    )
     assert result.exit_code == 0, result.output
     from_s3 = json.loads((out / "summary.json").read_text())
     local = summary(audit([synthetic_export]))
     assert comparable(from_s3) == comparable(local)
     assert from_s3["inputs"] == ["s3://calo-exports/exports/balance-sync/"]
     assert from_s3["skipped_files"].get("CloudWatch export probe") == 1
-    assert from_s3["files"] > 50 and from_s3["transactions"] > 300 and from_s3["input_problems"] == local["input_problems"]
+    assert (
+        from_s3["files"] > 50 and from_s3["transactions"] > 300 and from_s3["input_problems"] == local["input_problems"]
+    )
     import duckdb
 
     files = duckdb.sql(f"select distinct file from '{out / 'transactions.parquet'}'").fetchall()
@@ -94,7 +112,9 @@ def test_endpoint_from_the_standard_environment_variable(s3: MotoS3, synthetic_e
     assert json.loads((out / "summary.json").read_text())["files"] > 50
 
 
-def test_real_archive_uploaded_in_its_layout_gives_the_same_summary(s3: MotoS3, real_archive: Path, real_result: Any, tmp_path: Path) -> None:
+def test_real_archive_uploaded_in_its_layout_gives_the_same_summary(
+    s3: MotoS3, real_archive: Path, real_result: Any, tmp_path: Path
+) -> None:
     s3.make_bucket("calo-real")
     uploaded = 0
     with zipfile.ZipFile(real_archive) as zf:
@@ -117,9 +137,16 @@ def test_zip_object_and_bad_object_are_read_like_local_files(s3: MotoS3, tmp_pat
     s3.make_bucket("calo-mixed")
     archive = tmp_path / "logs.zip"
     with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("balance-sync-logs/t/2024-02-10-[$LATEST]a/000000.gz", Log().invocation(rid(1), 0, full_tx(1, uid(1), 36, 31.5, 4.5)).gz())
+        zf.writestr(
+            "balance-sync-logs/t/2024-02-10-[$LATEST]a/000000.gz",
+            Log().invocation(rid(1), 0, full_tx(1, uid(1), 36, 31.5, 4.5)).gz(),
+        )
     s3.client.put_object(Bucket="calo-mixed", Key="in/archive.zip", Body=archive.read_bytes())
-    s3.client.put_object(Bucket="calo-mixed", Key="in/t/2024-02-11-[$LATEST]b/000000.gz", Body=Log().invocation(rid(2), 86400, full_tx(2, uid(2), 9, 8, 1)).gz())
+    s3.client.put_object(
+        Bucket="calo-mixed",
+        Key="in/t/2024-02-11-[$LATEST]b/000000.gz",
+        Body=Log().invocation(rid(2), 86400, full_tx(2, uid(2), 9, 8, 1)).gz(),
+    )
     s3.client.put_object(Bucket="calo-mixed", Key="in/t/2024-02-12-[$LATEST]c/000000.gz", Body=b"not gzip")
     out = tmp_path / "out"
     result = run(["report", "s3://calo-mixed/in/", "--endpoint-url", s3.endpoint, "-o", str(out), "-f", "json"])
@@ -145,7 +172,9 @@ def test_objects_are_read_in_key_order_whatever_the_listing(s3: MotoS3) -> None:
         ("s3:///x", {}, "no bucket in the URL"),
     ],
 )
-def test_missing_bucket_or_prefix_is_one_line_exit_2(s3: MotoS3, synthetic_export: Path, tmp_path: Path, url: str, env: dict[str, str], message: str) -> None:
+def test_missing_bucket_or_prefix_is_one_line_exit_2(
+    s3: MotoS3, synthetic_export: Path, tmp_path: Path, url: str, env: dict[str, str], message: str
+) -> None:
     s3.upload_folder(log_root(synthetic_export), "calo-exports", "exports/balance-sync")
     result = run(["report", url, "--endpoint-url", s3.endpoint, "-o", str(tmp_path / "o")], **env)
     assert result.exit_code == 2, result.output
@@ -157,7 +186,10 @@ def test_unreachable_endpoint_is_one_line_exit_2(tmp_path: Path) -> None:
     endpoint = f"http://127.0.0.1:{closed_port()}"
     result = run(["report", "s3://calo-exports/x/", "--endpoint-url", endpoint, "-o", str(tmp_path / "o")])
     assert result.exit_code == 2
-    assert result.stderr == f"calo-balance: s3://calo-exports/x/: cannot reach {endpoint}: check --endpoint-url and the network (EndpointConnectionError)\n"
+    assert (
+        result.stderr
+        == f"calo-balance: s3://calo-exports/x/: cannot reach {endpoint}: check --endpoint-url and the network (EndpointConnectionError)\n"
+    )
 
 
 def test_no_credentials_is_one_line_exit_2(s3: MotoS3, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import json
 import zipfile
 from pathlib import Path
 
-from calo_polars.audit import audit
+from calo_polars import audit
 from calo_polars.synth import SynthOptions, synthesize
 from tests.test_synth_accuracy import assert_exact, assert_read_completely
 
@@ -39,4 +39,6 @@ def test_auditing_the_sample_finds_exactly_its_ground_truth() -> None:
     result = audit([SAMPLE])
     assert_read_completely(result, truth)
     assert_exact(result, truth)
-    assert all(truth["fault_counts"][k] > 0 for k in ("overdraft", "mismatch", "flow_break", "delta_anomaly", "duplicate"))
+    assert all(
+        truth["fault_counts"][k] > 0 for k in ("overdraft", "mismatch", "flow_break", "delta_anomaly", "duplicate")
+    )

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calo_polars.cli import cli
+from calo_polars.cli.main import cli
 from calo_polars.synth import SynthOptions, synthesize
 from calo_polars.synth.ledger import ANOMALY, NORMAL, Calendar, Ledger, Rates, Window
 from calo_polars.synth.text import inspect_string, js_number, ulid
@@ -37,7 +37,7 @@ def test_strings_quote_like_util_inspect() -> None:
     assert inspect_string("plain") == "'plain'"
     assert inspect_string("it's") == '"it\'s"'
     assert inspect_string('{"gift":"it\'s"}') == '`{"gift":"it\'s"}`'
-    assert inspect_string('{"a":"{\\"b\\":1}"}') == "'{\"a\":\"{\\\\\"b\\\\\":1}\"}'"
+    assert inspect_string('{"a":"{\\"b\\":1}"}') == '\'{"a":"{\\\\"b\\\\":1}"}\''
 
 
 def test_ulid_is_time_then_randomness_in_crockford_base32() -> None:
@@ -77,7 +77,10 @@ def test_ledger_faults_are_exactly_what_the_reference_oracle_flags(seed: int, ra
         for m in ledger.msgs if (t := m.tx) is not None
     ]  # fmt: skip
     flags = reference_flags(txs)
-    faults = {kind: {f.tx.tx_id for f in ledger.faults if f.kind == kind} for kind in ("mismatch", "overdraft", "flow_break", "delta_anomaly")}
+    faults = {
+        kind: {f.tx.tx_id for f in ledger.faults if f.kind == kind}
+        for kind in ("mismatch", "overdraft", "flow_break", "delta_anomaly")
+    }
     assert flags.mismatch == faults["mismatch"]
     assert flags.overdraft == faults["overdraft"]
     assert set(flags.flow_break) == faults["flow_break"]
@@ -87,7 +90,10 @@ def test_ledger_faults_are_exactly_what_the_reference_oracle_flags(seed: int, ra
 @pytest.fixture(scope="module")
 def default_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An archive with the default options (every feature at its default rate)."""
-    return synthesize(SynthOptions(users=400, days=60, seed=3, workers=1, crash_rate=0.2), tmp_path_factory.mktemp("synth") / "logs.zip").path
+    return synthesize(
+        SynthOptions(users=400, days=60, seed=3, workers=1, crash_rate=0.2),
+        tmp_path_factory.mktemp("synth") / "logs.zip",
+    ).path
 
 
 @pytest.fixture(scope="module")
@@ -160,10 +166,12 @@ def test_files_are_out_of_order_and_split_like_the_export(texts: dict[str, str])
         stamps = re.findall(rf"^({TS}) ", text, re.M)
         backward += any(b < a for a, b in zip(stamps, stamps[1:]))
         starts_late += not text.startswith(stamps[0] + " INIT_START")
-        ids = re.findall(rf"^{TS} (?:{TS}\t|START RequestId: |END RequestId: |REPORT RequestId: )([0-9a-f-]{{36}})", text, re.M)
+        ids = re.findall(
+            rf"^{TS} (?:{TS}\t|START RequestId: |END RequestId: |REPORT RequestId: )([0-9a-f-]{{36}})", text, re.M
+        )
         runs = [i for n, i in enumerate(ids) if n == 0 or ids[n - 1] != i]
         split += len(runs) != len(set(runs))
-        per_invocation = Counter(re.findall(rf"\t([0-9a-f-]{{36}})\tINFO\tProcessing message", text))
+        per_invocation = Counter(re.findall(r"\t([0-9a-f-]{36})\tINFO\tProcessing message", text))
         batch_sizes.update(per_invocation.values())
     assert backward > 10 and starts_late > 5 and split > 0
     assert batch_sizes[1] > 0 and batch_sizes[10] > 0 and max(batch_sizes) == 10
@@ -180,7 +188,10 @@ def test_same_seed_same_bytes_whatever_the_workers(tmp_path: Path) -> None:
 
 
 def test_truth_lists_kind_transaction_and_user(tmp_path: Path) -> None:
-    report = synthesize(SynthOptions(users=100, days=30, seed=4, workers=1, rates=Rates(0.02, 0.02, 0.02, 0.02, 0.02)), tmp_path / "x.zip")
+    report = synthesize(
+        SynthOptions(users=100, days=30, seed=4, workers=1, rates=Rates(0.02, 0.02, 0.02, 0.02, 0.02)),
+        tmp_path / "x.zip",
+    )
     truth = json.loads(report.truth_path.read_text())
     assert report.truth_path == tmp_path / "x.truth.json"
     assert truth["faults"] and all(set(f) == {"kind", "tx_id", "user_id", "ts", "detail"} for f in truth["faults"])
@@ -211,4 +222,7 @@ def test_cli_usage_errors_are_one_line(tmp_path: Path) -> None:
     (busy / "file").write_text("x")
     taken = CliRunner().invoke(cli, ["synth", "-o", str(busy)])
     assert taken.exit_code == 2
-    assert taken.stderr.strip() == f"calo-balance: {busy}: exists and is not an empty folder; give a new folder, a .zip or a .gz"
+    assert (
+        taken.stderr.strip()
+        == f"calo-balance: {busy}: exists and is not an empty folder; give a new folder, a .zip or a .gz"
+    )

@@ -14,8 +14,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from calo_polars.audit import AuditResult, audit
-from calo_polars.summary import summary
+from calo_polars import AuditResult, audit
+from calo_polars.report.summary import summary
 from calo_polars.synth import CLEAN, Rates, SynthOptions, synthesize
 
 CHECKS = ("overdraft", "mismatch", "flow_break", "delta_anomaly")
@@ -28,7 +28,9 @@ SHAPES: dict[str, dict[str, Any]] = {
     "many_users": dict(users=2500, days=4, seed=12, rates=FAULTY),
     "long_histories": dict(users=10, days=400, seed=13, rates=FAULTY),
     "legacy_only": dict(users=150, days=30, seed=14, rates=FAULTY, legacy_until=date(2030, 1, 1)),
-    "heavy_out_of_order": dict(users=200, days=20, seed=15, rates=FAULTY, out_of_order=1.0, split=1.0, error_rate=0.03, crash_rate=0.5),
+    "heavy_out_of_order": dict(
+        users=200, days=20, seed=15, rates=FAULTY, out_of_order=1.0, split=1.0, error_rate=0.03, crash_rate=0.5
+    ),
     "seed_21": dict(users=300, days=40, seed=21, rates=FAULTY),
     "seed_22": dict(users=300, days=40, seed=22, rates=FAULTY),
     "seed_23": dict(users=300, days=40, seed=23, rates=FAULTY),

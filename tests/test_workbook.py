@@ -19,10 +19,10 @@ import openpyxl
 import polars as pl
 import pytest
 
-from calo_polars.audit import AuditResult, audit
-from calo_polars.outputs import write_outputs
-from calo_polars.records import NOTICE_KINDS
-from calo_polars.sheets import NOTICE_SHEETS, other_notice
+from calo_polars import AuditResult, audit
+from calo_polars.parse.records import NOTICE_KINDS
+from calo_polars.report.outputs import write_outputs
+from calo_polars.report.tables import NOTICE_SHEETS, other_notice
 from tests.logbuilder import Log, full_tx, rid, uid
 
 A, B, C, D = uid(0xA), uid(0xB), uid(0xC), uid(0xD)
@@ -50,7 +50,9 @@ def refusal(user: str, balance: Any, tx_id: str) -> str:
 
 def one(log: Log, request: str, at: float, fields: dict[str, Any], *after: tuple[str, str]) -> Log:
     """An invocation with one transaction, then extra app lines (level, text) before END."""
-    log.start(request, at).app(request, at + 0.01, "INFO", f"Processing message {uid(int(at))}").tx(request, at + 0.02, **fields)
+    log.start(request, at).app(request, at + 0.01, "INFO", f"Processing message {uid(int(at))}").tx(
+        request, at + 0.02, **fields
+    )
     for i, (level, text) in enumerate(after):
         log.app(request, at + 0.03 + i / 1000, level, text)
     return log.end(request, at + 0.5).report(request, at + 0.5)
@@ -61,7 +63,12 @@ def build_log() -> str:
     # A (BHD): 36 → 31.5; next starts from 36 (4.5 appeared); PAYMENT credit net of VAT; a mismatch
     one(log, rid(1), 0, full_tx(1, A, 36, 31.5, 4.5))
     one(log, rid(2), DAY, full_tx(2, A, 36, 28, 8), ("ERROR", not_in_sync(A, 28, 30)))
-    one(log, rid(3), 2 * DAY, full_tx(3, A, 28, Decimal("37.091"), 10, type_="CREDIT", source="PAYMENT", action="PAY", vat=Decimal("0.909")))
+    one(
+        log,
+        rid(3),
+        2 * DAY,
+        full_tx(3, A, 28, Decimal("37.091"), 10, type_="CREDIT", source="PAYMENT", action="PAY", vat=Decimal("0.909")),
+    )
     one(log, rid(4), 3 * DAY, full_tx(4, A, Decimal("37.091"), 29, 8))
     # B (SAR): clean; a not-in-sync error with a negative payment balance no block logged
     one(log, rid(5), 0.5 * DAY, full_tx(5, B, 100, 90, 10, currency="SAR"))
@@ -70,15 +77,33 @@ def build_log() -> str:
     # C (BHD): two wallets, each consistent
     wallet2 = '{"walletId":"wallet#second","deliveryId":"d8"}'
     one(log, rid(7), 0.2 * DAY, full_tx(7, C, 10, 5, 5))
-    one(log, rid(8), 0.3 * DAY, full_tx(8, C, 20, 25, 5, type_="CREDIT", source="MANUAL_ADDITION", action="GIFT", metadata=wallet2))
+    one(
+        log,
+        rid(8),
+        0.3 * DAY,
+        full_tx(8, C, 20, 25, 5, type_="CREDIT", source="MANUAL_ADDITION", action="GIFT", metadata=wallet2),
+    )
     # D (BHD): an overdraft the Lambda refused, repeated by a not-in-sync error and an EMF metric
     d_tx = full_tx(9, D, 5, -3, 8)
-    one(log, rid(9), 4 * DAY, d_tx, ("ERROR", not_in_sync(D, -3, -3)), ("INFO", refusal(D, 5, d_tx["id"])), ("INFO", refusal(D, 5, "01UNLOGGED")))
+    one(
+        log,
+        rid(9),
+        4 * DAY,
+        d_tx,
+        ("ERROR", not_in_sync(D, -3, -3)),
+        ("INFO", refusal(D, 5, d_tx["id"])),
+        ("INFO", refusal(D, 5, "01UNLOGGED")),
+    )
     log.raw(4 * DAY + 0.2, EMF)
     # skips, in one invocation
     log.start(rid(10), 5 * DAY)
     for n, action in enumerate(["DONATE_RAMADAN_MEAL", "DONATE_RAMADAN_MEAL", "PURCHASE_ADDONS_FOR_DELIVERY"]):
-        log.app(rid(10), 5 * DAY + n, "INFO", f"Skipping the process, Update Payment Balance Flag is set to false {{ transactionAction: '{action}' }}")
+        log.app(
+            rid(10),
+            5 * DAY + n,
+            "INFO",
+            f"Skipping the process, Update Payment Balance Flag is set to false {{ transactionAction: '{action}' }}",
+        )
     log.app(rid(10), 5 * DAY + 5, "INFO", "Skipping the process, balance is already synced from other listeners")
     log.end(rid(10), 5 * DAY + 6).report(rid(10), 5 * DAY + 6)
     # Lambda errors of every kind, a cold start and an incomplete invocation
@@ -88,8 +113,16 @@ def build_log() -> str:
     log.app(r, 6 * DAY + 0.2, "ERROR",
         'Invoke Error \t{"errorType":"TypeError","errorMessage":"e is not iterable","stack":["TypeError: e is not iterable","    at lambdaHandler (/src/syncBalance/listener.ts:24:24)"]}')  # fmt: skip
     log.end(r, 6 * DAY + 0.3).report(r, 6 * DAY + 0.3, init_ms=902.78)
-    log.app("undefined", 7 * DAY, "ERROR", 'Uncaught Exception \t{"errorType":"Error","errorMessage":"Cannot find module","stack":["Error: x","    at load (node:internal/x:1:1)"]}')
-    log.raw(7 * DAY + 0.1, "INIT_REPORT Init Duration: 766.09 ms\tPhase: invoke\tStatus: error\tError Type: Runtime.ExitError")
+    log.app(
+        "undefined",
+        7 * DAY,
+        "ERROR",
+        'Uncaught Exception \t{"errorType":"Error","errorMessage":"Cannot find module","stack":["Error: x","    at load (node:internal/x:1:1)"]}',
+    )
+    log.raw(
+        7 * DAY + 0.1,
+        "INIT_REPORT Init Duration: 766.09 ms\tPhase: invoke\tStatus: error\tError Type: Runtime.ExitError",
+    )
     log.raw(7 * DAY + 0.2, "Unknown application error occurred\nRuntime.Unknown")
     log.start(rid(21), 8 * DAY).app(rid(21), 8 * DAY + 0.1, "INFO", f"Processing message {uid(99)}")
     log.raw(8 * DAY + 3, f"{rid(21)} Task timed out after 3.00 seconds")
@@ -139,7 +172,12 @@ def test_roll_forward_of_a_user_whose_books_do_not_close(built) -> None:
     assert (a["opening_balance"], a["credits"], a["debits"]) == (approx(36), approx(9.091), approx(20.5))
     assert (a["expected_closing"], a["closing_balance"]) == (approx(24.591), approx(29))
     # difference 4.409 = the 4.5 that appeared between transactions − the 0.091 the mismatch moved too far
-    assert (a["difference"], a["flow_gaps"], a["mismatch_diffs"], a["rounding"]) == (approx(4.409), approx(4.5), approx(-0.091), approx(0))
+    assert (a["difference"], a["flow_gaps"], a["mismatch_diffs"], a["rounding"]) == (
+        approx(4.409),
+        approx(4.5),
+        approx(-0.091),
+        approx(0),
+    )
     assert a["unreconciled"] is True
     assert (a["flow_breaks"], a["mismatches"], a["flags"], a["not_in_sync"]) == (1, 1, 2, 1)
 
@@ -147,11 +185,23 @@ def test_roll_forward_of_a_user_whose_books_do_not_close(built) -> None:
 def test_clean_user_and_two_wallet_user_close_exactly(built) -> None:
     _, wb, _ = built
     b = by(wb["PerUserSummary"], "user_id", B)
-    assert (b["opening_balance"], b["credits"], b["debits"], b["closing_balance"], b["difference"]) == (100, 5, 10, 95, 0)
+    assert (b["opening_balance"], b["credits"], b["debits"], b["closing_balance"], b["difference"]) == (
+        100,
+        5,
+        10,
+        95,
+        0,
+    )
     assert b["unreconciled"] is False
     c = by(wb["PerUserSummary"], "user_id", C)
     # opening and closing add up both wallets: (10 + 20) → (5 + 25)
-    assert (c["wallets"], c["opening_balance"], c["closing_balance"], c["expected_closing"], c["difference"]) == (2, 30, 30, 30, 0)
+    assert (c["wallets"], c["opening_balance"], c["closing_balance"], c["expected_closing"], c["difference"]) == (
+        2,
+        30,
+        30,
+        30,
+        0,
+    )
 
 
 def test_difference_beyond_tolerance_is_drawn_red(built) -> None:
@@ -170,12 +220,17 @@ def test_currency_roll_forward_in_summary_and_overview(built) -> None:
     data = json.loads((workbook.parent / "summary.json").read_text())
     bhd = data["totals"]["BHD"]["roll_forward"]
     # A, C and D: opening 36 + 30 + 5, closing 29 + 30 − 3; only A's difference
-    assert (bhd["opening_balance"], bhd["closing_balance"], bhd["difference"], bhd["unreconciled_users"]) == ("71.000", "56.000", "4.409", 1)
+    assert (bhd["opening_balance"], bhd["closing_balance"], bhd["difference"], bhd["unreconciled_users"]) == (
+        "71.000",
+        "56.000",
+        "4.409",
+        1,
+    )
     assert data["totals"]["SAR"]["roll_forward"]["difference"] == "0.00"
     overview = wb["Overview"]
     texts = [[c.value for c in row] for row in overview.iter_rows()]
     header = next(r for r in texts if r[0] == "currency" and "= expected closing" in r)
-    bhd_row = next(r for r in texts[texts.index(header):] if r[0] == "BHD")
+    bhd_row = next(r for r in texts[texts.index(header) :] if r[0] == "BHD")
     assert bhd_row[header.index("difference")] == approx(4.409)
     assert bhd_row[header.index("of which flow gaps")] == approx(4.5)
 
@@ -219,7 +274,10 @@ def test_red_flags_link_back_to_the_user_and_the_transaction(built) -> None:
         ledger_header = [c.value for c in wb["Ledger"][1]]
         assert sheet == "Ledger" and wb[sheet].cell(target, ledger_header.index("tx_id") + 1).value == tx.value
     reasons = {r["check"]: r["reason"] for r in rows(flags)}
-    assert reasons["flow_break"] == "newBalance 31.500 but next oldBalance 36.000: 4.500 missing (balance rose between transactions, none logged)"
+    assert (
+        reasons["flow_break"]
+        == "newBalance 31.500 but next oldBalance 36.000: 4.500 missing (balance rose between transactions, none logged)"
+    )
     assert reasons["overdraft"] == "balance went from 5.000 to -3.000: 3.000 below zero"
     assert [r["severity"] for r in rows(flags)] == ["high", "high", "medium"]
 
@@ -246,7 +304,12 @@ def test_blocked_overdrafts_join_the_refused_transaction_when_logged(built) -> N
     _, wb, _ = built
     got = {r["transaction_id"]: r for r in rows(wb["BlockedOverdrafts"])}
     logged = got[full_tx(9, D, 0, 0, 0)["id"]]
-    assert (logged["in_ledger"], logged["amount"], logged["current_balance"], logged["would_be_balance"]) == (True, 8, 5, -3)
+    assert (logged["in_ledger"], logged["amount"], logged["current_balance"], logged["would_be_balance"]) == (
+        True,
+        8,
+        5,
+        -3,
+    )
     assert got["01UNLOGGED"]["in_ledger"] is False and got["01UNLOGGED"]["amount"] is None
 
 
@@ -292,8 +355,12 @@ def test_every_notice_is_on_exactly_one_sheet(built) -> None:
 
 
 def test_notice_routing_is_a_partition_of_every_kind() -> None:
-    frame = pl.DataFrame({"kind": NOTICE_KINDS * 2, "level": ["ERROR"] * len(NOTICE_KINDS) + ["INFO"] * len(NOTICE_KINDS)})
-    hits = frame.select(pl.sum_horizontal(*[e.cast(pl.Int8) for e in NOTICE_SHEETS.values()], other_notice().cast(pl.Int8)))
+    frame = pl.DataFrame(
+        {"kind": NOTICE_KINDS * 2, "level": ["ERROR"] * len(NOTICE_KINDS) + ["INFO"] * len(NOTICE_KINDS)}
+    )
+    hits = frame.select(
+        pl.sum_horizontal(*[e.cast(pl.Int8) for e in NOTICE_SHEETS.values()], other_notice().cast(pl.Int8))
+    )
     assert hits.to_series().to_list() == [1] * frame.height
 
 

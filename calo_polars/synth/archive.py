@@ -32,7 +32,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from calo_polars.errors import UsageError
+
 from .ledger import Calendar, Ledger, Msg, Rates
 from .streams import Options, Writer
 from .text import DAY_MS, Clock, between, gzip_member, hex_id, uuid4
@@ -166,7 +167,10 @@ def build_shard(options: SynthOptions, shard: int) -> Shard:
          "detail": f"logged again at {stamp(m.logged)} by another invocation (SQS retry)"}
         for m in duplicates
     ]  # fmt: skip
-    files = [(name, gzip_member(text.encode("utf-8"), options.level), len(text.encode("utf-8"))) for name, text in writer.files]
+    files = [
+        (name, gzip_member(text.encode("utf-8"), options.level), len(text.encode("utf-8")))
+        for name, text in writer.files
+    ]
     txs = [m for m in ledger.msgs if m.tx is not None]
     return Shard(
         files=files,
@@ -227,7 +231,9 @@ def truth_path_for(out: Path) -> Path:
     return out.with_name(f"{name}.truth.json")
 
 
-def synthesize(options: SynthOptions, out: str | os.PathLike[str], truth: str | os.PathLike[str] | None = None) -> SynthReport:
+def synthesize(
+    options: SynthOptions, out: str | os.PathLike[str], truth: str | os.PathLike[str] | None = None
+) -> SynthReport:
     """Write a synthetic export to ``out`` (``.zip``, ``.gz`` or a folder) and its ground truth."""
     began = time.perf_counter()
     out = Path(out)
@@ -246,7 +252,9 @@ def synthesize(options: SynthOptions, out: str | os.PathLike[str], truth: str | 
         counts.update(shard.counts)
         faults += shard.faults
         incomplete += shard.incomplete
-        totals.update(invocations=shard.invocations, blocks=shard.blocks, transactions=shard.transactions, users=shard.users)
+        totals.update(
+            invocations=shard.invocations, blocks=shard.blocks, transactions=shard.transactions, users=shard.users
+        )
     rng = random.Random(f"{options.seed}/archive")
     task = uuid4(rng)
     members = _members(files, task, rng)
@@ -282,7 +290,9 @@ def synthesize(options: SynthOptions, out: str | os.PathLike[str], truth: str | 
         "faults": faults,
     }
     _atomic_write(tpath, (json.dumps(document, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
-    return SynthReport(out, tpath, len(files), raw, stored, totals["transactions"], fault_counts, time.perf_counter() - began)
+    return SynthReport(
+        out, tpath, len(files), raw, stored, totals["transactions"], fault_counts, time.perf_counter() - began
+    )
 
 
 def _members(files: list[tuple[str, bytes, int]], task: str, rng: random.Random) -> list[tuple[str, bytes]]:

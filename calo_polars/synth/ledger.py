@@ -67,7 +67,14 @@ ADDITION_ACTIONS = (
     "CUSTOMERS_CALO_EXPERIMENTS", "MANUAL_DISCOUNT",
 )  # fmt: skip
 ADDON_ACTIONS = ("ADD_DELIVERY_ADDONS", "PURCHASE_ADDON_SUBSCRIPTION", "REPLACE_FOOD", "ADD_FOOD")
-DEDUCTION_ACTIONS = ("REMOVE", "INVAILID_ENTRY", "DOUBLE_ENTRY", "EXPIRED_CREDITS", "REFUNDED_MANUALLY", "CREDIT_TRANSFER")
+DEDUCTION_ACTIONS = (
+    "REMOVE",
+    "INVAILID_ENTRY",
+    "DOUBLE_ENTRY",
+    "EXPIRED_CREDITS",
+    "REFUNDED_MANUALLY",
+    "CREDIT_TRANSFER",
+)
 REFUND_ACTIONS = ("LEAVING_THE_COUNTRY", "FOREIGN_OBJECT", "MEDICAL_CONDITION", "PARTIAL_REFUND", "FOOD_POISONING")
 ANOMALY_CREDITS = ("CX_GIFT", "MARKETING_GIFT_AND_EXPERIMENTS", "CUSTOMERS_INFLUENCERS", "COMPENSATION")
 ANOMALY_DEBITS = ("FIXING_BALANCE", "INVAILID_ENTRY", "DOUBLE_ENTRY")
@@ -92,7 +99,7 @@ GOALS = ("loseWeight", "maintainWeight", "gainWeight")
 class Window:
     """The user's preceding deltas as the anomaly check sees them, with exact integer sums."""
 
-    __slots__ = ("values", "s1", "s2")
+    __slots__ = ("s1", "s2", "values")
 
     def __init__(self) -> None:
         self.values: deque[int] = deque()
@@ -168,9 +175,32 @@ class Tx:
     """One logged transaction block: exact sub-units for the checks, printed text for the log."""
 
     __slots__ = (
-        "tx_id", "user", "day", "t", "night", "layout", "type", "source", "action",
-        "amount", "vat", "old", "new", "amount_s", "vat_s", "old_s", "new_s", "pay_s",
-        "metadata", "after", "lock", "sqs_body", "duplicate", "message_id", "ts", "created",
+        "action",
+        "after",
+        "amount",
+        "amount_s",
+        "created",
+        "day",
+        "duplicate",
+        "layout",
+        "lock",
+        "message_id",
+        "metadata",
+        "new",
+        "new_s",
+        "night",
+        "old",
+        "old_s",
+        "pay_s",
+        "source",
+        "sqs_body",
+        "t",
+        "ts",
+        "tx_id",
+        "type",
+        "user",
+        "vat",
+        "vat_s",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -182,7 +212,7 @@ class Tx:
 class Msg:
     """One SQS message the Lambda handles: a transaction, or a message that logs no block."""
 
-    __slots__ = ("t", "night", "kind", "tx", "user", "action", "balance_s", "ref_id", "message_id", "logged")
+    __slots__ = ("action", "balance_s", "kind", "logged", "message_id", "night", "ref_id", "t", "tx", "user")
 
     def __init__(self, t: int, night: bool, kind: str, user: User, tx: Tx | None = None) -> None:
         self.t, self.night, self.kind, self.user, self.tx = t, night, kind, user, tx
@@ -332,7 +362,9 @@ class Ledger:
         elif kind == "addition":
             amount = d * rng.choice((1, 1, 2)) // (2 if rng.random() < 0.3 else 1) // UNIT * UNIT
             if u.bal >= 0 and u.window.judge(amount) in (NORMAL, UNJUDGED):
-                self._write(u, day, t, False, "CREDIT", "MANUAL_ADDITION", rng.choice(ADDITION_ACTIONS), amount, 0, amount)
+                self._write(
+                    u, day, t, False, "CREDIT", "MANUAL_ADDITION", rng.choice(ADDITION_ACTIONS), amount, 0, amount
+                )
         elif kind == "addon":
             net = _round_unit(d * rng.uniform(0.3, 1.2))
             vat = _vat(net, cur)
@@ -380,12 +412,16 @@ class Ledger:
             x = u.window.smallest_anomaly(UNIT, -1)
             if x and x + 2 * d <= u.bal:
                 x = self._stretch(u, x, -1, limit=u.bal - 2 * d)
-                self._write(u, day, t, False, "DEBIT", "MANUAL_DEDUCTION", rng.choice(ANOMALY_DEBITS), x, 0, -x, anomaly=True)
+                self._write(
+                    u, day, t, False, "DEBIT", "MANUAL_DEDUCTION", rng.choice(ANOMALY_DEBITS), x, 0, -x, anomaly=True
+                )
                 return
         x = u.window.smallest_anomaly(UNIT, 1)
         if x:
             x = self._stretch(u, x, 1, limit=x * 2)
-            self._write(u, day, t, False, "CREDIT", "MANUAL_ADDITION", self.rng.choice(ANOMALY_CREDITS), x, 0, x, anomaly=True)
+            self._write(
+                u, day, t, False, "CREDIT", "MANUAL_ADDITION", self.rng.choice(ANOMALY_CREDITS), x, 0, x, anomaly=True
+            )
 
     def _stretch(self, u: User, x: int, sign: int, limit: int) -> int:
         """Make an anomaly a little larger than the minimum, staying a clear anomaly."""
@@ -430,7 +466,9 @@ class Ledger:
                 new_f = new / sub
         tx = Tx()
         if clean and rng.random() < rates.mismatch:
-            amount, new, new_f, detail = self._mismatch(u, type_ if layout == "full" else None, amount, vat, old, new, new_f)
+            amount, new, new_f, detail = self._mismatch(
+                u, type_ if layout == "full" else None, amount, vat, old, new, new_f
+            )
             self.faults.append(Fault("mismatch", tx, detail))
         tx.tx_id = ulid(t - between(rng, 200, 5000) if not night else t - between(rng, 60_000, 90_000), rng)
         tx.user, tx.day, tx.t, tx.night, tx.layout = u, day, t, night, layout
@@ -449,7 +487,9 @@ class Ledger:
             why = "balance below zero before" if old < -TOL else "balance went below zero"
             self.faults.append(Fault("overdraft", tx, f"{why}: {tx.old_s} → {tx.new_s}"))
         if anomaly:
-            self.faults.append(Fault("delta_anomaly", tx, f"delta {js_number(delta / sub)} far outside the user's recent deltas"))
+            self.faults.append(
+                Fault("delta_anomaly", tx, f"delta {js_number(delta / sub)} far outside the user's recent deltas")
+            )
         elif clean and new >= 0 and rng.random() < rates.duplicate:
             tx.duplicate = True
         u.window.push(new - old)
@@ -465,7 +505,9 @@ class Ledger:
         u.bal += gap
         u.bal_f += gap / u.cur.sub
         verb = "appeared" if gap > 0 else "vanished"
-        self.faults.append(Fault("flow_break", last, f"{js_number(abs(gap) / u.cur.sub)} {verb} before the next transaction"))
+        self.faults.append(
+            Fault("flow_break", last, f"{js_number(abs(gap) / u.cur.sub)} {verb} before the next transaction")
+        )
 
     def _mismatch(
         self, u: User, type_: str | None, amount: int, vat: int, old: int, new: int, new_f: float
@@ -475,13 +517,27 @@ class Ledger:
         for _ in range(4):  # variant A: the balance moved by the wrong amount
             x = rng.choice((-1, 1)) * _round_unit(u.d * rng.uniform(0.02, 0.4)) or UNIT
             bad = new + x
-            if bad >= 0 and is_mismatch(type_, amount, vat, old, bad) and u.window.judge(bad - old) in (NORMAL, UNJUDGED):
-                return amount, bad, new_f + x / sub, f"balance moved {js_number((bad - old) / sub)} for amount {js_number(amount / sub)}"
+            if (
+                bad >= 0
+                and is_mismatch(type_, amount, vat, old, bad)
+                and u.window.judge(bad - old) in (NORMAL, UNJUDGED)
+            ):
+                return (
+                    amount,
+                    bad,
+                    new_f + x / sub,
+                    f"balance moved {js_number((bad - old) / sub)} for amount {js_number(amount / sub)}",
+                )
         for _ in range(8):  # variant B: the balance moved as usual, the logged amount is wrong
             y = _round_unit(amount * rng.uniform(0.05, 0.5)) or UNIT
             bad_amount = amount + y if rng.random() < 0.5 or amount - y <= vat else amount - y
             if is_mismatch(type_, bad_amount, vat, old, new):
-                return bad_amount, new, new_f, f"amount {js_number(bad_amount / sub)} but balance moved {js_number((new - old) / sub)}"
+                return (
+                    bad_amount,
+                    new,
+                    new_f,
+                    f"amount {js_number(bad_amount / sub)} but balance moved {js_number((new - old) / sub)}",
+                )
         raise AssertionError("no mismatch found")  # unreachable: y ≥ one minor unit always mismatches
 
     # ------------------------------------------------------------ metadata
@@ -490,13 +546,17 @@ class Ledger:
         """The metadata string as util.inspect prints it (or ``undefined``)."""
         if night:
             delivery = uuid4(rng)
-            return f"'{{\"walletId\":\"{u.wallet}\",\"deliveryId\":\"{delivery}\",\"walletSk\":\"{delivery}\",\"version\":\"syncBalanceSQS\"}}'"
+            return f'\'{{"walletId":"{u.wallet}","deliveryId":"{delivery}","walletSk":"{delivery}","version":"syncBalanceSQS"}}\''
         meta: dict[str, object]
         if source == "REFUND":
             pick = rng.random()
             if pick < 0.3:
                 return "undefined"
-            meta = {"refundId": uuid4(rng), "walletSk": uuid4(rng)} if pick < 0.6 else {"walletId": u.wallet, "walletSk": uuid4(rng)}
+            meta = (
+                {"refundId": uuid4(rng), "walletSk": uuid4(rng)}
+                if pick < 0.6
+                else {"walletId": u.wallet, "walletSk": uuid4(rng)}
+            )
         elif action in ADDON_ACTIONS:
             addon = {"id": uuid4(rng), "quantity": 1, "addonConfig": {"addonCategory": "GIFT_CARDS"}}
             if rng.random() < 0.5:
@@ -509,7 +569,12 @@ class Ledger:
                 "source": "APP", "API_VERSION_2": True,
             }  # fmt: skip
         elif source == "PAYMENT":
-            plan = {"id": rng.choice(PLANS), "frequency": "weekly", "foodType": ["lunch", "dinner"], "pricePerDay": u.d / u.cur.sub}
+            plan = {
+                "id": rng.choice(PLANS),
+                "frequency": "weekly",
+                "foodType": ["lunch", "dinner"],
+                "pricePerDay": u.d / u.cur.sub,
+            }
             meta = {
                 "walletId": u.wallet, "planType": plan["id"], "goal": rng.choice(GOALS), "eventSessionId": uuid4(rng),
                 "walletSk": uuid4(rng), "deliveryTime": rng.choice(("morning", "evening")), "type": "userRenew",
@@ -517,7 +582,9 @@ class Ledger:
                 "nextPlan": json.dumps(plan, separators=(",", ":")),
             }  # fmt: skip
             if rng.random() < 0.2:
-                meta["addonSubscription"] = json.dumps([{"longDescription": {"ar": rng.choice(ARABIC)}}], ensure_ascii=False, separators=(",", ":"))
+                meta["addonSubscription"] = json.dumps(
+                    [{"longDescription": {"ar": rng.choice(ARABIC)}}], ensure_ascii=False, separators=(",", ":")
+                )
         else:
             meta = {"walletId": u.wallet, "walletSk": uuid4(rng)}
         return inspect_string(json.dumps(meta, separators=(",", ":"), ensure_ascii=False))

@@ -72,7 +72,7 @@ UNCAUGHT = (
     '%s %s\tundefined\tERROR\tUncaught Exception \t{"errorType":"Error","errorMessage":"Cannot find module '
     "'/var/task/node_modules/@aws-sdk/client-sqs/dist-cjs/index.js' imported from /var/task/src/syncBalance/listener.mjs"
     '","code":"ERR_MODULE_NOT_FOUND","stack":["Error [ERR_MODULE_NOT_FOUND]: Cannot find module '
-    "'/var/task/node_modules/@aws-sdk/client-sqs/dist-cjs/index.js'\",\"    at finalizeResolution (node:internal/modules/esm/resolve:264:11)\"]}\n\n"
+    '\'/var/task/node_modules/@aws-sdk/client-sqs/dist-cjs/index.js\'","    at finalizeResolution (node:internal/modules/esm/resolve:264:11)"]}\n\n'
 )
 SKIP_CREATE = "Skipping the balance sync for create %s, it will be synced from create %s payment listener"
 AFTER = {
@@ -80,7 +80,11 @@ AFTER = {
     "already_synced": "Skipping the process, balance is already synced from other listeners",
     "already_synced_short": "Balance is already synced from other listeners",
 }
-AFTER_KIND = {"published": "sync_published", "already_synced": "skip_already_synced", "already_synced_short": "skip_already_synced"}
+AFTER_KIND = {
+    "published": "sync_published",
+    "already_synced": "skip_already_synced",
+    "already_synced_short": "skip_already_synced",
+}
 
 
 @dataclass
@@ -137,7 +141,12 @@ class Writer:
         init_ms = round(self.rng.uniform(650, 1250), 2)
         version, arn = self._runtime(start // 86_400_000 - self.cal.epoch_day)
         at = start - int(init_ms) - between(self.rng, 1, 60)
-        self._event(stream, -1, "init_start", f"{self.clock.stamp(at)} INIT_START Runtime Version: {version}\tRuntime Version ARN: {arn}\n\n")
+        self._event(
+            stream,
+            -1,
+            "init_start",
+            f"{self.clock.stamp(at)} INIT_START Runtime Version: {version}\tRuntime Version ARN: {arn}\n\n",
+        )
         return init_ms
 
     def _event(self, stream: Stream, inv: int, kind: str, text: str) -> None:
@@ -222,7 +231,12 @@ class Writer:
                 self._event(stream, inv, "not_in_sync", NOT_IN_SYNC % (ts, ts, rid, u.id, tx.new_s, tx.pay_s))
                 if rng.random() < P_NOT_IN_SYNC_EMF:
                     extra = f',"userId":"{u.id}","action":"{tx.action or "DELIVERY_DEDUCTION"}"'
-                    self._event(stream, inv, "emf_metric", EMF % (ts, t, "subBalanceDiscrapancy", "subBalanceDiscrapancy", extra))
+                    self._event(
+                        stream,
+                        inv,
+                        "emf_metric",
+                        EMF % (ts, t, "subBalanceDiscrapancy", "subBalanceDiscrapancy", extra),
+                    )
         elif kind == "blocked":
             extra = f',"userId":"{u.id}","action":"{msg.action}"'
             self._event(stream, inv, "emf_metric", EMF % (ts, t, "negativeBalance", "negativeBalance", extra))
@@ -264,7 +278,9 @@ class Writer:
             self._event(stream, inv, "emf_metric", EMF % (ts, t, "synBalanceError", "synBalanceError", ""))
         elif noise == "timeout":
             t += 30_000
-            self._event(stream, inv, "timeout", f"{stamp(t)} {rid} Task timed out after 30.0{between(rng, 1, 10)} seconds\n\n")
+            self._event(
+                stream, inv, "timeout", f"{stamp(t)} {rid} Task timed out after 30.0{between(rng, 1, 10)} seconds\n\n"
+            )
         return t
 
     def crash_burst(self, day: int) -> None:
@@ -291,7 +307,9 @@ class Writer:
                 self._event(stream, inv, "start", f"{ts} START RequestId: {rid} Version: $LATEST\n\n")
                 t += between(rng, 0, 20)
                 ts = stamp(t)
-                self._event(stream, inv, "runtime_crash", f"{ts} Unknown application error occurred\nRuntime.Unknown\n\n")
+                self._event(
+                    stream, inv, "runtime_crash", f"{ts} Unknown application error occurred\nRuntime.Unknown\n\n"
+                )
                 self._event(stream, inv, "end", f"{ts} END RequestId: {rid}\n\n")
                 self._event(stream, inv, "report",
                             f"{ts} REPORT RequestId: {rid}\tDuration: {init_ms + 1:.2f} ms\tBilled Duration: {int(init_ms) + 2} ms\t"
@@ -349,7 +367,9 @@ class Writer:
         rng = self.rng
         count = sum(1 for _ in range(n_msgs) if rng.random() < self.opts.error_rate)
         base = self.cal.day_ms(day)
-        return [(base + between(rng, 5 * 3_600_000, 20 * 3_600_000), None, rng.choice(NOISE_KINDS)) for _ in range(count)]
+        return [
+            (base + between(rng, 5 * 3_600_000, 20 * 3_600_000), None, rng.choice(NOISE_KINDS)) for _ in range(count)
+        ]
 
     # ------------------------------------------------------------ files
 
@@ -389,4 +409,3 @@ def _sqs_body(tx: Tx, ts: str) -> str:
         f'"email":"user{u.index}@example.com","phoneNumber":"+9730000{u.index % 10000:04d}","currency":"{u.cur.code}",'
         f'"updatePaymentBalance":true,"metadata":{{"walletId":"{u.wallet}"}},"createdAt":"{ts}"}}'
     )
-

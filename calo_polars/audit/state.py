@@ -1,0 +1,377 @@
+"""Incremental runs (``--state FILE``): what one audit hands the next, so a nightly run over
+only the new export gives the flags a single run over everything would.
+
+Every check looks at one wallet's or one user's own recent history, so a run needs, besides
+its own transactions, only the end of each history it continues (the *context*):
+
+* per wallet, its last transaction: the next one may start elsewhere (a flow break on the
+  previous export's last transaction, which that run could not see);
+* per user, the last ``window`` transactions: the 3σ window of the user's first new
+  transactions.
+
+Context rows join the new transactions of their users (``with_context``, a marker column),
+the unchanged check plan runs, and ``split_context`` keeps for the report the new rows and
+only the one flag that looks forward (``carried_flags``). The state also keeps the digest of
+every file read (a file is never read twice) and every transaction id seen, with its time
+(a copy logged again in a later export is set aside as a duplicate, ``set_aside_seen``).
+
+The file is one zip: ``state.json`` (format version, tool version, the check options it was
+built with, run count) and three zstd Parquet tables (context, seen ids, files). It is
+written atomically, and only after a run that succeeded.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from calo_polars import __version__
+from calo_polars.atomic import write_bytes
+from calo_polars.checks.plan import FLAG_COLUMNS, ORDER, USER, WALLET, CheckOptions, red_flags
+from calo_polars.errors import CaloError
+from calo_polars.parse.duplicates import DUPLICATE_SCHEMA
+from calo_polars.parse.ingest import TRANSACTIONS, Ingested, add_notes
+from calo_polars.problems import notes
+
+if TYPE_CHECKING:
+    from calo_polars.audit.result import AuditResult
+
+FORMAT = "calo-polars-state"
+VERSION = 1
+
+#: On a part: null on this run's rows; 1 on a context row; 2 on a wallet's last before this run.
+STATE_ROW = "state_row"
+#: On a part: the file a context row was logged in (not read again; its ``line_no`` is kept).
+STATE_FILE = "state_file"
+MARKERS = [STATE_ROW, STATE_FILE]
+
+#: The context: the transaction columns, the file as a path (file ids are per run), and
+#: whether the row is its wallet's last.
+CONTEXT_SCHEMA: dict[str, pl.DataType] = {
+    **{
+        name: (pl.String() if dtype == pl.Categorical else dtype)
+        for name, dtype in TRANSACTIONS.items()
+        if name != "file_id"
+    },
+    "file": pl.String(),
+    "wallet_last": pl.Boolean(),
+}
+#: Every transaction id an audit kept, and when it was logged.
+SEEN_SCHEMA: dict[str, pl.DataType] = {"tx_id": pl.String(), "ts": pl.Datetime("ms", "UTC")}
+#: Every file read: the blake2b digest of its stored bytes, its path, the run that read it.
+FILES_SCHEMA: dict[str, pl.DataType] = {"digest": pl.Binary(), "file": pl.String(), "run": pl.UInt32()}
+TABLES = {"context": CONTEXT_SCHEMA, "seen": SEEN_SCHEMA, "files": FILES_SCHEMA}
+
+
+class StateError(CaloError):
+    """The state file cannot be used: unreadable, damaged, or built with other check options."""
+
+
+def options_record(options: CheckOptions) -> dict[str, Any]:
+    """The check options as JSON values: a state is only valid with the same ones."""
+    return {
+        "tolerance": None if options.tolerance is None else str(options.tolerance),
+        "sigma": options.sigma,
+        "window": options.window,
+        "min_history": options.min_history,
+    }
+
+
+@dataclass
+class State:
+    """What the runs so far leave for the next one."""
+
+    options: dict[str, Any]  # ``options_record`` of the runs that built it
+    runs: int = 0
+    context: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CONTEXT_SCHEMA))
+    seen: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SEEN_SCHEMA))
+    files: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FILES_SCHEMA))
+    tool_version: str = __version__
+
+    def already_read(self) -> dict[bytes, str]:
+        """Digest → path of every file read by an earlier run."""
+        return dict(zip(self.files["digest"].to_list(), self.files["file"].to_list()))
+
+    @property
+    def wallets(self) -> int:
+        return int(self.context["wallet_last"].sum())
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "tool_version": self.tool_version,
+            "check_options": self.options,
+            "runs": self.runs,
+            "wallets": self.wallets,
+            "transactions_seen": self.seen.height,
+            "files_read": self.files.height,
+        }
+
+
+# ---------------------------------------------------------------- the file
+
+
+def to_bytes(state: State) -> bytes:
+    """The state file's bytes: a zip of ``state.json`` and one Parquet file per table."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:  # the Parquet files are compressed already
+        zf.writestr("state.json", json.dumps(state.header(), indent=2, sort_keys=True))
+        for name in TABLES:
+            table = io.BytesIO()
+            getattr(state, name).write_parquet(table, compression="zstd", statistics=False)
+            zf.writestr(f"{name}.parquet", table.getvalue())
+    return out.getvalue()
+
+
+def save(state: State, path: str | Path) -> None:
+    """Write the state atomically: a crash leaves the previous state as it was."""
+    try:
+        write_bytes(Path(path), to_bytes(state))
+    except OSError as exc:
+        raise StateError(f"cannot write the state file {path}: {exc.strerror or exc}") from None
+
+
+def load(path: str | Path, options: CheckOptions) -> State:
+    """The state in ``path``, or an empty one when it does not exist yet.
+
+    Raises ``StateError`` (one line) when it is not a state file, is damaged, is of another
+    format version, or was built with other check options (its flags would not be the ones
+    a single run gives).
+    """
+    path = Path(path)
+    if not path.exists():
+        return State(options_record(options))
+    try:
+        with zipfile.ZipFile(path) as zf:
+            header = json.loads(zf.read("state.json"))
+            if not isinstance(header, dict) or header.get("format") != FORMAT:
+                raise ValueError("not a calo-balance state file")
+            if header.get("version") != VERSION:
+                raise StateError(
+                    f"the state file {path} has format version {header.get('version')}, this calo-balance reads "
+                    f"version {VERSION}: start a new state file (the next run then reads everything again)"
+                )
+            tables = {name: pl.read_parquet(io.BytesIO(zf.read(f"{name}.parquet"))) for name in TABLES}
+        for name, schema in TABLES.items():
+            if dict(tables[name].schema) != schema:
+                raise ValueError(f"its {name} table has other columns")
+    except StateError:
+        raise
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError, pl.exceptions.PolarsError) as exc:
+        raise StateError(
+            f"cannot read the state file {path}: {exc} (damaged, or not a calo-balance state file)"
+        ) from None
+    _same_options(path, header.get("check_options"), options_record(options))
+    return State(
+        header["check_options"], int(header.get("runs", 0)), tool_version=str(header.get("tool_version")), **tables
+    )
+
+
+def _same_options(path: Path, built: Any, now: dict[str, Any]) -> None:
+    if built == now:
+        return
+    if not isinstance(built, dict):
+        raise StateError(f"cannot read the state file {path}: it records no check options")
+    changed = [f"--{k.replace('_', '-')} {built.get(k)} (now {v})" for k, v in now.items() if built.get(k) != v]
+    raise StateError(
+        f"the state file {path} was built with {', '.join(changed)}: give the same check options, "
+        "or start a new state file"
+    )
+
+
+# ---------------------------------------------------------------- a run with context
+
+
+def with_context(part: pl.DataFrame, state: State) -> pl.DataFrame:
+    """The part with its users' context rows added (marked ``STATE_ROW``), ready for the plan.
+
+    A run's own rows get a null marker. Context rows have no file id (their file is not
+    read in this run): ``STATE_FILE`` says which file they were logged in.
+    """
+    users = part.select(pl.col(USER).cast(pl.String)).unique()
+    context = state.context.join(users, on=USER, how="semi")
+    rows = context.select(
+        pl.lit(None, pl.UInt32).alias("file_id"),
+        *[c for c in TRANSACTIONS if c != "file_id"],
+        pl.when(pl.col("wallet_last")).then(pl.lit(2, pl.Int8)).otherwise(pl.lit(1, pl.Int8)).alias(STATE_ROW),
+        pl.col("file").alias(STATE_FILE),
+    ).cast(TRANSACTIONS)  # type: ignore[arg-type]
+    marked = part.with_columns(pl.lit(None, pl.Int8).alias(STATE_ROW), pl.lit(None, pl.String).alias(STATE_FILE))
+    return pl.concat([marked, rows])
+
+
+def split_context(checked: pl.LazyFrame, columns: list[str]) -> tuple[pl.LazyFrame, pl.LazyFrame | None]:
+    """(this run's rows, the context rows whose flags this run reports) of a checked part.
+
+    Without markers (no state) the part is all this run's. Only a flow break on a wallet's
+    last transaction before this run is reported again: that run could not see the next one.
+    """
+    if STATE_ROW not in columns:
+        return checked, None
+    new = checked.filter(pl.col(STATE_ROW).is_null()).drop(MARKERS)
+    carried = checked.filter((pl.col(STATE_ROW) == 2) & pl.col("flow_break"))
+    return new, carried
+
+
+def carried_flags(carried: pl.LazyFrame) -> pl.LazyFrame:
+    """The flow breaks of ``split_context``'s carried rows, as flags whose reason says so."""
+    flags = red_flags(carried).filter(pl.col("check") == "flow_break")
+    where = carried.select("tx_id", STATE_FILE, _line=pl.col("line_no"))
+    return (
+        flags.join(where, on="tx_id", how="left")
+        .with_columns(
+            reason=pl.format(
+                "the previous export's last transaction of this wallet ({}:{}): {}",
+                pl.col(STATE_FILE),
+                pl.col("_line"),
+                pl.col("reason"),
+            )
+        )
+        .select(FLAG_COLUMNS)
+    )
+
+
+def carried_rows(result: AuditResult) -> pl.DataFrame | None:
+    """The previous exports' last transactions whose flow break this run reports, as
+    ``AuditResult.with_file`` shows rows (the file from where the earlier run read it);
+    None without one, or when a selection limits the report (it drops carried flags too)."""
+    inc = result.incremental
+    if inc is None or inc.carried_rows is None or inc.carried_rows.is_empty() or result.options.selection.active:
+        return None
+    rows = result.derived(inc.carried_rows.drop(STATE_FILE)).drop("file_id")
+    return rows.with_columns(inc.carried_rows[STATE_FILE].alias("file"))
+
+
+def carried(flags: pl.DataFrame) -> pl.DataFrame:
+    """The flags of an audit on an earlier run's transactions (``carried_flags``: no file id)."""
+    return flags.filter(pl.col("file_id").is_null())
+
+
+def set_aside_seen(ingested: Ingested, state: State) -> int:
+    """Set aside, as duplicates, this run's transactions whose id an earlier run kept.
+
+    The earlier copy is not read again: ``kept_ts`` says when it was logged, the other
+    ``kept_*`` columns and ``fields_differ`` stay empty. Returns how many were set aside.
+    """
+    if state.seen.is_empty():
+        return 0
+    seen = state.seen.rename({"ts": "kept_ts"})
+    found, parts = [], []
+    for part in ingested.transaction_parts:
+        again = part.join(seen, on="tx_id", how="inner")
+        found.append(again)
+        parts.append(part.join(seen, on="tx_id", how="anti") if again.height else part)
+    ingested.transaction_parts = [p for p in parts if p.height]
+    copies = pl.concat(found) if found else pl.DataFrame(schema={**TRANSACTIONS, "kept_ts": SEEN_SCHEMA["ts"]})
+    if copies.is_empty():
+        return 0
+    rows = copies.select(*[pl.col(c) if c in copies.columns else pl.lit(None).alias(c) for c in DUPLICATE_SCHEMA]).cast(
+        DUPLICATE_SCHEMA
+    )  # type: ignore[arg-type]
+    both = pl.concat([ingested.duplicates, rows])
+    ingested.duplicates = both.sort("tx_id", "ts", "file_id", "line_no")
+    return rows.height
+
+
+# ---------------------------------------------------------------- the next state
+
+
+def _from_end(group: str | list[str]) -> pl.Expr:
+    """1 on the group's last row, 2 on the one before...: the rows must be in time order."""
+    return pl.int_range(pl.len(), 0, -1).over(group)
+
+
+def advance(state: State, checked: pl.DataFrame, ingested: Ingested, window: int) -> State:
+    """The state after this run: each wallet's last transaction and each user's last
+    ``window`` ones (of the old context and this run's rows), every id kept, every file read."""
+    paths = ingested.files.frame().select("file_id", "file")
+    new = (
+        checked.select(*TRANSACTIONS)
+        .join(paths, on="file_id", how="left")
+        .drop("file_id")
+        .cast({n: pl.String for n, d in TRANSACTIONS.items() if d == pl.Categorical})
+        .with_columns(wallet_last=pl.lit(False))
+    )
+    rows = pl.concat([state.context.select(*CONTEXT_SCHEMA), new.select(*CONTEXT_SCHEMA)]).sort(USER, *ORDER)
+    context = rows.with_columns(wallet_last=_from_end(WALLET) == 1).filter(
+        (_from_end(USER) <= window) | pl.col("wallet_last")
+    )
+    seen = pl.concat([state.seen, checked.select(*SEEN_SCHEMA)])
+    run = state.runs + 1
+    files = pl.DataFrame(
+        {"digest": ingested.files.digests, "file": ingested.files.paths, "run": [run] * len(ingested.files)},
+        schema=FILES_SCHEMA,
+    )
+    return State(state.options, run, context.select(*CONTEXT_SCHEMA), seen, pl.concat([state.files, files]))
+
+
+def late_transactions(prior: State, checked: pl.DataFrame, ingested: Ingested) -> int:
+    """Report (input problem ``late_transaction``) and count this run's transactions logged
+    before their wallet's last transaction of an earlier run: they were checked against the
+    context, but what the earlier runs reported about the transactions after them is not
+    revised (one run over everything would have checked them in order)."""
+    last = prior.context.filter(pl.col("wallet_last")).select(*WALLET, last_ts="ts", last_id="tx_id", last_file="file")
+    if last.is_empty():
+        return 0
+    late = (
+        checked.select(
+            *(pl.col(c).cast(pl.String) for c in WALLET), "ts", pl.col("tx_id").cast(pl.String), "file_id", "line_no"
+        )
+        .join(last, on=WALLET)
+        .filter(
+            (pl.col("ts") < pl.col("last_ts"))
+            | ((pl.col("ts") == pl.col("last_ts")) & (pl.col("tx_id") < pl.col("last_id")))
+        )
+    )
+    message = pl.format(
+        "transaction {} is older than its wallet's last transaction of an earlier run ({}, {}): checked against it, "
+        "but the earlier runs' flags after it are not revised",
+        pl.col("tx_id"),
+        pl.col("last_ts").dt.to_string("%Y-%m-%d %H:%M:%S%.3fZ"),
+        pl.col("last_file"),
+    )
+    add_notes(ingested.problems, notes(late, "late_transaction", message), ingested.files)
+    return late.height
+
+
+@dataclass
+class Incremental:
+    """What an incremental run reports about itself (summary.json, the workbook's Overview)."""
+
+    path: str
+    prior: State
+    next: State | None = None
+    duplicates_of_earlier_runs: int = 0  # copies set aside because an earlier run kept the id
+    wallets_continued: int = 0  # wallets of the state with a transaction in this run
+    carried_flow_breaks: int = 0  # flow breaks on the previous export's last transaction of a wallet
+    late_transactions: int = 0  # this run's transactions older than their wallet's last of an earlier run
+    carried_rows: pl.DataFrame | None = None  # the rows of the carried flow breaks (``check_partition``'s fifth table)
+
+    def finish(self, checked: pl.DataFrame, flags: pl.DataFrame, ingested: Ingested) -> None:
+        """Count what this run continued, and build the next state (before any selection)."""
+        carried_in = self.prior.context.filter(pl.col("wallet_last")).select(WALLET)
+        active = checked.select(pl.col(c).cast(pl.String) for c in WALLET).unique()
+        self.wallets_continued = carried_in.join(active, on=WALLET, how="semi").height
+        self.carried_flow_breaks = carried(flags).height
+        self.late_transactions = late_transactions(self.prior, checked, ingested)
+        self.next = advance(self.prior, checked, ingested, int(self.prior.options["window"]))
+
+    def describe(self, ingested: Ingested) -> dict[str, Any]:
+        return {
+            "state_file": Path(self.path).name,
+            "earlier_runs": self.prior.runs,
+            "files_already_read": len(ingested.read_before),
+            "already_read_files": sorted(ingested.read_before),
+            "wallets_carried_in": self.prior.wallets,
+            "wallets_continued": self.wallets_continued,
+            "carried_flow_breaks": self.carried_flow_breaks,
+            "duplicates_of_earlier_runs": self.duplicates_of_earlier_runs,
+            "late_transactions": self.late_transactions,
+        }

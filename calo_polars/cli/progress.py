@@ -1,0 +1,197 @@
+"""What a person sees on stderr while and after a run: a progress bar and a one-screen summary.
+
+Only the command line uses this module (through ``rich``); the library reports progress
+through ``audit(on_batch=...)`` and never prints. The bar is drawn only on a terminal: a
+log file, a pipe or a CI job gets the plain summary table and nothing else.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from calo_polars.audit.filters import selection_text
+from calo_polars.parse.events import FileIndex
+from calo_polars.read.s3 import S3Source
+
+
+def input_size(inputs: Iterable[Any]) -> tuple[int, int]:
+    """(files, stored bytes) the inputs hold, from zip directories, folder listings and S3
+    listings: the bar's total. Junk members are counted too (the total is an estimate)."""
+    files = size = 0
+    for item in inputs:
+        if isinstance(item, S3Source):
+            files += len(item.objects())
+            size += item.stored_bytes()
+            continue
+        path = Path(item)
+        try:
+            if path.is_dir():
+                for root, _, names in os.walk(path):
+                    for name in names:
+                        files += 1
+                        size += Path(root, name).stat().st_size
+            elif zipfile.is_zipfile(path):
+                with zipfile.ZipFile(path) as zf:
+                    members = [i for i in zf.infolist() if not i.is_dir()]
+                files += len(members)
+                size += sum(i.compress_size for i in members)
+            else:
+                files += 1
+                size += path.stat().st_size
+        except OSError:
+            continue  # the run itself reports what cannot be read
+    return files, size
+
+
+class AuditProgress:
+    """A progress bar on ``console``: files, MB read and MB/s, transactions and tx/s, elapsed time.
+
+    ``on_batch`` is ``audit()``'s callback; ``step`` names what the run does after reading
+    (the checks, each output format). The bar is cleared when the run ends.
+    """
+
+    def __init__(self, console: Console, total_files: int, total_bytes: int) -> None:
+        self.total_files = total_files
+        self.started = time.perf_counter()
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description:<9}"),
+            BarColumn(bar_width=30),
+            TextColumn("{task.fields[files]}"),
+            TextColumn("{task.fields[mb]}"),
+            TextColumn("{task.fields[tx]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task = self.progress.add_task(
+            "reading", total=max(total_bytes, 1), files=f"0/{total_files:,} files", mb="", tx=""
+        )
+
+    def __enter__(self) -> AuditProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def on_batch(self, files: FileIndex, transactions: int) -> None:
+        """After each batch: what was read so far, and how fast."""
+        seconds = max(time.perf_counter() - self.started, 1e-6)
+        stored = sum(files.stored_bytes)
+        raw_mb = sum(files.raw_bytes) / 1e6
+        self.progress.update(
+            self.task,
+            completed=stored,
+            files=f"{len(files):,}/{max(self.total_files, len(files)):,} files",
+            mb=f"{raw_mb:,.1f} MB {raw_mb / seconds:,.1f} MB/s",
+            tx=f"{transactions:,} tx {transactions / seconds:,.0f} tx/s",
+        )
+
+    def step(self, name: str) -> None:
+        """Reading is over: show what the run is doing now."""
+        task = self.progress.tasks[0]
+        self.progress.update(self.task, description=name, completed=task.total)
+
+
+def stderr_console() -> Console:
+    """The console for stderr; a terminal gets colours and the bar, anything else plain text."""
+    return Console(stderr=True, highlight=False)
+
+
+def plain_text(table: Table, width: int = 120) -> str:
+    """The table as plain text (no colours, no trailing spaces): for logs, pipes and CI."""
+    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
+    with console.capture() as capture:
+        console.print(table)
+    return "\n".join(line.rstrip() for line in capture.get().splitlines())
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def summary_table(data: dict[str, Any], alerts: list[str], *, plain: bool) -> Table:
+    """The run on one screen: what was read, what each check found, the Lambda's signals,
+    totals per currency, and any alert. ``plain`` drops borders and colours."""
+    table = Table(
+        box=None if plain else box.SIMPLE_HEAD,
+        show_header=not plain,
+        title=None if plain else "calo-balance",
+        pad_edge=False,
+        padding=(0, 2, 0, 0),
+    )
+    table.add_column("", style="bold", no_wrap=True)
+    table.add_column("count", justify="right", no_wrap=True)
+    table.add_column("detail", no_wrap=True, overflow="ellipsis", max_width=80 if plain else 72)
+    period = data["period"]
+    red = "" if plain else "red"
+
+    def row(name: str, count: int | str, detail: str = "", alarm: bool = False) -> None:
+        table.add_row(name, str(count), detail, style=red if alarm else None)
+
+    row("files", _n(data["files"]), ", ".join(data["inputs"]))
+    if data.get("incremental"):
+        inc = data["incremental"]
+        row(
+            "already read",
+            _n(inc["files_already_read"]),
+            f"files not read again ({inc['state_file']}, {inc['earlier_runs']} runs before)",
+        )
+        row(
+            "carried in",
+            _n(inc["wallets_carried_in"]),
+            f"wallets' last transactions, {_n(inc['carried_flow_breaks'])} flow breaks into this export",
+        )
+    row("events", _n(data["events"]), f"{_n(data['invocations'])} invocations")
+    row(
+        "transactions",
+        _n(data["transactions"]),
+        f"{_n(data['users'])} users, {(period['first'] or '-')[:10]} to {(period['last'] or '-')[:10]}",
+    )
+    for key, users, name in (
+        ("overdraft_events", "overdraft_users", "overdrafts"),
+        ("mismatches", "mismatch_users", "mismatches"),
+        ("flow_breaks", "flow_break_users", "flow breaks"),
+        ("delta_anomalies", "delta_anomaly_users", "delta anomalies"),
+    ):
+        row(name, _n(data[key]), f"{_n(data[users])} users", alarm=data[key] > 0)
+    row(
+        "unreconciled",
+        _n(data["unreconciled_users"]),
+        "users whose books do not close",
+        alarm=data["unreconciled_users"] > 0,
+    )
+    row("not in sync", _n(data["not_in_sync_errors"]), f"{_n(data['not_in_sync_users'])} users")
+    row("blocked overdrafts", _n(data["blocked_overdrafts"]), f"{_n(data['blocked_overdraft_users'])} users")
+    row(
+        "Lambda errors",
+        _n(data["lambda_errors"]),
+        ", ".join(f"{n} {k}" for k, n in data["lambda_errors_by_kind"].items()),
+    )
+    row("duplicates", _n(data["duplicate_transactions"]), "copies set aside")
+    problems = ", ".join(f"{n} {k}" for k, n in data["input_problem_kinds"].items())
+    row("input problems", _n(data["input_problems"]), problems, alarm=data["input_problems"] > 0)
+    row("not understood", _n(data["unparsed_events"]), "events", alarm=data["unparsed_events"] > 0)
+    for currency, t in data["totals"].items():
+        row(
+            currency,
+            _n(t["transactions"]),
+            f"debits {t['debit_total']}, credits {t['credit_total']}, difference {t['roll_forward']['difference']}",
+        )
+    if data.get("selection"):
+        row("selection", "", selection_text(data["selection"]))
+    for alert in alerts:
+        row("ALERT", "", alert.removeprefix("alert: "), alarm=True)
+    return table

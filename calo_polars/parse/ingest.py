@@ -1,0 +1,467 @@
+"""Ingest: drive inputs through sources → events → records/invocations, batch by batch.
+
+Each batch of whole files is parsed on its own and only its compact tables are kept
+(transactions, notices, invocations, unparsed events, counts), so memory follows the
+number of transactions, not the size of the logs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import io
+import os
+import tempfile
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import polars as pl
+
+from calo_polars.parse.duplicates import DUPLICATE_SCHEMA, conflict_notes, drop_duplicates
+from calo_polars.parse.events import (
+    EVENT_KINDS,
+    MAX_LINE_CHARS,
+    FileIndex,
+    Lines,
+    cut_long_lines,
+    key_values,
+    lines_frame,
+    member_batches,
+    split_events,
+)
+from calo_polars.parse.invocations import INVOCATION_SCHEMA, incomplete_notes, invocations
+from calo_polars.parse.partition import PART_ROWS, user_ranges
+from calo_polars.parse.records import (
+    NOTICE_SCHEMA,
+    TRANSACTION_SCHEMA,
+    UNPARSED_SCHEMA,
+    notices,
+    refine_objects,
+    transactions,
+    unparsed,
+)
+from calo_polars.pii import mask_frame, mask_strings
+from calo_polars.problems import NOTE_SCHEMA, Problems, notes
+from calo_polars.read.inflate import Limits
+from calo_polars.read.sources import iter_members
+
+T = TypeVar("T")
+
+SAMPLE_SCHEMA: dict[str, pl.DataType] = {
+    "file_id": pl.UInt32(),
+    "line_no": pl.UInt32(),
+    "ts": pl.Datetime("ms", "UTC"),
+    "tx_id": pl.String(),
+    "raw": pl.String(),
+}
+
+
+@dataclass
+class BatchResult:
+    """The compact tables one batch of lines yields."""
+
+    kind_counts: pl.DataFrame
+    transactions: pl.DataFrame
+    notices: pl.DataFrame
+    invocations: pl.DataFrame
+    unparsed: pl.DataFrame
+    sample: pl.DataFrame
+    notes: pl.DataFrame  # input problems found in the batch (problems.NOTE_SCHEMA)
+
+
+@dataclass
+class Ingested:
+    """Everything read from the inputs, ready for the checks.
+
+    The transactions hold each transaction id once (``duplicates`` has the extra copies set
+    aside), as user ranges (``partition.user_ranges``) until the audit has checked them.
+    """
+
+    files: FileIndex
+    kind_counts: dict[str, int]
+    transaction_parts: list[pl.DataFrame]
+    notices: pl.DataFrame
+    invocations: pl.DataFrame
+    unparsed: pl.DataFrame
+    sample: pl.DataFrame
+    problems: Problems
+    skipped: Counter[str] = field(default_factory=Counter)
+    read_before: list[str] = field(default_factory=list)  # files not read: an earlier run read them (``state``)
+    duplicates: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=DUPLICATE_SCHEMA))
+
+    @property
+    def events(self) -> int:
+        return sum(self.kind_counts.values())
+
+    @property
+    def transactions(self) -> pl.DataFrame:
+        """Every transaction (the parts one after another: no copy)."""
+        return _concat(self.transaction_parts, TRANSACTIONS)
+
+
+def _sample_blocks(lines: Lines, tx: pl.DataFrame, heads: pl.DataFrame, size: int) -> pl.DataFrame:
+    """The raw text of this batch's first ``size`` transaction blocks in time order."""
+    first = (
+        tx.sort("ts", "tx_id", "file_id", "line_no")
+        .head(size)  # before the join with the heads, which then has 200 rows, not all
+        .join(heads.select("file_id", "line_no", "event"), on=["file_id", "line_no"], maintain_order="left")
+        .select("event", "file_id", "line_no", "ts", "tx_id")
+    )
+    chosen = pl.col("event").is_in(first["event"].implode())
+    text = (
+        pl.concat([lines.heads.select("event", "text").filter(chosen), lines.body.filter(chosen)])
+        .sort("event", maintain_order=True)  # each head before its continuation lines
+        .group_by("event", maintain_order=True)
+        .agg(raw=pl.col("text").str.join("\n"))
+    )
+    return first.join(text, on="event").drop("event").cast(SAMPLE_SCHEMA)  # type: ignore[arg-type]
+
+
+def _batch_notes(long_lines: pl.DataFrame, invalid: pl.DataFrame, not_understood: pl.DataFrame) -> list[pl.DataFrame]:
+    """Input problems of a batch, as frames: cut lines, unread blocks, events of no known shape."""
+    tx_id = (
+        pl.when(pl.col("tx_id").is_not_null()).then(pl.lit(" ") + pl.col("tx_id").str.head(40)).otherwise(pl.lit(""))
+    )
+    unknown = (
+        not_understood.filter(pl.col("kind") != "invalid_transaction")
+        .group_by("file_id")
+        .agg(line_no=pl.col("line_no").min(), n=pl.len())
+    )
+    return [
+        notes(
+            long_lines,
+            "long_line",
+            pl.format(
+                "line is {} characters long: only its first {} were read", pl.col("chars"), pl.lit(MAX_LINE_CHARS)
+            ),
+        ),
+        notes(invalid, "invalid_transaction", pl.format("transaction block{} not read: {}", tx_id, pl.col("reason"))),
+        notes(
+            unknown,
+            "unparsed_events",
+            pl.format("{} event(s) of no known shape, the first here (see UnparsedEvents)", pl.col("n")),
+        ),
+    ]
+
+
+def read_batch(batch: pl.DataFrame, *, sample_size: int = 200) -> BatchResult:
+    """Parse one batch of lines (``events.lines_frame``) into its compact tables."""
+    batch, long_lines = cut_long_lines(batch)
+    lines = split_events(batch)
+    kv = key_values(lines)
+    heads = refine_objects(lines.heads, kv)
+    tx, invalid, block_notes = transactions(heads, kv)
+    heads = heads.with_columns(
+        kind=pl.when(pl.col("event").is_in(invalid["event"].implode()))
+        .then(pl.lit("invalid_transaction"))
+        .otherwise(pl.col("kind"))
+    )
+    not_understood = unparsed(heads, invalid)
+    calls = invocations(heads)
+    found = [block_notes, incomplete_notes(calls), *_batch_notes(long_lines, invalid, not_understood)]
+    return BatchResult(
+        kind_counts=heads.group_by("kind").agg(count=pl.len()),
+        transactions=tx,
+        notices=notices(heads, kv),
+        invocations=calls,
+        unparsed=not_understood,
+        sample=_sample_blocks(lines, tx, heads, sample_size),
+        notes=pl.concat(found),
+    )
+
+
+#: The batch tables that may hold personal data (notes are masked later, with the messages).
+MASKED = ["transactions", "notices", "invocations", "unparsed", "sample"]
+
+#: Text columns kept as Categorical: few distinct values (currencies, kinds) or each value on
+#: many rows (a user on every transaction). A String column costs 16 bytes a row plus the text,
+#: a Categorical 4. Not request ids: a million distinct values cost Polars' global category
+#: map ~600 bytes each (measured: +900 MB at 4 GB of logs), more than the rows saved.
+COMPACT: dict[str, list[str]] = {
+    "transactions": [
+        "user_id",
+        "wallet_id",
+        "wallet_sk",
+        "currency",
+        "type",
+        "source",
+        "action",
+        "layout",
+        "metadata_state",
+    ],
+    "notices": ["kind", "level", "user_id", "action"],
+    "invocations": [],
+}
+
+
+def compact_schema(table: str, schema: dict[str, pl.DataType]) -> dict[str, pl.DataType]:
+    """The schema a kept table has: ``schema`` with its ``COMPACT`` columns Categorical."""
+    return {name: pl.Categorical() if name in COMPACT[table] else dtype for name, dtype in schema.items()}
+
+
+TRANSACTIONS = compact_schema("transactions", TRANSACTION_SCHEMA)
+NOTICES = compact_schema("notices", NOTICE_SCHEMA)
+INVOCATIONS = compact_schema("invocations", INVOCATION_SCHEMA)
+
+
+#: The big batch tables, kept packed until every batch is read.
+PACKED = ["transactions", "notices", "invocations"]
+
+
+@dataclass
+class Packed:
+    """A batch's big tables as zstd-compressed Arrow IPC bytes (2.9 MB a 28 MB batch).
+
+    Kept as Polars frames, the small tables of every batch sat among the large, short-lived
+    allocations of the batches after them, and the process grew by ~0.6 bytes a byte of log
+    read (allocator fragmentation); kept as bytes in memory, they still grew the heap twice
+    their size. So the main thread writes them to a spill file (``Spill``), and the tables
+    are read back once every batch is read.
+    """
+
+    frames: dict[str, bytes]
+    rows: int  # transactions
+
+    @classmethod
+    def of(cls, result: BatchResult) -> Packed:
+        frames = {name: getattr(result, name).write_ipc(None, compression="zstd").getvalue() for name in PACKED}
+        return cls(frames, result.transactions.height)
+
+
+class Spill:
+    """An anonymous temporary file holding packed tables: (offset, length) per table."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(prefix="calo-spill-")
+        self._places: list[dict[str, tuple[int, int]]] = []
+
+    def put(self, packed: Packed) -> None:
+        place = {}
+        for name, data in packed.frames.items():
+            place[name] = (self._file.tell(), len(data))
+            self._file.write(data)
+        self._places.append(place)
+
+    def tables(self, name: str) -> Iterator[pl.DataFrame]:
+        """Every batch's table ``name``, in batch order."""
+        for place in self._places:
+            offset, length = place[name]
+            self._file.seek(offset)
+            yield pl.read_ipc(io.BytesIO(self._file.read(length)))
+
+    def __enter__(self) -> Spill:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+
+def parse_texts(file_ids: list[int], texts: list[bytes], sample_size: int, mask_pii: bool) -> BatchResult:
+    """A worker's parse of one batch: split into lines, ``read_batch``, masking, compacting.
+
+    Masking is row by row, so masking each batch equals masking the whole table; done
+    here it runs in parallel (at the end it was 0.5 s a GB on one core).
+    """
+    result = read_batch(lines_frame(file_ids, texts), sample_size=sample_size)
+    if mask_pii:
+        for name in MASKED:
+            setattr(result, name, mask_frame(getattr(result, name)))
+    for name, columns in COMPACT.items():  # after masking, which reads String columns
+        setattr(result, name, getattr(result, name).cast({c: pl.Categorical() for c in columns}))
+    return result
+
+
+def _read_texts(
+    file_ids: list[int], texts: list[bytes], sample_size: int, mask_pii: bool
+) -> tuple[BatchResult, Packed]:
+    """``parse_texts``, then packing (the small tables stay in the result, the big ones are packed)."""
+    result = parse_texts(file_ids, texts, sample_size, mask_pii)
+    packed = Packed.of(result)
+    for name in PACKED:
+        setattr(result, name, getattr(result, name).clear())
+    return result, packed
+
+
+def _concat(frames: list[pl.DataFrame], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    return pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema)
+
+
+def add_notes(problems: Problems, notes: pl.DataFrame, files: FileIndex) -> None:
+    """Turn note frames (file_id, line_no, kind, message) into input problems."""
+    paths = files.frame().select("file_id", "file")
+    for file, line, kind, message in (
+        notes.join(paths, on="file_id", how="left").select("file", "line_no", "kind", "message").iter_rows()
+    ):
+        problems.add(file, kind, message, line)
+
+
+@dataclass
+class Reading:
+    """Inputs being read: the batches of whole files (a generator), and what reading them
+    fills in as it goes (the file index, input problems, skipped files)."""
+
+    files: FileIndex
+    problems: Problems
+    skipped: Counter[str]
+    batches: Iterator[tuple[list[int], list[bytes]]]
+    read_before: list[str]  # files not read: an earlier run read them (``state``)
+
+
+def open_inputs(
+    inputs: Iterable[str | os.PathLike[str]],
+    *,
+    threads: int,
+    batch_bytes: int,
+    limits: Limits,
+    already_read: Mapping[bytes, str] | None = None,
+) -> Reading:
+    """Start reading ``inputs`` (nothing is read until the batches are iterated); files whose
+    digest is in ``already_read`` are skipped (``Reading.read_before``)."""
+    problems = Problems()
+    skipped: Counter[str] = Counter()
+    files = FileIndex()
+    read_before: list[str] = []
+    members = iter_members(
+        inputs, problems, skipped, threads=threads, limits=limits, already_read=already_read, read_before=read_before
+    )
+    return Reading(files, problems, skipped, member_batches(members, files, batch_bytes=batch_bytes), read_before)
+
+
+def in_order(
+    work: Callable[[list[int], list[bytes]], T], batches: Iterable[tuple[list[int], list[bytes]]], threads: int
+) -> Iterator[T]:
+    """``work`` on each batch, ``threads`` at a time in worker threads (Polars releases the
+    GIL, and many of its string kernels run on one core); results come in batch order, so
+    the run is deterministic, and at most ``threads`` + 1 batches are held at once."""
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        pending: deque[Future[T]] = deque()
+        for ids, texts in batches:
+            pending.append(pool.submit(work, ids, texts))
+            while len(pending) > max(1, threads):
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _read_batches(
+    batches: Iterable[tuple[list[int], list[bytes]]],
+    threads: int,
+    sample_size: int,
+    mask_pii: bool,
+    progress: Callable[[int], None],
+) -> tuple[list[BatchResult], dict[str, list[pl.DataFrame]]]:
+    """Parse the batches (``in_order``); returns each batch's small tables, and the big ones
+    (``PACKED``) read back from the spill file once every batch is read."""
+    results: list[BatchResult] = []
+    n_tx = 0
+    with Spill() as spill:
+        for result, packed in in_order(
+            functools.partial(_read_texts, sample_size=sample_size, mask_pii=mask_pii), batches, threads
+        ):
+            results.append(result)
+            spill.put(packed)
+            n_tx += packed.rows
+            progress(n_tx)
+        release_freed_memory()
+        return results, {name: list(spill.tables(name)) for name in PACKED}
+
+
+def release_freed_memory() -> None:
+    """Give the C allocator's freed pages back to the system (glibc only; elsewhere a no-op).
+
+    The reader threads allocate and free a Python bytes object per member; glibc keeps what
+    they freed in per-thread arenas: 130 MB a GB of logs read, returned by this call.
+    """
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def ingest(
+    inputs: Iterable[str | os.PathLike[str]],
+    *,
+    threads: int = 2,
+    batch_bytes: int = 32 << 20,
+    sample_size: int = 200,
+    limits: Limits = Limits(),
+    mask_pii: bool = True,
+    part_rows: int = PART_ROWS,
+    on_batch: Callable[[FileIndex, int], None] | None = None,
+    already_read: Mapping[bytes, str] | None = None,
+) -> Ingested:
+    """Read every input and return the tables the checks need.
+
+    With ``mask_pii`` (the default) emails and phone numbers are masked in every text
+    column kept and in the problem messages (see ``pii``). ``on_batch(files,
+    transactions_so_far)`` is called after each batch (for progress bars). Files whose
+    digest is in ``already_read`` are not read (``Ingested.read_before``).
+    """
+    reading = open_inputs(inputs, threads=threads, batch_bytes=batch_bytes, limits=limits, already_read=already_read)
+    files, problems = reading.files, reading.problems
+
+    def progress(transactions_so_far: int) -> None:
+        if on_batch is not None:
+            on_batch(files, transactions_so_far)
+
+    results, big = _read_batches(reading.batches, threads, sample_size, mask_pii, progress)
+    counts = event_counts(r.kind_counts for r in results)
+    pieces = big["transactions"]
+    tables = {
+        "notices": _concat(big["notices"], NOTICES),
+        "invocations": _concat(big["invocations"], INVOCATIONS),
+        "unparsed": _concat([r.unparsed for r in results], UNPARSED_SCHEMA),
+        "sample": _concat([r.sample for r in results], SAMPLE_SCHEMA),
+    }
+    batch_notes = _concat([r.notes for r in results], NOTE_SCHEMA)
+    del results, big
+    pieces, duplicates = drop_duplicates(pieces, files.frame())
+    parts = user_ranges(pieces, part_rows)
+    add_notes(problems, pl.concat([batch_notes, conflict_notes(duplicates, files.frame())]), files)
+    if mask_pii:
+        problems.mask_messages(mask_strings)
+    return assemble(
+        files, counts, parts, tables, problems, reading.skipped, duplicates, sample_size, reading.read_before
+    )
+
+
+def event_counts(kind_counts: Iterable[pl.DataFrame]) -> dict[str, int]:
+    """Events by kind (``EVENT_KINDS``, 0 for a kind not seen), summed over batches' ``kind_counts``."""
+    counts: Counter[str] = Counter()
+    for frame in kind_counts:
+        counts.update(dict(frame.iter_rows()))
+    return {k: counts.get(k, 0) for k in EVENT_KINDS}
+
+
+def assemble(
+    files: FileIndex,
+    kind_counts: dict[str, int],
+    parts: list[pl.DataFrame],
+    tables: dict[str, pl.DataFrame],
+    problems: Problems,
+    skipped: Counter[str],
+    duplicates: pl.DataFrame,
+    sample_size: int,
+    read_before: list[str] | None = None,
+) -> Ingested:
+    """The ``Ingested`` of a run, in the order every output expects, from the tables read
+    (``tables``: notices, invocations, unparsed, and every batch's sample) and the
+    transactions with each id once (``parts``; ``duplicates`` has the copies set aside)."""
+    copies = duplicates.select("file_id", "line_no")
+    sample = tables["sample"].join(copies, on=["file_id", "line_no"], how="anti")
+    return Ingested(
+        files=files,
+        kind_counts=kind_counts,
+        transaction_parts=parts,
+        notices=tables["notices"].sort("file_id", "line_no"),  # file order, whatever a join did
+        invocations=tables["invocations"],
+        unparsed=tables["unparsed"].sort("file_id", "line_no"),
+        sample=sample.sort("ts", "tx_id", "file_id", "line_no").head(sample_size),
+        problems=problems,
+        skipped=skipped,
+        read_before=read_before or [],
+        duplicates=duplicates,
+    )

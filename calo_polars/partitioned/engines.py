@@ -1,0 +1,109 @@
+"""Engines: where stage 2 runs its per-partition function — here, in a process pool, on Ray.
+
+An engine maps a top-level (picklable) function over argument tuples and returns the
+results in the order given, so every engine gives the same merged result.
+
+- ``local``, 1 worker: in this process, one partition after another.
+- ``local``, N workers: a process pool started with ``forkserver`` (``spawn`` where there
+  is none): forking a process whose Polars thread pool is running can deadlock the child.
+- ``ray``: one Ray task per partition. ``ray.init(address=...)`` joins a cluster (the store
+  must then be on storage every node sees, and calo-polars installed on every node);
+  without an address (and no ``RAY_ADDRESS``) a local Ray runtime with ``workers`` CPUs is
+  started and stopped.
+  A Ray runtime already started by the caller (``ray.is_initialized()``) is used as it is.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from calo_polars.errors import CaloError, UsageError
+
+R = TypeVar("R")
+
+
+class EngineError(CaloError):
+    """A partition's task failed on the engine (its cause in one line)."""
+
+
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Engine:
+    """How to run stage 2: ``kind`` (``ENGINES``), ``workers``, and a Ray cluster's address."""
+
+    kind: str = "local"
+    workers: int = 1
+    ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ENGINES:
+            raise UsageError(f"unknown engine {self.kind!r}: choose among {', '.join(ENGINES)}")
+        if self.workers < 1:
+            raise UsageError("--workers must be at least 1")
+        if self.ray_address and self.kind != "ray":
+            raise UsageError("--ray-address needs --engine ray")
+
+    def map(self, fn: Callable[..., R], calls: Sequence[tuple[Any, ...]]) -> list[R]:
+        """``fn(*args)`` for each ``args`` of ``calls``, results in the same order."""
+        if self.kind == "ray":
+            return run_ray(fn, calls, self.workers, self.ray_address)
+        if self.workers == 1 or len(calls) <= 1:
+            return [fn(*args) for args in calls]
+        return run_pool(fn, calls, self.workers)
+
+    def describe(self) -> str:
+        if self.kind == "ray":
+            return f"ray ({self.ray_address or f'local, {self.workers} CPUs'})"
+        return "this process" if self.workers == 1 else f"{self.workers} worker processes"
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def run_pool(fn: Callable[..., R], calls: Sequence[tuple[Any, ...]], workers: int) -> list[R]:
+    """``fn`` over ``calls`` in ``workers`` processes (each a fresh interpreter)."""
+    with ProcessPoolExecutor(max_workers=min(workers, len(calls)), mp_context=_context()) as pool:
+        futures = [pool.submit(fn, *args) for args in calls]
+        return [f.result() for f in futures]
+
+
+def run_ray(fn: Callable[..., R], calls: Sequence[tuple[Any, ...]], workers: int, address: str | None) -> list[R]:
+    """``fn`` over ``calls`` as Ray tasks (one a call), on a cluster or a local runtime."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--engine ray needs Ray: pip install 'calo-polars[ray]'") from None
+    started = False
+    address = address or os.environ.get("RAY_ADDRESS")
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report sent home
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise UsageError(
+                f"cannot start or reach Ray{f' at {address}' if address else ''}: {str(exc).splitlines()[0]}"
+            ) from None
+        started = True
+    try:
+        task = ray.remote(fn)
+        return list(ray.get([task.remote(*args) for args in calls]))
+    except ray.exceptions.RayTaskError as exc:
+        cause = exc.cause
+        what = str(cause) if isinstance(cause, CaloError) else f"{type(cause).__name__}: {cause}"
+        hint = " (on a cluster, is the store on storage every node sees, at the same path?)" if address else ""
+        raise EngineError(f"a Ray task failed: {what.splitlines()[0] if what else '?'}{hint}") from None
+    finally:
+        if started:
+            ray.shutdown()

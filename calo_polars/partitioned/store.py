@@ -1,0 +1,399 @@
+"""The store: stage 1 of a partitioned run, the logs parsed once into Parquet partitioned by user.
+
+``calo-balance ingest INPUT... --into DIR`` reads the inputs exactly as ``report`` does
+(``ingest.open_inputs`` / ``parse_texts``, masking included) and writes, batch by batch::
+
+    DIR/manifest.json                  format, version, partitions, hash rule, inputs, options, counts
+    DIR/transactions/part-KKKK.parquet one file a partition, one row group a batch
+    DIR/notices.parquet, invocations.parquet, unparsed.parquet, sample.parquet
+    DIR/problems.parquet (input problems, masked as asked), files.parquet (the file index)
+    DIR/cross_duplicates.parquet       copies of an id logged under users of other partitions
+
+A user's transactions all go to partition ``crc32(user_id) mod N`` (``partition_of``): a
+stable hash, so a store written by one version is read the same by the next (Polars'
+``hash()`` may change between versions). Every check looks at one user's history only, so
+stage 2 (``partitioned``) checks each partition on its own and merges the results.
+
+A transaction id logged twice normally repeats under one user, so within one partition,
+where stage 2 sets the copies aside. A corrupt log may repeat an id under another user: a
+64-bit hash of each id and its partition is kept while writing (10 bytes a transaction),
+and ids seen in several partitions are resolved here, once, over all their copies
+(``cross_duplicates.parquet``); stage 2 drops those copies before its own pass.
+
+The store is written in a temporary sibling folder and renamed into place at the end, so
+an interrupted ingest never leaves a half store that ``report --from`` would trust.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from calo_polars import __version__
+from calo_polars.errors import CaloError, NoUsableInput, UsageError
+from calo_polars.parse.duplicates import DUPLICATE_SCHEMA, split_duplicates
+from calo_polars.parse.events import FileIndex
+from calo_polars.parse.ingest import (
+    INVOCATIONS,
+    NOTICES,
+    SAMPLE_SCHEMA,
+    TRANSACTIONS,
+    BatchResult,
+    add_notes,
+    event_counts,
+    in_order,
+    open_inputs,
+    parse_texts,
+    release_freed_memory,
+)
+from calo_polars.parse.records import UNPARSED_SCHEMA
+from calo_polars.pii import mask_strings
+from calo_polars.problems import NOTE_SCHEMA, InputProblem, Problems
+from calo_polars.read.inflate import Limits
+from calo_polars.read.s3 import S3Options, resolve
+
+FORMAT = "calo-polars store"
+FORMAT_VERSION = 1
+HASH_RULE = "zlib.crc32 of the UTF-8 user_id, mod the partition count; a null user_id goes to partition 0"
+DEFAULT_PARTITIONS = 16
+MANIFEST = "manifest.json"
+
+#: The non-user tables stored beside the partitions, each written batch by batch.
+TABLES: dict[str, dict[str, pl.DataType]] = {
+    "notices": NOTICES,
+    "invocations": INVOCATIONS,
+    "unparsed": UNPARSED_SCHEMA,
+    "sample": SAMPLE_SCHEMA,
+}
+#: Every stored table's schema as the run uses it (Parquet holds Categorical columns as text).
+SCHEMAS: dict[str, dict[str, pl.DataType]] = {**TABLES, "cross_duplicates": DUPLICATE_SCHEMA}
+PROBLEM_SCHEMA: dict[str, pl.DataType] = {
+    "file": pl.String(),
+    "line": pl.Int64(),
+    "kind": pl.String(),
+    "message": pl.String(),
+}
+FILE_SCHEMA: dict[str, pl.DataType] = {"file": pl.String(), "stored_bytes": pl.Int64(), "raw_bytes": pl.Int64()}
+
+
+class NotAStore(CaloError):
+    """A folder given to ``report --from`` is not a store this version can read."""
+
+
+def partition_of(user_id: str | None, partitions: int) -> int:
+    """The partition of a user: the layout's rule (``HASH_RULE``), pinned by a test."""
+    return 0 if user_id is None else zlib.crc32(user_id.encode("utf-8")) % partitions
+
+
+def partition_column(users: pl.Series, partitions: int) -> pl.Series:
+    """``partition_of`` every row's user: computed once per distinct user of the batch
+    (~1 µs each) and mapped onto the column, never row by row."""
+    text = users.cast(pl.String)
+    distinct = text.unique().drop_nulls().to_list()
+    parts = [partition_of(u, partitions) for u in distinct]
+    return text.replace_strict(distinct, parts, return_dtype=pl.UInt16).fill_null(0).rename("partition")
+
+
+def _plain(frame: pl.DataFrame) -> pa.Table:
+    """A frame as stored: Categorical columns as text (Parquet dictionary-encodes them anyway)."""
+    frame = frame.cast({n: pl.String for n, t in frame.schema.items() if t == pl.Categorical})
+    return frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+
+
+class _Appender:
+    """One Parquet file written a row group at a time (opened at the first rows)."""
+
+    def __init__(self, path: Path, schema: dict[str, pl.DataType]) -> None:
+        self.path, self.schema, self.rows = path, schema, 0
+        self._writer: pq.ParquetWriter | None = None
+
+    def add(self, table: pa.Table | None) -> None:
+        """Append a row group (``_plain`` of a frame; None or empty: nothing)."""
+        if table is None or table.num_rows == 0:
+            return
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+        self._writer.write_table(table)
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        if self._writer is None:  # no rows: an empty file with the schema
+            pq.write_table(_plain(pl.DataFrame(schema=self.schema)), self.path)
+        else:
+            self._writer.close()
+            self._writer = None
+
+    def discard(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def part_path(store: Path, k: int) -> Path:
+    return store / "transactions" / f"part-{k:04d}.parquet"
+
+
+@dataclass
+class StoreBatch:
+    """A batch ready to append: Arrow tables by partition and by table name, ids hashed."""
+
+    result: BatchResult  # for its small tables (notes, event counts)
+    parts: dict[int, pa.Table]
+    tables: dict[str, pa.Table]
+    ids: pl.DataFrame  # (hash of tx_id, partition) of every transaction
+
+
+def prepare(batch: BatchResult, partitions: int) -> StoreBatch:
+    """Split a parsed batch by partition and convert it for Parquet (in a worker thread,
+    so the main thread only appends row groups)."""
+    tx = batch.transactions.with_columns(partition_column(batch.transactions["user_id"], partitions))
+    parts = {
+        int(k): _plain(rows.drop("partition")) for (k,), rows in tx.partition_by("partition", as_dict=True).items()
+    }  # type: ignore[call-overload]
+    tables = {name: _plain(getattr(batch, name)) for name in TABLES}
+    return StoreBatch(batch, parts, tables, tx.select(pl.col("tx_id").hash(), "partition"))
+
+
+class StoreWriter:
+    """Writes a store into a temporary sibling of ``into``; ``commit`` renames it into place."""
+
+    def __init__(self, into: Path, partitions: int) -> None:
+        if into.exists() and not (into.is_dir() and (not any(into.iterdir()) or (into / MANIFEST).is_file())):
+            raise UsageError(f"{into} exists and is not a store: give a new or empty folder with --into")
+        into.parent.mkdir(parents=True, exist_ok=True)
+        self.into, self.partitions = into, partitions
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{into.name}-", suffix=".tmp", dir=into.parent))
+        (self.tmp / "transactions").mkdir()
+        self.parts = [_Appender(part_path(self.tmp, k), TRANSACTIONS) for k in range(partitions)]
+        self.tables = {name: _Appender(self.tmp / f"{name}.parquet", schema) for name, schema in TABLES.items()}
+        self.notes: list[pl.DataFrame] = []
+        self.kind_counts: list[pl.DataFrame] = []
+        self._ids: list[pl.DataFrame] = []  # (hash of tx_id, partition) of every transaction
+
+    def add(self, batch: StoreBatch) -> None:
+        """One batch's tables (``prepare``), appended to their files: the only serial step."""
+        for k, table in batch.parts.items():
+            self.parts[k].add(table)
+        for name, appender in self.tables.items():
+            appender.add(batch.tables.get(name))
+        self._ids.append(batch.ids)
+        self.notes.append(batch.result.notes)
+        self.kind_counts.append(batch.result.kind_counts)
+
+    def _cross_duplicates(self, files: FileIndex) -> pl.DataFrame:
+        """The copies set aside among ids seen in more than one partition (``split_duplicates``
+        over every copy of those ids: the same copies the one-shot run sets aside)."""
+        ids = pl.concat(self._ids) if self._ids else pl.DataFrame(schema={"tx_id": pl.UInt64, "partition": pl.UInt16})
+        self._ids.clear()
+        crossing = ids.group_by("tx_id").agg(pl.col("partition").n_unique()).filter(pl.col("partition") > 1)["tx_id"]
+        if crossing.is_empty():
+            return pl.DataFrame(schema=DUPLICATE_SCHEMA)
+        rows = pl.concat(
+            [
+                pl.scan_parquet(p.path)
+                .filter(pl.col("tx_id").hash().is_in(crossing.implode()))
+                .with_columns(partition=pl.lit(k))
+                for k, p in enumerate(self.parts)
+            ]
+        ).collect(engine="in-memory")
+        real = (
+            rows.group_by("tx_id").agg(pl.col("partition").n_unique()).filter(pl.col("partition") > 1)["tx_id"]
+        )  # not a hash collision
+        rows = rows.filter(pl.col("tx_id").is_in(real.implode())).drop("partition").cast(TRANSACTIONS)  # type: ignore[arg-type]
+        return split_duplicates(rows, files.frame())[1]
+
+    def commit(self, manifest: dict[str, Any], files: FileIndex, problems: Problems) -> dict[str, Any]:
+        """Close every file, resolve the ids repeated across partitions, write the small tables
+        and the manifest, then rename the store into place (replacing an older store)."""
+        for appender in [*self.parts, *self.tables.values()]:
+            appender.close()
+        cross = self._cross_duplicates(files)
+        cross.write_parquet(self.tmp / "cross_duplicates.parquet")
+        pl.DataFrame(
+            {"file": files.paths, "stored_bytes": files.stored_bytes, "raw_bytes": files.raw_bytes}, schema=FILE_SCHEMA
+        ).write_parquet(self.tmp / "files.parquet")
+        pl.DataFrame([vars(p) for p in problems.items], schema=PROBLEM_SCHEMA, orient="row").write_parquet(
+            self.tmp / "problems.parquet"
+        )
+        manifest = {
+            **manifest,
+            "kind_counts": event_counts(self.kind_counts),
+            "counts": {
+                "files": len(files),
+                "transactions": sum(p.rows for p in self.parts),
+                "cross_partition_copies": cross.height,
+                "partition_rows": [p.rows for p in self.parts],
+                **{name: a.rows for name, a in self.tables.items()},
+                "input_problems": len(problems),
+            },
+        }
+        (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        old = None
+        if self.into.exists():
+            old = self.into.parent / f".{self.into.name}-old-{os.getpid()}"
+            os.replace(self.into, old)
+        os.replace(self.tmp, self.into)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return manifest
+
+    def abort(self) -> None:
+        for appender in [*self.parts, *self.tables.values()]:
+            appender.discard()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def ingest_into(
+    inputs: Iterable[str | os.PathLike[str]],
+    into: str | os.PathLike[str],
+    *,
+    partitions: int = DEFAULT_PARTITIONS,
+    threads: int = 2,
+    batch_bytes: int = 32 << 20,
+    sample_size: int = 200,
+    limits: Limits = Limits(),
+    mask_pii: bool = True,
+    s3: S3Options = S3Options(),
+    on_batch: Callable[[FileIndex, int], None] | None = None,
+) -> dict[str, Any]:
+    """Stage 1: read ``inputs`` into a store at ``into``; returns its manifest.
+
+    Memory: the batches in flight (as ``report``), the hashes of the ids (10 bytes a
+    transaction) and the small tables; the transactions go to disk batch by batch.
+    Raises ``NoUsableInput`` (and writes nothing) when not a single log file could be read.
+    """
+    if not 1 <= partitions <= 65535:
+        raise UsageError("--partitions must be between 1 and 65535")
+    sources = resolve(inputs, s3)
+    names = [str(i) for i in sources]
+    reading = open_inputs(sources, threads=threads, batch_bytes=batch_bytes, limits=limits)  # type: ignore[arg-type]
+
+    def parse(ids: list[int], texts: list[bytes]) -> StoreBatch:
+        return prepare(parse_texts(ids, texts, sample_size, mask_pii), partitions)
+
+    writer = StoreWriter(Path(into), partitions)
+    try:
+        n_tx = 0
+        for batch in in_order(parse, reading.batches, threads):
+            writer.add(batch)
+            n_tx += batch.ids.height
+            if on_batch is not None:
+                on_batch(reading.files, n_tx)
+        release_freed_memory()
+        if len(reading.files) == 0:
+            raise NoUsableInput(f"nothing to ingest in {', '.join(names)}: {reading.problems.why_nothing_read()}")
+        add_notes(
+            reading.problems,
+            pl.concat(writer.notes) if writer.notes else pl.DataFrame(schema=NOTE_SCHEMA),
+            reading.files,
+        )
+        if mask_pii:
+            reading.problems.mask_messages(mask_strings)
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "tool_version": __version__,
+            "partitions": partitions,
+            "hash_rule": HASH_RULE,
+            "inputs": names,
+            "options": {
+                "mask_pii": mask_pii,
+                "sample_size": sample_size,
+                "max_total_bytes": limits.max_total_bytes,
+                "max_ratio": limits.max_ratio,
+                "ratio_floor": limits.ratio_floor,
+            },
+            "skipped": dict(sorted(reading.skipped.items())),
+        }
+        return writer.commit(manifest, reading.files, reading.problems)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+# ---------------------------------------------------------------- reading a store
+
+
+@dataclass(frozen=True)
+class Store:
+    """A store on disk, its manifest checked (``open_store``)."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def partitions(self) -> int:
+        return int(self.manifest["partitions"])
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.manifest["options"])
+
+    def part(self, k: int) -> Path:
+        return part_path(self.path, k)
+
+    def table(self, name: str) -> pl.DataFrame:
+        """A stored table of ``SCHEMAS``, with the schema the run uses."""
+        return _read(self.path / f"{name}.parquet", SCHEMAS[name])
+
+    def files(self) -> FileIndex:
+        frame = _read(self.path / "files.parquet", FILE_SCHEMA)
+        return FileIndex(frame["file"].to_list(), frame["stored_bytes"].to_list(), frame["raw_bytes"].to_list())
+
+    def problems(self) -> Problems:
+        return Problems(
+            [InputProblem(**row) for row in _read(self.path / "problems.parquet", PROBLEM_SCHEMA).iter_rows(named=True)]
+        )
+
+    def skipped(self) -> Counter[str]:
+        return Counter(self.manifest["skipped"])
+
+
+def _read(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """A Parquet file of the store with ``schema``; ``NotAStore`` (one line) when it cannot be read."""
+    try:
+        return pl.read_parquet(path).cast(schema)  # type: ignore[arg-type]
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise NotAStore(f"{path} cannot be read ({why}): ingest the logs again") from None
+
+
+def read_partition(path: str | os.PathLike[str]) -> pl.DataFrame:
+    """One partition's transactions, with the schema ``ingest`` gives them."""
+    return _read(Path(path), TRANSACTIONS)
+
+
+def open_store(path: str | os.PathLike[str]) -> Store:
+    """The store at ``path``; ``NotAStore`` (one line) when it is not one this version reads."""
+    folder = Path(path)
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotAStore(
+            f"{path} is not a store (no {MANIFEST}): write one with calo-balance ingest INPUT... --into {path}"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise NotAStore(f"{path} is not a readable store: {MANIFEST}: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise NotAStore(f"{path} is not a store: its {MANIFEST} is not a {FORMAT} manifest")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise NotAStore(
+            f"{path} is a store of format version {manifest.get('format_version')}, this version reads {FORMAT_VERSION}: ingest the logs again"
+        )
+    store = Store(folder, manifest)
+    missing = [p for p in [store.part(k) for k in range(store.partitions)] if not p.is_file()]
+    if missing:
+        raise NotAStore(f"{path} is an incomplete store: {missing[0]} is missing (ingest the logs again)")
+    return store

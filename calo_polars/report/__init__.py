@@ -1,0 +1,1 @@
+"""Report: every output of an audit — summary.json, Parquet/CSV exports, alerts and the workbook."""

@@ -1,0 +1,148 @@
+"""Exports for data tools: the complete tables as Parquet and CSV, one file per table.
+
+Every table is whole (no row cap, no sampling) and uses the glossary's column names
+(``columns.COLUMNS``: the same words as the workbook). Types are chosen for BI tools and
+DuckDB alike:
+
+- **Parquet**: money ``DECIMAL(38,6)`` (exact, as parsed), timestamps ``TIMESTAMP(ms)``
+  adjusted to UTC, counts ``INT64`` (signed: Power BI and Tableau mis-read unsigned
+  integers), flags ``BOOLEAN``; each column carries its glossary meaning as the field's
+  ``description`` metadata, and the file names the tool version and the table.
+- **CSV** (UTF-8, comma, header, ``\\n``): money as exact decimal text with 6 places
+  (``31.500000``), timestamps as ISO 8601 UTC (``2024-02-10T21:00:00.123Z``), flags
+  ``true``/``false``, empty for null. Text that a spreadsheet would evaluate (a cell starting
+  with ``=``, ``+``, ``-``, ``@``, tab or carriage return) is prefixed with ``'``, so Excel,
+  LibreOffice and Google Sheets show it as text and never run it (CSV injection); numbers
+  are never prefixed. A reader that wants the logged text strips one leading ``'`` from such a
+  value.
+
+Each file is written atomically (``atomic.replacing``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from calo_polars import __version__
+from calo_polars.atomic import replacing
+from calo_polars.audit.result import AuditResult
+from calo_polars.report import tables as views
+from calo_polars.report.columns import COLUMNS
+
+#: Export table → what one row is (written into each Parquet file and the README).
+TABLES: dict[str, str] = {
+    "transactions": "One row per transaction (each id once): as logged, every computed column, every check flag, the recomputed running balance and where it was logged.",
+    "flags": "One row per flag of every check: severity, check, the transaction and a plain-English reason.",
+    "users": "The roll-forward per user and currency, with the count of each flag and Lambda signal.",
+    "currency_totals": "Per currency: gross totals, VAT and the roll-forward summed over users.",
+    "notices": "Every other message the Lambda logged that matters: not-in-sync errors, refused overdrafts, errors, skips, metrics.",
+    "invocations": "One row per Lambda invocation (requestId): completeness, counts, duration and memory.",
+    "duplicates": "Extra copies of a transaction id, set aside (the first copy is in transactions).",
+    "unparsed_events": "Events the tool did not understand (empty on the real archive), with why.",
+    "input_problems": "Every file or line that could not be read or understood, with the reason.",
+}
+
+#: CSV cells starting with one of these are prefixed with ``'`` (spreadsheet formula injection).
+FORMULA_START = r"^[=+\-@\t\r]"
+CSV_DATETIME = "%Y-%m-%dT%H:%M:%S%.3fZ"
+LEDGER_COLUMNS = ["credit", "debit", "running_balance", "running_diff", "flagged"]
+
+
+def _transactions(result: AuditResult, ledger: pl.DataFrame) -> pl.DataFrame:
+    tx = result.with_file(result.transactions).join(
+        ledger.select("tx_id", *LEDGER_COLUMNS), on="tx_id", how="left", maintain_order="left"
+    )
+    where = ["file", "line_no"]
+    return tx.select([*(c for c in tx.columns if c not in where), *where]).sort("user_id", "ts", "tx_id")
+
+
+def export_tables(result: AuditResult) -> dict[str, pl.DataFrame]:
+    """Every export table by name (``TABLES``), helper columns dropped, rows in a fixed order."""
+    ledger = views.ledger(result)
+    users = views.per_user_summary(result, ledger, views.negative_payment_balances(result))
+    frames = {
+        "transactions": _transactions(result, ledger),
+        "flags": result.with_file(result.flags),
+        "users": users,
+        "currency_totals": result.totals,
+        "notices": result.with_file(result.ingested.notices),
+        "invocations": result.with_file(result.ingested.invocations).sort("file", "line_no", "request_id"),
+        "duplicates": result.with_file(result.duplicates),
+        "unparsed_events": result.with_file(result.ingested.unparsed),
+        "input_problems": result.ingested.problems.frame().rename({"kind": "problem"}),
+    }
+    return {name: frame.select(c for c in frame.columns if not c.startswith("_")) for name, frame in frames.items()}
+
+
+def _portable(frame: pl.DataFrame) -> pl.DataFrame:
+    """Unsigned integers made Int64: BI tools read signed integers only."""
+    unsigned = [c for c, t in frame.schema.items() if t in (pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)]
+    return frame.with_columns(pl.col(unsigned).cast(pl.Int64)) if unsigned else frame
+
+
+def _arrow(frame: pl.DataFrame, table: str) -> pa.Table:
+    """The frame as Arrow, with each column's glossary meaning and the table's description."""
+    data = _portable(frame).to_arrow()
+    fields = []
+    for f in data.schema:
+        kind = pa.large_string() if pa.types.is_string_view(f.type) else f.type
+        fields.append(pa.field(f.name, kind, nullable=True, metadata={"description": COLUMNS[f.name].meaning}))
+    schema = pa.schema(
+        fields,
+        metadata={"calo_polars.version": __version__, "calo_polars.table": table, "description": TABLES[table]},
+    )
+    return data.cast(schema)
+
+
+def write_parquet(frame: pl.DataFrame, path: Path, table: str) -> None:
+    """One table as a zstd-compressed Parquet file, written atomically."""
+    with replacing(path) as tmp:
+        pq.write_table(_arrow(frame, table), tmp, compression="zstd")
+
+
+def csv_safe(frame: pl.DataFrame) -> pl.DataFrame:
+    """Text cells a spreadsheet would evaluate get a leading ``'`` (CSV injection)."""
+    text = [c for c, t in frame.schema.items() if t == pl.String]
+    return frame.with_columns(
+        pl.when(pl.col(c).str.contains(FORMULA_START)).then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
+        for c in text
+    )
+
+
+def write_csv(frame: pl.DataFrame, path: Path, table: str) -> None:
+    """One table as CSV (see the module docstring for the formats), written atomically."""
+    with replacing(path) as tmp:
+        csv_safe(frame).write_csv(tmp, datetime_format=CSV_DATETIME, line_terminator="\n")
+
+
+WRITERS: dict[str, tuple[str, Callable[[pl.DataFrame, Path, str], None]]] = {
+    "parquet": (".parquet", write_parquet),
+    "csv": (".csv", write_csv),
+}
+
+
+def write_exports(result: AuditResult, outdir: Path, formats: list[str]) -> list[Path]:
+    """Write every table in each of ``formats`` (``parquet``, ``csv``) into ``outdir``."""
+    chosen = [f for f in formats if f in WRITERS]
+    if not chosen:
+        return []
+    written = []
+    for name, frame in export_tables(result).items():
+        for fmt in chosen:
+            suffix, write = WRITERS[fmt]
+            path = outdir / f"{name}{suffix}"
+            write(frame, path, name)
+            written.append(path)
+    return written
+
+
+def tables_markdown() -> str:
+    """The export tables as a Markdown table, as the README shows it (a test keeps them equal)."""
+    rows = ["| file | what it holds |", "|---|---|"]
+    rows += [f"| `{name}.parquet` / `{name}.csv` | {meaning} |" for name, meaning in TABLES.items()]
+    return "\n".join(rows)

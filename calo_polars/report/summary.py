@@ -1,0 +1,158 @@
+"""summary.json: the audit's numbers for machines, and a short human summary for stderr.
+
+The file holds no clock time and no absolute path, so the same logs always give the same
+bytes. Money is written as decimal strings rounded to the currency's minor unit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from calo_polars import __version__
+from calo_polars.audit.result import AuditResult
+from calo_polars.audit.state import carried as carried_flags
+from calo_polars.checks.plan import ROLL_FORWARD
+from calo_polars.money import money_text
+from calo_polars.read.s3 import is_s3
+from calo_polars.report.tables import is_lambda_error, negative_payment_balances
+
+
+def _users_with(checked: pl.DataFrame, flag: str, also: pl.DataFrame | None = None) -> int:
+    users = checked.filter(pl.col(flag)).select(pl.col("user_id").cast(pl.String))
+    if also is not None:
+        users = pl.concat([users, also.select(pl.col("user_id").cast(pl.String))])
+    return users["user_id"].n_unique()
+
+
+def _users_in(frame: pl.DataFrame) -> int:
+    return frame["user_id"].drop_nulls().n_unique()
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def summary(result: AuditResult) -> dict[str, Any]:
+    """The summary as a plain dict (see README for every key)."""
+    tx = result.checked
+    ing = result.ingested
+    notices = ing.notices
+    inv = ing.invocations
+    options = result.options.checks
+    kinds = ing.kind_counts
+    carried = carried_flags(result.flags)  # flow breaks on an earlier run's last transaction (--state)
+
+    def notice_count(*kinds_: str) -> int:
+        return notices.filter(pl.col("kind").is_in(kinds_)).height
+
+    totals = {
+        row["currency"]: {
+            "transactions": row["transactions"],
+            "users": row["users"],
+            "debit_total": money_text(row["debit_total"], row["currency"]),
+            "credit_total": money_text(row["credit_total"], row["currency"]),
+            "vat_total": money_text(row["vat_total"], row["currency"]),
+            "net_change": money_text(row["net_change"], row["currency"]),
+            "roll_forward": {
+                **{k: money_text(row[k], row["currency"]) for k in ROLL_FORWARD},
+                "unreconciled_users": row["unreconciled_users"],
+            },
+        }
+        for row in result.totals.iter_rows(named=True)
+    }
+    real_inv = inv.filter(pl.col("request_id") != "undefined")
+    negative = negative_payment_balances(result)
+    errors = notices.filter(is_lambda_error())
+    return {
+        "tool": {"name": "calo-polars", "version": __version__},
+        "inputs": sorted(i if is_s3(i) else Path(i).name for i in result.inputs),
+        "selection": result.options.selection.describe(),
+        "period": {"first": _iso(tx["ts"].min()), "last": _iso(tx["ts"].max())},
+        "settings": {
+            "tolerance": "half the currency's minor unit" if options.tolerance is None else str(options.tolerance),
+            "sigma": options.sigma,
+            "window": options.window,
+            "min_history": options.min_history,
+            "personal_data": "masked" if result.options.mask_pii else "shown",
+            "max_total_bytes": result.options.limits.max_total_bytes,
+            "max_ratio": result.options.limits.max_ratio,
+        },
+        "files": len(result.files),
+        "skipped_files": dict(sorted(ing.skipped.items())),
+        "incremental": None if result.incremental is None else result.incremental.describe(ing),
+        "events": ing.events,
+        "invocations": real_inv.height,
+        "incomplete_invocations": real_inv.filter(pl.col("status") != "complete").height,
+        "transactions": tx.height,
+        "duplicate_transactions": result.duplicates.height,
+        "users": tx["user_id"].n_unique(),
+        "overdraft_events": int(tx["overdraft"].sum()),
+        "overdraft_users": _users_with(tx, "overdraft"),
+        "mismatches": int(tx["mismatch"].sum()),
+        "mismatch_users": _users_with(tx, "mismatch"),
+        "flow_breaks": int(tx["flow_break"].sum()) + carried.height,
+        "flow_break_users": _users_with(tx, "flow_break", carried),
+        "delta_anomalies": int(tx["delta_anomaly"].sum()),
+        "delta_anomaly_users": _users_with(tx, "delta_anomaly"),
+        "not_in_sync_errors": kinds["not_in_sync"],
+        "blocked_overdrafts": kinds["blocked_overdraft"],
+        "lambda_errors": notice_count("sync_error", "uncaught_exception", "invoke_error", "runtime_crash", "timeout"),
+        "skipped_syncs": notice_count("skip_create_subscription", "skip_already_synced", "skip_update_flag_false"),
+        "unreconciled_users": int(result.users["unreconciled"].sum()),
+        "not_in_sync_users": _users_in(notices.filter(pl.col("kind") == "not_in_sync")),
+        "blocked_overdraft_users": _users_in(notices.filter(pl.col("kind") == "blocked_overdraft")),
+        "negative_payment_balances": negative.height,
+        "negative_payment_balance_users": _users_in(negative),
+        "failed_inits": notices.filter((pl.col("kind") == "init_report") & (pl.col("level") == "ERROR")).height,
+        "lambda_errors_by_kind": dict(sorted(Counter(errors["kind"].to_list()).items())),
+        "cold_starts": real_inv.filter(pl.col("init_ms").is_not_null()).height,
+        "timed_out_invocations": int(real_inv["timed_out"].sum()),
+        "invocations_with_errors": real_inv.filter(pl.col("errors") > 0).height,
+        "unparsed_events": ing.unparsed.height,
+        "input_problems": len(ing.problems),
+        "input_problem_kinds": ing.problems.counts(),
+        "event_kinds": {k: v for k, v in kinds.items() if v},
+        "totals": totals,
+    }
+
+
+def summary_bytes(data: dict[str, Any]) -> bytes:
+    """The summary as written: keys in a fixed order and no clock time, so the same audit
+    always gives the same bytes."""
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def human_summary(data: dict[str, Any]) -> str:
+    """A few lines for stderr: what was read and what was found."""
+    lines = [
+        f"read {data['files']} files, {data['events']:,} events, {data['invocations']:,} invocations, "
+        f"{data['transactions']:,} transactions of {data['users']:,} users",
+        f"found {data['overdraft_events']} overdrafts ({data['overdraft_users']} users), "
+        f"{data['mismatches']} mismatches, {data['flow_breaks']} flow breaks ({data['flow_break_users']} users), "
+        f"{data['delta_anomalies']} delta anomalies, {data['not_in_sync_errors']:,} not-in-sync errors",
+    ]
+    for cur, t in data["totals"].items():
+        lines.append(
+            f"{cur}: debits {t['debit_total']}, credits {t['credit_total']} ({t['transactions']:,} transactions)"
+        )
+    inc = data.get("incremental")
+    if inc:
+        lines.append(
+            f"incremental ({inc['state_file']}, after {inc['earlier_runs']} runs): {inc['files_already_read']} files already read, "
+            f"{inc['wallets_carried_in']:,} wallets carried in, {inc['carried_flow_breaks']} flow breaks into this export"
+        )
+    if data["duplicate_transactions"]:
+        lines.append(f"{data['duplicate_transactions']} duplicate transaction copies set aside (see DuplicateEvents)")
+    if data["unparsed_events"] or data["input_problems"]:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in data["input_problem_kinds"].items())
+        lines.append(
+            f"{data['unparsed_events']} events not understood, {data['input_problems']} input problems"
+            + (f" ({kinds})" if kinds else "")
+            + " (see the InputProblems sheet)"
+        )
+    return "\n".join(lines)

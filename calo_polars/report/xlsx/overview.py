@@ -1,0 +1,435 @@
+"""The hand-laid sheets: Overview (the run at a glance, every count a link), README, glossary.
+
+The Overview's numbers come from ``summary.json``'s dict and the sheets' own frames, so the
+workbook, the summary and the sheets cannot disagree. Money is shown per currency, never
+added across currencies.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+from xlsxwriter.worksheet import Worksheet
+
+from calo_polars import __version__
+from calo_polars.audit.filters import selection_text
+from calo_polars.audit.result import AuditResult
+from calo_polars.checks.plan import CHECKS, ROLL_FORWARD
+from calo_polars.money import minor_unit
+from calo_polars.report.columns import COLUMNS
+from calo_polars.report.xlsx import frames as xlsx
+from calo_polars.report.xlsx.frames import (
+    LINE_HEIGHT,
+    Sheet,
+    Styles,
+    print_setup,
+    sheet_parts,
+    wrap_height,
+    write_frame,
+)
+
+#: The sheet each check's flags are listed on.
+CHECK_SHEETS = {
+    "overdraft": "OverdraftEvents",
+    "mismatch": "MismatchEvents",
+    "flow_break": "FlowBreaks",
+    "delta_anomaly": "Anomalies",
+}
+SEVERITY_MEANING = {
+    "high": "money is wrong or the wallet is below zero: look at every one",
+    "medium": "the balance moved outside any logged transaction: a missing or duplicated log entry, or a manual change",
+    "low": "unusual but consistent movement: worth a glance",
+}
+ERROR_KIND_NAMES = {
+    "uncaught_exception": "uncaught exceptions",
+    "runtime_crash": "runtime crashes",
+    "sync_error": "failed syncs",
+    "invoke_error": "invoke errors",
+    "init_report": "failed inits",
+    "timeout": "timeouts",
+}
+
+ROLL_FORWARD_LABELS = {
+    "opening_balance": "opening balance",
+    "credits": "+ credits",
+    "debits": "− debits",
+    "expected_closing": "= expected closing",
+    "closing_balance": "closing balance",
+    "difference": "difference",
+    "flow_gaps": "of which flow gaps",
+    "mismatch_diffs": "of which mismatches",
+    "rounding": "of which rounding",
+}
+
+ROLL_FORWARD_TEXT = [
+    "Per user and currency: expected closing = opening balance + credits − debits; difference = closing balance − expected closing.",
+    "Opening balance is the oldBalance of each wallet's first transaction, closing balance the newBalance of its last (added over the user's wallets).",
+    "Credits and debits are what each transaction announced to the wallet: net of VAT where the balance moved net of VAT (vat_applied), "
+    "else the gross amount — a mismatch counts its gross amount. They differ from the gross totals by the VAT kept out of the wallet.",
+    "So the difference splits exactly into flow gaps (money that appeared or vanished between transactions: FlowBreaks), "
+    "mismatch differences (MismatchEvents) and rounding (the within-tolerance differences no check flags).",
+    "A user is unreconciled when the difference is beyond the tolerance. Every user without a flow break or mismatch closes to the fils.",
+]
+
+
+def _link(ws: Worksheet, row: int, col: int, sheet: str, count: int, styles: Styles) -> None:
+    ws.write_url(row, col, f"internal:'{sheet}'!A1", styles["link_count"], string=f"{count:,}")
+
+
+def _header(ws: Worksheet, row: int, labels: list[str], styles: Styles) -> None:
+    ws.set_row(row, 2 * LINE_HEIGHT)
+    for c, label in enumerate(labels):
+        ws.write_string(row, c, label, styles["header"])
+
+
+def _when(value: str | None) -> datetime | None:
+    return None if value is None else datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def write_overview(
+    ws: Worksheet, result: AuditResult, summary: dict[str, Any], sheets: dict[str, Sheet], styles: Styles
+) -> None:
+    """The first sheet: period, volumes, money per currency, roll-forward, checks and signals."""
+    s = summary
+    ws.hide_gridlines(2)
+    ws.set_column(0, 0, 30)
+    ws.set_column(1, 1, 24)
+    ws.set_column(2, 12, 15)
+    print_setup(ws)
+    ws.write_string(0, 0, "Calo balance audit — overview", styles["title"])
+    ws.write_string(
+        1,
+        0,
+        "Wallet balances reconstructed from the syncBalanceSQS Lambda logs. Times UTC. Blue numbers open the rows behind them.",
+        styles["note"],
+    )
+
+    row = 3
+    ws.write_string(row, 0, "The run", styles["subtitle"])
+    first, last = _when(s["period"]["first"]), _when(s["period"]["last"])
+    facts: list[tuple[str, Any, str | None]] = [
+        ("Period from", first, None),
+        ("Period to", last, None),
+        ("Files read", s["files"], None),
+        *(
+            [("Files already read (--state)", s["incremental"]["files_already_read"], None)]
+            if s.get("incremental")
+            else []
+        ),
+        ("Events read", s["events"], "EventKinds"),
+        ("Events not understood", s["unparsed_events"], "UnparsedEvents"),
+        ("Input problems", s["input_problems"], "InputProblems"),
+        ("Invocations", s["invocations"], "Invocations"),
+        ("Transactions", s["transactions"], "Ledger"),
+        ("Users", s["users"], "PerUserSummary"),
+    ]
+    for label, value, target in facts:
+        row += 1
+        ws.write_string(row, 0, label, styles["label"])
+        if isinstance(value, datetime):
+            ws.write_datetime(row, 1, value, styles["datetime"])
+        elif target:
+            _link(ws, row, 1, target, value, styles)
+        elif value is not None:
+            ws.write_number(row, 1, value, styles["count"])
+
+    row += 2
+    ws.write_string(
+        row, 0, "Money by currency (gross amounts as logged; never added across currencies)", styles["subtitle"]
+    )
+    row += 1
+    _header(
+        ws,
+        row,
+        ["currency", "transactions", "users", "debits (gross)", "credits (gross)", "VAT", "net change of balances"],
+        styles,
+    )
+    for t in result.totals.iter_rows(named=True):
+        row += 1
+        money = styles.money(minor_unit(t["currency"]))
+        ws.write_string(row, 0, t["currency"], styles["label"])
+        ws.write_number(row, 1, t["transactions"], styles["count"])
+        ws.write_number(row, 2, t["users"], styles["count"])
+        for c, key in enumerate(["debit_total", "credit_total", "vat_total", "net_change"], start=3):
+            ws.write_number(row, c, float(t[key]), money)
+
+    row += 2
+    ws.write_string(row, 0, "Roll-forward by currency", styles["subtitle"])
+    row += 1
+    _header(ws, row, ["currency", "users", *ROLL_FORWARD_LABELS.values(), "users unreconciled"], styles)
+    for t in result.totals.iter_rows(named=True):
+        row += 1
+        decimals = minor_unit(t["currency"])
+        ws.write_string(row, 0, t["currency"], styles["label"])
+        ws.write_number(row, 1, t["users"], styles["count"])
+        for c, key in enumerate(ROLL_FORWARD, start=2):
+            alert = key == "difference" and round(abs(float(t[key])), decimals) > 0
+            ws.write_number(row, c, float(t[key]), styles.money(decimals, alert=alert))
+        _link(ws, row, 2 + len(ROLL_FORWARD), "PerUserSummary", t["unreconciled_users"], styles)
+    for line in ROLL_FORWARD_TEXT:
+        row += 1
+        ws.write_string(row, 0, line, styles["note"])
+
+    row += 2
+    ws.write_string(row, 0, "Checks on every transaction", styles["subtitle"])
+    row += 1
+    _header(ws, row, ["check", "severity", "transactions", "users", "what it means"], styles)
+    counts = {
+        "overdraft": ("overdraft_events", "overdraft_users"),
+        "mismatch": ("mismatches", "mismatch_users"),
+        "flow_break": ("flow_breaks", "flow_break_users"),
+        "delta_anomaly": ("delta_anomalies", "delta_anomaly_users"),
+    }
+    for name, (severity, meaning) in CHECKS.items():
+        row += 1
+        events, users = counts[name]
+        ws.write_string(row, 0, name, styles["label"])
+        ws.write_string(
+            row, 1, severity, styles[{"high": "flag_red", "medium": "flag_amber", "low": "flag_yellow"}[severity]]
+        )
+        _link(ws, row, 2, CHECK_SHEETS[name], s[events], styles)
+        _link(ws, row, 3, CHECK_SHEETS[name], s[users], styles)
+        ws.write_string(row, 4, meaning)
+    row += 1
+    ws.write_string(row, 0, "All flags, most severe first", styles["label"])
+    _link(ws, row, 2, "RedFlags", result.flags.height, styles)
+    _link(ws, row, 3, "RedFlags", result.flags["user_id"].n_unique(), styles)
+
+    row += 2
+    ws.write_string(row, 0, "What the Lambda logged", styles["subtitle"])
+    row += 1
+    _header(ws, row, ["signal", "sheet", "events", "users", "what it means"], styles)
+    signals = [
+        ("Not-in-sync errors", "SyncErrors", "subscription and payment balances differed after a sync"),
+        (
+            "Blocked overdrafts",
+            "BlockedOverdrafts",
+            "the Lambda refused a transaction that would take the balance below zero",
+        ),
+        (
+            "Negative payment balances",
+            "NegativePaymentBalance",
+            "a paymentBalance below zero was logged (transaction block or not-in-sync error)",
+        ),
+        (
+            "Lambda errors",
+            "LambdaErrors",
+            "; ".join(f"{n} {ERROR_KIND_NAMES.get(k, k)}" for k, n in s["lambda_errors_by_kind"].items()) or "none",
+        ),
+        ("Skipped messages", "Skipped", "messages the Lambda chose not to sync, by reason and action"),
+        ("Other notices", "OtherNotices", "CloudWatch metrics the Lambda emitted and other notices"),
+    ]
+    for label, sheet, meaning in signals:
+        row += 1
+        frame = sheets[sheet].frame
+        logged = int(frame["count"].sum()) if sheet == "Skipped" else frame.height
+        ws.write_string(row, 0, label, styles["label"])
+        ws.write_url(row, 1, f"internal:'{sheet}'!A1", styles["link"], string=sheet)
+        _link(ws, row, 2, sheet, logged, styles)
+        if "user_id" in frame.columns and frame["user_id"].drop_nulls().len():  # blank when no row names a user
+            _link(ws, row, 3, sheet, frame["user_id"].drop_nulls().n_unique(), styles)
+        ws.write_string(row, 4, meaning)
+
+    row += 2
+    ws.write_string(row, 0, "Invocation health", styles["subtitle"])
+    row += 1
+    inv = result.ingested.invocations.filter(pl.col("request_id") != "undefined")
+    health = [
+        ("invocations", s["invocations"], "Invocations"),
+        ("cold starts", s["cold_starts"], "Invocations"),
+        ("incomplete", s["incomplete_invocations"], "InvocationIssues"),
+        ("timed out", s["timed_out_invocations"], "InvocationIssues"),
+        ("with errors", s["invocations_with_errors"], "InvocationIssues"),
+    ]
+    stats = inv.select(
+        pl.col("duration_ms").mean().alias("duration avg ms"),
+        pl.col("duration_ms").quantile(0.95, "linear").alias("duration p95 ms"),
+        pl.col("duration_ms").max().alias("duration max ms"),
+        pl.col("max_memory_mb").max().cast(pl.Float64).alias("peak memory MB"),
+        pl.col("memory_mb").max().cast(pl.Float64).alias("memory size MB"),
+    )
+    figures: list[tuple[str, float | None]] = list(stats.row(0, named=True).items())
+    _header(ws, row, [label for label, *_ in health] + [label for label, _ in figures], styles)
+    row += 1
+    for c, (_, value, sheet) in enumerate(health):
+        _link(ws, row, c, sheet, value, styles)
+    for c, (_, value) in enumerate(figures, start=len(health)):
+        if value is not None:
+            ws.write_number(row, c, value, styles["float" if "duration" in figures[c - len(health)][0] else "count"])
+
+    row += 2
+    ws.write_string(row, 0, "More", styles["subtitle"])
+    for sheet, what in [
+        ("README", "how to read this workbook: every sheet, the checks, the roll-forward and the conventions"),
+        ("Charts", "daily credits and debits per currency, flags per week, balances of the users with most flags"),
+        ("ColumnDefinitions", "what every column means"),
+    ]:
+        row += 1
+        ws.write_url(row, 0, f"internal:'{sheet}'!A1", styles["link"], string=sheet)
+        ws.write_string(row, 1, what)
+    for spec in sheets.values():  # tables longer than an Excel sheet: where the rest is
+        for name, what in sheet_entries(spec)[1:]:
+            row += 1
+            ws.write_url(row, 0, f"internal:'{name}'!A1", styles["link"], string=name)
+            ws.write_string(row, 1, what)
+
+
+def sheet_entries(sheet: Sheet) -> list[tuple[str, str]]:
+    """README lines of a data sheet: name and what it shows; a table too long for one sheet
+    says which continuation sheets hold the rest (``xlsx.sheet_parts``)."""
+    rows = sheet.frame.height
+    parts = sheet_parts(sheet.name, rows)
+    if len(parts) == 1:
+        return [(sheet.name, f"{sheet.about} ({rows:,} rows)")]
+    size = xlsx.SHEET_ROWS
+    note = (
+        f"{sheet.about} ({rows:,} rows, more than an Excel sheet holds: rows {size + 1:,} on are in "
+        f"{', '.join(parts[1:])}; links land in the sheet that holds the row)"
+    )
+    rest = [
+        (name, f"{sheet.name} continued: its rows {k * size + 1:,}–{min(rows, (k + 1) * size):,}")
+        for k, name in enumerate(parts)
+        if k
+    ]
+    return [(sheet.name, note), *rest]
+
+
+def run_facts(summary: dict[str, Any]) -> dict[str, str]:
+    """The README's run facts: inputs, period, counts and settings."""
+    s = summary
+    return {
+        "Tool": f"calo-polars {__version__}",
+        "Inputs": ", ".join(s["inputs"]),
+        "Period (UTC)": f"{s['period']['first']} — {s['period']['last']}",
+        "Selection": selection_text(s.get("selection", {}))
+        or "everything read (no --since, --until, --user or --currency)",
+        "Files read": f"{s['files']:,} (skipped: {', '.join(f'{n} {why}' for why, n in s['skipped_files'].items()) or 'none'})",
+        "Events": f"{s['events']:,} ({s['unparsed_events']} not understood)",
+        "Invocations": f"{s['invocations']:,} ({s['incomplete_invocations']} incomplete, {s['cold_starts']:,} cold starts)",
+        "Transactions": f"{s['transactions']:,} of {s['users']:,} users",
+        "Flags": (
+            f"{s['overdraft_events']} overdrafts, {s['mismatches']} mismatches, "
+            f"{s['flow_breaks']} flow breaks, {s['delta_anomalies']} delta anomalies"
+        ),
+        "Lambda signals": (
+            f"{s['not_in_sync_errors']:,} not-in-sync errors, {s['blocked_overdrafts']} blocked overdrafts, "
+            f"{s['negative_payment_balances']} negative payment balances, "
+            f"{s['lambda_errors'] + s['failed_inits']} Lambda errors, {s['skipped_syncs']} skipped messages"
+        ),
+        "Tolerance": s["settings"]["tolerance"],
+        "Delta anomaly": f"{s['settings']['sigma']}σ over the user's preceding {s['settings']['window']} deltas (at least {s['settings']['min_history']})",
+        "Input problems": f"{s['input_problems']}",
+        **incremental_facts(s.get("incremental")),
+    }
+
+
+def incremental_facts(inc: dict[str, Any] | None) -> dict[str, str]:
+    """What an incremental run (--state) carried in, for the README sheet; nothing otherwise."""
+    if not inc:
+        return {}
+    return {
+        "Incremental run": (
+            f"continues {inc['earlier_runs']} earlier run(s) from the state file {inc['state_file']}: this workbook reports "
+            "only the transactions read now (per-user roll-forward and totals too)"
+        ),
+        "Carried in": (
+            f"{inc['wallets_carried_in']:,} wallets' last transactions ({inc['wallets_continued']:,} continued now); "
+            f"{inc['carried_flow_breaks']} flow breaks on the previous export's last transaction of a wallet (in RedFlags and FlowBreaks); "
+            f"{inc['duplicates_of_earlier_runs']} copies of transactions an earlier run read (in DuplicateEvents)"
+        ),
+        "Files already read": f"{inc['files_already_read']:,} not read again (listed in summary.json)",
+    }
+
+
+FIXED_SHEETS = {
+    "Overview": "The run at a glance: period, volumes, money and roll-forward per currency, every check and Lambda signal with its count; each count links to its rows.",
+    "README": "This sheet: run facts, every sheet, the definitions and the conventions.",
+    "ColumnDefinitions": "What every column in this workbook means.",
+    "Charts": "Daily credits and debits per currency, flags and Lambda signals per week, logged vs recomputed balance of the ten users with most flags.",
+}
+
+CONVENTIONS = [
+    "Times are UTC, shown yyyy-mm-dd hh:mm:ss (the cell keeps the logged milliseconds).",
+    "Money is shown with the currency's decimals (BHD/KWD/OMR 3, others 2); negatives are red. Cells hold the exact logged value; the display rounds.",
+    "Totals are never added across currencies.",
+    "Two balances are equal when they differ by at most the tolerance (half the currency's minor unit by default).",
+    "Red cells are what a check flagged or a difference beyond tolerance; amber ones are worth a look.",
+    "Blue, underlined cells are links: a userId in PerUserSummary opens the user's first Ledger row; in other sheets it opens the user's PerUserSummary row; a transaction id opens its Ledger row.",
+    "Sheets of up to 10,000 rows are Excel tables (banded, with filter buttons); longer ones (the Ledger) have an autofilter. "
+    "A very large workbook (over 2,000,000 data cells) is written row by row to keep memory flat, and then has autofilters only.",
+    "A sheet holds at most 1,048,575 rows under its header: a longer table (a Ledger of millions of transactions) goes on in "
+    "continuation sheets named Ledger (2), Ledger (3), …, listed under Sheets above; links land in the sheet that holds the row. No row is left out.",
+    "Log text is always written as text, never as a formula or a link.",
+]
+
+
+README_WIDTH = 120
+
+
+def _wrapped(ws: Worksheet, row: int, text: str, styles: Styles) -> None:
+    """README's text column: wrapped, with the row as tall as the text needs."""
+    ws.write_string(row, 1, text, styles["wrap"])
+    height = wrap_height(text, README_WIDTH)
+    if height > LINE_HEIGHT:
+        ws.set_row(row, height)
+
+
+def write_readme(ws: Worksheet, summary: dict[str, Any], sheets: list[Sheet], styles: Styles) -> None:
+    """How to read the workbook: run facts, every sheet in order, definitions, conventions."""
+    ws.set_column(0, 0, 28)
+    ws.set_column(1, 1, README_WIDTH)
+    print_setup(ws)
+    ws.write_string(0, 0, "Calo balance audit", styles["title"])
+    ws.write_string(
+        1, 0, "Wallet balances reconstructed from the syncBalanceSQS Lambda logs, checked transaction by transaction."
+    )
+    row = 3
+    ws.write_string(row, 0, "Run facts", styles["subtitle"])
+    for key, value in run_facts(summary).items():
+        row += 1
+        ws.write_string(row, 0, key, styles["label"])
+        _wrapped(ws, row, value, styles)
+    row += 2
+    ws.write_string(row, 0, "Sheets, in order", styles["subtitle"])
+    entries = [(name, about) for name, about in FIXED_SHEETS.items()]
+    for s in sheets:
+        entries += sheet_entries(s)
+    for name, about in entries:
+        row += 1
+        ws.write_url(row, 0, f"internal:'{name}'!A1", styles["link"], string=name)
+        _wrapped(ws, row, about, styles)
+    row += 2
+    ws.write_string(row, 0, "Checks and severities", styles["subtitle"])
+    for name, (severity, meaning) in CHECKS.items():
+        row += 1
+        ws.write_string(row, 0, name, styles["label"])
+        _wrapped(ws, row, f"{meaning} — severity {severity}: {SEVERITY_MEANING[severity]}", styles)
+    row += 2
+    ws.write_string(row, 0, "Roll-forward", styles["subtitle"])
+    for line in ROLL_FORWARD_TEXT:
+        row += 1
+        _wrapped(ws, row, line, styles)
+    row += 2
+    ws.write_string(row, 0, "Conventions", styles["subtitle"])
+    for line in CONVENTIONS:
+        row += 1
+        _wrapped(ws, row, line, styles)
+
+
+def write_glossary(ws: Worksheet, sheets: list[Sheet], styles: Styles) -> None:
+    """ColumnDefinitions: every column the data sheets use, its kind, meaning and sheets."""
+    used: dict[str, list[str]] = {}
+    for s in sheets:
+        for col in s.columns:
+            used.setdefault(col, []).append(s.name)
+    frame = pl.DataFrame(
+        {
+            "column": list(used),
+            "kind": [COLUMNS[c].kind for c in used],
+            "meaning": [COLUMNS[c].meaning for c in used],
+            "sheets": [", ".join(v) for v in used.values()],
+        }
+    )
+    write_frame(ws, frame, styles, name="ColumnDefinitions")
