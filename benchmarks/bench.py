@@ -431,9 +431,20 @@ def profile_check(archive: Path) -> list[tuple[str, float]]:
 
 
 def machine() -> str:
-    mem = next((int(line.split()[1]) / 1024**2 for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0.0)
+    mem = next(
+        (
+            int(line.split()[1]) / 1024**2
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        0.0,
+    )
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.processor(),
     )
     versions = ", ".join(f"{p} {version(p)}" for p in ("polars", "pyarrow", "xlsxwriter", "pandas", "isal"))

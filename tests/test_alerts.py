@@ -105,7 +105,7 @@ def test_webhook_failure_is_one_warning_and_keeps_the_exit_code(tmp_path: Path) 
     assert "secret-token" not in refused.stderr + refused.stdout
     down = run(tmp_path, "--webhook", f"http://127.0.0.1:{closed_port()}/hook", "--fail-on", "overdraft")
     assert down.exit_code == 3
-    assert [line for line in down.stderr.splitlines() if line.startswith("warning: webhook")][0].startswith(
+    assert next(line for line in down.stderr.splitlines() if line.startswith("warning: webhook")).startswith(
         "warning: webhook not delivered: cannot reach http://127.0.0.1:"
     )
 

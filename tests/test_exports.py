@@ -44,7 +44,7 @@ def test_one_file_per_table_in_each_format(exported: Path) -> None:
 
 
 def test_parquet_types_are_what_bi_tools_read(exported: Path) -> None:
-    types = dict((name, kind) for name, kind, *_ in q(f"describe select * from '{exported / 'transactions.parquet'}'"))
+    types = {name: kind for name, kind, *_ in q(f"describe select * from '{exported / 'transactions.parquet'}'")}
     assert types["amount"] == types["new_balance"] == types["running_balance"] == "DECIMAL(38,6)"
     assert types["ts"] == types["next_ts"] == "TIMESTAMP WITH TIME ZONE"
     assert types["line_no"] == "BIGINT" and types["amount_sign"] == "TINYINT"  # signed, never unsigned
@@ -83,9 +83,9 @@ def test_parquet_values_agree_with_summary_and_workbook(exported: Path) -> None:
         (r[header.index("user_id")], r[header.index("currency")]): Decimal(str(r[header.index("difference")]))
         for r in sheet[1:]
     }
-    in_parquet = dict(
-        ((u, c), d) for u, c, d in q(f"select user_id, currency, difference from '{exported / 'users.parquet'}'")
-    )
+    in_parquet = {
+        (u, c): d for u, c, d in q(f"select user_id, currency, difference from '{exported / 'users.parquet'}'")
+    }
     assert in_parquet == in_book
     wb.close()
 

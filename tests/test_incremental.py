@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import zipfile
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import polars as pl
@@ -126,7 +127,7 @@ def test_the_day_boundaries_are_really_crossed(synth_days: Days) -> None:
 
 
 def test_a_carried_flow_break_says_it_is_the_previous_exports_last_transaction(synth_days: Days) -> None:
-    for day, result in zip(synth_days.days, synth_days.days[1:]):
+    for day, result in pairwise(synth_days.days):
         carried = state.carried(result.flags)
         for row in carried.iter_rows(named=True):
             assert row["check"] == "flow_break"

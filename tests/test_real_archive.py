@@ -132,7 +132,7 @@ def workbook(report_dir: Path) -> openpyxl.Workbook:
 
 def sheet_rows(ws) -> list[dict]:
     values = list(ws.iter_rows(values_only=True))
-    return [dict(zip(values[0], r)) for r in values[1:]]
+    return [dict(zip(values[0], r, strict=True)) for r in values[1:]]
 
 
 def link_target(cell) -> tuple[str, int]:
@@ -248,7 +248,7 @@ def test_roll_forward_closes_for_every_clean_user_and_explains_every_difference(
             clean += 1
             assert u["difference"] == 0 and u["expected_closing"] == u["closing_balance"], user
             assert u["unreconciled"] is False
-    flagged = {t for t in reference_flags(raw_transactions).flow_break} | reference_flags(raw_transactions).mismatch
+    flagged = set(reference_flags(raw_transactions).flow_break) | reference_flags(raw_transactions).mismatch
     assert clean == len(users) - len({t.user_id for t in raw_transactions if t.tx_id in flagged})
 
 

@@ -143,7 +143,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[AuditResult, openpy
 def rows(ws: Any) -> list[dict[str, Any]]:
     """A data sheet as dicts keyed by header."""
     values = list(ws.iter_rows(values_only=True))
-    return [dict(zip(values[0], r)) for r in values[1:]]
+    return [dict(zip(values[0], r, strict=True)) for r in values[1:]]
 
 
 def by(ws: Any, column: str, value: Any) -> dict[str, Any]:
@@ -214,7 +214,7 @@ def test_difference_beyond_tolerance_is_drawn_red(built) -> None:
 
 
 def test_currency_roll_forward_in_summary_and_overview(built) -> None:
-    result, wb, workbook = built
+    _, wb, workbook = built
     import json
 
     data = json.loads((workbook.parent / "summary.json").read_text())

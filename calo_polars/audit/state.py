@@ -96,7 +96,7 @@ class State:
 
     def already_read(self) -> dict[bytes, str]:
         """Digest → path of every file read by an earlier run."""
-        return dict(zip(self.files["digest"].to_list(), self.files["file"].to_list()))
+        return dict(zip(self.files["digest"].to_list(), self.files["file"].to_list(), strict=True))
 
     @property
     def wallets(self) -> int:

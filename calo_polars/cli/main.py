@@ -314,7 +314,7 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
             callback=_formats,
             help="What to write, comma-separated: xlsx (the workbook), parquet, csv (every table), json (summary.json only; "
             "it is always written) [default: xlsx].",
-        ),  # fmt: skip
+        ),
         SHOW_PII,
     )(f)
 
@@ -352,7 +352,7 @@ def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
             metavar="DIR",
             type=click.Path(path_type=str),
             help="Audit a store written by `calo-balance ingest --into DIR` instead of INPUTS (each partition checked on its own, then merged).",
-        ),  # fmt: skip
+        ),
         click.option(
             "--workers",
             type=click.IntRange(min=1),
@@ -388,21 +388,21 @@ def alert_options(f: Callable[..., Any]) -> Callable[..., Any]:
             multiple=True,
             callback=_fail_on,
             help=f"Exit 3 when any of these is found (comma-separated): {names}.",
-        ),  # fmt: skip
+        ),
         click.option(
             "--webhook",
             metavar="URL",
             envvar="CALO_WEBHOOK_URL",
             callback=_url,
             help="POST a JSON summary (Slack-compatible: text and blocks) to this URL [env: CALO_WEBHOOK_URL].",
-        ),  # fmt: skip
+        ),
         click.option(
             "--webhook-on",
             type=click.Choice(["always", "alert"]),
             default="always",
             show_default=True,
             help="Post after every run, or only when a --fail-on condition was found.",
-        ),  # fmt: skip
+        ),
     )(f)
 
 

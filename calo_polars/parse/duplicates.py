@@ -8,7 +8,7 @@ aside (the id names one transaction), but marked, and reported as an input probl
 
 from __future__ import annotations
 
-from itertools import accumulate
+from itertools import accumulate, pairwise
 
 import polars as pl
 
@@ -114,8 +114,8 @@ def drop_duplicates(pieces: list[pl.DataFrame], files: pl.DataFrame) -> tuple[li
     if not repeated.any():
         return pieces, pl.DataFrame(schema=DUPLICATE_SCHEMA)
     starts = [0, *accumulate(p.height for p in pieces)]
-    masks = [repeated.slice(a, b - a) for a, b in zip(starts, starts[1:])]
-    kept, duplicates = split_duplicates(pl.concat([p.filter(m) for p, m in zip(pieces, masks)]), files)
+    masks = [repeated.slice(a, b - a) for a, b in pairwise(starts)]
+    kept, duplicates = split_duplicates(pl.concat([p.filter(m) for p, m in zip(pieces, masks, strict=True)]), files)
     for i, mask in enumerate(masks):
         pieces[i] = pieces[i].filter(~mask)
     return [*pieces, kept.select(pieces[0].columns)], duplicates

@@ -7,6 +7,7 @@ number of transactions, not the size of the logs.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import io
@@ -235,7 +236,7 @@ class Spill:
     """An anonymous temporary file holding packed tables: (offset, length) per table."""
 
     def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="calo-spill-")
+        self._file = tempfile.TemporaryFile(prefix="calo-spill-")  # noqa: SIM115  (held open by the Spill; __exit__ closes it)
         self._places: list[dict[str, tuple[int, int]]] = []
 
     def put(self, packed: Packed) -> None:
@@ -375,10 +376,8 @@ def release_freed_memory() -> None:
     The reader threads allocate and free a Python bytes object per member; glibc keeps what
     they freed in per-thread arenas: 130 MB a GB of logs read, returned by this call.
     """
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def ingest(

@@ -156,7 +156,7 @@ class Window:
             return 0
         mean, sd = self.bounds()
         reach = max(3.75 * sd, 2.5 * UNIT)
-        x = max(step, int(math.ceil((sign * mean + reach) / step)) * step)
+        x = max(step, math.ceil((sign * mean + reach) / step) * step)
         for _ in range(50):
             if self.judge(sign * x) == ANOMALY:
                 return x
@@ -264,7 +264,7 @@ class User:
         self.wallet = f"wallet#{self.id}"
         self.cur = rng.choices(CURRENCIES, weights=[c.weight for c in CURRENCIES])[0]
         sub = self.cur.sub
-        self.d = int(round(rng.choice(self.cur.nightly) * sub))
+        self.d = round(rng.choice(self.cur.nightly) * sub)
         self.plan_days = rng.choice((5, 6, 6, 7, 7, 10, 14))
         rest = rng.choice(((4, 5), (4,), (5,), ()))  # Friday/Saturday or no delivery
         self.delivery = frozenset(w for w in range(7) if w not in rest)
@@ -315,7 +315,7 @@ class Ledger:
             base = self.cal.day_ms(day)
             plan = self._plan_day(u, day)
             slots = times(rng, len(plan))
-            for kind, slot in zip(plan, slots):
+            for kind, slot in zip(plan, slots, strict=True):
                 self._daytime(u, day, base + slot, kind)
             if self.cal.weekday(day) in u.delivery and not u.stopped:
                 self._nightly(u, day, base + 21 * 3_600_000)
@@ -592,7 +592,7 @@ class Ledger:
 
 def _round_unit(value: float) -> int:
     """A positive sub-unit amount rounded to a whole minor unit."""
-    return int(round(value / UNIT)) * UNIT
+    return round(value / UNIT) * UNIT
 
 
 def _vat(net: int, cur: Currency) -> int:

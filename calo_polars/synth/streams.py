@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from .ledger import Calendar, Msg, Tx
 from .text import Clock, between, hex_id, request_id, uuid4
@@ -393,7 +394,7 @@ class Writer:
         if not cuts:
             return stream.events
         edges = [0, *sorted(cuts), n]
-        chunks = [stream.events[a:b] for a, b in zip(edges, edges[1:])]
+        chunks = [stream.events[a:b] for a, b in pairwise(edges)]
         order = list(range(len(chunks)))
         while order == sorted(order):
             rng.shuffle(order)

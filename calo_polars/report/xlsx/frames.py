@@ -257,7 +257,7 @@ def _column_writer(
             else [2] * rows.height
         )
         mask = rows[alert].fill_null(False).to_list() if alert else [False] * rows.height
-        fmts = [styles.money(d, alert=a) for d, a in zip(decimals, mask)]
+        fmts = [styles.money(d, alert=a) for d, a in zip(decimals, mask, strict=True)]
         return lambda r, i: values[i] is not None and ws.write_number(r, c, values[i], fmts[i])
     if kind in ("float", "count", "datetime", "date"):
         fmt = styles[kind]

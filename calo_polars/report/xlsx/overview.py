@@ -393,7 +393,7 @@ def write_readme(ws: Worksheet, summary: dict[str, Any], sheets: list[Sheet], st
         _wrapped(ws, row, value, styles)
     row += 2
     ws.write_string(row, 0, "Sheets, in order", styles["subtitle"])
-    entries = [(name, about) for name, about in FIXED_SHEETS.items()]
+    entries = list(FIXED_SHEETS.items())
     for s in sheets:
         entries += sheet_entries(s)
     for name, about in entries:

@@ -294,7 +294,7 @@ def write_workbook(result: AuditResult, path: Path, summary: dict[str, Any]) -> 
         "remove_timezone": True,
         "constant_memory": constant_memory(sheets),
     }
-    with atomic.replacing(path) as tmp:
+    with atomic.replacing(path) as tmp:  # noqa: SIM117  (kept nested: joining them re-indents the whole writer)
         with xlsxwriter.Workbook(tmp, options) as wb:
             period = summary["period"]
             wb.set_properties(
