@@ -198,7 +198,8 @@ def test_red_flags_have_severity_and_plain_reasons() -> None:
         (
             "medium",
             "flow_break",
-            "newBalance 31.500 but next oldBalance 36.000: 4.500 missing (balance rose between transactions, none logged)",
+            "newBalance 31.500 but next oldBalance 36.000: 4.500 missing (balance rose between transactions, none "
+            "logged)",
         ),
     ]
 

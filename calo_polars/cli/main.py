@@ -312,8 +312,8 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
             metavar="FORMATS",
             multiple=True,
             callback=_formats,
-            help="What to write, comma-separated: xlsx (the workbook), parquet, csv (every table), json (summary.json only; "
-            "it is always written) [default: xlsx].",
+            help="What to write, comma-separated: xlsx (the workbook), parquet, csv (every table), json (summary.json "
+            "only; it is always written) [default: xlsx].",
         ),
         SHOW_PII,
     )(f)
@@ -337,7 +337,8 @@ def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
     ) -> Any:
         if from_dir is None and (workers != 1 or engine != "local" or ray_address):
             raise click.UsageError(
-                "--workers, --engine and --ray-address run the partitions of a store: give --from DIR (see calo-balance ingest)"
+                "--workers, --engine and --ray-address run the partitions of a store: give --from DIR (see "
+                "calo-balance ingest)"
             )
         try:
             chosen = Engine(engine, workers, ray_address)
@@ -351,14 +352,19 @@ def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "from_dir",
             metavar="DIR",
             type=click.Path(path_type=str),
-            help="Audit a store written by `calo-balance ingest --into DIR` instead of INPUTS (each partition checked on its own, then merged).",
+            help=(
+                "Audit a store written by `calo-balance ingest --into DIR` instead of INPUTS (each partition checked "
+                "on its own, then merged)."
+            ),
         ),
         click.option(
             "--workers",
             type=click.IntRange(min=1),
             default=1,
             show_default=True,
-            help="With --from: partitions checked at once, in worker processes (or Ray CPUs with a local --engine ray).",
+            help=(
+                "With --from: partitions checked at once, in worker processes (or Ray CPUs with a local --engine ray)."
+            ),
         ),
         click.option(
             "--engine",
@@ -826,9 +832,10 @@ RATE = click.FloatRange(0, 1)
     help="Ground-truth JSON [default: beside the output, NAME.truth.json].",
 )
 @verbosity_options
-def synth(out: str, users: int, days: int, seed: int, start: datetime, legacy_until: datetime | None, overdraft_rate: float,
-          mismatch_rate: float, flow_break_rate: float, anomaly_rate: float, duplicate_rate: float, clean: bool,
-          out_of_order: float, error_rate: float, crash_rate: float, workers: int, truth: str | None, verbosity: int) -> None:  # fmt: skip
+def synth(out: str, users: int, days: int, seed: int, start: datetime, legacy_until: datetime | None,
+          overdraft_rate: float, mismatch_rate: float, flow_break_rate: float, anomaly_rate: float,
+          duplicate_rate: float, clean: bool, out_of_order: float, error_rate: float, crash_rate: float, workers: int,
+          truth: str | None, verbosity: int) -> None:  # fmt: skip
     """Write a synthetic CloudWatch export with known faults, and its ground truth.
 
     The archive has the real export's layout and every shape of its text; each injected
@@ -842,7 +849,8 @@ def synth(out: str, users: int, days: int, seed: int, start: datetime, legacy_un
     ctx = click.get_current_context()
     rates = Rates(overdraft_rate, mismatch_rate, flow_break_rate, anomaly_rate, duplicate_rate)
     if clean:
-        given = [p.name for p in ctx.command.params if p.name and p.name.endswith("_rate") and p.name not in ("error_rate", "crash_rate")
+        given = [p.name for p in ctx.command.params if p.name and p.name.endswith("_rate")
+                 and p.name not in ("error_rate", "crash_rate")
                  and ctx.get_parameter_source(p.name) is click.core.ParameterSource.COMMANDLINE]  # fmt: skip
         if given:
             raise click.UsageError(

@@ -390,7 +390,8 @@ def open_store(path: str | os.PathLike[str]) -> Store:
         raise NotAStore(f"{path} is not a store: its {MANIFEST} is not a {FORMAT} manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise NotAStore(
-            f"{path} is a store of format version {manifest.get('format_version')}, this version reads {FORMAT_VERSION}: ingest the logs again"
+            f"{path} is a store of format version {manifest.get('format_version')}, this version reads "
+            f"{FORMAT_VERSION}: ingest the logs again"
         )
     store = Store(folder, manifest)
     missing = [p for p in [store.part(k) for k in range(store.partitions)] if not p.is_file()]

@@ -106,7 +106,8 @@ def gunzip(data: bytes, limit: int) -> tuple[bytes, MemberError | None]:
         if not inflater.eof:
             return b"".join(out), MemberError(
                 "truncated_gzip",
-                f"truncated gzip: the data ends before the end of the stream; the {size:,} bytes of text before the cut were read",
+                f"truncated gzip: the data ends before the end of the stream; the {size:,} bytes of text before the "
+                "cut were read",
             )
         rest = inflater.unused_data
         if not rest.startswith(GZIP_MAGIC):

@@ -546,7 +546,10 @@ class Ledger:
         """The metadata string as util.inspect prints it (or ``undefined``)."""
         if night:
             delivery = uuid4(rng)
-            return f'\'{{"walletId":"{u.wallet}","deliveryId":"{delivery}","walletSk":"{delivery}","version":"syncBalanceSQS"}}\''
+            return (
+                f'\'{{"walletId":"{u.wallet}","deliveryId":"{delivery}",'
+                f'"walletSk":"{delivery}","version":"syncBalanceSQS"}}\''
+            )
         meta: dict[str, object]
         if source == "REFUND":
             pick = rng.random()
