@@ -584,7 +584,7 @@ def report(
     console = stderr_console()
     clock = Stopwatch()
     try:
-        check_outdir(inputs or (from_dir,), outdir)
+        check_outdir(inputs if from_dir is None else (from_dir,), outdir)
         if from_dir is not None:
             clock.current = "partitions"
             result = audit_store(from_dir, checks, selection=selection, threads=threads, engine=engine)

@@ -84,7 +84,7 @@ def split_duplicates(transactions: pl.DataFrame, files: pl.DataFrame) -> tuple[p
         differing_fields=pl.when(differing != "").then(differing),
     )
     once = pl.concat([transactions.filter(~repeated), kept.drop("file", "copy_no")])
-    return once, duplicates.cast(DUPLICATE_SCHEMA).sort("tx_id", "ts", "file_id", "line_no")  # type: ignore[arg-type]
+    return once, duplicates.cast(DUPLICATE_SCHEMA).sort("tx_id", "ts", "file_id", "line_no")  # type: ignore[arg-type]  # polars#14468: the cast() stub rejects dict[str, DataType]
 
 
 def conflict_notes(duplicates: pl.DataFrame, files: pl.DataFrame) -> pl.DataFrame:

@@ -47,6 +47,7 @@ from calo_polars.parse.records import (
 from calo_polars.pii import mask_frame, mask_strings
 from calo_polars.problems import NOTE_SCHEMA, Problems, notes
 from calo_polars.read.inflate import Limits
+from calo_polars.read.s3 import S3Source
 from calo_polars.read.sources import iter_members
 
 T = TypeVar("T")
@@ -118,7 +119,7 @@ def _sample_blocks(lines: Lines, tx: pl.DataFrame, heads: pl.DataFrame, size: in
         .group_by("event", maintain_order=True)
         .agg(raw=pl.col("text").str.join("\n"))
     )
-    return first.join(text, on="event").drop("event").cast(SAMPLE_SCHEMA)  # type: ignore[arg-type]
+    return first.join(text, on="event").drop("event").cast(SAMPLE_SCHEMA)  # type: ignore[arg-type]  # polars#14468: the cast() stub rejects dict[str, DataType]
 
 
 def _batch_notes(long_lines: pl.DataFrame, invalid: pl.DataFrame, not_understood: pl.DataFrame) -> list[pl.DataFrame]:
@@ -312,7 +313,7 @@ class Reading:
 
 
 def open_inputs(
-    inputs: Iterable[str | os.PathLike[str]],
+    inputs: Iterable[str | os.PathLike[str] | S3Source],
     *,
     threads: int,
     batch_bytes: int,
@@ -381,7 +382,7 @@ def release_freed_memory() -> None:
 
 
 def ingest(
-    inputs: Iterable[str | os.PathLike[str]],
+    inputs: Iterable[str | os.PathLike[str] | S3Source],
     *,
     threads: int = 2,
     batch_bytes: int = 32 << 20,

@@ -202,6 +202,27 @@ class Tx:
         "vat",
         "vat_s",
     )  # fmt: skip
+    # Set by Ledger._write, all at once (slots keep millions of blocks small; these tell mypy their types).
+    tx_id: str
+    user: User
+    day: int
+    t: int  # ms of the Lambda's handling
+    night: bool
+    layout: str
+    type: str
+    source: str
+    action: str
+    amount: int  # sub-units, as all four
+    vat: int
+    old: int
+    new: int
+    amount_s: str  # as printed in the log, as all five
+    vat_s: str
+    old_s: str
+    new_s: str
+    pay_s: str
+    metadata: str | None
+    message_id: str
 
     def __init__(self) -> None:
         self.after = "published"

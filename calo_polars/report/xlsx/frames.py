@@ -153,9 +153,10 @@ def _width(name: str, values: pl.Series, kind: str) -> float:
     fixed = {"datetime": 20, "date": 11, "money": 14, "float": 12, "flag": 9, "count": 10}
     if kind in fixed:
         return max(fixed[kind], min(len(name) + 2, 24))
-    longest = values.head(1000).cast(pl.String).str.len_chars().fill_null(0).max()
+    longest = values.head(1000).cast(pl.String).str.len_chars().fill_null(0).max()  # None when empty
+    chars = longest if isinstance(longest, int) else 0
     cap = 80 if kind == "long_text" else 48
-    return min(cap, max(len(name) + 2, int(longest or 0) + 2, 8))  # type: ignore[arg-type]
+    return min(cap, max(len(name) + 2, chars + 2, 8))
 
 
 def _cells(frame: pl.DataFrame, name: str, kind: str) -> list[Any]:
