@@ -9,6 +9,7 @@ import io
 import os
 import random
 import zipfile
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import polars as pl
@@ -38,7 +39,7 @@ def strict_exit(tmp_path: Path, *inputs: Path) -> int:
 
 
 def check_file_problem(
-    tmp_path: Path, bad: Path, kind: str, text: str, *, line: int | None = None, extra: set[str] = frozenset()
+    tmp_path: Path, bad: Path, kind: str, text: str, *, line: int | None = None, extra: AbstractSet[str] = frozenset()
 ) -> Run:
     """The common assertions: warning, summary, sheet, exit 0 (1 with --strict), nothing lost."""
     good = good_files(tmp_path)
@@ -143,8 +144,8 @@ def encrypted_zip(path: Path, members: dict[str, bytes], encrypted: set[str]) ->
     in both headers, exactly as ``zip -e`` marks them."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
+        for name, content in members.items():
+            zf.writestr(name, content)
     data = bytearray(buf.getvalue())
     with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:
         infos = zf.infolist()

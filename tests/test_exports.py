@@ -32,7 +32,9 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def q(sql: str) -> list[tuple[Any, ...]]:
-    return duckdb.sql(sql).fetchall()
+    relation = duckdb.sql(sql)
+    assert relation is not None, sql  # None: a statement that returns no rows
+    return relation.fetchall()
 
 
 def test_one_file_per_table_in_each_format(exported: Path) -> None:

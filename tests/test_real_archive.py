@@ -6,7 +6,7 @@ import gzip
 import json
 import re
 import zipfile
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -114,7 +114,7 @@ def test_summary_json_holds_the_counts_and_exact_totals(report_dir: Path, raw_tr
     assert data["unparsed_events"] == 0 and data["input_problems"] == 0 and data["input_problem_kinds"] == {}
     assert data["duplicate_transactions"] == 0 and data["settings"]["personal_data"] == "masked"
     assert data["not_in_sync_errors"] == 4_361
-    debits: Counter[str] = Counter()
+    debits: defaultdict[str, Decimal] = defaultdict(Decimal)
     for t in raw_transactions:
         sign = -1 if t.type == "DEBIT" else 1 if t.type == "CREDIT" else (1 if t.new > t.old else -1)
         if sign < 0:
@@ -260,8 +260,8 @@ def test_user_links_open_their_ledger_rows_and_the_ledger_ends_at_the_difference
     for r in rows:
         last[r["user_id"]] = r
     differences = {r["user_id"]: r["difference"] for r in sheet_rows(summary)}
-    for r in range(2, summary.max_row + 1):
-        cell = summary.cell(r, 1)
+    for i in range(2, summary.max_row + 1):
+        cell = summary.cell(i, 1)
         sheet, target = link_target(cell)
         assert sheet == "Ledger" and rows[target - 2]["user_id"] == cell.value
         assert target == 2 or rows[target - 3]["user_id"] != cell.value  # the user's first row
@@ -275,7 +275,7 @@ def test_user_links_open_their_ledger_rows_and_the_ledger_ends_at_the_difference
 def test_charts_are_native_and_read_the_right_rows(workbook, report_dir: Path) -> None:
     with zipfile.ZipFile(report_dir / "calo_balance_reports.xlsx") as zf:
         charts = [zf.read(n).decode() for n in zf.namelist() if n.startswith("xl/charts/chart")]
-    titles = {re.search(r"<a:t>([^<]*)</a:t>", c).group(1): c for c in charts}
+    titles = {re.findall(r"<a:t>([^<]*)</a:t>", c)[0]: c for c in charts}
     currencies = ["AED", "BHD", "KWD", "QAR", "SAR"]
     assert len(charts) == len(currencies) + 2 + 10
     daily = sheet_rows(workbook["DailyTotals"])

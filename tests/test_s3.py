@@ -100,7 +100,9 @@ def test_s3_prefix_audits_like_the_same_files_on_disk(s3: MotoS3, synthetic_expo
     )
     import duckdb
 
-    files = duckdb.sql(f"select distinct file from '{out / 'transactions.parquet'}'").fetchall()
+    relation = duckdb.sql(f"select distinct file from '{out / 'transactions.parquet'}'")
+    assert relation is not None
+    files = relation.fetchall()
     assert files and all(f.startswith("s3://calo-exports/exports/balance-sync/") for (f,) in files)
 
 

@@ -11,6 +11,7 @@ from collections import Counter
 from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -179,7 +180,7 @@ def test_files_are_out_of_order_and_split_like_the_export(texts: dict[str, str])
 
 
 def test_same_seed_same_bytes_whatever_the_workers(tmp_path: Path) -> None:
-    options = dict(users=1100, days=3, seed=9)  # two shards
+    options: dict[str, Any] = dict(users=1100, days=3, seed=9)  # two shards
     one = synthesize(SynthOptions(**options, workers=1), tmp_path / "one.zip")
     two = synthesize(SynthOptions(**options, workers=2), tmp_path / "two.zip")
     assert one.path.read_bytes() == two.path.read_bytes()
