@@ -14,7 +14,7 @@ INPUT  ?= $(firstword $(wildcard $(SAMPLE)) $(REAL_ARCHIVE))
 SAMPLE_ARGS := --users 64 --days 42 --seed 2024 --overdraft-rate 0.003 --mismatch-rate 0.004 \
   --flow-break-rate 0.004 --anomaly-rate 0.004 --duplicate-rate 0.004 --error-rate 0.01 --crash-rate 0.15
 
-.PHONY: run test install install-dev install-bench sample bench screenshot clean
+.PHONY: run test lint install install-dev install-bench sample bench screenshot clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +45,14 @@ run: install
 	fi
 	$(BIN)/calo-balance report "$(INPUT)" -o "$(OUT)"
 
-test: install-dev
+# Lint and types first (seconds), then the suite: pyproject's [tool.ruff] and [tool.mypy] say what is checked.
+test: lint
 	$(BIN)/python -m pytest
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The throughput benchmark (not part of make test): BENCH_ARGS="--raw-gb 4 --profile" etc.
 BENCH_ARGS ?= --raw-gb 1 --profile
@@ -63,4 +69,4 @@ screenshot: install
 	pdftoppm -png -f 1 -l 1 -r 90 -x 28 -y 32 -W 1010 -H 660 -singlefile build/screenshot/calo_balance_reports.pdf docs/overview
 
 clean:
-	rm -rf $(VENV) reports .pytest_cache .hypothesis
+	rm -rf $(VENV) reports .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -305,7 +305,8 @@ RUNNERS: dict[str, Callable[[Path, int], dict[str, Any]]] = {
     "e": mode_parts,
 }
 #: Imported before the clock starts: wall time is the work, not the interpreter's start-up.
-PRELOAD = {"a": [], "b": ["calo_polars.audit.run"], "c": ["calo_polars.audit.run", "calo_polars.report.outputs"], "d": ["numpy", "pandas"],
+PRELOAD = {"a": [], "b": ["calo_polars.audit.run"], "c": ["calo_polars.audit.run", "calo_polars.report.outputs"],
+           "d": ["numpy", "pandas"],
            "e": ["calo_polars.partitioned.merge", "calo_polars.partitioned.store"]}  # fmt: skip
 
 
@@ -431,9 +432,20 @@ def profile_check(archive: Path) -> list[tuple[str, float]]:
 
 
 def machine() -> str:
-    mem = next((int(line.split()[1]) / 1024**2 for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0.0)
+    mem = next(
+        (
+            int(line.split()[1]) / 1024**2
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        0.0,
+    )
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.processor(),
     )
     versions = ", ".join(f"{p} {version(p)}" for p in ("polars", "pyarrow", "xlsxwriter", "pandas", "isal"))
@@ -500,9 +512,11 @@ def main() -> None:
         "",
         *([f"**{args.note}**", ""] if args.note else []),
         f"Archive: `{archive.name}`: {results['a']['files']:,} files, {total_raw / 1e6:,.0f} MB of log text, "
-        f"{(truth or {}).get('archive', {}).get('transaction_blocks', results.get('b', {}).get('transactions', 0)):,} transaction blocks"
+        f"{(truth or {}).get('archive', {}).get('transaction_blocks', results.get('b', {}).get('transactions', 0)):,} "
+        "transaction blocks"
         + (
-            f"; generated in {gen['seconds']:.0f} s ({gen['raw_mb_per_s']:.0f} MB/s of raw log, {gen['workers']} processes)."
+            f"; generated in {gen['seconds']:.0f} s ({gen['raw_mb_per_s']:.0f} MB/s of raw log, {gen['workers']} "
+            "processes)."
             if gen
             else "."
         ),
@@ -510,8 +524,9 @@ def main() -> None:
         f"Machine: {machine()}.",
         "",
         "Wall time is the work inside a fresh interpreter (start-up and imports excluded); "
-        "MB/s is raw (uncompressed) log text per second; peak RSS is the process's maximum resident set (for (e), of its process tree); "
-        "CPU s is user + system time of the whole process (CPU s / wall s near 2 means both cores busy).",
+        "MB/s is raw (uncompressed) log text per second; peak RSS is the process's maximum resident set (for (e), of "
+        "its process tree); CPU s is user + system time of the whole process (CPU s / wall s near 2 means both cores "
+        "busy).",
         "",
         *table(results, total_raw),
     ]
@@ -529,9 +544,10 @@ def main() -> None:
         lines += [
             "",
             f"(e) in detail: ingest {e['ingest_seconds']:,.1f} s, report --from {e['report_seconds']:,.1f} s "
-            f"({PARTITIONS} partitions of {min(e['partition_rows']):,}–{max(e['partition_rows']):,} transactions, 2 workers); "
-            f"the store takes {e['store_mb']:,.1f} MB on disk ({100 * e['store_mb'] * 1e6 / total_raw:.1f} % of the raw log text); "
-            "its peak RSS is the whole process tree's, its CPU s includes the pool workers' (sampled every 20 ms).",
+            f"({PARTITIONS} partitions of {min(e['partition_rows']):,}–{max(e['partition_rows']):,} transactions, 2 "
+            f"workers); the store takes {e['store_mb']:,.1f} MB on disk ({100 * e['store_mb'] * 1e6 / total_raw:.1f} % "
+            "of the raw log text); its peak RSS is the whole process tree's, its CPU s includes the pool workers' "
+            "(sampled every 20 ms).",
         ]
     if args.profile:
         lines += ["", "## Where the time of (b) goes", "", "| stage | seconds |", "|---|---:|"]

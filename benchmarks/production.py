@@ -220,14 +220,15 @@ def write(
         BEGIN,
         "## A production year on one machine (issue 7)",
         "",
-        f"Archive: `{archive.name}`: {args.users:,} users × {args.days} days, {archive.stat().st_size / 1e9:,.2f} GB zipped, "
-        f"{raw / 1e9:,.2f} GB of log text, {truth.get('archive', {}).get('files', 0):,} files, {tx:,} transactions"
-        + (f"; generated in {gen['seconds'] / 60:,.1f} min." if gen else "."),
+        f"Archive: `{archive.name}`: {args.users:,} users × {args.days} days, {archive.stat().st_size / 1e9:,.2f} GB "
+        f"zipped, {raw / 1e9:,.2f} GB of log text, {truth.get('archive', {}).get('files', 0):,} files, {tx:,} "
+        "transactions" + (f"; generated in {gen['seconds'] / 60:,.1f} min." if gen else "."),
         "",
         f"Machine: {machine()}. Command: `python benchmarks/production.py --users {args.users} --days {args.days} "
         f"--partitions {args.partitions} --workers {args.workers} --format {args.format}`.",
         "",
-        "| stage | wall s | raw MB/s | transactions/s | peak RSS MB (tree) | peak RSS MB (biggest process) | CPU s | disk MB |",
+        "| stage | wall s | raw MB/s | transactions/s | peak RSS MB (tree) | peak RSS MB (biggest process) | CPU s | "
+        "disk MB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
         row(f"1. `ingest --into` ({args.partitions} partitions)", ingest, f"{ingest['disk'] / 1e6:,.0f} (store)"),
         row(

@@ -16,19 +16,33 @@ import polars as pl
 #: ``problem_kinds_markdown()`` (tests/test_docs.py).
 PROBLEM_KINDS: dict[str, str] = {
     # files and archives
-    "unreadable": "The file or folder could not be opened (permissions, an I/O error), or the zip member uses a compression zipfile cannot read.",
+    "unreadable": (
+        "The file or folder could not be opened (permissions, an I/O error), or the zip member uses a compression "
+        "zipfile cannot read."
+    ),
     "empty": "The file, folder or zip holds no log lines.",
     "corrupt_zip": "Not a readable zip (cut, damaged, or not a zip at all): nothing in it was read.",
     "corrupt_member": "One zip member is damaged (bad CRC, bad deflate data): it was not read; the others were.",
     "encrypted_member": "A password-protected zip member: not read (the tool never asks for passwords).",
     "nested_archive": "A zip inside a zip: not read (unzip it and give it as an input).",
-    "unsafe_member_name": "A zip member name holds '..', an absolute path, a drive letter or control characters: never used as a path (nothing is extracted); its content was read.",
+    "unsafe_member_name": (
+        "A zip member name holds '..', an absolute path, a drive letter or control characters: never used as a path "
+        "(nothing is extracted); its content was read."
+    ),
     "duplicate_member_name": "Several members of one zip have the same name; each was read.",
-    "duplicate_file": "The same content as a file already read (e.g. the zip and its unzipped folder, or a path given twice): read once.",
-    "size_limit": "A file inflates beyond --max-ratio times its stored size, or the text read reached --max-total-bytes: not read (possible zip bomb).",
+    "duplicate_file": (
+        "The same content as a file already read (e.g. the zip and its unzipped folder, or a path given twice): read "
+        "once."
+    ),
+    "size_limit": (
+        "A file inflates beyond --max-ratio times its stored size, or the text read reached --max-total-bytes: not "
+        "read (possible zip bomb)."
+    ),
     "not_gzip": "Named .gz but not gzip data: not read.",
     "unsupported_compression": "Compressed with bzip2, xz or zstd, which the tool does not read: not read.",
-    "corrupt_gzip": "Bad gzip header, bad deflate data, or a CRC/size mismatch: the text cannot be trusted and was not read.",
+    "corrupt_gzip": (
+        "Bad gzip header, bad deflate data, or a CRC/size mismatch: the text cannot be trusted and was not read."
+    ),
     "truncated_gzip": "The gzip data ends early: the text before the cut was read (its last event may be cut).",
     "trailing_data": "Bytes after the end of the gzip data were ignored.",
     # text
@@ -38,12 +52,23 @@ PROBLEM_KINDS: dict[str, str] = {
     # events
     "incomplete_invocation": "An invocation without its START, END or REPORT line (a crash, a timeout or a cut file).",
     "unparsed_events": "Events of no known shape in the file (listed in UnparsedEvents); the first is located.",
-    "invalid_transaction": "A transaction block that could not be read (no transaction object, a missing field, an undefined, non-numeric or out-of-range number): not counted, listed in UnparsedEvents.",
+    "invalid_transaction": (
+        "A transaction block that could not be read (no transaction object, a missing field, an undefined, non-numeric "
+        "or out-of-range number): not counted, listed in UnparsedEvents."
+    ),
     "unknown_key": "A transaction block has keys the tool does not know: they were not read, the transaction was.",
     "unknown_layout": "A transaction block is neither the full nor the legacy layout: read by key name.",
-    "unexpected_value": "A transaction's type is neither DEBIT nor CREDIT (its sign is inferred), or its currency is not a 3-letter code.",
-    "conflicting_duplicate": "A transaction id logged again with different fields: the copy was set aside (DuplicateEvents), the first kept.",
-    "late_transaction": "(--state) A transaction older than its wallet's last transaction of an earlier run: checked against it, but what earlier runs reported after it is not revised; run over both exports at once to check it in order.",
+    "unexpected_value": (
+        "A transaction's type is neither DEBIT nor CREDIT (its sign is inferred), or its currency is not a 3-letter "
+        "code."
+    ),
+    "conflicting_duplicate": (
+        "A transaction id logged again with different fields: the copy was set aside (DuplicateEvents), the first kept."
+    ),
+    "late_transaction": (
+        "(--state) A transaction older than its wallet's last transaction of an earlier run: checked against it, but "
+        "what earlier runs reported after it is not revised; run over both exports at once to check it in order."
+    ),
 }
 
 
@@ -60,7 +85,7 @@ def notes(frame: pl.DataFrame, kind: str, message: pl.Expr) -> pl.DataFrame:
     """One problem of ``kind`` per row of ``frame`` (which has file_id and line_no)."""
     if kind not in PROBLEM_KINDS:
         raise ValueError(f"problem kind {kind!r} is not in PROBLEM_KINDS")
-    return frame.select("file_id", "line_no", kind=pl.lit(kind), message=message).cast(NOTE_SCHEMA)  # type: ignore[arg-type]
+    return frame.select("file_id", "line_no", kind=pl.lit(kind), message=message).cast(NOTE_SCHEMA)  # type: ignore[arg-type]  # polars#14468: the cast() stub rejects dict[str, DataType]
 
 
 def problem_kinds_markdown() -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,7 @@ def assert_problem(run: Run, kind: str, file: Path | str, text: str, line: int |
     assert rows and rows[0]["file"] == str(file) and rows[0]["line"] == line, rows
 
 
-def assert_nothing_else_lost(run: Run, good: int = 2, extra: set[str] = frozenset()) -> None:
+def assert_nothing_else_lost(run: Run, good: int = 2, extra: AbstractSet[str] = frozenset()) -> None:
     """Every good file's transaction (and the ``extra`` ids) were read, and nothing more."""
     assert tx_ids(run) == good_ids(good) | set(extra)
     assert run.summary["transactions"] == good + len(extra)

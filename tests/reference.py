@@ -10,6 +10,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import pairwise
 
 
 def tolerance(currency: str) -> Decimal:
@@ -56,7 +57,7 @@ def reference_flags(txs: list[Tx], *, sigma: float = 3.0, window: int = 30, min_
         users[t.user_id].append(t)
     for history in wallets.values():
         history.sort(key=lambda t: (t.ts, t.tx_id))
-        for this, nxt in zip(history, history[1:]):
+        for this, nxt in pairwise(history):
             if abs(nxt.old - this.new) > tolerance(this.currency):
                 flags.flow_break[this.tx_id] = nxt.old - this.new
     for history in users.values():
@@ -109,7 +110,7 @@ def reference_roll_forward(txs: list[Tx]) -> dict[str, RollForward]:
                 rf.credits += move
             else:
                 rf.debits -= move
-        for this, nxt in zip(history, history[1:]):
+        for this, nxt in pairwise(history):
             if abs(nxt.old - this.new) > tolerance(this.currency):
                 rf.flow_gaps += nxt.old - this.new
     return out

@@ -100,12 +100,13 @@ def test_webhook_failure_is_one_warning_and_keeps_the_exit_code(tmp_path: Path) 
     assert refused.exit_code == 0 and len(received.requests) == 1
     warnings = [line for line in refused.stderr.splitlines() if line.startswith("warning: webhook")]
     assert warnings == [
-        f"warning: webhook not delivered: {url.split('/services')[0]}/… answered HTTP 500: internal_error (the exit code is unchanged)"
+        f"warning: webhook not delivered: {url.split('/services')[0]}/… answered HTTP 500: internal_error (the exit "
+        "code is unchanged)"
     ]
     assert "secret-token" not in refused.stderr + refused.stdout
     down = run(tmp_path, "--webhook", f"http://127.0.0.1:{closed_port()}/hook", "--fail-on", "overdraft")
     assert down.exit_code == 3
-    assert [line for line in down.stderr.splitlines() if line.startswith("warning: webhook")][0].startswith(
+    assert next(line for line in down.stderr.splitlines() if line.startswith("warning: webhook")).startswith(
         "warning: webhook not delivered: cannot reach http://127.0.0.1:"
     )
 

@@ -9,6 +9,7 @@ import io
 import os
 import random
 import zipfile
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import polars as pl
@@ -38,7 +39,7 @@ def strict_exit(tmp_path: Path, *inputs: Path) -> int:
 
 
 def check_file_problem(
-    tmp_path: Path, bad: Path, kind: str, text: str, *, line: int | None = None, extra: set[str] = frozenset()
+    tmp_path: Path, bad: Path, kind: str, text: str, *, line: int | None = None, extra: AbstractSet[str] = frozenset()
 ) -> Run:
     """The common assertions: warning, summary, sheet, exit 0 (1 with --strict), nothing lost."""
     good = good_files(tmp_path)
@@ -143,8 +144,8 @@ def encrypted_zip(path: Path, members: dict[str, bytes], encrypted: set[str]) ->
     in both headers, exactly as ``zip -e`` marks them."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
+        for name, content in members.items():
+            zf.writestr(name, content)
     data = bytearray(buf.getvalue())
     with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:
         infos = zf.infolist()
@@ -203,7 +204,8 @@ def test_bytes_that_are_not_utf8_are_replaced_counted_and_located(tmp_path: Path
     bad = tmp_path / "latin1.log"
     bad.write_bytes(data)
     run = check_file_problem(
-        tmp_path, bad, "bad_utf8", "not valid UTF-8: 2 bad byte sequence(s) replaced by U+FFFD, the first on line", line=line,
+        tmp_path, bad, "bad_utf8",
+        "not valid UTF-8: 2 bad byte sequence(s) replaced by U+FFFD, the first on line", line=line,
         extra={f"01HR{1:022d}", f"01HR{2:022d}"},
     )  # fmt: skip
     assert run.summary["events"] == 12 + 1 + 12
@@ -270,7 +272,8 @@ def test_invocation_without_end_or_report_is_a_problem_with_its_line(tmp_path: P
     bad = tmp_path / "timeout.log"
     bad.write_text(log.text())
     run = check_file_problem(
-        tmp_path, bad, "incomplete_invocation", f"invocation {rid(1)} has no END, REPORT: it timed out, crashed, or the file is cut",
+        tmp_path, bad, "incomplete_invocation",
+        f"invocation {rid(1)} has no END, REPORT: it timed out, crashed, or the file is cut",
         line=1, extra={f"01HR{1:022d}"},
     )  # fmt: skip
     assert [r["status"] for r in run.sheet("InvocationIssues")] == ["incomplete: no END, REPORT"]
@@ -338,7 +341,8 @@ def test_block_of_neither_layout_is_named_and_read_by_key_name(tmp_path: Path) -
     del fields["type"], fields["source"]
     bad, text = block_file(tmp_path, fields)
     check_file_problem(
-        tmp_path, bad, "unknown_layout", "has an unknown layout (neither full nor legacy): it lacks type, source; read by key name",
+        tmp_path, bad, "unknown_layout",
+        "has an unknown layout (neither full nor legacy): it lacks type, source; read by key name",
         line=block_line(text, 1), extra={f"01HR{1:022d}"},
     )  # fmt: skip
     row = audit([bad]).transactions.row(0, named=True)
@@ -418,7 +422,8 @@ def test_retried_transaction_with_other_fields_is_set_aside_but_marked(tmp_path:
         run,
         "conflicting_duplicate",
         second,
-        f"logged again with different amount, new_balance, payment_balance: this copy was set aside, the first ({first}:{line}) kept",
+        "logged again with different amount, new_balance, payment_balance: this copy was set aside, the first "
+        f"({first}:{line}) kept",
         line,
     )
     assert strict_exit(tmp_path, first, second) == 1

@@ -45,8 +45,8 @@ def ledger(*rows: tuple, user: str = "u1", currency: str = "BHD") -> pl.DataFram
         pl.DataFrame(data)
         .with_columns([pl.lit(None).alias(c) for c in TRANSACTION_SCHEMA if c not in data[0]])
         .select(list(TRANSACTION_SCHEMA))
-        .cast(TRANSACTION_SCHEMA)
-    )  # type: ignore[arg-type]
+        .cast(TRANSACTION_SCHEMA)  # type: ignore[arg-type]  # polars#14468: the cast() stub rejects dict[str, DataType]
+    )
 
 
 def check(frame: pl.DataFrame, options: CheckOptions = CheckOptions()) -> pl.DataFrame:
@@ -148,7 +148,7 @@ def test_flow_never_crosses_users_or_wallets() -> None:
 
 
 def nightly(n: int, amount: float = 8) -> list[tuple]:
-    balance = 1000
+    balance: float = 1000
     rows = []
     for _ in range(n):
         rows.append(("DEBIT", amount, 0, balance, balance - amount))
@@ -198,7 +198,8 @@ def test_red_flags_have_severity_and_plain_reasons() -> None:
         (
             "medium",
             "flow_break",
-            "newBalance 31.500 but next oldBalance 36.000: 4.500 missing (balance rose between transactions, none logged)",
+            "newBalance 31.500 but next oldBalance 36.000: 4.500 missing (balance rose between transactions, none "
+            "logged)",
         ),
     ]
 

@@ -105,7 +105,8 @@ def test_nothing_mounted_says_where_to_mount(tmp_path: Path) -> None:
     done = run_image(tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().endswith(
-        f"nothing to audit: none of {tmp_path}/data.zip, {tmp_path}/data exists (IN_DIR): mount the export at one of them"
+        f"nothing to audit: none of {tmp_path}/data.zip, {tmp_path}/data exists (IN_DIR): mount the export at one of "
+        "them"
     )
 
 

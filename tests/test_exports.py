@@ -32,7 +32,9 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def q(sql: str) -> list[tuple[Any, ...]]:
-    return duckdb.sql(sql).fetchall()
+    relation = duckdb.sql(sql)
+    assert relation is not None, sql  # None: a statement that returns no rows
+    return relation.fetchall()
 
 
 def test_one_file_per_table_in_each_format(exported: Path) -> None:
@@ -44,7 +46,7 @@ def test_one_file_per_table_in_each_format(exported: Path) -> None:
 
 
 def test_parquet_types_are_what_bi_tools_read(exported: Path) -> None:
-    types = dict((name, kind) for name, kind, *_ in q(f"describe select * from '{exported / 'transactions.parquet'}'"))
+    types = {name: kind for name, kind, *_ in q(f"describe select * from '{exported / 'transactions.parquet'}'")}
     assert types["amount"] == types["new_balance"] == types["running_balance"] == "DECIMAL(38,6)"
     assert types["ts"] == types["next_ts"] == "TIMESTAMP WITH TIME ZONE"
     assert types["line_no"] == "BIGINT" and types["amount_sign"] == "TINYINT"  # signed, never unsigned
@@ -68,7 +70,8 @@ def test_parquet_values_agree_with_summary_and_workbook(exported: Path) -> None:
     )
     assert per_check == [(data["overdraft_events"], data["mismatches"], data["flow_breaks"], data["delta_anomalies"])]
     totals = q(
-        f"select currency, sum(amount) filter (where amount_sign < 0), sum(amount) filter (where amount_sign > 0) from '{tx}' group by all"
+        "select currency, sum(amount) filter (where amount_sign < 0), sum(amount) filter (where amount_sign > 0) from "
+        f"'{tx}' group by all"
     )
     for currency, debits, credits in totals:
         decimals = len(data["totals"][currency]["debit_total"].split(".")[1])
@@ -83,9 +86,9 @@ def test_parquet_values_agree_with_summary_and_workbook(exported: Path) -> None:
         (r[header.index("user_id")], r[header.index("currency")]): Decimal(str(r[header.index("difference")]))
         for r in sheet[1:]
     }
-    in_parquet = dict(
-        ((u, c), d) for u, c, d in q(f"select user_id, currency, difference from '{exported / 'users.parquet'}'")
-    )
+    in_parquet = {
+        (u, c): d for u, c, d in q(f"select user_id, currency, difference from '{exported / 'users.parquet'}'")
+    }
     assert in_parquet == in_book
     wb.close()
 

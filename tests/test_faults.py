@@ -130,7 +130,8 @@ def rich_inputs(root: Path, *, reverse: bool) -> list[Path]:
                 rid(n),
                 t + 0.5,
                 "ERROR",
-                f"Subscription balance and payment balance are not in sync {{ userId: '{user}', subscriptionBalance: {n}, paymentBalance: 1 }}",
+                f"Subscription balance and payment balance are not in sync {{ userId: '{user}', subscriptionBalance: "
+                f"{n}, paymentBalance: 1 }}",
             )
             log.app(rid(n), t + 0.6, "INFO", f"brand new message {n}")
             t += 1 if k % 2 else 0  # ties in time across files

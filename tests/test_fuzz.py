@@ -46,9 +46,10 @@ values = st.one_of(
     st.text(max_size=30).map(inspect_value),
     st.text(max_size=30),
 )
-keys = st.sampled_from(["id", "type", "source", "action", "userId", "paymentBalance", "updatePaymentBalance", "metadata",
-                        "currency", "amount", "vat", "oldBalance", "newBalance", "transaction", "data", "message",
-                        "subscriptionBalance", "currentBalance", "transactionId", "'quoted key'", "x"])  # fmt: skip
+keys = st.sampled_from(["id", "type", "source", "action", "userId", "paymentBalance", "updatePaymentBalance",
+                        "metadata", "currency", "amount", "vat", "oldBalance", "newBalance", "transaction", "data",
+                        "message", "subscriptionBalance", "currentBalance", "transactionId",
+                        "'quoted key'", "x"])  # fmt: skip
 times = st.one_of(
     st.floats(0, 1e6).map(stamp),
     st.sampled_from(["2024-13-45T99:99:99.999Z", "٢٠٢٤-٠٢-١٠T٢١:٠٠:٠٠.٠٠٠Z", "2024-02-10"]),
@@ -59,9 +60,11 @@ messages = st.one_of(
         [
             "Start syncing the balance {", "Processing message " + uid(1), "SubscriptionBalanceUpdated event published",
             "Subscription balance and payment balance are not in sync {",
-            "Subscription balance and payment balance are not in sync { userId: 'u', subscriptionBalance: 1, paymentBalance: x }",
+            "Subscription balance and payment balance are not in sync "
+            "{ userId: 'u', subscriptionBalance: 1, paymentBalance: x }",
             "Skipping the process, Update Payment Balance Flag is set to false { transactionAction: 'A' }",
-            "An error occured while syncing the balance TypeError: x", 'Uncaught Exception \t{"errorType":"E","errorMessage":"m"}',
+            "An error occured while syncing the balance TypeError: x",
+            'Uncaught Exception \t{"errorType":"E","errorMessage":"m"}',
             "{", "{ message: 'Subscriber will have a negative balance due to this action', data: {",
             "transaction {\"id\":1}", "Transaction Lock created!!!",
         ]
@@ -69,11 +72,15 @@ messages = st.one_of(
     st.text(max_size=40),
 )  # fmt: skip
 heads = st.one_of(
-    st.builds(lambda t, r, lv, m: f"{t} {t}\t{r}\t{lv}\t{m}", times, requests, st.sampled_from(["INFO", "ERROR", "WARN", "x"]), messages),
+    st.builds(lambda t, r, lv, m: f"{t} {t}\t{r}\t{lv}\t{m}", times, requests,
+              st.sampled_from(["INFO", "ERROR", "WARN", "x"]), messages),
     st.builds(lambda t, r: f"{t} START RequestId: {r} Version: $LATEST", times, requests),
     st.builds(lambda t, r: f"{t} END RequestId: {r}", times, requests),
-    st.builds(lambda t, r, d: f"{t} REPORT RequestId: {r}\tDuration: {d} ms\tBilled Duration: {d} ms\tMemory Size: 1 MB\tMax Memory Used: 1 MB\t", times, requests, st.sampled_from(["1.5", "1.2.3", "99999999999999999999999", "٣"])),
-    st.builds(lambda t: f'{t} {{"_aws":{{"CloudWatchMetrics":[{{"Metrics":[{{"Name":"negativeBalance"}}]}}]}},"userId":"u"}}', times),
+    st.builds(lambda t, r, d: f"{t} REPORT RequestId: {r}\tDuration: {d} ms\tBilled Duration: {d} ms\t"
+                              "Memory Size: 1 MB\tMax Memory Used: 1 MB\t",
+              times, requests, st.sampled_from(["1.5", "1.2.3", "99999999999999999999999", "٣"])),
+    st.builds(lambda t: f'{t} {{"_aws":{{"CloudWatchMetrics":[{{"Metrics":[{{"Name":"negativeBalance"}}]}}]}},'
+                        '"userId":"u"}', times),
     st.builds(lambda t: f"{t} Unknown application error occurred", times),
     st.builds(lambda t, x: f"{t} {x}", times, st.text(max_size=40)),
 )  # fmt: skip
@@ -146,7 +153,7 @@ def test_inspect_reader_never_raises_on_any_object_lines(body: list[str]) -> Non
     texts = [f"{stamp(0)} {stamp(0)}\t{rid(1)}\tINFO\tStart syncing the balance {{\n" + "\n".join(body)]
     lines = split_events(lines_frame([0], texts))
     pairs = key_values(lines)
-    assert pairs["depth"].min() is None or pairs["depth"].min() >= 0
+    assert (pairs["depth"] >= 0).all()  # nulls (no depth) are ignored
     check_accounted(texts)
 
 

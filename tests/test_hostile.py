@@ -214,6 +214,7 @@ def cells(xlsx: Path) -> list[tuple[str, str, str | None, bool]]:
                 v = c.find("m:v", ns)
                 text = None
                 if kind == "s" and v is not None:
+                    assert v.text is not None, name  # a shared-string cell holds its index
                     text = shared[int(v.text)]
                 elif kind == "inlineStr":
                     text = "".join(t.text or "" for t in c.iter(f"{{{ns['m']}}}t"))

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 import zipfile
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 import pytest
@@ -17,6 +19,7 @@ from calo_polars.checks.plan import CheckOptions
 from calo_polars.synth import Rates, SynthOptions, synthesize
 from tests.harness import report
 
+Files = TypeVar("Files", pl.Expr, pl.Series)
 DAY = re.compile(r"/(\d{4}-\d{2}-\d{2})-\[")
 
 
@@ -25,18 +28,18 @@ def split_by_day(archive: Path, dest: Path, later: frozenset[str] = frozenset())
     go to the next day's export (a file exported a day late)."""
     with zipfile.ZipFile(archive) as zf:
         logs = [n for n in zf.namelist() if DAY.search(n)]
-        days = sorted({DAY.search(n)[1] for n in logs})  # type: ignore[index]
+        days = sorted({DAY.findall(n)[0] for n in logs})
         outs = [dest / f"{day}.zip" for day in days]
         zips = [zipfile.ZipFile(p, "w") for p in outs]
         for name in logs:
-            i = days.index(DAY.search(name)[1])  # type: ignore[index]
+            i = days.index(DAY.findall(name)[0])
             zips[min(i + 1, len(days) - 1) if name in later else i].writestr(name, zf.read(name))
         for z in zips:
             z.close()
     return outs
 
 
-def member(files: pl.Expr) -> pl.Expr:
+def member(files: Files) -> Files:
     """A file's path inside its zip (the zips' own names differ between the two ways)."""
     return files.str.replace(r"^.*!", "")
 
@@ -126,7 +129,7 @@ def test_the_day_boundaries_are_really_crossed(synth_days: Days) -> None:
 
 
 def test_a_carried_flow_break_says_it_is_the_previous_exports_last_transaction(synth_days: Days) -> None:
-    for day, result in zip(synth_days.days, synth_days.days[1:]):
+    for day, result in pairwise(synth_days.days):
         carried = state.carried(result.flags)
         for row in carried.iter_rows(named=True):
             assert row["check"] == "flow_break"
@@ -163,7 +166,9 @@ def test_cli_day_runs_write_the_state_and_say_it_was_incremental(synth_days: Day
     assert state_file.exists()
     inc = [r.summary["incremental"] for r in runs]
     assert [i["earlier_runs"] for i in inc] == [0, 1, 2]
-    assert inc[1]["wallets_carried_in"] == state.State({}, context=synth_days.days[0].incremental.next.context).wallets  # type: ignore[union-attr]
+    first = synth_days.days[0].incremental
+    assert first is not None and first.next is not None
+    assert inc[1]["wallets_carried_in"] == state.State({}, context=first.next.context).wallets
     flags = pl.concat([pl.read_parquet(r.out / "flags.parquet").select("tx_id", "check") for r in runs])
     expected = pl.concat([d.flags.select("tx_id", "check") for d in synth_days.days[:3]])
     assert flags.sort("tx_id", "check").equals(expected.sort("tx_id", "check"))
@@ -182,8 +187,9 @@ def test_the_workbook_says_it_was_an_incremental_run(synth_days: Days, tmp_path:
 
 
 def test_state_round_trip(synth_days: Days) -> None:
-    built = synth_days.days[-1].incremental.next  # type: ignore[union-attr]
-    assert built is not None
+    last = synth_days.days[-1].incremental
+    assert last is not None and last.next is not None
+    built = last.next
     back = state.load(synth_days.state_file, CheckOptions())
     for table in state.TABLES:
         assert getattr(back, table).equals(getattr(built, table)), table
@@ -252,7 +258,8 @@ def test_an_export_given_out_of_date_order_reports_its_late_transactions(synth_d
     for export in [*synth_days.exports[:4], synth_days.exports[5]]:
         result = audit([export], AuditOptions(state=str(state_file)))
         assert result.incremental is not None and result.incremental.late_transactions == 0
-        state.save(result.incremental.next, state_file)  # type: ignore[arg-type]
+        assert result.incremental.next is not None
+        state.save(result.incremental.next, state_file)
     late_day = audit([synth_days.exports[4]], AuditOptions(state=str(state_file)))
     day4, day5 = (
         synth_days.days[i].checked.select(pl.col("user_id", "wallet_id", "tx_id").cast(pl.String)) for i in (4, 5)
@@ -263,7 +270,7 @@ def test_an_export_given_out_of_date_order_reports_its_late_transactions(synth_d
     assert expected  # the generated days share wallets
     assert late_day.incremental is not None and late_day.incremental.late_transactions == len(expected)
     problems = [p for p in late_day.ingested.problems.items if p.kind == "late_transaction"]
-    assert {re.search(r"transaction (\S+) is older", p.message)[1] for p in problems} == expected  # type: ignore[index]
+    assert {re.findall(r"transaction (\S+) is older", p.message)[0] for p in problems} == expected
 
 
 def test_the_flowbreaks_sheet_shows_the_breaks_into_this_export(synth_days: Days, tmp_path: Path) -> None:

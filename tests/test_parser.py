@@ -129,7 +129,10 @@ def test_invocation_without_end_or_report_is_reported(tmp_path: Path) -> None:
 
 
 def test_lines_without_request_id_belong_to_the_preceding_one(tmp_path: Path) -> None:
-    emf = '{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"apiService","Dimensions":[["service"]],"Metrics":[{"Name":"synBalanceError","Unit":"Count"}]}]},"service":"syncBalanceSQS","synBalanceError":1}'
+    emf = (
+        '{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"apiService","Dimensions":[["service"]],'
+        '"Metrics":[{"Name":"synBalanceError","Unit":"Count"}]}]},"service":"syncBalanceSQS","synBalanceError":1}'
+    )
     log = Log().start(rid(5), 0).raw(0.1, emf).end(rid(5), 0.2).report(rid(5), 0.2)
     result = run_audit(tmp_path, log.text())
     notice = result.ingested.notices.row(0, named=True)
@@ -144,13 +147,15 @@ def test_not_in_sync_multiline_and_inline_objects(tmp_path: Path) -> None:
             r,
             1,
             "ERROR",
-            f"Subscription balance and payment balance are not in sync {{\n  userId: '{uid(1)}',\n  subscriptionBalance: 34616.39,\n  paymentBalance: 34526.39\n}}",
+            f"Subscription balance and payment balance are not in sync {{\n  userId: '{uid(1)}',\n  "
+            "subscriptionBalance: 34616.39,\n  paymentBalance: 34526.39\n}",
         )
         .app(
             r,
             2,
             "ERROR",
-            "Subscription balance and payment balance are not in sync { userId: 'random-uuid', subscriptionBalance: 0, paymentBalance: 10 }",
+            "Subscription balance and payment balance are not in sync { userId: 'random-uuid', subscriptionBalance: "
+            "0, paymentBalance: 10 }",
         )
     )
     rows = run_audit(tmp_path, log.text()).ingested.notices.sort("ts").to_dicts()
@@ -164,7 +169,8 @@ def test_blocked_overdraft_skip_and_error_messages(tmp_path: Path) -> None:
     r = rid(1)
     refusal = (
         "{\n  message: 'Subscriber will have a negative balance due to this action, the process will terminate.',\n"
-        f"  data: {{\n    userId: '{uid(2)}',\n    currentBalance: 6.6,\n    transactionId: '01HHN24NP0AGH8VWDTSQXKDR7M'\n  }}\n}}"
+        f"  data: {{\n    userId: '{uid(2)}',\n    currentBalance: 6.6,\n    transactionId: "
+        "'01HHN24NP0AGH8VWDTSQXKDR7M'\n  }\n}"
     )
     log = (
         Log()
@@ -173,13 +179,15 @@ def test_blocked_overdraft_skip_and_error_messages(tmp_path: Path) -> None:
             r,
             2,
             "INFO",
-            "Skipping the process, Update Payment Balance Flag is set to false { transactionAction: 'DONATE_RAMADAN_MEAL' }",
+            "Skipping the process, Update Payment Balance Flag is set to false { transactionAction: "
+            "'DONATE_RAMADAN_MEAL' }",
         )
         .app(
             r,
             3,
             "ERROR",
-            "An error occured while syncing the balance TypeError: Cannot read properties of null (reading 'getBalance')\n    at Zi.exec (/src/syncBalance/useCase.ts:55:37)",
+            "An error occured while syncing the balance TypeError: Cannot read properties of null (reading "
+            "'getBalance')\n    at Zi.exec (/src/syncBalance/useCase.ts:55:37)",
         )
         .app(
             "undefined",

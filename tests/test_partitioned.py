@@ -126,10 +126,9 @@ def test_report_from_is_checked_and_fails_in_one_line(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     run = report(tmp_path, args=("--from", str(empty)))
-    assert (
-        run.exit_code == 2
-        and run.stderr.strip()
-        == f"calo-balance: {empty} is not a store (no manifest.json): write one with calo-balance ingest INPUT... --into {empty}"
+    assert run.exit_code == 2 and run.stderr.strip() == (
+        f"calo-balance: {empty} is not a store (no manifest.json): write one with calo-balance ingest INPUT... "
+        f"--into {empty}"
     )
     (empty / "manifest.json").write_text(
         json.dumps({"format": "calo-polars store", "format_version": FORMAT_VERSION + 1})

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import click
 import duckdb
@@ -48,16 +49,16 @@ def test_the_readme_has_runnable_examples_for_each_user() -> None:
     assert {lang for _, lang, _ in blocks} >= {"sh", "sql", "python"}
 
 
-def upload_sample(s3_client: object, bucket: str, prefix: str) -> int:
+def upload_sample(s3_client: Any, bucket: str, prefix: str) -> int:
     """The sample's log members as CloudWatch writes them to S3."""
-    s3_client.create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+    s3_client.create_bucket(Bucket=bucket)
     n = 0
     with zipfile.ZipFile(SAMPLE) as zf:
         for info in zf.infolist():
             if info.is_dir() or "__MACOSX" in info.filename or info.filename.endswith(".DS_Store"):
                 continue
             key = prefix + info.filename.split("/", 1)[1]
-            s3_client.put_object(Bucket=bucket, Key=key, Body=zf.read(info))  # type: ignore[attr-defined]
+            s3_client.put_object(Bucket=bucket, Key=key, Body=zf.read(info))
             n += 1
     return n
 
@@ -73,7 +74,8 @@ def test_readme_examples_run_as_written(tmp_path: Path, monkeypatch: pytest.Monk
         for how, _lang, body in runnable_blocks():
             if how == "duckdb":
                 for statement in filter(str.strip, body.split(";")):
-                    assert duckdb.sql(statement).fetchall(), statement
+                    relation = duckdb.sql(statement)  # None for a statement that returns no rows
+                    assert relation is not None and relation.fetchall(), statement
                 continue
             command = [sys.executable, "-c", body] if how == "python" else ["bash", "-e", "-o", "pipefail", "-c", body]
             done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)

@@ -6,7 +6,7 @@ import gzip
 import json
 import re
 import zipfile
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -114,7 +114,7 @@ def test_summary_json_holds_the_counts_and_exact_totals(report_dir: Path, raw_tr
     assert data["unparsed_events"] == 0 and data["input_problems"] == 0 and data["input_problem_kinds"] == {}
     assert data["duplicate_transactions"] == 0 and data["settings"]["personal_data"] == "masked"
     assert data["not_in_sync_errors"] == 4_361
-    debits: Counter[str] = Counter()
+    debits: defaultdict[str, Decimal] = defaultdict(Decimal)
     for t in raw_transactions:
         sign = -1 if t.type == "DEBIT" else 1 if t.type == "CREDIT" else (1 if t.new > t.old else -1)
         if sign < 0:
@@ -132,7 +132,7 @@ def workbook(report_dir: Path) -> openpyxl.Workbook:
 
 def sheet_rows(ws) -> list[dict]:
     values = list(ws.iter_rows(values_only=True))
-    return [dict(zip(values[0], r)) for r in values[1:]]
+    return [dict(zip(values[0], r, strict=True)) for r in values[1:]]
 
 
 def link_target(cell) -> tuple[str, int]:
@@ -248,7 +248,7 @@ def test_roll_forward_closes_for_every_clean_user_and_explains_every_difference(
             clean += 1
             assert u["difference"] == 0 and u["expected_closing"] == u["closing_balance"], user
             assert u["unreconciled"] is False
-    flagged = {t for t in reference_flags(raw_transactions).flow_break} | reference_flags(raw_transactions).mismatch
+    flagged = set(reference_flags(raw_transactions).flow_break) | reference_flags(raw_transactions).mismatch
     assert clean == len(users) - len({t.user_id for t in raw_transactions if t.tx_id in flagged})
 
 
@@ -260,8 +260,8 @@ def test_user_links_open_their_ledger_rows_and_the_ledger_ends_at_the_difference
     for r in rows:
         last[r["user_id"]] = r
     differences = {r["user_id"]: r["difference"] for r in sheet_rows(summary)}
-    for r in range(2, summary.max_row + 1):
-        cell = summary.cell(r, 1)
+    for i in range(2, summary.max_row + 1):
+        cell = summary.cell(i, 1)
         sheet, target = link_target(cell)
         assert sheet == "Ledger" and rows[target - 2]["user_id"] == cell.value
         assert target == 2 or rows[target - 3]["user_id"] != cell.value  # the user's first row
@@ -275,7 +275,7 @@ def test_user_links_open_their_ledger_rows_and_the_ledger_ends_at_the_difference
 def test_charts_are_native_and_read_the_right_rows(workbook, report_dir: Path) -> None:
     with zipfile.ZipFile(report_dir / "calo_balance_reports.xlsx") as zf:
         charts = [zf.read(n).decode() for n in zf.namelist() if n.startswith("xl/charts/chart")]
-    titles = {re.search(r"<a:t>([^<]*)</a:t>", c).group(1): c for c in charts}
+    titles = {re.findall(r"<a:t>([^<]*)</a:t>", c)[0]: c for c in charts}
     currencies = ["AED", "BHD", "KWD", "QAR", "SAR"]
     assert len(charts) == len(currencies) + 2 + 10
     daily = sheet_rows(workbook["DailyTotals"])

@@ -100,7 +100,9 @@ def test_s3_prefix_audits_like_the_same_files_on_disk(s3: MotoS3, synthetic_expo
     )
     import duckdb
 
-    files = duckdb.sql(f"select distinct file from '{out / 'transactions.parquet'}'").fetchall()
+    relation = duckdb.sql(f"select distinct file from '{out / 'transactions.parquet'}'")
+    assert relation is not None
+    files = relation.fetchall()
     assert files and all(f.startswith("s3://calo-exports/exports/balance-sync/") for (f,) in files)
 
 
@@ -186,9 +188,9 @@ def test_unreachable_endpoint_is_one_line_exit_2(tmp_path: Path) -> None:
     endpoint = f"http://127.0.0.1:{closed_port()}"
     result = run(["report", "s3://calo-exports/x/", "--endpoint-url", endpoint, "-o", str(tmp_path / "o")])
     assert result.exit_code == 2
-    assert (
-        result.stderr
-        == f"calo-balance: s3://calo-exports/x/: cannot reach {endpoint}: check --endpoint-url and the network (EndpointConnectionError)\n"
+    assert result.stderr == (
+        f"calo-balance: s3://calo-exports/x/: cannot reach {endpoint}: check --endpoint-url and the network "
+        "(EndpointConnectionError)\n"
     )
 
 
@@ -196,7 +198,8 @@ def test_no_credentials_is_one_line_exit_2(s3: MotoS3, tmp_path: Path) -> None:
     env = {k: v for k, v in AWS_ENV.items() if not k.startswith("AWS_ACCESS") and not k.startswith("AWS_SECRET")}
     result = CliRunner().invoke(
         cli, ["report", "s3://calo-exports/x/", "--endpoint-url", s3.endpoint, "-o", str(tmp_path / "o")],
-        env={**env, "AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, "AWS_PROFILE": None, "AWS_SESSION_TOKEN": None},
+        env={**env, "AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, "AWS_PROFILE": None,
+             "AWS_SESSION_TOKEN": None},
     )  # fmt: skip
     assert result.exit_code == 2
     assert result.stderr.startswith("calo-balance: s3://calo-exports/x/: no AWS credentials found: set AWS_PROFILE")
@@ -207,7 +210,8 @@ def test_public_bucket_without_credentials(s3: MotoS3, synthetic_export: Path, t
     s3.upload_folder(log_root(synthetic_export), "calo-public", "p", acl="public-read")
     out = tmp_path / "o"
     result = CliRunner().invoke(
-        cli, ["report", "s3://calo-public/p/", "--no-sign-request", "--endpoint-url", s3.endpoint, "-o", str(out), "-f", "json"],
+        cli, ["report", "s3://calo-public/p/", "--no-sign-request", "--endpoint-url", s3.endpoint,
+              "-o", str(out), "-f", "json"],
         env={**AWS_ENV, "AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None},
     )  # fmt: skip
     assert result.exit_code == 0, result.output

@@ -72,7 +72,8 @@ def build_log() -> str:
     one(log, rid(4), 3 * DAY, full_tx(4, A, Decimal("37.091"), 29, 8))
     # B (SAR): clean; a not-in-sync error with a negative payment balance no block logged
     one(log, rid(5), 0.5 * DAY, full_tx(5, B, 100, 90, 10, currency="SAR"))
-    one(log, rid(6), 1.5 * DAY, full_tx(6, B, 90, 95, 5, type_="CREDIT", source="MANUAL_ADDITION", action="GIFT", currency="SAR"),
+    one(log, rid(6), 1.5 * DAY,
+        full_tx(6, B, 90, 95, 5, type_="CREDIT", source="MANUAL_ADDITION", action="GIFT", currency="SAR"),
         ("ERROR", not_in_sync(B, 95, -7)))  # fmt: skip
     # C (BHD): two wallets, each consistent
     wallet2 = '{"walletId":"wallet#second","deliveryId":"d8"}'
@@ -109,15 +110,18 @@ def build_log() -> str:
     # Lambda errors of every kind, a cold start and an incomplete invocation
     r = rid(20)
     log.start(r, 6 * DAY).app(r, 6 * DAY + 0.1, "ERROR",
-        "An error occured while syncing the balance TypeError: Cannot read properties of null (reading 'getBalance')\n    at Zi.exec (/src/syncBalance/useCase.ts:55:37)")  # fmt: skip
+        "An error occured while syncing the balance TypeError: Cannot read properties of null (reading 'getBalance')\n"
+        "    at Zi.exec (/src/syncBalance/useCase.ts:55:37)")  # fmt: skip
     log.app(r, 6 * DAY + 0.2, "ERROR",
-        'Invoke Error \t{"errorType":"TypeError","errorMessage":"e is not iterable","stack":["TypeError: e is not iterable","    at lambdaHandler (/src/syncBalance/listener.ts:24:24)"]}')  # fmt: skip
+        'Invoke Error \t{"errorType":"TypeError","errorMessage":"e is not iterable","stack":["TypeError: e is not '
+        'iterable","    at lambdaHandler (/src/syncBalance/listener.ts:24:24)"]}')  # fmt: skip
     log.end(r, 6 * DAY + 0.3).report(r, 6 * DAY + 0.3, init_ms=902.78)
     log.app(
         "undefined",
         7 * DAY,
         "ERROR",
-        'Uncaught Exception \t{"errorType":"Error","errorMessage":"Cannot find module","stack":["Error: x","    at load (node:internal/x:1:1)"]}',
+        'Uncaught Exception \t{"errorType":"Error","errorMessage":"Cannot find module","stack":["Error: x","    at '
+        'load (node:internal/x:1:1)"]}',
     )
     log.raw(
         7 * DAY + 0.1,
@@ -137,13 +141,14 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[AuditResult, openpy
     path.write_text(build_log(), encoding="utf-8")
     result = audit([path])
     written = write_outputs(result, folder / "out")
+    assert written.workbook is not None  # xlsx is a default format
     return result, openpyxl.load_workbook(written.workbook), written.workbook
 
 
 def rows(ws: Any) -> list[dict[str, Any]]:
     """A data sheet as dicts keyed by header."""
     values = list(ws.iter_rows(values_only=True))
-    return [dict(zip(values[0], r)) for r in values[1:]]
+    return [dict(zip(values[0], r, strict=True)) for r in values[1:]]
 
 
 def by(ws: Any, column: str, value: Any) -> dict[str, Any]:
@@ -214,7 +219,7 @@ def test_difference_beyond_tolerance_is_drawn_red(built) -> None:
 
 
 def test_currency_roll_forward_in_summary_and_overview(built) -> None:
-    result, wb, workbook = built
+    _, wb, workbook = built
     import json
 
     data = json.loads((workbook.parent / "summary.json").read_text())
@@ -274,9 +279,8 @@ def test_red_flags_link_back_to_the_user_and_the_transaction(built) -> None:
         ledger_header = [c.value for c in wb["Ledger"][1]]
         assert sheet == "Ledger" and wb[sheet].cell(target, ledger_header.index("tx_id") + 1).value == tx.value
     reasons = {r["check"]: r["reason"] for r in rows(flags)}
-    assert (
-        reasons["flow_break"]
-        == "newBalance 31.500 but next oldBalance 36.000: 4.500 missing (balance rose between transactions, none logged)"
+    assert reasons["flow_break"] == (
+        "newBalance 31.500 but next oldBalance 36.000: 4.500 missing (balance rose between transactions, none logged)"
     )
     assert reasons["overdraft"] == "balance went from 5.000 to -3.000: 3.000 below zero"
     assert [r["severity"] for r in rows(flags)] == ["high", "high", "medium"]
@@ -391,7 +395,7 @@ def test_charts_are_native_with_their_series(built) -> None:
     _, wb, workbook = built
     with zipfile.ZipFile(workbook) as zf:
         charts = [zf.read(n).decode() for n in sorted(zf.namelist()) if n.startswith("xl/charts/chart")]
-    titles = [re.search(r"<a:t>([^<]*)</a:t>", c).group(1) for c in charts]
+    titles = [re.findall(r"<a:t>([^<]*)</a:t>", c)[0] for c in charts]
     assert "Daily credits and debits, BHD" in titles and "Daily credits and debits, SAR" in titles
     assert "Flags per week, by check" in titles and "Lambda signals per week" in titles
     top = [t for t in titles if t.startswith("#")]

@@ -60,7 +60,8 @@ def parse_moment(text: str, *, end_of_day: bool = False) -> datetime:
         return _utc(datetime.fromisoformat(value.replace(" ", "T", 1)))
     except ValueError:
         raise ValueError(
-            f"{text!r} is not a date or time: use 2024-01-31, 2024-01-31T18:30 or 2024-01-31T18:30:00+03:00 (UTC unless an offset is given)"
+            f"{text!r} is not a date or time: use 2024-01-31, 2024-01-31T18:30 or 2024-01-31T18:30:00+03:00 (UTC "
+            "unless an offset is given)"
         ) from None
 
 

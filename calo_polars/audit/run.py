@@ -66,7 +66,7 @@ def audit(
     names = [str(i) for i in sources]
     incremental = state.Incremental(options.state, state.load(options.state, options.checks)) if options.state else None
     ingested = ingest(
-        sources,  # type: ignore[arg-type]  # ingest hands inputs to sources.iter_members as they are
+        sources,
         threads=options.threads,
         batch_bytes=options.batch_bytes,
         sample_size=options.sample_size,

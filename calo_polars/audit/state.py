@@ -96,7 +96,7 @@ class State:
 
     def already_read(self) -> dict[bytes, str]:
         """Digest → path of every file read by an earlier run."""
-        return dict(zip(self.files["digest"].to_list(), self.files["file"].to_list()))
+        return dict(zip(self.files["digest"].to_list(), self.files["file"].to_list(), strict=True))
 
     @property
     def wallets(self) -> int:
@@ -202,7 +202,7 @@ def with_context(part: pl.DataFrame, state: State) -> pl.DataFrame:
         *[c for c in TRANSACTIONS if c != "file_id"],
         pl.when(pl.col("wallet_last")).then(pl.lit(2, pl.Int8)).otherwise(pl.lit(1, pl.Int8)).alias(STATE_ROW),
         pl.col("file").alias(STATE_FILE),
-    ).cast(TRANSACTIONS)  # type: ignore[arg-type]
+    ).cast(TRANSACTIONS)  # type: ignore[arg-type]  # polars#14468: the cast() stub rejects dict[str, DataType]
     marked = part.with_columns(pl.lit(None, pl.Int8).alias(STATE_ROW), pl.lit(None, pl.String).alias(STATE_FILE))
     return pl.concat([marked, rows])
 
@@ -273,8 +273,8 @@ def set_aside_seen(ingested: Ingested, state: State) -> int:
     if copies.is_empty():
         return 0
     rows = copies.select(*[pl.col(c) if c in copies.columns else pl.lit(None).alias(c) for c in DUPLICATE_SCHEMA]).cast(
-        DUPLICATE_SCHEMA
-    )  # type: ignore[arg-type]
+        DUPLICATE_SCHEMA  # type: ignore[arg-type]  # polars#14468: the cast() stub rejects dict[str, DataType]
+    )
     both = pl.concat([ingested.duplicates, rows])
     ingested.duplicates = both.sort("tx_id", "ts", "file_id", "line_no")
     return rows.height

@@ -196,6 +196,7 @@ def with_checks(transactions: pl.LazyFrame, options: CheckOptions = CheckOptions
         plan = plan.with_columns(**stage)
     return (
         plan.with_columns(
+            *preceding_delta_stats(options.window, options.min_history),
             mismatch=mismatch(),
             mismatch_diff=pl.when(mismatch()).then(pl.col("delta") - pl.col("expected_delta")),
             overdraft_before=overdraft_before(),
@@ -203,7 +204,6 @@ def with_checks(transactions: pl.LazyFrame, options: CheckOptions = CheckOptions
             next_tx_id=next_in_wallet("tx_id"),
             next_ts=next_in_wallet("ts"),
             next_old=next_in_wallet("old_balance"),
-            *preceding_delta_stats(options.window, options.min_history),
         )
         .with_columns(overdraft_cross=overdraft_cross(), overdraft=overdraft(), flow_break=flow_break())
         .with_columns(flow_gap=flow_gap(), delta_anomaly=delta_anomaly(options.sigma))
@@ -410,7 +410,7 @@ def per_user(checked: pl.LazyFrame) -> pl.LazyFrame:
             "flow_breaks",
             "delta_anomalies",
             "flags",
-        )  # fmt: skip
+        )
         .with_columns(pl.col(ROLL_FORWARD).cast(MONEY))
         .pipe(sort_users)
     )

@@ -312,9 +312,9 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
             metavar="FORMATS",
             multiple=True,
             callback=_formats,
-            help="What to write, comma-separated: xlsx (the workbook), parquet, csv (every table), json (summary.json only; "
-            "it is always written) [default: xlsx].",
-        ),  # fmt: skip
+            help="What to write, comma-separated: xlsx (the workbook), parquet, csv (every table), json (summary.json "
+            "only; it is always written) [default: xlsx].",
+        ),
         SHOW_PII,
     )(f)
 
@@ -337,7 +337,8 @@ def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
     ) -> Any:
         if from_dir is None and (workers != 1 or engine != "local" or ray_address):
             raise click.UsageError(
-                "--workers, --engine and --ray-address run the partitions of a store: give --from DIR (see calo-balance ingest)"
+                "--workers, --engine and --ray-address run the partitions of a store: give --from DIR (see "
+                "calo-balance ingest)"
             )
         try:
             chosen = Engine(engine, workers, ray_address)
@@ -351,14 +352,19 @@ def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "from_dir",
             metavar="DIR",
             type=click.Path(path_type=str),
-            help="Audit a store written by `calo-balance ingest --into DIR` instead of INPUTS (each partition checked on its own, then merged).",
-        ),  # fmt: skip
+            help=(
+                "Audit a store written by `calo-balance ingest --into DIR` instead of INPUTS (each partition checked "
+                "on its own, then merged)."
+            ),
+        ),
         click.option(
             "--workers",
             type=click.IntRange(min=1),
             default=1,
             show_default=True,
-            help="With --from: partitions checked at once, in worker processes (or Ray CPUs with a local --engine ray).",
+            help=(
+                "With --from: partitions checked at once, in worker processes (or Ray CPUs with a local --engine ray)."
+            ),
         ),
         click.option(
             "--engine",
@@ -388,21 +394,21 @@ def alert_options(f: Callable[..., Any]) -> Callable[..., Any]:
             multiple=True,
             callback=_fail_on,
             help=f"Exit 3 when any of these is found (comma-separated): {names}.",
-        ),  # fmt: skip
+        ),
         click.option(
             "--webhook",
             metavar="URL",
             envvar="CALO_WEBHOOK_URL",
             callback=_url,
             help="POST a JSON summary (Slack-compatible: text and blocks) to this URL [env: CALO_WEBHOOK_URL].",
-        ),  # fmt: skip
+        ),
         click.option(
             "--webhook-on",
             type=click.Choice(["always", "alert"]),
             default="always",
             show_default=True,
             help="Post after every run, or only when a --fail-on condition was found.",
-        ),  # fmt: skip
+        ),
     )(f)
 
 
@@ -578,7 +584,7 @@ def report(
     console = stderr_console()
     clock = Stopwatch()
     try:
-        check_outdir(inputs or (from_dir,), outdir)
+        check_outdir(inputs if from_dir is None else (from_dir,), outdir)
         if from_dir is not None:
             clock.current = "partitions"
             result = audit_store(from_dir, checks, selection=selection, threads=threads, engine=engine)
@@ -826,9 +832,10 @@ RATE = click.FloatRange(0, 1)
     help="Ground-truth JSON [default: beside the output, NAME.truth.json].",
 )
 @verbosity_options
-def synth(out: str, users: int, days: int, seed: int, start: datetime, legacy_until: datetime | None, overdraft_rate: float,
-          mismatch_rate: float, flow_break_rate: float, anomaly_rate: float, duplicate_rate: float, clean: bool,
-          out_of_order: float, error_rate: float, crash_rate: float, workers: int, truth: str | None, verbosity: int) -> None:  # fmt: skip
+def synth(out: str, users: int, days: int, seed: int, start: datetime, legacy_until: datetime | None,
+          overdraft_rate: float, mismatch_rate: float, flow_break_rate: float, anomaly_rate: float,
+          duplicate_rate: float, clean: bool, out_of_order: float, error_rate: float, crash_rate: float, workers: int,
+          truth: str | None, verbosity: int) -> None:  # fmt: skip
     """Write a synthetic CloudWatch export with known faults, and its ground truth.
 
     The archive has the real export's layout and every shape of its text; each injected
@@ -842,7 +849,8 @@ def synth(out: str, users: int, days: int, seed: int, start: datetime, legacy_un
     ctx = click.get_current_context()
     rates = Rates(overdraft_rate, mismatch_rate, flow_break_rate, anomaly_rate, duplicate_rate)
     if clean:
-        given = [p.name for p in ctx.command.params if p.name and p.name.endswith("_rate") and p.name not in ("error_rate", "crash_rate")
+        given = [p.name for p in ctx.command.params if p.name and p.name.endswith("_rate")
+                 and p.name not in ("error_rate", "crash_rate")
                  and ctx.get_parameter_source(p.name) is click.core.ParameterSource.COMMANDLINE]  # fmt: skip
         if given:
             raise click.UsageError(

@@ -8,7 +8,7 @@ aside (the id names one transaction), but marked, and reported as an input probl
 
 from __future__ import annotations
 
-from itertools import accumulate
+from itertools import accumulate, pairwise
 
 import polars as pl
 
@@ -84,7 +84,7 @@ def split_duplicates(transactions: pl.DataFrame, files: pl.DataFrame) -> tuple[p
         differing_fields=pl.when(differing != "").then(differing),
     )
     once = pl.concat([transactions.filter(~repeated), kept.drop("file", "copy_no")])
-    return once, duplicates.cast(DUPLICATE_SCHEMA).sort("tx_id", "ts", "file_id", "line_no")  # type: ignore[arg-type]
+    return once, duplicates.cast(DUPLICATE_SCHEMA).sort("tx_id", "ts", "file_id", "line_no")  # type: ignore[arg-type]  # polars#14468: the cast() stub rejects dict[str, DataType]
 
 
 def conflict_notes(duplicates: pl.DataFrame, files: pl.DataFrame) -> pl.DataFrame:
@@ -114,8 +114,8 @@ def drop_duplicates(pieces: list[pl.DataFrame], files: pl.DataFrame) -> tuple[li
     if not repeated.any():
         return pieces, pl.DataFrame(schema=DUPLICATE_SCHEMA)
     starts = [0, *accumulate(p.height for p in pieces)]
-    masks = [repeated.slice(a, b - a) for a, b in zip(starts, starts[1:])]
-    kept, duplicates = split_duplicates(pl.concat([p.filter(m) for p, m in zip(pieces, masks)]), files)
+    masks = [repeated.slice(a, b - a) for a, b in pairwise(starts)]
+    kept, duplicates = split_duplicates(pl.concat([p.filter(m) for p, m in zip(pieces, masks, strict=True)]), files)
     for i, mask in enumerate(masks):
         pieces[i] = pieces[i].filter(~mask)
     return [*pieces, kept.select(pieces[0].columns)], duplicates

@@ -7,6 +7,7 @@ number of transactions, not the size of the logs.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import io
@@ -46,6 +47,7 @@ from calo_polars.parse.records import (
 from calo_polars.pii import mask_frame, mask_strings
 from calo_polars.problems import NOTE_SCHEMA, Problems, notes
 from calo_polars.read.inflate import Limits
+from calo_polars.read.s3 import S3Source
 from calo_polars.read.sources import iter_members
 
 T = TypeVar("T")
@@ -117,7 +119,7 @@ def _sample_blocks(lines: Lines, tx: pl.DataFrame, heads: pl.DataFrame, size: in
         .group_by("event", maintain_order=True)
         .agg(raw=pl.col("text").str.join("\n"))
     )
-    return first.join(text, on="event").drop("event").cast(SAMPLE_SCHEMA)  # type: ignore[arg-type]
+    return first.join(text, on="event").drop("event").cast(SAMPLE_SCHEMA)  # type: ignore[arg-type]  # polars#14468: the cast() stub rejects dict[str, DataType]
 
 
 def _batch_notes(long_lines: pl.DataFrame, invalid: pl.DataFrame, not_understood: pl.DataFrame) -> list[pl.DataFrame]:
@@ -235,7 +237,7 @@ class Spill:
     """An anonymous temporary file holding packed tables: (offset, length) per table."""
 
     def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="calo-spill-")
+        self._file = tempfile.TemporaryFile(prefix="calo-spill-")  # noqa: SIM115  (held open by the Spill; __exit__ closes it)
         self._places: list[dict[str, tuple[int, int]]] = []
 
     def put(self, packed: Packed) -> None:
@@ -311,7 +313,7 @@ class Reading:
 
 
 def open_inputs(
-    inputs: Iterable[str | os.PathLike[str]],
+    inputs: Iterable[str | os.PathLike[str] | S3Source],
     *,
     threads: int,
     batch_bytes: int,
@@ -375,14 +377,12 @@ def release_freed_memory() -> None:
     The reader threads allocate and free a Python bytes object per member; glibc keeps what
     they freed in per-thread arenas: 130 MB a GB of logs read, returned by this call.
     """
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def ingest(
-    inputs: Iterable[str | os.PathLike[str]],
+    inputs: Iterable[str | os.PathLike[str] | S3Source],
     *,
     threads: int = 2,
     batch_bytes: int = 32 << 20,

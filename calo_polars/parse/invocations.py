@@ -79,7 +79,7 @@ def invocations(heads: pl.DataFrame) -> pl.DataFrame:
         .sort("file_id", "line_no", "request_id")
         .select(list(INVOCATION_SCHEMA))
     )
-    return grouped.collect(engine="in-memory").cast(INVOCATION_SCHEMA)  # type: ignore[arg-type]
+    return grouped.collect(engine="in-memory").cast(INVOCATION_SCHEMA)  # type: ignore[arg-type]  # polars#14468: the cast() stub rejects dict[str, DataType]
 
 
 def incomplete_notes(invocations: pl.DataFrame) -> pl.DataFrame:

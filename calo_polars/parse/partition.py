@@ -39,5 +39,5 @@ def user_ranges(pieces: list[pl.DataFrame], part_rows: int = PART_ROWS) -> list[
         piece = pieces.pop(0)
         numbered = piece.with_columns(_part=bounds.search_sorted(piece[USER], side="right"))
         for (number,), frame in numbered.partition_by("_part", as_dict=True).items():
-            found[int(number)].append(frame.drop("_part"))  # type: ignore[call-overload]
+            found[int(number)].append(frame.drop("_part"))
     return [pl.concat(f) for f in found if f]

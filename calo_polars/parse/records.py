@@ -271,7 +271,7 @@ def transactions(heads: pl.DataFrame, kv: pl.DataFrame) -> tuple[pl.DataFrame, p
         .then(pl.lit("json"))
         .otherwise(pl.lit("json without walletId")),
     )
-    return rows.cast(TRANSACTION_SCHEMA), invalid, _block_notes(read)  # type: ignore[arg-type]
+    return rows.cast(TRANSACTION_SCHEMA), invalid, _block_notes(read)  # type: ignore[arg-type]  # polars#14468: the cast() stub rejects dict[str, DataType]
 
 
 def _block_is_fine(present: dict[str, pl.Expr]) -> pl.Expr:
@@ -401,7 +401,7 @@ def notices(heads: pl.DataFrame, kv: pl.DataFrame) -> pl.DataFrame:
         payment_balance=number(pl.col("paymentBalance")),
         current_balance=number(pl.col("currentBalance")),
         detail=detail.str.head(DETAIL_CHARS),
-    ).cast(NOTICE_SCHEMA)  # type: ignore[arg-type]
+    ).cast(NOTICE_SCHEMA)  # type: ignore[arg-type]  # polars#14468: the cast() stub rejects dict[str, DataType]
 
 
 def refine_objects(heads: pl.DataFrame, kv: pl.DataFrame) -> pl.DataFrame:
@@ -448,4 +448,4 @@ def unparsed(heads: pl.DataFrame, invalid: pl.DataFrame) -> pl.DataFrame:
         reason="reason",
         text=pl.col("text").str.head(DETAIL_CHARS),
     )
-    return pl.concat([plain, blocks]).cast(UNPARSED_SCHEMA)  # type: ignore[arg-type]
+    return pl.concat([plain, blocks]).cast(UNPARSED_SCHEMA)  # type: ignore[arg-type]  # polars#14468: the cast() stub rejects dict[str, DataType]

@@ -68,7 +68,7 @@ def audit_store(
     files = store.files()
     duplicates = (
         pl.concat([store.table("cross_duplicates"), *(d.duplicates for d in done)])
-        .cast(DUPLICATE_SCHEMA)  # type: ignore[arg-type]
+        .cast(DUPLICATE_SCHEMA)  # type: ignore[arg-type]  # polars#14468: the cast() stub rejects dict[str, DataType]
         .sort("tx_id", "ts", "file_id", "line_no")
     )
     read = store.options

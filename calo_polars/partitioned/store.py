@@ -161,7 +161,7 @@ def prepare(batch: BatchResult, partitions: int) -> StoreBatch:
     tx = batch.transactions.with_columns(partition_column(batch.transactions["user_id"], partitions))
     parts = {
         int(k): _plain(rows.drop("partition")) for (k,), rows in tx.partition_by("partition", as_dict=True).items()
-    }  # type: ignore[call-overload]
+    }
     tables = {name: _plain(getattr(batch, name)) for name in TABLES}
     return StoreBatch(batch, parts, tables, tx.select(pl.col("tx_id").hash(), "partition"))
 
@@ -211,7 +211,7 @@ class StoreWriter:
         real = (
             rows.group_by("tx_id").agg(pl.col("partition").n_unique()).filter(pl.col("partition") > 1)["tx_id"]
         )  # not a hash collision
-        rows = rows.filter(pl.col("tx_id").is_in(real.implode())).drop("partition").cast(TRANSACTIONS)  # type: ignore[arg-type]
+        rows = rows.filter(pl.col("tx_id").is_in(real.implode())).drop("partition").cast(TRANSACTIONS)  # type: ignore[arg-type]  # polars#14468: the cast() stub rejects dict[str, DataType]
         return split_duplicates(rows, files.frame())[1]
 
     def commit(self, manifest: dict[str, Any], files: FileIndex, problems: Problems) -> dict[str, Any]:
@@ -278,7 +278,7 @@ def ingest_into(
         raise UsageError("--partitions must be between 1 and 65535")
     sources = resolve(inputs, s3)
     names = [str(i) for i in sources]
-    reading = open_inputs(sources, threads=threads, batch_bytes=batch_bytes, limits=limits)  # type: ignore[arg-type]
+    reading = open_inputs(sources, threads=threads, batch_bytes=batch_bytes, limits=limits)
 
     def parse(ids: list[int], texts: list[bytes]) -> StoreBatch:
         return prepare(parse_texts(ids, texts, sample_size, mask_pii), partitions)
@@ -364,7 +364,7 @@ class Store:
 def _read(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """A Parquet file of the store with ``schema``; ``NotAStore`` (one line) when it cannot be read."""
     try:
-        return pl.read_parquet(path).cast(schema)  # type: ignore[arg-type]
+        return pl.read_parquet(path).cast(schema)  # type: ignore[arg-type]  # polars#14468: the cast() stub rejects dict[str, DataType]
     except (OSError, pl.exceptions.PolarsError) as exc:
         why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise NotAStore(f"{path} cannot be read ({why}): ingest the logs again") from None
@@ -390,7 +390,8 @@ def open_store(path: str | os.PathLike[str]) -> Store:
         raise NotAStore(f"{path} is not a store: its {MANIFEST} is not a {FORMAT} manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise NotAStore(
-            f"{path} is a store of format version {manifest.get('format_version')}, this version reads {FORMAT_VERSION}: ingest the logs again"
+            f"{path} is a store of format version {manifest.get('format_version')}, this version reads "
+            f"{FORMAT_VERSION}: ingest the logs again"
         )
     store = Store(folder, manifest)
     missing = [p for p in [store.part(k) for k in range(store.partitions)] if not p.is_file()]

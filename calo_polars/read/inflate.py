@@ -97,7 +97,7 @@ def gunzip(data: bytes, limit: int) -> tuple[bytes, MemberError | None]:
         inflater = isal_zlib.decompressobj(_GZIP_WBITS)
         try:
             chunk = inflater.decompress(rest, limit - size + 1)
-        except isal_zlib.error as exc:
+        except isal_zlib.error as exc:  # type: ignore[misc]  # isal's stub types `error` as an instance, not the class
             raise MemberError("corrupt_gzip", f"corrupt gzip data ({_isal_reason(exc)}): not read") from None
         size += len(chunk)
         if size > limit:
@@ -106,7 +106,8 @@ def gunzip(data: bytes, limit: int) -> tuple[bytes, MemberError | None]:
         if not inflater.eof:
             return b"".join(out), MemberError(
                 "truncated_gzip",
-                f"truncated gzip: the data ends before the end of the stream; the {size:,} bytes of text before the cut were read",
+                f"truncated gzip: the data ends before the end of the stream; the {size:,} bytes of text before the "
+                "cut were read",
             )
         rest = inflater.unused_data
         if not rest.startswith(GZIP_MAGIC):

@@ -182,8 +182,8 @@ def split_inputs(
     local: list[str | os.PathLike[str]] = []
     by_url: dict[str, S3Source] = {}
     for item in inputs:
-        if not is_s3(item):
-            local.append(item)  # type: ignore[arg-type]
+        if not isinstance(item, S3Source) and not is_s3(item):
+            local.append(item)
             continue
         source = item if isinstance(item, S3Source) else S3Source(str(item), options)
         key = source.url.rstrip("/")

@@ -147,8 +147,9 @@ def webhook_payload(
     text = f"{head} — {summary['transactions']:,} transactions of {summary['users']:,} users ({span}): {found}"
     fields = [{"type": "mrkdwn", "text": f"*{label}*\n{summary[key]:,}"} for key, label in COUNTS]
     lines = [
-        f"`{u['user_id']}` {u['currency']}: {u['flags']} flags (overdrafts {u['overdrafts']}, mismatches {u['mismatches']}, "
-        f"flow breaks {u['flow_breaks']}, anomalies {u['delta_anomalies']}), difference {u['difference']}"
+        f"`{u['user_id']}` {u['currency']}: {u['flags']} flags (overdrafts {u['overdrafts']}, mismatches "
+        f"{u['mismatches']}, flow breaks {u['flow_breaks']}, anomalies {u['delta_anomalies']}), difference "
+        f"{u['difference']}"
         for u in top
     ]
     blocks: list[dict[str, Any]] = [

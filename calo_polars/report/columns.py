@@ -64,7 +64,8 @@ COLUMNS: dict[str, Column] = {
     ),
     "announced_delta": C(
         "money",
-        "The move the transaction announced, as the roll-forward counts it: expected_delta_net when vat_applied, else expected_delta (also on a mismatch).",
+        "The move the transaction announced, as the roll-forward counts it: expected_delta_net when vat_applied, else "
+        "expected_delta (also on a mismatch).",
     ),
     "mismatch": C("flag", "TRUE when delta equals neither expected_delta nor expected_delta_net within tolerance."),
     "mismatch_diff": C("money", "delta − expected_delta on a mismatch."),
@@ -85,7 +86,8 @@ COLUMNS: dict[str, Column] = {
     # flags
     "severity": C(
         "text",
-        "high (overdraft, mismatch: money wrong or below zero), medium (flow break: balance moved outside any logged transaction), low (delta anomaly: unusual but consistent).",
+        "high (overdraft, mismatch: money wrong or below zero), medium (flow break: balance moved outside any logged "
+        "transaction), low (delta anomaly: unusual but consistent).",
     ),
     "check": C("text", "Which check raised the flag: overdraft, mismatch, flow_break or delta_anomaly."),
     "reason": C("long_text", "The flag in plain English, with expected, actual and difference."),
@@ -96,15 +98,18 @@ COLUMNS: dict[str, Column] = {
     "last_ts": C("datetime", "Last time seen, UTC (a user's last transaction; a group's last message)."),
     "opening_balance": C(
         "money",
-        "oldBalance of the first transaction of each of the user's wallets, added up (one wallet: its first oldBalance).",
+        "oldBalance of the first transaction of each of the user's wallets, added up (one wallet: its first "
+        "oldBalance).",
     ),
     "credits": C(
         "money",
-        "Sum of what credits announced into the wallet: net of VAT where the balance moved net of VAT, else gross (announced_delta).",
+        "Sum of what credits announced into the wallet: net of VAT where the balance moved net of VAT, else gross "
+        "(announced_delta).",
     ),
     "debits": C(
         "money",
-        "Sum of what debits announced out of the wallet, as a positive amount: net of VAT where the balance moved net of VAT, else gross.",
+        "Sum of what debits announced out of the wallet, as a positive amount: net of VAT where the balance moved net "
+        "of VAT, else gross.",
     ),
     "expected_closing": C("money", "opening_balance + credits − debits: where the balance should have ended."),
     "closing_balance": C("money", "newBalance of the last transaction of each of the user's wallets, added up."),
@@ -121,7 +126,8 @@ COLUMNS: dict[str, Column] = {
     ),
     "rounding": C(
         "money",
-        "Sum of the within-tolerance differences no check flags (delta vs announced move, newBalance vs next oldBalance).",
+        "Sum of the within-tolerance differences no check flags (delta vs announced move, newBalance vs next "
+        "oldBalance).",
     ),
     "unreconciled": C("flag", "TRUE when the difference is beyond the tolerance: the user's books do not close."),
     "min_balance": C("money", "Lowest balance seen before or after any transaction."),
@@ -148,7 +154,8 @@ COLUMNS: dict[str, Column] = {
     ),
     "running_diff": C(
         "money",
-        "newBalance − running_balance: steps at each flow gap or mismatch; red beyond the tolerance. On a wallet's last row, its roll-forward difference.",
+        "newBalance − running_balance: steps at each flow gap or mismatch; red beyond the tolerance. On a wallet's "
+        "last row, its roll-forward difference.",
     ),
     "flagged": C("text", "The checks that flagged this transaction, comma-separated."),
     "rank": C("count", "Position among the users with most flags (1 = most)."),
@@ -161,7 +168,8 @@ COLUMNS: dict[str, Column] = {
     "sync_difference": C("money", "subscription_balance − payment_balance: how far the two balances were apart."),
     "logged_in": C(
         "text",
-        "Where the negative paymentBalance was logged: the transaction block, a not-in-sync error, or both (one row either way).",
+        "Where the negative paymentBalance was logged: the transaction block, a not-in-sync error, or both (one row "
+        "either way).",
     ),
     "in_ledger": C(
         "flag", "TRUE when the refused transaction was also logged as a transaction block (it is then in the Ledger)."
@@ -172,7 +180,8 @@ COLUMNS: dict[str, Column] = {
     "skip_reason": C("text", "Why the Lambda skipped the message, as it logged it."),
     "detail": C(
         "long_text",
-        "The message text (errors: type, message and the first stack line); emails and phone numbers masked unless --show-pii.",
+        "The message text (errors: type, message and the first stack line); emails and phone numbers masked unless "
+        "--show-pii.",
     ),
     "text": C(
         "long_text",
@@ -215,7 +224,8 @@ COLUMNS: dict[str, Column] = {
     "kept_line_no": C("count", "Line number of the kept copy in its file."),
     "fields_differ": C(
         "flag",
-        "TRUE when this copy's fields (amounts, balances, user, type...) differ from the kept copy's; it is still set aside.",
+        "TRUE when this copy's fields (amounts, balances, user, type...) differ from the kept copy's; it is still set "
+        "aside.",
     ),
     "differing_fields": C("text", "Which fields differ from the kept copy, when any."),
     # run facts

@@ -36,11 +36,17 @@ from calo_polars.report.columns import COLUMNS
 
 #: Export table → what one row is (written into each Parquet file and the README).
 TABLES: dict[str, str] = {
-    "transactions": "One row per transaction (each id once): as logged, every computed column, every check flag, the recomputed running balance and where it was logged.",
+    "transactions": (
+        "One row per transaction (each id once): as logged, every computed column, every check flag, the recomputed "
+        "running balance and where it was logged."
+    ),
     "flags": "One row per flag of every check: severity, check, the transaction and a plain-English reason.",
     "users": "The roll-forward per user and currency, with the count of each flag and Lambda signal.",
     "currency_totals": "Per currency: gross totals, VAT and the roll-forward summed over users.",
-    "notices": "Every other message the Lambda logged that matters: not-in-sync errors, refused overdrafts, errors, skips, metrics.",
+    "notices": (
+        "Every other message the Lambda logged that matters: not-in-sync errors, refused overdrafts, errors, skips, "
+        "metrics."
+    ),
     "invocations": "One row per Lambda invocation (requestId): completeness, counts, duration and memory.",
     "duplicates": "Extra copies of a transaction id, set aside (the first copy is in transactions).",
     "unparsed_events": "Events the tool did not understand (empty on the real archive), with why.",

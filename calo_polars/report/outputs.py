@@ -1,4 +1,5 @@
-"""Outputs: write the report files of an audit (workbook, Parquet, CSV, summary.json) into one folder, never inside an input."""
+"""Outputs: write the report files of an audit (workbook, Parquet, CSV, summary.json) into one folder,
+never inside an input."""
 
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ def check_outdir(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.Path
         src = Path(item).resolve()
         if src == out or src in out.parents:
             raise UsageError(
-                f"the output folder {outdir} is inside the input {item}: give another folder with -o (the tool never writes inside its input)"
+                f"the output folder {outdir} is inside the input {item}: give another folder with -o (the tool never "
+                "writes inside its input)"
             )
         if src in targets:
             raise UsageError(f"writing into {outdir} would overwrite the input {item}: give another folder with -o")

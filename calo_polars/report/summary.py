@@ -143,8 +143,9 @@ def human_summary(data: dict[str, Any]) -> str:
     inc = data.get("incremental")
     if inc:
         lines.append(
-            f"incremental ({inc['state_file']}, after {inc['earlier_runs']} runs): {inc['files_already_read']} files already read, "
-            f"{inc['wallets_carried_in']:,} wallets carried in, {inc['carried_flow_breaks']} flow breaks into this export"
+            f"incremental ({inc['state_file']}, after {inc['earlier_runs']} runs): {inc['files_already_read']} files "
+            f"already read, {inc['wallets_carried_in']:,} wallets carried in, {inc['carried_flow_breaks']} flow breaks "
+            "into this export"
         )
     if data["duplicate_transactions"]:
         lines.append(f"{data['duplicate_transactions']} duplicate transaction copies set aside (see DuplicateEvents)")

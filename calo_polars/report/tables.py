@@ -98,7 +98,7 @@ def ledger(result: AuditResult) -> pl.DataFrame:
             "file_id",
             "line_no",
             "_running_alert",
-        )  # fmt: skip
+        )
         .collect(engine="in-memory")
     )
     return result.with_file(rows)
@@ -192,7 +192,7 @@ def sync_errors(result: AuditResult) -> pl.DataFrame:
                     "request_id",
                     "file_id",
                     "line_no",
-                )  # fmt: skip
+                )
             ),
         )
         .select("ts", USER, "currency", pl.exclude("ts", USER, "currency"))

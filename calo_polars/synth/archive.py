@@ -34,7 +34,7 @@ from typing import Any
 
 from calo_polars.errors import UsageError
 
-from .ledger import Calendar, Ledger, Msg, Rates
+from .ledger import Calendar, Ledger, Msg, Rates, Tx
 from .streams import Options, Writer
 from .text import DAY_MS, Clock, between, gzip_member, hex_id, uuid4
 
@@ -89,7 +89,7 @@ class SynthOptions:
         return data
 
 
-DEFAULT_RATES = Rates(overdraft=0.0005, mismatch=0.0005, flow_break=0.001, delta_anomaly=0.001, duplicate=0.001)
+DEFAULT_RATES: Rates = Rates(overdraft=0.0005, mismatch=0.0005, flow_break=0.001, delta_anomaly=0.001, duplicate=0.001)
 CLEAN = Rates()
 
 
@@ -163,7 +163,7 @@ def build_shard(options: SynthOptions, shard: int) -> Shard:
         for f in ledger.faults
     ]
     faults += [
-        {"kind": "duplicate", "tx_id": m.tx.tx_id, "user_id": m.user.id, "ts": stamp(m.tx.ts),
+        {"kind": "duplicate", "tx_id": _tx(m).tx_id, "user_id": m.user.id, "ts": stamp(_tx(m).ts),
          "detail": f"logged again at {stamp(m.logged)} by another invocation (SQS retry)"}
         for m in duplicates
     ]  # fmt: skip
@@ -184,6 +184,13 @@ def build_shard(options: SynthOptions, shard: int) -> Shard:
     )
 
 
+def _tx(msg: Msg) -> Tx:
+    """The transaction of a message that carries one (a tx or retry message always does)."""
+    if msg.tx is None:
+        raise ValueError(f"a {msg.kind} message carries no transaction")
+    return msg.tx
+
+
 def _retries(msgs: list[Msg], rng: random.Random) -> list[Msg]:
     """SQS retries of the transactions marked duplicate, each before the user's next one."""
     following: dict[int, Msg] = {}
@@ -201,7 +208,7 @@ def _retries(msgs: list[Msg], rng: random.Random) -> list[Msg]:
             continue
         at = tx.ts + between(rng, 20_000, 300_000)
         nxt = following.get(id(msg))
-        if nxt is not None and at >= nxt.tx.ts - 60_000:  # type: ignore[union-attr]
+        if nxt is not None and at >= _tx(nxt).ts - 60_000:
             tx.duplicate = False
             continue
         out.append(Msg(at, False, "retry", msg.user, tx))
@@ -246,7 +253,7 @@ def synthesize(
     counts: Counter[str] = Counter()
     faults: list[dict[str, str]] = []
     incomplete: list[dict[str, str]] = []
-    totals = Counter()
+    totals: Counter[str] = Counter()
     for shard in _shards(options):
         files += shard.files
         counts.update(shard.counts)

@@ -156,7 +156,7 @@ class Window:
             return 0
         mean, sd = self.bounds()
         reach = max(3.75 * sd, 2.5 * UNIT)
-        x = max(step, int(math.ceil((sign * mean + reach) / step)) * step)
+        x = max(step, math.ceil((sign * mean + reach) / step) * step)
         for _ in range(50):
             if self.judge(sign * x) == ANOMALY:
                 return x
@@ -202,6 +202,27 @@ class Tx:
         "vat",
         "vat_s",
     )  # fmt: skip
+    # Set by Ledger._write, all at once (slots keep millions of blocks small; these tell mypy their types).
+    tx_id: str
+    user: User
+    day: int
+    t: int  # ms of the Lambda's handling
+    night: bool
+    layout: str
+    type: str
+    source: str
+    action: str
+    amount: int  # sub-units, as all four
+    vat: int
+    old: int
+    new: int
+    amount_s: str  # as printed in the log, as all five
+    vat_s: str
+    old_s: str
+    new_s: str
+    pay_s: str
+    metadata: str | None
+    message_id: str
 
     def __init__(self) -> None:
         self.after = "published"
@@ -264,7 +285,7 @@ class User:
         self.wallet = f"wallet#{self.id}"
         self.cur = rng.choices(CURRENCIES, weights=[c.weight for c in CURRENCIES])[0]
         sub = self.cur.sub
-        self.d = int(round(rng.choice(self.cur.nightly) * sub))
+        self.d = round(rng.choice(self.cur.nightly) * sub)
         self.plan_days = rng.choice((5, 6, 6, 7, 7, 10, 14))
         rest = rng.choice(((4, 5), (4,), (5,), ()))  # Friday/Saturday or no delivery
         self.delivery = frozenset(w for w in range(7) if w not in rest)
@@ -315,7 +336,7 @@ class Ledger:
             base = self.cal.day_ms(day)
             plan = self._plan_day(u, day)
             slots = times(rng, len(plan))
-            for kind, slot in zip(plan, slots):
+            for kind, slot in zip(plan, slots, strict=True):
                 self._daytime(u, day, base + slot, kind)
             if self.cal.weekday(day) in u.delivery and not u.stopped:
                 self._nightly(u, day, base + 21 * 3_600_000)
@@ -546,7 +567,10 @@ class Ledger:
         """The metadata string as util.inspect prints it (or ``undefined``)."""
         if night:
             delivery = uuid4(rng)
-            return f'\'{{"walletId":"{u.wallet}","deliveryId":"{delivery}","walletSk":"{delivery}","version":"syncBalanceSQS"}}\''
+            return (
+                f'\'{{"walletId":"{u.wallet}","deliveryId":"{delivery}",'
+                f'"walletSk":"{delivery}","version":"syncBalanceSQS"}}\''
+            )
         meta: dict[str, object]
         if source == "REFUND":
             pick = rng.random()
@@ -592,7 +616,7 @@ class Ledger:
 
 def _round_unit(value: float) -> int:
     """A positive sub-unit amount rounded to a whole minor unit."""
-    return int(round(value / UNIT)) * UNIT
+    return round(value / UNIT) * UNIT
 
 
 def _vat(net: int, cur: Currency) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from .ledger import Calendar, Msg, Tx
 from .text import Clock, between, hex_id, request_id, uuid4
@@ -47,8 +48,8 @@ EMF = (
     '"Metrics":[{"Name":"%s","Unit":"Count"}]}]},"service":"syncBalanceSQS","%s":1%s}\n\n'
 )
 BLOCKED = (
-    "%s %s\t%s\tINFO\t{\n  message: 'Subscriber will have a negative balance due to this action, the process will terminate.',\n"
-    "  data: {\n    userId: '%s',\n    currentBalance: %s,\n    transactionId: '%s'\n  }\n}\n\n"
+    "%s %s\t%s\tINFO\t{\n  message: 'Subscriber will have a negative balance due to this action, the process will "
+    "terminate.',\n  data: {\n    userId: '%s',\n    currentBalance: %s,\n    transactionId: '%s'\n  }\n}\n\n"
 )
 LOCK = (
     "%s %s\t%s\tINFO\tTransaction Lock created!!!!!!!!!!!!!!!!!!!!!!!!!!! Rr {\n  dirty: {},\n  original: {\n"
@@ -58,21 +59,23 @@ LOCK = (
     "  dataType: 'trxLock',\n  createdAt: '%s',\n  updatedAt: '%s',\n  ttl: %d,\n  newEntity: false\n}\n\n"
 )
 SYNC_ERROR = (
-    "%s %s\t%s\tERROR\tAn error occured while syncing the balance TypeError: Cannot read properties of null (reading 'getBalance')\n"
-    "    at Kn.exec (/src/syncBalance/useCase.ts:61:29)\n"
+    "%s %s\t%s\tERROR\tAn error occured while syncing the balance TypeError: Cannot read properties of null (reading "
+    "'getBalance')\n    at Kn.exec (/src/syncBalance/useCase.ts:61:29)\n"
     "    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)\n"
     "    at hB (/src/syncBalance/listener.ts:33:9)\n\n"
 )
 INVOKE_ERROR = (
-    '%s %s\t%s\tERROR\tInvoke Error \t{"errorType":"TypeError","errorMessage":"Cannot read properties of undefined (reading \'Records\')",'
-    '"stack":["TypeError: Cannot read properties of undefined (reading \'Records\')","    at lambdaHandler (/src/syncBalance/listener.ts:21:17)",'
-    '"    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)"]}\n\n'
+    '%s %s\t%s\tERROR\tInvoke Error \t{"errorType":"TypeError","errorMessage":"Cannot read properties of undefined '
+    '(reading \'Records\')","stack":["TypeError: Cannot read properties of undefined (reading \'Records\')","    at '
+    'lambdaHandler (/src/syncBalance/listener.ts:21:17)","    at process.processTicksAndRejections '
+    '(node:internal/process/task_queues:95:5)"]}\n\n'
 )
 UNCAUGHT = (
     '%s %s\tundefined\tERROR\tUncaught Exception \t{"errorType":"Error","errorMessage":"Cannot find module '
-    "'/var/task/node_modules/@aws-sdk/client-sqs/dist-cjs/index.js' imported from /var/task/src/syncBalance/listener.mjs"
-    '","code":"ERR_MODULE_NOT_FOUND","stack":["Error [ERR_MODULE_NOT_FOUND]: Cannot find module '
-    '\'/var/task/node_modules/@aws-sdk/client-sqs/dist-cjs/index.js\'","    at finalizeResolution (node:internal/modules/esm/resolve:264:11)"]}\n\n'
+    "'/var/task/node_modules/@aws-sdk/client-sqs/dist-cjs/index.js' imported from "
+    '/var/task/src/syncBalance/listener.mjs","code":"ERR_MODULE_NOT_FOUND","stack":["Error [ERR_MODULE_NOT_FOUND]: '
+    "Cannot find module '/var/task/node_modules/@aws-sdk/client-sqs/dist-cjs/index.js'\",\"    at finalizeResolution "
+    '(node:internal/modules/esm/resolve:264:11)"]}\n\n'
 )
 SKIP_CREATE = "Skipping the balance sync for create %s, it will be synced from create %s payment listener"
 AFTER = {
@@ -190,8 +193,8 @@ class Writer:
         self._event(stream, inv, "end", f"{stamp(end)} END RequestId: {rid}\n\n")
         self._event(
             stream, inv, "report",
-            f"{stamp(end)} REPORT RequestId: {rid}\tDuration: {duration:.2f} ms\tBilled Duration: {int(duration) + 1} ms\t"
-            f"Memory Size: {memory} MB\tMax Memory Used: {between(rng, 88, 135)} MB\t{init}{status}{xray}\n\n",
+            f"{stamp(end)} REPORT RequestId: {rid}\tDuration: {duration:.2f} ms\tBilled Duration: {int(duration) + 1} "
+            f"ms\tMemory Size: {memory} MB\tMax Memory Used: {between(rng, 88, 135)} MB\t{init}{status}{xray}\n\n",
         )  # fmt: skip
         return end
 
@@ -221,7 +224,8 @@ class Writer:
                 lts, iso = stamp(t), stamp(t - 60)
                 ttl = t // 1000 + 1_814_400
                 self._event(stream, inv, "transaction_lock", LOCK % (
-                    lts, lts, rid, u.id, tx.tx_id, u.id, iso, iso, ttl, u.id, tx.tx_id, u.id, iso, iso, ttl))  # fmt: skip
+                    lts, lts, rid, u.id, tx.tx_id, u.id, iso, iso, ttl,
+                    u.id, tx.tx_id, u.id, iso, iso, ttl))  # fmt: skip
             t += between(rng, 10, 120)
             after = "already_synced" if kind == "retry" else tx.after
             self._app(stream, inv, AFTER_KIND[after], stamp(t), rid, "INFO", AFTER[after])
@@ -247,7 +251,10 @@ class Writer:
             what = "web subscription" if rng.random() < 0.1 else "subscription"
             self._app(stream, inv, "skip_create_subscription", ts, rid, "INFO", SKIP_CREATE % (what, what))
         elif kind == "flag_false":
-            text = f"Skipping the process, Update Payment Balance Flag is set to false {{ transactionAction: '{msg.action}' }}"
+            text = (
+                "Skipping the process, Update Payment Balance Flag is set to false { transactionAction: "
+                f"'{msg.action}' }}"
+            )
             self._app(stream, inv, "skip_update_flag_false", ts, rid, "INFO", text)
         return t + between(rng, 1, 40)
 
@@ -297,7 +304,8 @@ class Writer:
             phase = "init" if rng.random() < 0.3 else "invoke"
             t += between(rng, 20, 150)
             self._event(stream, -1, "init_report",
-                        f"{stamp(t)} INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: {phase}\tStatus: error\tError Type: Runtime.ExitError\n\n")  # fmt: skip
+                        f"{stamp(t)} INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: {phase}\tStatus: error\tError "
+                        "Type: Runtime.ExitError\n\n")  # fmt: skip
             if phase == "invoke":
                 rid = request_id(rng)
                 inv = stream.invocations
@@ -312,8 +320,9 @@ class Writer:
                 )
                 self._event(stream, inv, "end", f"{ts} END RequestId: {rid}\n\n")
                 self._event(stream, inv, "report",
-                            f"{ts} REPORT RequestId: {rid}\tDuration: {init_ms + 1:.2f} ms\tBilled Duration: {int(init_ms) + 2} ms\t"
-                            f"Memory Size: 512 MB\tMax Memory Used: {between(rng, 36, 42)} MB\t\n\n")  # fmt: skip
+                            f"{ts} REPORT RequestId: {rid}\tDuration: {init_ms + 1:.2f} ms\tBilled Duration: "
+                            f"{int(init_ms) + 2} ms\tMemory Size: 512 MB\tMax Memory Used: {between(rng, 36, 42)} "
+                            "MB\t\n\n")  # fmt: skip
         self.close(stream)
 
     # ------------------------------------------------------------ scheduling
@@ -393,7 +402,7 @@ class Writer:
         if not cuts:
             return stream.events
         edges = [0, *sorted(cuts), n]
-        chunks = [stream.events[a:b] for a, b in zip(edges, edges[1:])]
+        chunks = [stream.events[a:b] for a, b in pairwise(edges)]
         order = list(range(len(chunks)))
         while order == sorted(order):
             rng.shuffle(order)

@@ -153,9 +153,10 @@ def _width(name: str, values: pl.Series, kind: str) -> float:
     fixed = {"datetime": 20, "date": 11, "money": 14, "float": 12, "flag": 9, "count": 10}
     if kind in fixed:
         return max(fixed[kind], min(len(name) + 2, 24))
-    longest = values.head(1000).cast(pl.String).str.len_chars().fill_null(0).max()
+    longest = values.head(1000).cast(pl.String).str.len_chars().fill_null(0).max()  # None when empty
+    chars = longest if isinstance(longest, int) else 0
     cap = 80 if kind == "long_text" else 48
-    return min(cap, max(len(name) + 2, int(longest or 0) + 2, 8))  # type: ignore[arg-type]
+    return min(cap, max(len(name) + 2, chars + 2, 8))
 
 
 def _cells(frame: pl.DataFrame, name: str, kind: str) -> list[Any]:
@@ -257,7 +258,7 @@ def _column_writer(
             else [2] * rows.height
         )
         mask = rows[alert].fill_null(False).to_list() if alert else [False] * rows.height
-        fmts = [styles.money(d, alert=a) for d, a in zip(decimals, mask)]
+        fmts = [styles.money(d, alert=a) for d, a in zip(decimals, mask, strict=True)]
         return lambda r, i: values[i] is not None and ws.write_number(r, c, values[i], fmts[i])
     if kind in ("float", "count", "datetime", "date"):
         fmt = styles[kind]

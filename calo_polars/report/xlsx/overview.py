@@ -64,13 +64,18 @@ ROLL_FORWARD_LABELS = {
 }
 
 ROLL_FORWARD_TEXT = [
-    "Per user and currency: expected closing = opening balance + credits − debits; difference = closing balance − expected closing.",
-    "Opening balance is the oldBalance of each wallet's first transaction, closing balance the newBalance of its last (added over the user's wallets).",
-    "Credits and debits are what each transaction announced to the wallet: net of VAT where the balance moved net of VAT (vat_applied), "
-    "else the gross amount — a mismatch counts its gross amount. They differ from the gross totals by the VAT kept out of the wallet.",
-    "So the difference splits exactly into flow gaps (money that appeared or vanished between transactions: FlowBreaks), "
-    "mismatch differences (MismatchEvents) and rounding (the within-tolerance differences no check flags).",
-    "A user is unreconciled when the difference is beyond the tolerance. Every user without a flow break or mismatch closes to the fils.",
+    "Per user and currency: expected closing = opening balance + credits − debits; difference = closing balance − "
+    "expected closing.",
+    "Opening balance is the oldBalance of each wallet's first transaction, closing balance the newBalance of its last "
+    "(added over the user's wallets).",
+    "Credits and debits are what each transaction announced to the wallet: net of VAT where the balance moved net of "
+    "VAT (vat_applied), else the gross amount — a mismatch counts its gross amount. They differ from the gross totals "
+    "by the VAT kept out of the wallet.",
+    "So the difference splits exactly into flow gaps (money that appeared or vanished between transactions: "
+    "FlowBreaks), mismatch differences (MismatchEvents) and rounding (the within-tolerance differences no check "
+    "flags).",
+    "A user is unreconciled when the difference is beyond the tolerance. Every user without a flow break or mismatch "
+    "closes to the fils.",
 ]
 
 
@@ -102,7 +107,8 @@ def write_overview(
     ws.write_string(
         1,
         0,
-        "Wallet balances reconstructed from the syncBalanceSQS Lambda logs. Times UTC. Blue numbers open the rows behind them.",
+        "Wallet balances reconstructed from the syncBalanceSQS Lambda logs. Times UTC. Blue numbers open the rows "
+        "behind them.",
         styles["note"],
     )
 
@@ -305,9 +311,13 @@ def run_facts(summary: dict[str, Any]) -> dict[str, str]:
         "Period (UTC)": f"{s['period']['first']} — {s['period']['last']}",
         "Selection": selection_text(s.get("selection", {}))
         or "everything read (no --since, --until, --user or --currency)",
-        "Files read": f"{s['files']:,} (skipped: {', '.join(f'{n} {why}' for why, n in s['skipped_files'].items()) or 'none'})",
+        "Files read": (
+            f"{s['files']:,} (skipped: {', '.join(f'{n} {why}' for why, n in s['skipped_files'].items()) or 'none'})"
+        ),
         "Events": f"{s['events']:,} ({s['unparsed_events']} not understood)",
-        "Invocations": f"{s['invocations']:,} ({s['incomplete_invocations']} incomplete, {s['cold_starts']:,} cold starts)",
+        "Invocations": (
+            f"{s['invocations']:,} ({s['incomplete_invocations']} incomplete, {s['cold_starts']:,} cold starts)"
+        ),
         "Transactions": f"{s['transactions']:,} of {s['users']:,} users",
         "Flags": (
             f"{s['overdraft_events']} overdrafts, {s['mismatches']} mismatches, "
@@ -319,7 +329,10 @@ def run_facts(summary: dict[str, Any]) -> dict[str, str]:
             f"{s['lambda_errors'] + s['failed_inits']} Lambda errors, {s['skipped_syncs']} skipped messages"
         ),
         "Tolerance": s["settings"]["tolerance"],
-        "Delta anomaly": f"{s['settings']['sigma']}σ over the user's preceding {s['settings']['window']} deltas (at least {s['settings']['min_history']})",
+        "Delta anomaly": (
+            f"{s['settings']['sigma']}σ over the user's preceding {s['settings']['window']} deltas (at least "
+            f"{s['settings']['min_history']})"
+        ),
         "Input problems": f"{s['input_problems']}",
         **incremental_facts(s.get("incremental")),
     }
@@ -331,36 +344,47 @@ def incremental_facts(inc: dict[str, Any] | None) -> dict[str, str]:
         return {}
     return {
         "Incremental run": (
-            f"continues {inc['earlier_runs']} earlier run(s) from the state file {inc['state_file']}: this workbook reports "
-            "only the transactions read now (per-user roll-forward and totals too)"
+            f"continues {inc['earlier_runs']} earlier run(s) from the state file {inc['state_file']}: this workbook "
+            "reports only the transactions read now (per-user roll-forward and totals too)"
         ),
         "Carried in": (
             f"{inc['wallets_carried_in']:,} wallets' last transactions ({inc['wallets_continued']:,} continued now); "
-            f"{inc['carried_flow_breaks']} flow breaks on the previous export's last transaction of a wallet (in RedFlags and FlowBreaks); "
-            f"{inc['duplicates_of_earlier_runs']} copies of transactions an earlier run read (in DuplicateEvents)"
+            f"{inc['carried_flow_breaks']} flow breaks on the previous export's last transaction of a wallet (in "
+            f"RedFlags and FlowBreaks); {inc['duplicates_of_earlier_runs']} copies of transactions an earlier run read "
+            "(in DuplicateEvents)"
         ),
         "Files already read": f"{inc['files_already_read']:,} not read again (listed in summary.json)",
     }
 
 
 FIXED_SHEETS = {
-    "Overview": "The run at a glance: period, volumes, money and roll-forward per currency, every check and Lambda signal with its count; each count links to its rows.",
+    "Overview": (
+        "The run at a glance: period, volumes, money and roll-forward per currency, every check and Lambda signal with "
+        "its count; each count links to its rows."
+    ),
     "README": "This sheet: run facts, every sheet, the definitions and the conventions.",
     "ColumnDefinitions": "What every column in this workbook means.",
-    "Charts": "Daily credits and debits per currency, flags and Lambda signals per week, logged vs recomputed balance of the ten users with most flags.",
+    "Charts": (
+        "Daily credits and debits per currency, flags and Lambda signals per week, logged vs recomputed balance of the "
+        "ten users with most flags."
+    ),
 }
 
 CONVENTIONS = [
     "Times are UTC, shown yyyy-mm-dd hh:mm:ss (the cell keeps the logged milliseconds).",
-    "Money is shown with the currency's decimals (BHD/KWD/OMR 3, others 2); negatives are red. Cells hold the exact logged value; the display rounds.",
+    "Money is shown with the currency's decimals (BHD/KWD/OMR 3, others 2); negatives are red. Cells hold the exact "
+    "logged value; the display rounds.",
     "Totals are never added across currencies.",
     "Two balances are equal when they differ by at most the tolerance (half the currency's minor unit by default).",
     "Red cells are what a check flagged or a difference beyond tolerance; amber ones are worth a look.",
-    "Blue, underlined cells are links: a userId in PerUserSummary opens the user's first Ledger row; in other sheets it opens the user's PerUserSummary row; a transaction id opens its Ledger row.",
-    "Sheets of up to 10,000 rows are Excel tables (banded, with filter buttons); longer ones (the Ledger) have an autofilter. "
-    "A very large workbook (over 2,000,000 data cells) is written row by row to keep memory flat, and then has autofilters only.",
-    "A sheet holds at most 1,048,575 rows under its header: a longer table (a Ledger of millions of transactions) goes on in "
-    "continuation sheets named Ledger (2), Ledger (3), …, listed under Sheets above; links land in the sheet that holds the row. No row is left out.",
+    "Blue, underlined cells are links: a userId in PerUserSummary opens the user's first Ledger row; in other sheets "
+    "it opens the user's PerUserSummary row; a transaction id opens its Ledger row.",
+    "Sheets of up to 10,000 rows are Excel tables (banded, with filter buttons); longer ones (the Ledger) have an "
+    "autofilter. A very large workbook (over 2,000,000 data cells) is written row by row to keep memory flat, and then "
+    "has autofilters only.",
+    "A sheet holds at most 1,048,575 rows under its header: a longer table (a Ledger of millions of transactions) goes "
+    "on in continuation sheets named Ledger (2), Ledger (3), …, listed under Sheets above; links land in the sheet "
+    "that holds the row. No row is left out.",
     "Log text is always written as text, never as a formula or a link.",
 ]
 
@@ -393,7 +417,7 @@ def write_readme(ws: Worksheet, summary: dict[str, Any], sheets: list[Sheet], st
         _wrapped(ws, row, value, styles)
     row += 2
     ws.write_string(row, 0, "Sheets, in order", styles["subtitle"])
-    entries = [(name, about) for name, about in FIXED_SHEETS.items()]
+    entries = list(FIXED_SHEETS.items())
     for s in sheets:
         entries += sheet_entries(s)
     for name, about in entries:

@@ -122,9 +122,9 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
     specs = [
         Sheet(
             PER_USER,
-            "The roll-forward per user and currency: first/last seen, opening balance, credits, debits, expected and actual closing, "
-            "the difference split into flow gaps, mismatches and rounding; the count of each flag and Lambda signal. Most flags first; "
-            "a userId opens the user's rows in the Ledger.",
+            "The roll-forward per user and currency: first/last seen, opening balance, credits, debits, expected and "
+            "actual closing, the difference split into flow gaps, mismatches and rounding; the count of each flag and "
+            "Lambda signal. Most flags first; a userId opens the user's rows in the Ledger.",
             users,
             {**flag_counts, "flow_gaps": "nonzero", "mismatch_diffs": "nonzero"},
             alerts={"difference": "_difference_alert"},
@@ -158,7 +158,8 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
         Sheet(
             "FlowBreaks",
             "Transactions after which the wallet's next transaction does not start from this newBalance "
-            "(with --state, a previous export's last transaction of a wallet comes first, its file as that run read it).",
+            "(with --state, a previous export's last transaction of a wallet comes first, its file as that run read "
+            "it).",
             flagged("flow_break", "wallet_id", "next_tx_id", "next_ts", "next_old", "flow_gap"),
             {"new_balance": "nonblank", "next_old": "nonblank", "flow_gap": "nonblank"},
         ),
@@ -170,39 +171,43 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
         ),
         Sheet(
             "SyncErrors",
-            "'Subscription balance and payment balance are not in sync' errors: both balances, the difference subscription − payment, "
-            "and the transaction the invocation had just synced for the user.",
+            "'Subscription balance and payment balance are not in sync' errors: both balances, the difference "
+            "subscription − payment, and the transaction the invocation had just synced for the user.",
             links.add(tables.sync_errors(result)),
             {"payment_balance": "negative"},
         ),
         Sheet(
             "BlockedOverdrafts",
-            "Transactions the Lambda refused because the balance would go below zero, with the refused transaction when it was logged too.",
+            "Transactions the Lambda refused because the balance would go below zero, with the refused transaction "
+            "when it was logged too.",
             links.add(tables.blocked_overdrafts(result)),
             {"would_be_balance": "negative"},
         ),
         Sheet(
             "NegativePaymentBalance",
-            "Every negative paymentBalance logged, once: from a transaction block (with the not-in-sync error that repeated it) "
-            "or only from a not-in-sync error.",
+            "Every negative paymentBalance logged, once: from a transaction block (with the not-in-sync error that "
+            "repeated it) or only from a not-in-sync error.",
             links.add(negative),
             {"payment_balance": "negative"},
         ),
         Sheet(
             "LambdaErrors",
-            "Uncaught exceptions, runtime crashes, failed syncs, invoke errors, failed inits and timeouts: the error, its stack head and requestId.",
+            "Uncaught exceptions, runtime crashes, failed syncs, invoke errors, failed inits and timeouts: the error, "
+            "its stack head and requestId.",
             links.add(tables.lambda_errors(result)),
         ),
         Sheet("Skipped", "Messages the Lambda skipped, counted by reason and action.", tables.skipped(result)),
         Sheet(
             "Invocations",
-            "Invocation health per UTC day: invocations, cold starts, duration, memory, incomplete, timed-out and failing invocations.",
+            "Invocation health per UTC day: invocations, cold starts, duration, memory, incomplete, timed-out and "
+            "failing invocations.",
             tables.invocation_health(result),
             {"incomplete": "positive", "timed_out_invocations": "positive", "with_errors": "positive"},
         ),
         Sheet(
             "InvocationIssues",
-            "Invocations that are incomplete (no START/END/REPORT), timed out, ran outside any request, or logged errors.",
+            "Invocations that are incomplete (no START/END/REPORT), timed out, ran outside any request, or logged "
+            "errors.",
             tables.invocation_issues(result),
             {"status": "nonblank"},
         ),
@@ -213,22 +218,24 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
         ),
         Sheet(
             "DuplicateEvents",
-            "Transactions logged more than once (a Lambda/SQS retry): each extra copy, set aside so balances and totals "
-            "count the transaction once; the first copy in time order is kept. A copy whose fields differ from the kept "
-            "one is still set aside, but marked (fields_differ) and listed in InputProblems.",
+            "Transactions logged more than once (a Lambda/SQS retry): each extra copy, set aside so balances and "
+            "totals count the transaction once; the first copy in time order is kept. A copy whose fields differ from "
+            "the kept one is still set aside, but marked (fields_differ) and listed in InputProblems.",
             links.add(result.with_file(result.duplicates)),
             {"fields_differ": "true"},
         ),
         Sheet(
             LEDGER,
-            "Every transaction, by user then time: debit and credit as announced, the logged balances, the balance recomputed from "
-            "the wallet's opening and the difference between them (red beyond tolerance), the checks that flagged it.",
+            "Every transaction, by user then time: debit and credit as announced, the logged balances, the balance "
+            "recomputed from the wallet's opening and the difference between them (red beyond tolerance), the checks "
+            "that flagged it.",
             ledger,
             alerts={"running_diff": "_running_alert"},
         ),
         Sheet(
             DAILY,
-            "Per currency and UTC day: transactions, credits and debits as in the roll-forward, flags (data of the daily charts).",
+            "Per currency and UTC day: transactions, credits and debits as in the roll-forward, flags (data of the "
+            "daily charts).",
             tables.daily_totals(result),
         ),
         Sheet(
@@ -294,7 +301,7 @@ def write_workbook(result: AuditResult, path: Path, summary: dict[str, Any]) -> 
         "remove_timezone": True,
         "constant_memory": constant_memory(sheets),
     }
-    with atomic.replacing(path) as tmp:
+    with atomic.replacing(path) as tmp:  # noqa: SIM117  (kept nested: joining them re-indents the whole writer)
         with xlsxwriter.Workbook(tmp, options) as wb:
             period = summary["period"]
             wb.set_properties(
@@ -305,7 +312,9 @@ def write_workbook(result: AuditResult, path: Path, summary: dict[str, Any]) -> 
                     "company": "Calo",
                     "category": "Finance audit",
                     "keywords": "wallet, balance, audit, roll-forward, reconciliation",
-                    "comments": f"Inputs: {', '.join(summary['inputs'])}; period {period['first']} — {period['last']} (UTC).",
+                    "comments": (
+                        f"Inputs: {', '.join(summary['inputs'])}; period {period['first']} — {period['last']} (UTC)."
+                    ),
                 }
             )
             styles = Styles(wb)
