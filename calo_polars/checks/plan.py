@@ -1,11 +1,9 @@
-"""Checks: one small function per check, each a Polars expression over the transaction table.
+"""The plan: the per-row arithmetic, the windows and every declared check, in one lazy plan.
 
-Polarity, once for all: a check's boolean column is **True when the problem is present**
-(``mismatch``, ``overdraft``, ``flow_break``, ``delta_anomaly``). Nulls never flag.
-
-Every check looks only at one user's own history (windows partition by ``user_id``, and by
-``wallet_id`` within the user), so the plan gives the same answer on any partition of users —
-the property that lets the work be split by a hash of ``user_id``.
+The checks themselves are declared in ``registry``; this module computes what they read (the
+move of each transaction, what it announced, the wallet's next transaction, the user's recent
+deltas), adds every check's helpers and flag by looping over ``registry.CHECKS``, then the
+amounts the roll-forward splits into (``mismatch_diff``, ``flow_gap``).
 
 Money stays Decimal end to end; only the 3σ statistics are computed in Float64, because a mean
 and a standard deviation are estimates, not amounts.
@@ -13,27 +11,17 @@ and a standard deviation are estimates, not amounts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import Decimal
-
 import polars as pl
 
-from calo_polars.money import MONEY, money_text_expr, tolerance_expr
+from calo_polars.checks.registry import CHECKS, SEVERITIES, CheckOptions, within
+from calo_polars.money import MONEY, tolerance_expr
 from calo_polars.parse.partition import USER
 
 #: Time order inside one user's history: log time, ties broken by the ULID transaction id.
 ORDER = ["ts", "tx_id"]
 WALLET = ["user_id", "wallet_id"]
-
-
-@dataclass(frozen=True)
-class CheckOptions:
-    """Knobs of the checks; the defaults are the documented ones."""
-
-    tolerance: Decimal | None = None  # None: half the currency's minor unit
-    sigma: float = 3.0
-    window: int = 30
-    min_history: int = 5
+#: The per-user count of each check (PerUserSummary), in the registry's order.
+PER_USER_COUNTS = [c.per_user for c in CHECKS]
 
 
 # ---------------------------------------------------------------- per-transaction arithmetic
@@ -76,16 +64,12 @@ def expected_delta_net() -> pl.Expr:
     return (pl.col("amount") - pl.col("vat")) * pl.col("amount_sign")
 
 
-def _within(a: pl.Expr, b: pl.Expr) -> pl.Expr:
-    return (a - b).abs() <= pl.col("tolerance")
-
-
 def vat_applied() -> pl.Expr:
     """False when the move matches the gross amount, True when only the net one; null if neither."""
     return (
-        pl.when(_within(pl.col("delta"), pl.col("expected_delta")))
+        pl.when(within(pl.col("delta"), pl.col("expected_delta")))
         .then(False)
-        .when(_within(pl.col("delta"), pl.col("expected_delta_net")))
+        .when(within(pl.col("delta"), pl.col("expected_delta_net")))
         .then(True)
     )
 
@@ -100,42 +84,12 @@ def announced_delta() -> pl.Expr:
     return pl.when(pl.col("vat_applied")).then(pl.col("expected_delta_net")).otherwise(pl.col("expected_delta"))
 
 
-# ---------------------------------------------------------------- the checks
-
-
-def mismatch() -> pl.Expr:
-    """The balance moved by neither ``sign × amount`` nor ``sign × (amount − vat)``."""
-    return pl.col("vat_applied").is_null()
-
-
-def overdraft_before() -> pl.Expr:
-    """The wallet was already below zero before the transaction."""
-    return pl.col("old_balance") < -pl.col("tolerance")
-
-
-def overdraft_after() -> pl.Expr:
-    """The wallet is below zero after the transaction."""
-    return pl.col("new_balance") < -pl.col("tolerance")
-
-
-def overdraft_cross() -> pl.Expr:
-    """This transaction took the wallet from zero or above to below zero."""
-    return ~pl.col("overdraft_before") & pl.col("overdraft_after")
-
-
-def overdraft() -> pl.Expr:
-    """The wallet is below zero before or after the transaction."""
-    return pl.col("overdraft_before") | pl.col("overdraft_after")
+# ---------------------------------------------------------------- context every check may read
 
 
 def next_in_wallet(column: str) -> pl.Expr:
     """The same wallet's next transaction's ``column``, in time order (ties by id)."""
     return pl.col(column).shift(-1).over(WALLET, order_by=ORDER)
-
-
-def flow_break() -> pl.Expr:
-    """The next transaction of the wallet does not start where this one ended."""
-    return pl.col("next_old").is_not_null() & ~_within(pl.col("new_balance"), pl.col("next_old"))
 
 
 def flow_gap() -> pl.Expr:
@@ -155,26 +109,6 @@ def preceding_delta_stats(window: int, min_history: int) -> list[pl.Expr]:
     ]
 
 
-def delta_anomaly(sigma: float) -> pl.Expr:
-    """``|delta − mean| > σ-multiple × std`` of the user's preceding deltas, and beyond tolerance.
-
-    The tolerance guard keeps float noise from flagging a user whose deltas never vary (σ = 0).
-    """
-    distance = (pl.col("delta").cast(pl.Float64) - pl.col("delta_mean")).abs()
-    return ((distance > sigma * pl.col("delta_std")) & (distance > pl.col("tolerance").cast(pl.Float64))).fill_null(
-        False
-    )
-
-
-#: Check name → (severity, one-line definition). The name is the column, sheet key and summary key.
-CHECKS: dict[str, tuple[str, str]] = {
-    "overdraft": ("high", "balance below zero before or after the transaction"),
-    "mismatch": ("high", "newBalance − oldBalance equals neither ±amount nor ±(amount − vat)"),
-    "flow_break": ("medium", "the wallet's next transaction does not start from this newBalance"),
-    "delta_anomaly": ("low", "delta more than σ-multiple standard deviations from the user's recent mean"),
-}
-
-
 # ---------------------------------------------------------------- the plan
 
 
@@ -189,34 +123,51 @@ def _derived_stages(options: CheckOptions) -> list[dict[str, pl.Expr]]:
     ]
 
 
+#: The columns every check may read that depend on other rows: the wallet's next transaction
+#: and the user's recent deltas.
+CONTEXT_COLUMNS = ["next_tx_id", "next_ts", "next_old", "delta_mean", "delta_std"]
+
+
+def _context(options: CheckOptions) -> list[pl.Expr]:
+    return [
+        next_in_wallet("tx_id").alias("next_tx_id"),
+        next_in_wallet("ts").alias("next_ts"),
+        next_in_wallet("old_balance").alias("next_old"),
+        *preceding_delta_stats(options.window, options.min_history),
+    ]
+
+
+def _amounts() -> dict[str, pl.Expr]:
+    """What the roll-forward splits a difference into, computed from the flags."""
+    return {
+        "mismatch_diff": pl.when(pl.col("mismatch")).then(pl.col("delta") - pl.col("expected_delta")),
+        "flow_gap": flow_gap(),
+    }
+
+
 def with_checks(transactions: pl.LazyFrame, options: CheckOptions = CheckOptions()) -> pl.LazyFrame:
     """Add every computed column and check flag. Rows come out sorted by user, then time."""
     plan = transactions.sort(USER, *ORDER)
     for stage in _derived_stages(options):
         plan = plan.with_columns(**stage)
+    helpers = {name: expr(options) for c in CHECKS for name, expr in c.helpers.items()}
     return (
-        plan.with_columns(
-            mismatch=mismatch(),
-            mismatch_diff=pl.when(mismatch()).then(pl.col("delta") - pl.col("expected_delta")),
-            overdraft_before=overdraft_before(),
-            overdraft_after=overdraft_after(),
-            next_tx_id=next_in_wallet("tx_id"),
-            next_ts=next_in_wallet("ts"),
-            next_old=next_in_wallet("old_balance"),
-            *preceding_delta_stats(options.window, options.min_history),
-        )
-        .with_columns(overdraft_cross=overdraft_cross(), overdraft=overdraft(), flow_break=flow_break())
-        .with_columns(flow_gap=flow_gap(), delta_anomaly=delta_anomaly(options.sigma))
+        plan.with_columns(*_context(options), **helpers)
+        .with_columns(**{c.name: c.flag(options) for c in CHECKS})
+        .with_columns(**_amounts())
     )
 
 
-#: What ``with_checks`` computes that depends on other rows (windows) and the check flags:
-#: the columns an audit keeps beside the transaction's own. Everything else it computes is
-#: per-row arithmetic that ``with_derived`` recomputes in milliseconds where it is shown;
+#: What ``with_checks`` computes that depends on other rows (windows), each check's helpers and
+#: flags: the columns an audit keeps beside the transaction's own. Everything else it computes
+#: is per-row arithmetic that ``with_derived`` recomputes in milliseconds where it is shown;
 #: storing it was 10 Decimal columns, 40 % of the memory of a large audit.
-STORED_CHECK_COLUMNS = [
-    "next_tx_id", "next_ts", "next_old", "delta_mean", "delta_std",
-    "mismatch", "overdraft_before", "overdraft_after", "overdraft_cross", "overdraft", "flow_break", "delta_anomaly",
+STORED_CHECK_COLUMNS = [*CONTEXT_COLUMNS, *(h for c in CHECKS for h in c.helpers), *(c.name for c in CHECKS)]
+
+#: Every column ``with_checks`` adds, in its order.
+CHECK_COLUMNS = [
+    "tolerance", "delta", "amount_sign", "sign_source", "expected_delta", "expected_delta_net", "vat_applied",
+    "announced_delta", *STORED_CHECK_COLUMNS, "mismatch_diff", "flow_gap",
 ]  # fmt: skip
 
 
@@ -226,69 +177,10 @@ def with_derived(checked: pl.LazyFrame, options: CheckOptions = CheckOptions()) 
     plan = checked
     for stage in _derived_stages(options):
         plan = plan.with_columns(**stage)
-    plan = plan.with_columns(
-        mismatch_diff=pl.when(pl.col("mismatch")).then(pl.col("delta") - pl.col("expected_delta")),
-        flow_gap=flow_gap(),
-    )
-    return plan.select(pl.exclude(CHECK_COLUMNS), *CHECK_COLUMNS)
-
-
-#: Every column ``with_checks`` adds, in its order.
-CHECK_COLUMNS = [
-    "tolerance", "delta", "amount_sign", "sign_source", "expected_delta", "expected_delta_net", "vat_applied",
-    "announced_delta", "delta_mean", "delta_std", "mismatch", "mismatch_diff", "overdraft_before", "overdraft_after",
-    "next_tx_id", "next_ts", "next_old", "overdraft_cross", "overdraft", "flow_break", "flow_gap", "delta_anomaly",
-]  # fmt: skip
+    return plan.with_columns(**_amounts()).select(pl.exclude(CHECK_COLUMNS), *CHECK_COLUMNS)
 
 
 # ---------------------------------------------------------------- flags in plain English
-
-
-def _m(column: str) -> pl.Expr:
-    return money_text_expr(pl.col(column), pl.col("currency"))
-
-
-def _reason(check: str) -> pl.Expr:
-    if check == "overdraft":
-        below = money_text_expr(-pl.col("new_balance"), pl.col("currency"))
-        return (
-            pl.when(pl.col("overdraft_cross"))
-            .then(pl.format("balance went from {} to {}: {} below zero", _m("old_balance"), _m("new_balance"), below))
-            .when(pl.col("overdraft_before") & pl.col("overdraft_after"))
-            .then(
-                pl.format("balance was already below zero ({}) and is {} after", _m("old_balance"), _m("new_balance"))
-            )
-            .otherwise(pl.format("balance was below zero ({}) before this transaction", _m("old_balance")))
-        )
-    if check == "mismatch":
-        net = pl.when(pl.col("vat") != 0).then(pl.format(" or {} net of VAT", _m("expected_delta_net")))
-        return pl.format(
-            "{} {}: balance moved {} (from {} to {}) but expected {}{}: off by {}",
-            pl.coalesce(pl.col("type"), pl.lit("legacy")),
-            _m("amount"),
-            _m("delta"),
-            _m("old_balance"),
-            _m("new_balance"),
-            _m("expected_delta"),
-            net.otherwise(pl.lit("")),
-            _m("mismatch_diff"),
-        )
-    if check == "flow_break":
-        return pl.format(
-            "newBalance {} but next oldBalance {}: {} missing (balance {} between transactions, none logged)",
-            _m("new_balance"),
-            _m("next_old"),
-            money_text_expr(pl.col("flow_gap").abs(), pl.col("currency")),
-            pl.when(pl.col("flow_gap") > 0).then(pl.lit("rose")).otherwise(pl.lit("fell")),
-        )
-    return pl.format(
-        "delta {} but this user's recent mean is {} (σ {}): off by {}, {}σ",
-        _m("delta"),
-        pl.col("delta_mean").round(3),
-        pl.col("delta_std").round(3),
-        (pl.col("delta").cast(pl.Float64) - pl.col("delta_mean")).round(3),
-        ((pl.col("delta").cast(pl.Float64) - pl.col("delta_mean")).abs() / pl.col("delta_std")).round(1),
-    )
 
 
 FLAG_COLUMNS = [
@@ -301,15 +193,17 @@ FLAG_COLUMNS = [
 def red_flags(checked: pl.LazyFrame) -> pl.LazyFrame:
     """Every flag as its own row: severity, check name, the transaction and a plain reason."""
     parts = [
-        checked.filter(pl.col(name)).with_columns(severity=pl.lit(severity), check=pl.lit(name), reason=_reason(name))
-        for name, (severity, _) in CHECKS.items()
+        checked.filter(pl.col(c.name)).with_columns(
+            severity=pl.lit(c.severity), check=pl.lit(c.name), reason=c.reason()
+        )
+        for c in CHECKS
     ]
     return sort_flags(pl.concat(parts).select(FLAG_COLUMNS))
 
 
 def sort_flags(flags: pl.LazyFrame) -> pl.LazyFrame:
     """Most severe first, then by user, time, transaction and check (a total order)."""
-    rank = pl.col("severity").replace_strict({"high": 0, "medium": 1, "low": 2}, return_dtype=pl.Int8)
+    rank = pl.col("severity").replace_strict({s: i for i, s in enumerate(SEVERITIES)}, return_dtype=pl.Int8)
     return flags.sort(rank, "user_id", "ts", "tx_id", "check")
 
 
@@ -382,10 +276,7 @@ def per_user(checked: pl.LazyFrame) -> pl.LazyFrame:
         rounding=move.sum() + step.sum(),
         tolerance=pl.col("tolerance").first(),
         min_balance=pl.min_horizontal(pl.col("old_balance").min(), pl.col("new_balance").min()),
-        overdrafts=pl.col("overdraft").sum(),
-        mismatches=pl.col("mismatch").sum(),
-        flow_breaks=pl.col("flow_break").sum(),
-        delta_anomalies=pl.col("delta_anomaly").sum(),
+        **{c.per_user: pl.col(c.name).sum() for c in CHECKS},
     )
     expected = pl.col("opening_balance") + pl.col("credits") - pl.col("debits")
     return (
@@ -394,7 +285,7 @@ def per_user(checked: pl.LazyFrame) -> pl.LazyFrame:
         .with_columns(difference=(pl.col("closing_balance") - pl.col("expected_closing")).cast(MONEY))
         .with_columns(
             unreconciled=pl.col("difference").abs() > pl.col("tolerance"),
-            flags=pl.sum_horizontal("overdrafts", "mismatches", "flow_breaks", "delta_anomalies"),
+            flags=pl.sum_horizontal(*PER_USER_COUNTS),
         )
         .select(
             *key,
@@ -405,12 +296,9 @@ def per_user(checked: pl.LazyFrame) -> pl.LazyFrame:
             *ROLL_FORWARD,
             "unreconciled",
             "min_balance",
-            "overdrafts",
-            "mismatches",
-            "flow_breaks",
-            "delta_anomalies",
+            *PER_USER_COUNTS,
             "flags",
-        )  # fmt: skip
+        )
         .with_columns(pl.col(ROLL_FORWARD).cast(MONEY))
         .pipe(sort_users)
     )

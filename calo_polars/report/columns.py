@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from calo_polars.checks.registry import CHECKS, SEVERITIES
+
 
 @dataclass(frozen=True)
 class Column:
@@ -66,28 +68,16 @@ COLUMNS: dict[str, Column] = {
         "money",
         "The move the transaction announced, as the roll-forward counts it: expected_delta_net when vat_applied, else expected_delta (also on a mismatch).",
     ),
-    "mismatch": C("flag", "TRUE when delta equals neither expected_delta nor expected_delta_net within tolerance."),
     "mismatch_diff": C("money", "delta − expected_delta on a mismatch."),
-    "overdraft_before": C("flag", "TRUE when oldBalance is below zero (beyond tolerance)."),
-    "overdraft_after": C("flag", "TRUE when newBalance is below zero (beyond tolerance)."),
-    "overdraft_cross": C("flag", "TRUE when this transaction took the balance from zero or above to below zero."),
-    "overdraft": C("flag", "TRUE when the balance is below zero before or after the transaction."),
     "next_tx_id": C("id", "The same wallet's next transaction, in time order (ties broken by id)."),
     "next_ts": C("datetime", "Time of that next transaction, UTC."),
     "next_old": C("money", "oldBalance of that next transaction."),
-    "flow_break": C("flag", "TRUE when next_old differs from newBalance beyond tolerance."),
     "flow_gap": C(
         "money", "next_old − newBalance on a flow break: positive when money appeared, negative when it vanished."
     ),
     "delta_mean": C("float", "Mean of the user's preceding deltas in the rolling window."),
     "delta_std": C("float", "Standard deviation of those preceding deltas."),
-    "delta_anomaly": C("flag", "TRUE when |delta − delta_mean| > sigma × delta_std (and beyond tolerance)."),
     # flags
-    "severity": C(
-        "text",
-        "high (overdraft, mismatch: money wrong or below zero), medium (flow break: balance moved outside any logged transaction), low (delta anomaly: unusual but consistent).",
-    ),
-    "check": C("text", "Which check raised the flag: overdraft, mismatch, flow_break or delta_anomaly."),
     "reason": C("long_text", "The flag in plain English, with expected, actual and difference."),
     # per user: activity and the roll-forward
     "wallets": C("count", "Number of distinct wallets of the user."),
@@ -126,10 +116,6 @@ COLUMNS: dict[str, Column] = {
     "unreconciled": C("flag", "TRUE when the difference is beyond the tolerance: the user's books do not close."),
     "min_balance": C("money", "Lowest balance seen before or after any transaction."),
     "net_change": C("money", "Sum of deltas (what the logged balances moved in total)."),
-    "overdrafts": C("count", "Transactions flagged overdraft."),
-    "mismatches": C("count", "Transactions flagged mismatch."),
-    "flow_breaks": C("count", "Transactions flagged flow_break."),
-    "delta_anomalies": C("count", "Transactions flagged delta_anomaly."),
     "flags": C("count", "Number of flags, all checks together."),
     "blocked_overdrafts": C("count", "Transactions the Lambda refused because the balance would go below zero."),
     "negative_payment_balances": C("count", "Negative paymentBalance values logged (see NegativePaymentBalance)."),
@@ -234,6 +220,23 @@ COLUMNS: dict[str, Column] = {
     "column": C("id", "A column name used in this workbook."),
     "sheets": C("long_text", "The sheets that use the column."),
 }
+
+
+def _check_columns() -> dict[str, Column]:
+    """The columns the checks add, from their declarations (``checks.registry``)."""
+    names = [c.name for c in CHECKS]
+    by_severity = ", ".join(
+        f"{severity} ({', '.join(c.name.replace('_', ' ') for c in CHECKS if c.severity == severity)}: {short})"
+        for severity, (short, _) in SEVERITIES.items()
+    )
+    return {
+        **{name: C(kind, meaning) for c in CHECKS for name, (kind, meaning) in c.glossary.items()},
+        "severity": C("text", f"{by_severity}."),
+        "check": C("text", f"Which check raised the flag: {', '.join(names[:-1])} or {names[-1]}."),
+    }
+
+
+COLUMNS.update(_check_columns())
 
 
 def describe(name: str) -> Column:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import polars as pl
 
 from calo_polars.audit.result import AuditResult
-from calo_polars.checks.plan import CHECKS, USER, WALLET, credit_move, debit_move, with_derived
+from calo_polars.checks.plan import USER, WALLET, credit_move, debit_move, with_derived
+from calo_polars.checks.registry import CHECK_NAMES, CHECKS
 from calo_polars.parse.invocations import ERROR_KINDS, PSEUDO_ID
 from calo_polars.report.xlsx.frames import link_to
 
@@ -64,7 +65,7 @@ def ledger(result: AuditResult) -> pl.DataFrame:
     announced move; ``running_diff = newBalance − running_balance`` so a flow gap or a mismatch
     shows as a step, and on a wallet's last row it is that wallet's roll-forward difference.
     """
-    names = list(CHECKS)
+    names = list(CHECK_NAMES)
     flags = pl.concat_str([pl.when(pl.col(c)).then(pl.lit(c)) for c in names], separator=", ", ignore_nulls=True)
     rows = (
         with_derived(result.checked.lazy(), result.options.checks)  # lazy: only the columns selected below
@@ -353,7 +354,7 @@ def daily_totals(result: AuditResult) -> pl.DataFrame:
             transactions=pl.len(),
             credits=credit_move().sum(),
             debits=debit_move().sum(),
-            flags=pl.sum_horizontal(*[pl.col(c).sum() for c in CHECKS]),
+            flags=pl.sum_horizontal(*[pl.col(c).sum() for c in CHECK_NAMES]),
         )
         .with_columns(pl.col("flags").cast(pl.UInt32))
         .sort("currency", "date")
@@ -361,12 +362,8 @@ def daily_totals(result: AuditResult) -> pl.DataFrame:
     )
 
 
-WEEKLY_CHECKS = {
-    "overdrafts": "overdraft",
-    "mismatches": "mismatch",
-    "flow_breaks": "flow_break",
-    "delta_anomalies": "delta_anomaly",
-}
+#: WeeklySignals' column for each check → the check.
+WEEKLY_CHECKS = {c.per_user: c.name for c in CHECKS}
 WEEKLY_SIGNALS = ["not_in_sync", "blocked_overdrafts", "lambda_errors"]
 
 

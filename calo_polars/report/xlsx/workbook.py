@@ -24,6 +24,7 @@ import xlsxwriter
 from calo_polars import atomic
 from calo_polars.audit import state
 from calo_polars.audit.result import AuditResult
+from calo_polars.checks.registry import CHECKS
 from calo_polars.parse.events import EVENT_KINDS
 from calo_polars.report import tables
 from calo_polars.report.tables import LEDGER, PER_USER
@@ -54,7 +55,7 @@ TAB_COLORS = {"start": "#548235", "books": "#1F3864", "signals": "#C55A11", "det
 def _tab(name: str) -> str:
     if name in FIXED_SHEETS:
         return "start"
-    if name in {PER_USER, "RedFlags", "OverdraftEvents", "MismatchEvents", "FlowBreaks", "Anomalies"}:
+    if name in {PER_USER, "RedFlags", *(c.sheet for c in CHECKS)}:
         return "books"
     if name in {
         "SyncErrors",
@@ -108,10 +109,7 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
     )
     flag_counts = dict.fromkeys(
         (
-            "overdrafts",
-            "mismatches",
-            "flow_breaks",
-            "delta_anomalies",
+            *(c.per_user for c in CHECKS),
             "flags",
             "not_in_sync",
             "blocked_overdrafts",
@@ -134,40 +132,7 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
             "Every flag of every check, one row each, most severe first, with a plain-English reason.",
             links.add(result.with_file(result.flags).drop("wallet_id")),
         ),
-        Sheet(
-            "OverdraftEvents",
-            "Transactions where the balance was below zero before or after.",
-            flagged("overdraft", "overdraft_before", "overdraft_after", "overdraft_cross"),
-            {"new_balance": "negative", "old_balance": "negative"},
-        ),
-        Sheet(
-            "MismatchEvents",
-            "Transactions whose balance moved by neither ±amount nor ±(amount − vat).",
-            flagged(
-                "mismatch",
-                "layout",
-                "sign_source",
-                "delta",
-                "expected_delta",
-                "expected_delta_net",
-                "mismatch_diff",
-                "tolerance",
-            ),
-            {"delta": "nonblank", "mismatch_diff": "nonblank"},
-        ),
-        Sheet(
-            "FlowBreaks",
-            "Transactions after which the wallet's next transaction does not start from this newBalance "
-            "(with --state, a previous export's last transaction of a wallet comes first, its file as that run read it).",
-            flagged("flow_break", "wallet_id", "next_tx_id", "next_ts", "next_old", "flow_gap"),
-            {"new_balance": "nonblank", "next_old": "nonblank", "flow_gap": "nonblank"},
-        ),
-        Sheet(
-            "Anomalies",
-            "Transactions whose delta is more than the σ-multiple from the user's recent mean delta.",
-            flagged("delta_anomaly", "delta", "delta_mean", "delta_std"),
-            {"delta": "nonblank"},
-        ),
+        *(Sheet(c.sheet, c.about, flagged(c.name, *c.sheet_columns), dict(c.highlight)) for c in CHECKS),
         Sheet(
             "SyncErrors",
             "'Subscription balance and payment balance are not in sync' errors: both balances, the difference subscription − payment, "
