@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -44,12 +45,18 @@ def sheet_digests(workbook: Path) -> dict[str, dict[str, Any]]:
 
 
 def fingerprint(archive: Path) -> dict[str, Any]:
-    """Run ``calo-balance report`` on ``archive`` and fingerprint what it wrote."""
+    """Run ``calo-balance report`` on ``archive`` and fingerprint what it wrote.
+
+    Run from the archive's folder on its bare name: cells name the file as it was given, and
+    the fingerprint must not depend on where the checkout is.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "calo_polars", "report", str(archive), "-o", tmp, "-q"],
+            [sys.executable, "-m", "calo_polars", "report", archive.name, "-o", tmp, "-q"],
             check=False,
             capture_output=True,
+            cwd=archive.parent,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         summary = (Path(tmp) / "summary.json").read_bytes()
         return {
