@@ -10,8 +10,8 @@ from pathlib import Path
 import openpyxl
 from click.testing import CliRunner
 
-from calo_polars import __version__
 from calo_polars.cli.main import cli
+from calo_polars.version import __version__
 from tests.logbuilder import Log, full_tx, rid, uid, write_zip
 
 

@@ -27,10 +27,9 @@ from typing import Any
 
 import click
 
-from calo_polars import __version__
-from calo_polars.audit.filters import Selection, parse_moment
 from calo_polars.audit.result import AuditOptions
 from calo_polars.audit.run import audit
+from calo_polars.audit.selection import Selection, parse_moment
 from calo_polars.audit.state import save as save_state
 from calo_polars.checks.plan import CheckOptions
 from calo_polars.cli.progress import AuditProgress, input_size, plain_text, stderr_console, summary_table
@@ -54,6 +53,7 @@ from calo_polars.report.alerts import (
 )
 from calo_polars.report.outputs import DEFAULT_FORMATS, FORMATS, check_outdir, write_outputs
 from calo_polars.synth import DEFAULT_RATES, Rates, SynthOptions, synthesize
+from calo_polars.version import __version__
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1

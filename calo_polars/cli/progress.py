@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from calo_polars.audit.filters import selection_text
+from calo_polars.audit.selection import selection_text
 from calo_polars.checks.registry import CHECKS, SIGNALS, Signal
 from calo_polars.parse.events import FileIndex
 from calo_polars.read.s3 import S3Source

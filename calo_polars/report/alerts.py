@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 import polars as pl
 
-from calo_polars import __version__
 from calo_polars.checks.registry import CHECK_NAMES, CHECKS, SIGNALS, alerts
+from calo_polars.version import __version__
 
 #: ``--fail-on`` name → (summary.json key, what it counts): every check, then every signal that
 #: can fail a run (``checks.registry``).

@@ -13,13 +13,13 @@ from typing import Any
 
 import polars as pl
 
-from calo_polars import __version__
 from calo_polars.audit.result import AuditResult
 from calo_polars.checks.plan import ROLL_FORWARD
 from calo_polars.checks.registry import CHECKS
 from calo_polars.money import money_text
 from calo_polars.read.s3 import is_s3
 from calo_polars.report.tables import NOTICE_SHEETS, negative_payment_balances, other_notice
+from calo_polars.version import __version__
 
 
 def check_counts(flags: pl.DataFrame) -> dict[str, int]:

@@ -13,9 +13,8 @@ from typing import Any
 import polars as pl
 from xlsxwriter.worksheet import Worksheet
 
-from calo_polars import __version__
-from calo_polars.audit.filters import selection_text
 from calo_polars.audit.result import AuditResult
+from calo_polars.audit.selection import selection_text
 from calo_polars.checks.plan import ROLL_FORWARD
 from calo_polars.checks.registry import CHECKS, SEVERITIES, SIGNALS, Signal
 from calo_polars.money import minor_unit
@@ -30,6 +29,7 @@ from calo_polars.report.xlsx.frames import (
     wrap_height,
     write_frame,
 )
+from calo_polars.version import __version__
 
 ERROR_KIND_NAMES = {
     "uncaught_exception": "uncaught exceptions",

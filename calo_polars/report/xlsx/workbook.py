@@ -22,7 +22,6 @@ import polars as pl
 import xlsxwriter
 
 from calo_polars import atomic
-from calo_polars.audit import state
 from calo_polars.audit.result import AuditResult
 from calo_polars.checks.registry import CHECKS
 from calo_polars.parse.events import EVENT_KINDS
@@ -92,7 +91,7 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
     def flagged(check: str, *extra: str) -> pl.DataFrame:
         rows = result.with_file(result.derived(result.checked.filter(pl.col(check))))  # by user then time, as checked
         earlier = (
-            state.carried_rows(result) if check == "flow_break" else None
+            result.carried_rows() if check == "flow_break" else None
         )  # --state: breaks into this export first
         if earlier is not None:
             rows = pl.concat([earlier.select(rows.columns), rows])
