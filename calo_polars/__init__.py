@@ -14,8 +14,6 @@ line. The names below are the library's public face; everything else may move.
 
 import os
 
-__version__ = "0.1.0"
-
 # Polars' allocator (jemalloc) keeps freed pages for 10 s by default; an audit frees a batch's
 # working set (hundreds of MB) every second, so the process held GBs it no longer used.
 # Returning them after 250 ms kept the peak of a 1 GB audit ~300 MB lower at no measured cost.
@@ -24,10 +22,10 @@ os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:250,muzzy_decay_ms:0"
 
 # NOTE: ``calo_polars.audit`` is the function below; its stage subpackage is reached by
 # ``from calo_polars.audit.run import ...`` (imports resolve packages, not attributes).
-from calo_polars.audit.filters import Selection, parse_moment
 from calo_polars.audit.result import AuditOptions, AuditResult
 from calo_polars.audit.run import audit
-from calo_polars.checks.plan import CheckOptions
+from calo_polars.audit.selection import Selection, parse_moment
+from calo_polars.checks.registry import CheckOptions
 from calo_polars.errors import CaloError, InputNotFound, NoUsableInput, OutputError, UsageError
 from calo_polars.partitioned.merge import audit_store
 from calo_polars.partitioned.store import ingest_into
@@ -35,6 +33,7 @@ from calo_polars.read.inflate import Limits
 from calo_polars.read.s3 import S3Options
 from calo_polars.report.outputs import write_outputs
 from calo_polars.report.summary import summary
+from calo_polars.version import __version__
 
 __all__ = [
     "AuditOptions",

@@ -85,13 +85,16 @@ def test_webhook_posts_a_slack_message_with_the_summary(tmp_path: Path) -> None:
     body = received.bodies[0]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert body["text"].startswith("calo-balance: ALERT 1 overdraft, 1 flow_break — 4 transactions of 3 users")
-    assert [b["type"] for b in body["blocks"]] == ["header", "section", "section", "section", "context"]
+    # header, the run, every count (Slack takes 10 fields a section), the users, the context
+    assert [b["type"] for b in body["blocks"]] == ["header", "section", "section", "section", "section", "context"]
+    fields = [f["text"] for b in body["blocks"][2:4] for f in b["fields"]]
+    assert len(fields) == len(body["calo_balance"]["counts"]) == len(ALERTS)
     assert body["calo_balance"]["counts"]["flow_breaks"] == summary["flow_breaks"] == 1
     assert (
         body["calo_balance"]["alerts"] == {"overdraft": 1, "flow_break": 1} and body["calo_balance"]["exit_code"] == 3
     )
     assert [u["user_id"] for u in body["calo_balance"]["top_users"]] == sorted([uid(1), uid(2)])
-    assert uid(1) in body["blocks"][3]["text"]["text"]
+    assert uid(1) in body["blocks"][4]["text"]["text"]
 
 
 def test_webhook_failure_is_one_warning_and_keeps_the_exit_code(tmp_path: Path) -> None:

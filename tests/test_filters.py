@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from calo_polars import AuditOptions, AuditResult, audit
-from calo_polars.audit.filters import Selection, apply, parse_moment
+from calo_polars.audit.filters import apply
+from calo_polars.audit.selection import Selection, parse_moment
 from calo_polars.cli.main import cli
 from tests.logbuilder import Log, full_tx, rid, uid, write_zip
 

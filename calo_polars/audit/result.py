@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from calo_polars.audit import filters, state
+from calo_polars.audit import state
+from calo_polars.audit.selection import Selection
 from calo_polars.checks.plan import CheckOptions, with_derived
 from calo_polars.parse.events import FileIndex
 from calo_polars.parse.ingest import Ingested
@@ -28,7 +29,7 @@ class AuditOptions:
     sample_size: int = 200
     limits: Limits = field(default_factory=Limits)  # how far inputs may inflate (zip bombs)
     mask_pii: bool = True  # mask emails and phone numbers in every output
-    selection: filters.Selection = field(default_factory=filters.Selection)  # what is reported; never what is checked
+    selection: Selection = field(default_factory=Selection)  # what is reported; never what is checked
     s3: S3Options = field(default_factory=S3Options)  # how s3:// inputs are reached
     part_rows: int = PART_ROWS  # transactions checked at once (a user range); bounds memory
     state: str | None = (
@@ -74,10 +75,20 @@ class AuditResult:
     def with_file(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Replace ``file_id`` (and ``kept_file_id``) by the file's display path."""
         paths = self.files.frame().select("file_id", "file")
-        for id_col, name in (("file_id", "file"), ("kept_file_id", "kept_file")):
+        for id_col, name in (("file_id", "file"), ("kept_file_id", "kept_file"), ("next_file_id", "next_file")):
             if id_col in frame.columns:
                 frame = frame.join(
                     paths.rename({"file_id": id_col, "file": name}), on=id_col, how="left", maintain_order="left"
                 )
                 frame = frame.select([name if c == id_col else c for c in frame.columns if c != name])
         return frame
+
+    def carried_rows(self) -> pl.DataFrame | None:
+        """The previous exports' last transactions whose flow break this run reports (--state),
+        as ``with_file`` shows rows (the file from where the earlier run read it); None without
+        one, or when a selection limits the report (it drops carried flags too)."""
+        inc = self.incremental
+        if inc is None or inc.carried_rows is None or inc.carried_rows.is_empty() or self.options.selection.active:
+            return None
+        rows = self.derived(inc.carried_rows.drop(state.STATE_FILE)).drop("file_id")
+        return rows.with_columns(inc.carried_rows[state.STATE_FILE].alias("file"))

@@ -27,20 +27,18 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
-from calo_polars import __version__
 from calo_polars.atomic import write_bytes
-from calo_polars.checks.plan import FLAG_COLUMNS, ORDER, USER, WALLET, CheckOptions, red_flags
+from calo_polars.checks.plan import FLAG_COLUMNS, USER, CheckOptions, red_flags
+from calo_polars.checks.windows import ORDER, WALLET
 from calo_polars.errors import CaloError
 from calo_polars.parse.duplicates import DUPLICATE_SCHEMA
 from calo_polars.parse.ingest import TRANSACTIONS, Ingested, add_notes
 from calo_polars.problems import notes
-
-if TYPE_CHECKING:
-    from calo_polars.audit.result import AuditResult
+from calo_polars.version import __version__
 
 FORMAT = "calo-polars-state"
 VERSION = 1
@@ -236,17 +234,6 @@ def carried_flags(carried: pl.LazyFrame) -> pl.LazyFrame:
         )
         .select(FLAG_COLUMNS)
     )
-
-
-def carried_rows(result: AuditResult) -> pl.DataFrame | None:
-    """The previous exports' last transactions whose flow break this run reports, as
-    ``AuditResult.with_file`` shows rows (the file from where the earlier run read it);
-    None without one, or when a selection limits the report (it drops carried flags too)."""
-    inc = result.incremental
-    if inc is None or inc.carried_rows is None or inc.carried_rows.is_empty() or result.options.selection.active:
-        return None
-    rows = result.derived(inc.carried_rows.drop(STATE_FILE)).drop("file_id")
-    return rows.with_columns(inc.carried_rows[STATE_FILE].alias("file"))
 
 
 def carried(flags: pl.DataFrame) -> pl.DataFrame:

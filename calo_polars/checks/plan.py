@@ -1,11 +1,9 @@
-"""Checks: one small function per check, each a Polars expression over the transaction table.
+"""The plan: the per-row arithmetic, the windows and every declared check, in one lazy plan.
 
-Polarity, once for all: a check's boolean column is **True when the problem is present**
-(``mismatch``, ``overdraft``, ``flow_break``, ``delta_anomaly``). Nulls never flag.
-
-Every check looks only at one user's own history (windows partition by ``user_id``, and by
-``wallet_id`` within the user), so the plan gives the same answer on any partition of users —
-the property that lets the work be split by a hash of ``user_id``.
+The checks themselves are declared in ``registry``; this module computes what they read (the
+move of each transaction, what it announced, the wallet's next transaction, the user's recent
+deltas), adds every check's helpers and flag by looping over ``registry.CHECKS``, then the
+amounts the roll-forward splits into (``mismatch_diff``, ``flow_gap``).
 
 Money stays Decimal end to end; only the 3σ statistics are computed in Float64, because a mean
 and a standard deviation are estimates, not amounts.
@@ -13,30 +11,26 @@ and a standard deviation are estimates, not amounts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import Decimal
-
 import polars as pl
 
-from calo_polars.money import MONEY, money_text_expr, tolerance_expr
+from calo_polars.checks.registry import CHECKS, SEVERITIES, Check, CheckOptions, within
+from calo_polars.checks.windows import HISTORY, ORDER, next_in_wallet
+from calo_polars.money import MONEY, tolerance_expr
 from calo_polars.parse.partition import USER
 
-#: Time order inside one user's history: log time, ties broken by the ULID transaction id.
-ORDER = ["ts", "tx_id"]
-WALLET = ["user_id", "wallet_id"]
-
-
-@dataclass(frozen=True)
-class CheckOptions:
-    """Knobs of the checks; the defaults are the documented ones."""
-
-    tolerance: Decimal | None = None  # None: half the currency's minor unit
-    sigma: float = 3.0
-    window: int = 30
-    min_history: int = 5
+#: The per-user count of each check (PerUserSummary), in the registry's order.
+PER_USER_COUNTS = [c.per_user for c in CHECKS]
 
 
 # ---------------------------------------------------------------- per-transaction arithmetic
+
+
+def applied() -> pl.Expr:
+    """The block moved the wallet, or may have: every outcome but ``refused`` (``parse.outcomes``).
+
+    A refused block is left out of the wallet's history, its windows and its roll-forward.
+    """
+    return pl.col("outcome").cast(pl.String).fill_null("unknown") != "refused"
 
 
 def delta() -> pl.Expr:
@@ -76,16 +70,12 @@ def expected_delta_net() -> pl.Expr:
     return (pl.col("amount") - pl.col("vat")) * pl.col("amount_sign")
 
 
-def _within(a: pl.Expr, b: pl.Expr) -> pl.Expr:
-    return (a - b).abs() <= pl.col("tolerance")
-
-
 def vat_applied() -> pl.Expr:
     """False when the move matches the gross amount, True when only the net one; null if neither."""
     return (
-        pl.when(_within(pl.col("delta"), pl.col("expected_delta")))
+        pl.when(within(pl.col("delta"), pl.col("expected_delta")))
         .then(False)
-        .when(_within(pl.col("delta"), pl.col("expected_delta_net")))
+        .when(within(pl.col("delta"), pl.col("expected_delta_net")))
         .then(True)
     )
 
@@ -100,42 +90,7 @@ def announced_delta() -> pl.Expr:
     return pl.when(pl.col("vat_applied")).then(pl.col("expected_delta_net")).otherwise(pl.col("expected_delta"))
 
 
-# ---------------------------------------------------------------- the checks
-
-
-def mismatch() -> pl.Expr:
-    """The balance moved by neither ``sign × amount`` nor ``sign × (amount − vat)``."""
-    return pl.col("vat_applied").is_null()
-
-
-def overdraft_before() -> pl.Expr:
-    """The wallet was already below zero before the transaction."""
-    return pl.col("old_balance") < -pl.col("tolerance")
-
-
-def overdraft_after() -> pl.Expr:
-    """The wallet is below zero after the transaction."""
-    return pl.col("new_balance") < -pl.col("tolerance")
-
-
-def overdraft_cross() -> pl.Expr:
-    """This transaction took the wallet from zero or above to below zero."""
-    return ~pl.col("overdraft_before") & pl.col("overdraft_after")
-
-
-def overdraft() -> pl.Expr:
-    """The wallet is below zero before or after the transaction."""
-    return pl.col("overdraft_before") | pl.col("overdraft_after")
-
-
-def next_in_wallet(column: str) -> pl.Expr:
-    """The same wallet's next transaction's ``column``, in time order (ties by id)."""
-    return pl.col(column).shift(-1).over(WALLET, order_by=ORDER)
-
-
-def flow_break() -> pl.Expr:
-    """The next transaction of the wallet does not start where this one ended."""
-    return pl.col("next_old").is_not_null() & ~_within(pl.col("new_balance"), pl.col("next_old"))
+# ---------------------------------------------------------------- context every check may read
 
 
 def flow_gap() -> pl.Expr:
@@ -144,35 +99,18 @@ def flow_gap() -> pl.Expr:
 
 
 def preceding_delta_stats(window: int, min_history: int) -> list[pl.Expr]:
-    """Mean and σ of the user's preceding ``window`` deltas (needs ``min_history`` of them).
+    """Mean and σ of the user's preceding ``window`` deltas in the same direction (debits apart
+    from credits: a top-up says nothing about the daily deductions), from at least
+    ``min_history`` of them. A refused block is no part of the history.
 
     The frame must be sorted by user then time: rolling windows follow row order.
     """
     previous = pl.col("delta").cast(pl.Float64).shift(1)
+    by = [USER, "applied", "amount_sign"]
     return [
-        previous.rolling_mean(window, min_samples=min_history).over(USER).alias("delta_mean"),
-        previous.rolling_std(window, min_samples=min_history).over(USER).alias("delta_std"),
+        pl.when("applied").then(previous.rolling_mean(window, min_samples=min_history).over(by)).alias("delta_mean"),
+        pl.when("applied").then(previous.rolling_std(window, min_samples=min_history).over(by)).alias("delta_std"),
     ]
-
-
-def delta_anomaly(sigma: float) -> pl.Expr:
-    """``|delta − mean| > σ-multiple × std`` of the user's preceding deltas, and beyond tolerance.
-
-    The tolerance guard keeps float noise from flagging a user whose deltas never vary (σ = 0).
-    """
-    distance = (pl.col("delta").cast(pl.Float64) - pl.col("delta_mean")).abs()
-    return ((distance > sigma * pl.col("delta_std")) & (distance > pl.col("tolerance").cast(pl.Float64))).fill_null(
-        False
-    )
-
-
-#: Check name → (severity, one-line definition). The name is the column, sheet key and summary key.
-CHECKS: dict[str, tuple[str, str]] = {
-    "overdraft": ("high", "balance below zero before or after the transaction"),
-    "mismatch": ("high", "newBalance − oldBalance equals neither ±amount nor ±(amount − vat)"),
-    "flow_break": ("medium", "the wallet's next transaction does not start from this newBalance"),
-    "delta_anomaly": ("low", "delta more than σ-multiple standard deviations from the user's recent mean"),
-}
 
 
 # ---------------------------------------------------------------- the plan
@@ -181,7 +119,11 @@ CHECKS: dict[str, tuple[str, str]] = {
 def _derived_stages(options: CheckOptions) -> list[dict[str, pl.Expr]]:
     """The per-row arithmetic, in dependency order: a function of the row alone."""
     return [
-        {"tolerance": tolerance_expr(pl.col("currency"), options.tolerance), "delta": delta()},
+        {
+            "tolerance": tolerance_expr(pl.col("currency"), options.tolerance),
+            "delta": delta(),
+            "applied": applied(),
+        },
         {"amount_sign": amount_sign(), "sign_source": sign_source()},
         {"expected_delta": expected_delta(), "expected_delta_net": expected_delta_net()},
         {"vat_applied": vat_applied()},
@@ -189,34 +131,54 @@ def _derived_stages(options: CheckOptions) -> list[dict[str, pl.Expr]]:
     ]
 
 
+#: The columns every check may read that depend on other rows: the wallet's next transaction,
+#: the user's recent deltas, and the move of the wallet's latest refused block so far.
+CONTEXT_COLUMNS = ["next_tx_id", "next_ts", "next_old", "delta_mean", "delta_std", "last_refused_move"]
+
+
+def _context(options: CheckOptions) -> list[pl.Expr]:
+    refused_move = pl.when(~pl.col("applied")).then(pl.col("expected_delta"))
+    return [
+        next_in_wallet("tx_id").alias("next_tx_id"),
+        next_in_wallet("ts").alias("next_ts"),
+        next_in_wallet("old_balance").alias("next_old"),
+        *preceding_delta_stats(options.window, options.min_history),
+        refused_move.forward_fill().over(HISTORY, order_by=ORDER).alias("last_refused_move"),
+    ]
+
+
+def _amounts() -> dict[str, pl.Expr]:
+    """What the roll-forward splits a difference into, computed from the flags."""
+    return {
+        "mismatch_diff": pl.when(pl.col("mismatch")).then(pl.col("delta") - pl.col("expected_delta")),
+        "flow_gap": flow_gap(),
+    }
+
+
 def with_checks(transactions: pl.LazyFrame, options: CheckOptions = CheckOptions()) -> pl.LazyFrame:
     """Add every computed column and check flag. Rows come out sorted by user, then time."""
     plan = transactions.sort(USER, *ORDER)
     for stage in _derived_stages(options):
         plan = plan.with_columns(**stage)
+    helpers = {name: expr(options) for c in CHECKS for name, expr in c.helpers.items()}
     return (
-        plan.with_columns(
-            *preceding_delta_stats(options.window, options.min_history),
-            mismatch=mismatch(),
-            mismatch_diff=pl.when(mismatch()).then(pl.col("delta") - pl.col("expected_delta")),
-            overdraft_before=overdraft_before(),
-            overdraft_after=overdraft_after(),
-            next_tx_id=next_in_wallet("tx_id"),
-            next_ts=next_in_wallet("ts"),
-            next_old=next_in_wallet("old_balance"),
-        )
-        .with_columns(overdraft_cross=overdraft_cross(), overdraft=overdraft(), flow_break=flow_break())
-        .with_columns(flow_gap=flow_gap(), delta_anomaly=delta_anomaly(options.sigma))
+        plan.with_columns(*_context(options))
+        .with_columns(**helpers)
+        .with_columns(**{c.name: c.flag(options) & pl.col("applied") for c in CHECKS})
+        .with_columns(**_amounts())
     )
 
 
-#: What ``with_checks`` computes that depends on other rows (windows) and the check flags:
-#: the columns an audit keeps beside the transaction's own. Everything else it computes is
-#: per-row arithmetic that ``with_derived`` recomputes in milliseconds where it is shown;
+#: What ``with_checks`` computes that depends on other rows (windows), each check's helpers and
+#: flags: the columns an audit keeps beside the transaction's own. Everything else it computes
+#: is per-row arithmetic that ``with_derived`` recomputes in milliseconds where it is shown;
 #: storing it was 10 Decimal columns, 40 % of the memory of a large audit.
-STORED_CHECK_COLUMNS = [
-    "next_tx_id", "next_ts", "next_old", "delta_mean", "delta_std",
-    "mismatch", "overdraft_before", "overdraft_after", "overdraft_cross", "overdraft", "flow_break", "delta_anomaly",
+STORED_CHECK_COLUMNS = [*CONTEXT_COLUMNS, *(h for c in CHECKS for h in c.helpers), *(c.name for c in CHECKS)]
+
+#: Every column ``with_checks`` adds, in its order.
+CHECK_COLUMNS = [
+    "tolerance", "delta", "applied", "amount_sign", "sign_source", "expected_delta", "expected_delta_net",
+    "vat_applied", "announced_delta", *STORED_CHECK_COLUMNS, "mismatch_diff", "flow_gap",
 ]  # fmt: skip
 
 
@@ -226,90 +188,55 @@ def with_derived(checked: pl.LazyFrame, options: CheckOptions = CheckOptions()) 
     plan = checked
     for stage in _derived_stages(options):
         plan = plan.with_columns(**stage)
-    plan = plan.with_columns(
-        mismatch_diff=pl.when(pl.col("mismatch")).then(pl.col("delta") - pl.col("expected_delta")),
-        flow_gap=flow_gap(),
-    )
-    return plan.select(pl.exclude(CHECK_COLUMNS), *CHECK_COLUMNS)
-
-
-#: Every column ``with_checks`` adds, in its order.
-CHECK_COLUMNS = [
-    "tolerance", "delta", "amount_sign", "sign_source", "expected_delta", "expected_delta_net", "vat_applied",
-    "announced_delta", "delta_mean", "delta_std", "mismatch", "mismatch_diff", "overdraft_before", "overdraft_after",
-    "next_tx_id", "next_ts", "next_old", "overdraft_cross", "overdraft", "flow_break", "flow_gap", "delta_anomaly",
-]  # fmt: skip
+    return plan.with_columns(**_amounts()).select(pl.exclude(CHECK_COLUMNS), *CHECK_COLUMNS)
 
 
 # ---------------------------------------------------------------- flags in plain English
 
 
-def _m(column: str) -> pl.Expr:
-    return money_text_expr(pl.col(column), pl.col("currency"))
-
-
-def _reason(check: str) -> pl.Expr:
-    if check == "overdraft":
-        below = money_text_expr(-pl.col("new_balance"), pl.col("currency"))
-        return (
-            pl.when(pl.col("overdraft_cross"))
-            .then(pl.format("balance went from {} to {}: {} below zero", _m("old_balance"), _m("new_balance"), below))
-            .when(pl.col("overdraft_before") & pl.col("overdraft_after"))
-            .then(
-                pl.format("balance was already below zero ({}) and is {} after", _m("old_balance"), _m("new_balance"))
-            )
-            .otherwise(pl.format("balance was below zero ({}) before this transaction", _m("old_balance")))
-        )
-    if check == "mismatch":
-        net = pl.when(pl.col("vat") != 0).then(pl.format(" or {} net of VAT", _m("expected_delta_net")))
-        return pl.format(
-            "{} {}: balance moved {} (from {} to {}) but expected {}{}: off by {}",
-            pl.coalesce(pl.col("type"), pl.lit("legacy")),
-            _m("amount"),
-            _m("delta"),
-            _m("old_balance"),
-            _m("new_balance"),
-            _m("expected_delta"),
-            net.otherwise(pl.lit("")),
-            _m("mismatch_diff"),
-        )
-    if check == "flow_break":
-        return pl.format(
-            "newBalance {} but next oldBalance {}: {} missing (balance {} between transactions, none logged)",
-            _m("new_balance"),
-            _m("next_old"),
-            money_text_expr(pl.col("flow_gap").abs(), pl.col("currency")),
-            pl.when(pl.col("flow_gap") > 0).then(pl.lit("rose")).otherwise(pl.lit("fell")),
-        )
-    return pl.format(
-        "delta {} but this user's recent mean is {} (σ {}): off by {}, {}σ",
-        _m("delta"),
-        pl.col("delta_mean").round(3),
-        pl.col("delta_std").round(3),
-        (pl.col("delta").cast(pl.Float64) - pl.col("delta_mean")).round(3),
-        ((pl.col("delta").cast(pl.Float64) - pl.col("delta_mean")).abs() / pl.col("delta_std")).round(1),
-    )
-
-
 FLAG_COLUMNS = [
-    "severity", "check", "user_id", "wallet_id", "currency", "ts", "tx_id", "type", "source", "action",
-    "amount", "vat", "old_balance", "new_balance", "delta", "expected_delta", "next_old", "flow_gap",
-    "reason", "file_id", "line_no",
+    "severity", "needs_person", "check", "cause", "what_happened", "user_id", "wallet_id", "currency", "ts",
+    "tx_id", "outcome", "type", "source", "action", "amount", "vat", "old_balance", "new_balance", "delta",
+    "expected_delta", "next_old", "flow_gap", "next_tx_id", "next_ts", "reason", "request_id", "file_id", "line_no",
 ]  # fmt: skip
 
 
+def _explained(check: Check) -> dict[str, pl.Expr]:
+    """A flagged row's cause (the first that holds), its severity, whether a person must act,
+    and what happened in one sentence (``registry.Cause``)."""
+    keys = list(check.causes)
+    cause = check.cause() if check.cause is not None else pl.lit(keys[0])
+    what = pl.lit(None, pl.String)
+    for key in reversed(keys):
+        what = pl.when(pl.col("cause") == key).then(check.causes[key].what_happened()).otherwise(what)
+    return {
+        "cause": cause,
+        "severity": cause.replace_strict({k: c.severity for k, c in check.causes.items()}, return_dtype=pl.String),
+        "needs_person": cause.replace_strict({k: c.needs_person for k, c in check.causes.items()}),
+        "what_happened": what,
+    }
+
+
 def red_flags(checked: pl.LazyFrame) -> pl.LazyFrame:
-    """Every flag as its own row: severity, check name, the transaction and a plain reason."""
-    parts = [
-        checked.filter(pl.col(name)).with_columns(severity=pl.lit(severity), check=pl.lit(name), reason=_reason(name))
-        for name, (severity, _) in CHECKS.items()
-    ]
-    return sort_flags(pl.concat(parts).select(FLAG_COLUMNS))
+    """Every flag as its own row: its cause and severity, whether a person must act, what
+    happened in plain English, the transaction and the arithmetic (``reason``)."""
+    parts = []
+    for c in CHECKS:
+        explained = _explained(c)
+        what = explained.pop("what_happened")
+        parts.append(
+            checked.filter(pl.col(c.name))
+            .with_columns(check=pl.lit(c.name), reason=c.reason(), **explained)
+            .with_columns(what_happened=what)
+        )
+    return sort_flags(
+        pl.concat(parts, how="diagonal_relaxed").with_columns(pl.col("outcome").cast(pl.String)).select(FLAG_COLUMNS)
+    )
 
 
 def sort_flags(flags: pl.LazyFrame) -> pl.LazyFrame:
     """Most severe first, then by user, time, transaction and check (a total order)."""
-    rank = pl.col("severity").replace_strict({"high": 0, "medium": 1, "low": 2}, return_dtype=pl.Int8)
+    rank = pl.col("severity").replace_strict({s: i for i, s in enumerate(SEVERITIES)}, return_dtype=pl.Int8)
     return flags.sort(rank, "user_id", "ts", "tx_id", "check")
 
 
@@ -325,12 +252,12 @@ ROLL_FORWARD = [
 
 def credit_move() -> pl.Expr:
     """What a credit announced into the wallet (null on a debit)."""
-    return pl.when(pl.col("amount_sign") > 0).then(pl.col("announced_delta"))
+    return pl.when((pl.col("amount_sign") > 0) & pl.col("applied")).then(pl.col("announced_delta"))
 
 
 def debit_move() -> pl.Expr:
     """What a debit announced out of the wallet, as a positive amount (null on a credit)."""
-    return pl.when(pl.col("amount_sign") < 0).then(-pl.col("announced_delta"))
+    return pl.when((pl.col("amount_sign") < 0) & pl.col("applied")).then(-pl.col("announced_delta"))
 
 
 def rounding_parts() -> list[pl.Expr]:
@@ -358,6 +285,7 @@ def per_user(checked: pl.LazyFrame) -> pl.LazyFrame:
     """
     key = [USER, "currency"]
     move, step = rounding_parts()
+    checked = checked.filter("applied")
     ends = (
         checked.group_by(*key, "wallet_id")
         .agg(
@@ -382,10 +310,7 @@ def per_user(checked: pl.LazyFrame) -> pl.LazyFrame:
         rounding=move.sum() + step.sum(),
         tolerance=pl.col("tolerance").first(),
         min_balance=pl.min_horizontal(pl.col("old_balance").min(), pl.col("new_balance").min()),
-        overdrafts=pl.col("overdraft").sum(),
-        mismatches=pl.col("mismatch").sum(),
-        flow_breaks=pl.col("flow_break").sum(),
-        delta_anomalies=pl.col("delta_anomaly").sum(),
+        **{c.per_user: pl.col(c.name).sum() for c in CHECKS},
     )
     expected = pl.col("opening_balance") + pl.col("credits") - pl.col("debits")
     return (
@@ -394,7 +319,7 @@ def per_user(checked: pl.LazyFrame) -> pl.LazyFrame:
         .with_columns(difference=(pl.col("closing_balance") - pl.col("expected_closing")).cast(MONEY))
         .with_columns(
             unreconciled=pl.col("difference").abs() > pl.col("tolerance"),
-            flags=pl.sum_horizontal("overdrafts", "mismatches", "flow_breaks", "delta_anomalies"),
+            flags=pl.sum_horizontal(*PER_USER_COUNTS),
         )
         .select(
             *key,
@@ -405,10 +330,7 @@ def per_user(checked: pl.LazyFrame) -> pl.LazyFrame:
             *ROLL_FORWARD,
             "unreconciled",
             "min_balance",
-            "overdrafts",
-            "mismatches",
-            "flow_breaks",
-            "delta_anomalies",
+            *PER_USER_COUNTS,
             "flags",
         )
         .with_columns(pl.col(ROLL_FORWARD).cast(MONEY))
@@ -428,13 +350,17 @@ def currency_flows(checked: pl.LazyFrame) -> pl.LazyFrame:
     by user never splits), so parts can be added up by ``totals_from``.
     """
     credit = pl.col("amount_sign") > 0
-    return checked.group_by("currency").agg(
-        transactions=pl.len(),
-        users=pl.col(USER).n_unique(),
-        debit_total=pl.col("amount").filter(~credit).sum().cast(MONEY),
-        credit_total=pl.col("amount").filter(credit).sum().cast(MONEY),
-        vat_total=pl.col("vat").sum().cast(MONEY),
-        net_change=pl.col("delta").sum().cast(MONEY),
+    return (
+        checked.filter("applied")
+        .group_by("currency")
+        .agg(
+            transactions=pl.len(),
+            users=pl.col(USER).n_unique(),
+            debit_total=pl.col("amount").filter(~credit).sum().cast(MONEY),
+            credit_total=pl.col("amount").filter(credit).sum().cast(MONEY),
+            vat_total=pl.col("vat").sum().cast(MONEY),
+            net_change=pl.col("delta").sum().cast(MONEY),
+        )
     )
 
 

@@ -20,7 +20,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from calo_polars.audit.filters import selection_text
+from calo_polars.audit.selection import selection_text
+from calo_polars.checks.registry import CHECKS, SIGNALS, Signal
 from calo_polars.parse.events import FileIndex
 from calo_polars.read.s3 import S3Source
 
@@ -122,6 +123,17 @@ def _n(value: int) -> str:
     return f"{value:,}"
 
 
+def signal_detail(signal: Signal, data: dict[str, Any]) -> str:
+    """What a signal's count is made of, in a few words (for the terminal table)."""
+    if signal.name == "lambda_error":
+        return ", ".join(f"{n} {k}" for k, n in data["lambda_errors_by_kind"].items())
+    if signal.name == "input_problem":
+        return ", ".join(f"{n} {k}" for k, n in data["input_problem_kinds"].items())
+    if signal.users_key and data[signal.users_key]:
+        return f"{_n(data[signal.users_key])} users"
+    return signal.meaning
+
+
 def summary_table(data: dict[str, Any], alerts: list[str], *, plain: bool) -> Table:
     """The run on one screen: what was read, what each check found, the Lambda's signals,
     totals per currency, and any alert. ``plain`` drops borders and colours."""
@@ -160,30 +172,10 @@ def summary_table(data: dict[str, Any], alerts: list[str], *, plain: bool) -> Ta
         _n(data["transactions"]),
         f"{_n(data['users'])} users, {(period['first'] or '-')[:10]} to {(period['last'] or '-')[:10]}",
     )
-    for key, users, name in (
-        ("overdraft_events", "overdraft_users", "overdrafts"),
-        ("mismatches", "mismatch_users", "mismatches"),
-        ("flow_breaks", "flow_break_users", "flow breaks"),
-        ("delta_anomalies", "delta_anomaly_users", "delta anomalies"),
-    ):
-        row(name, _n(data[key]), f"{_n(data[users])} users", alarm=data[key] > 0)
-    row(
-        "unreconciled",
-        _n(data["unreconciled_users"]),
-        "users whose books do not close",
-        alarm=data["unreconciled_users"] > 0,
-    )
-    row("not in sync", _n(data["not_in_sync_errors"]), f"{_n(data['not_in_sync_users'])} users")
-    row("blocked overdrafts", _n(data["blocked_overdrafts"]), f"{_n(data['blocked_overdraft_users'])} users")
-    row(
-        "Lambda errors",
-        _n(data["lambda_errors"]),
-        ", ".join(f"{n} {k}" for k, n in data["lambda_errors_by_kind"].items()),
-    )
-    row("duplicates", _n(data["duplicate_transactions"]), "copies set aside")
-    problems = ", ".join(f"{n} {k}" for k, n in data["input_problem_kinds"].items())
-    row("input problems", _n(data["input_problems"]), problems, alarm=data["input_problems"] > 0)
-    row("not understood", _n(data["unparsed_events"]), "events", alarm=data["unparsed_events"] > 0)
+    for c in CHECKS:
+        row(c.label, _n(data[c.count_key]), f"{_n(data[c.users_key])} users", alarm=data[c.count_key] > 0)
+    for g in SIGNALS:
+        row(g.label, _n(data[g.count_key]), signal_detail(g, data), alarm=g.alarm and data[g.count_key] > 0)
     for currency, t in data["totals"].items():
         row(
             currency,

@@ -77,6 +77,13 @@ TRANSACTION_SCHEMA: dict[str, pl.DataType] = {
     "payment_balance": MONEY,
     "update_payment_balance": pl.Boolean(),
     "metadata_state": pl.String(),
+    # what the Lambda did with the block (``outcomes``): filled once the batch's messages are read
+    "outcome": pl.String(),
+    "not_in_sync_after": pl.Boolean(),
+    # joined from the invocation and from the SQS body line of the same message (``outcomes``)
+    "start_ts": pl.Datetime("ms", "UTC"),
+    "email": pl.String(),
+    "phone": pl.String(),
 }
 
 NOTICE_SCHEMA: dict[str, pl.DataType] = {
@@ -270,6 +277,11 @@ def transactions(heads: pl.DataFrame, kv: pl.DataFrame) -> tuple[pl.DataFrame, p
         .when(metadata.str.contains('"walletId"', literal=True))
         .then(pl.lit("json"))
         .otherwise(pl.lit("json without walletId")),
+        outcome=pl.lit(None, pl.String),
+        not_in_sync_after=pl.lit(None, pl.Boolean),
+        start_ts=pl.lit(None, pl.Datetime("ms", "UTC")),
+        email=pl.lit(None, pl.String),
+        phone=pl.lit(None, pl.String),
     )
     return rows.cast(TRANSACTION_SCHEMA), invalid, _block_notes(read)  # type: ignore[arg-type]  # polars#14468: the cast() stub rejects dict[str, DataType]
 

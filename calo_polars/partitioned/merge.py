@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from calo_polars.audit.filters import Selection
 from calo_polars.audit.result import AuditOptions, AuditResult
 from calo_polars.audit.run import check_partition, combine
+from calo_polars.audit.selection import Selection
 from calo_polars.checks.plan import CheckOptions
 from calo_polars.parse.duplicates import DUPLICATE_SCHEMA, conflict_notes, split_duplicates
 from calo_polars.parse.ingest import add_notes, assemble

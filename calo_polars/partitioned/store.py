@@ -41,7 +41,6 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from calo_polars import __version__
 from calo_polars.errors import CaloError, NoUsableInput, UsageError
 from calo_polars.parse.duplicates import DUPLICATE_SCHEMA, split_duplicates
 from calo_polars.parse.events import FileIndex
@@ -63,6 +62,7 @@ from calo_polars.pii import mask_strings
 from calo_polars.problems import NOTE_SCHEMA, InputProblem, Problems
 from calo_polars.read.inflate import Limits
 from calo_polars.read.s3 import S3Options, resolve
+from calo_polars.version import __version__
 
 FORMAT = "calo-polars store"
 FORMAT_VERSION = 1

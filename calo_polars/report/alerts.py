@@ -22,31 +22,14 @@ from urllib.parse import urlsplit
 
 import polars as pl
 
-from calo_polars import __version__
+from calo_polars.checks.registry import CHECK_NAMES, CHECKS, SIGNALS, alerts
+from calo_polars.version import __version__
 
-#: ``--fail-on`` name → (summary.json key, what it counts).
-ALERTS: dict[str, tuple[str, str]] = {
-    "overdraft": ("overdraft_events", "transactions with the balance below zero before or after"),
-    "mismatch": ("mismatches", "transactions whose balance moved by neither ±amount nor ±(amount − vat)"),
-    "flow_break": ("flow_breaks", "transactions after which the wallet's next one does not start from this newBalance"),
-    "delta_anomaly": ("delta_anomalies", "transactions far from the user's recent mean delta"),
-    "unreconciled": ("unreconciled_users", "users whose roll-forward does not close within tolerance"),
-    "not_in_sync": ("not_in_sync_errors", "'balances are not in sync' errors the Lambda logged"),
-    "blocked_overdraft": ("blocked_overdrafts", "transactions the Lambda refused (balance would go below zero)"),
-    "negative_payment_balance": ("negative_payment_balances", "negative paymentBalance values logged"),
-    "lambda_error": (
-        "lambda_errors",
-        "Lambda errors: uncaught exceptions, crashes, failed syncs, invoke errors, timeouts",
-    ),
-    "duplicate": ("duplicate_transactions", "transactions logged more than once (copies set aside)"),
-    "unparsed": ("unparsed_events", "events the tool did not understand"),
-    "input_problem": ("input_problems", "files or lines that could not be read"),
-}
+#: ``--fail-on`` name → (summary.json key, what it counts): every check, then every signal that
+#: can fail a run (``checks.registry``).
+ALERTS: dict[str, tuple[str, str]] = alerts()
 #: Names that stand for several: every check, or everything above.
-GROUPS: dict[str, tuple[str, ...]] = {
-    "checks": ("overdraft", "mismatch", "flow_break", "delta_anomaly"),
-    "all": tuple(ALERTS),
-}
+GROUPS: dict[str, tuple[str, ...]] = {"checks": CHECK_NAMES, "all": tuple(ALERTS)}
 TOP_USERS = 5
 
 
@@ -110,28 +93,15 @@ def top_users(users: pl.DataFrame, n: int = TOP_USERS) -> list[dict[str, Any]]:
             "user_id": r["user_id"],
             "currency": r["currency"],
             "flags": int(r["flags"]),
-            "overdrafts": int(r["overdrafts"]),
-            "mismatches": int(r["mismatches"]),
-            "flow_breaks": int(r["flow_breaks"]),
-            "delta_anomalies": int(r["delta_anomalies"]),
+            **{c.per_user: int(r[c.per_user]) for c in CHECKS},
             "difference": str(r["difference"]),
         }
         for r in rows.iter_rows(named=True)
     ]
 
 
-COUNTS = [
-    ("overdraft_events", "overdrafts"),
-    ("mismatches", "mismatches"),
-    ("flow_breaks", "flow breaks"),
-    ("delta_anomalies", "delta anomalies"),
-    ("unreconciled_users", "unreconciled users"),
-    ("not_in_sync_errors", "not-in-sync errors"),
-    ("blocked_overdrafts", "blocked overdrafts"),
-    ("lambda_errors", "Lambda errors"),
-    ("input_problems", "input problems"),
-    ("unparsed_events", "events not understood"),
-]
+#: What the webhook message counts: every check's flags, then every signal that can fail a run.
+COUNTS = [(c.count_key, c.label) for c in CHECKS] + [(g.count_key, g.label) for g in SIGNALS if g.alert]
 
 
 def webhook_payload(
@@ -141,15 +111,14 @@ def webhook_payload(
     period = summary["period"]
     span = f"{(period['first'] or '?')[:10]} → {(period['last'] or '?')[:10]}"
     inputs = ", ".join(summary["inputs"])
-    found = ", ".join(f"{summary[k]:,} {label}" for k, label in COUNTS[:4])
+    found = ", ".join(f"{summary[c.count_key]:,} {c.label}" for c in CHECKS)
     status = "alert" if alerts else "ok"
     head = f"calo-balance: {'ALERT ' + ', '.join(a.text() for a in alerts) if alerts else 'audit done'}"
     text = f"{head} — {summary['transactions']:,} transactions of {summary['users']:,} users ({span}): {found}"
     fields = [{"type": "mrkdwn", "text": f"*{label}*\n{summary[key]:,}"} for key, label in COUNTS]
     lines = [
-        f"`{u['user_id']}` {u['currency']}: {u['flags']} flags (overdrafts {u['overdrafts']}, mismatches "
-        f"{u['mismatches']}, flow breaks {u['flow_breaks']}, anomalies {u['delta_anomalies']}), difference "
-        f"{u['difference']}"
+        f"`{u['user_id']}` {u['currency']}: {u['flags']} flags "
+        f"({', '.join(f'{c.label} {u[c.per_user]}' for c in CHECKS)}), difference {u['difference']}"
         for u in top
     ]
     blocks: list[dict[str, Any]] = [
@@ -162,7 +131,8 @@ def webhook_payload(
                 f"from {summary['files']:,} files ({inputs[:500]})",
             },
         },
-        {"type": "section", "fields": fields[:10]},
+        # Slack shows at most 10 fields a section
+        *({"type": "section", "fields": fields[i : i + 10]} for i in range(0, len(fields), 10)),
     ]
     if lines:
         blocks.append(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from calo_polars.checks.registry import CHECKS, SEVERITIES
+
 
 @dataclass(frozen=True)
 class Column:
@@ -67,29 +69,50 @@ COLUMNS: dict[str, Column] = {
         "The move the transaction announced, as the roll-forward counts it: expected_delta_net when vat_applied, else "
         "expected_delta (also on a mismatch).",
     ),
-    "mismatch": C("flag", "TRUE when delta equals neither expected_delta nor expected_delta_net within tolerance."),
     "mismatch_diff": C("money", "delta − expected_delta on a mismatch."),
-    "overdraft_before": C("flag", "TRUE when oldBalance is below zero (beyond tolerance)."),
-    "overdraft_after": C("flag", "TRUE when newBalance is below zero (beyond tolerance)."),
-    "overdraft_cross": C("flag", "TRUE when this transaction took the balance from zero or above to below zero."),
-    "overdraft": C("flag", "TRUE when the balance is below zero before or after the transaction."),
     "next_tx_id": C("id", "The same wallet's next transaction, in time order (ties broken by id)."),
     "next_ts": C("datetime", "Time of that next transaction, UTC."),
     "next_old": C("money", "oldBalance of that next transaction."),
-    "flow_break": C("flag", "TRUE when next_old differs from newBalance beyond tolerance."),
     "flow_gap": C(
         "money", "next_old − newBalance on a flow break: positive when money appeared, negative when it vanished."
     ),
-    "delta_mean": C("float", "Mean of the user's preceding deltas in the rolling window."),
-    "delta_std": C("float", "Standard deviation of those preceding deltas."),
-    "delta_anomaly": C("flag", "TRUE when |delta − delta_mean| > sigma × delta_std (and beyond tolerance)."),
-    # flags
-    "severity": C(
-        "text",
-        "high (overdraft, mismatch: money wrong or below zero), medium (flow break: balance moved outside any logged "
-        "transaction), low (delta anomaly: unusual but consistent).",
+    "delta_mean": C(
+        "float", "Mean of the user's preceding deltas in the same direction (debits or credits), rolling window."
     ),
-    "check": C("text", "Which check raised the flag: overdraft, mismatch, flow_break or delta_anomaly."),
+    "delta_std": C("float", "Standard deviation of those preceding deltas."),
+    # what the Lambda did with the block (parse.outcomes)
+    "outcome": C(
+        "text",
+        "What the Lambda did with the block, from the message after it in the same invocation: published, "
+        "already_synced (not applied by this Lambda), refused (balance would go below zero; nothing published), "
+        "failed, skipped (update flag false) or unknown (no message).",
+    ),
+    "not_in_sync_after": C("flag", "TRUE when a not-in-sync error followed the block in the same invocation."),
+    "applied": C(
+        "flag", "TRUE unless the Lambda refused the block: only applied blocks make the wallet's balance history."
+    ),
+    # flags
+    "cause": C(
+        "text",
+        "Why the flag was raised, as far as the logs tell (e.g. sent_again, not_applied, after_not_in_sync, "
+        "logs_missing, refused_applied_later, legacy_net_of_vat, unexplained); docs/checks.md lists them all.",
+    ),
+    "what_happened": C("long_text", "What happened, in one sentence an accountant can act on."),
+    "needs_person": C("flag", "TRUE when a person must look: the logs do not explain it, or money is wrong."),
+    "last_refused_move": C("money", "The move of the wallet's latest refused block so far (internal)."),
+    "subscription_vs_new": C(
+        "money",
+        "subscriptionBalance of the not-in-sync error − newBalance of the block just synced; marked when not zero.",
+    ),
+    "block_line_no": C("count", "Line of the refused transaction block in the same file."),
+    "incident": C(
+        "id",
+        "The incident an error belongs to: its invocation's requestId, or 'cold start file:line' for a failed init "
+        "(with the uncaught exception logged under requestId undefined).",
+    ),
+    "start_ts": C("datetime", "Time of the invocation's START line as logged, UTC."),
+    "email": C("text", "The subscriber's email from the SQS body line of the same message (masked unless --show-pii)."),
+    "phone": C("text", "The subscriber's phone number from that line (masked unless --show-pii)."),
     "reason": C("long_text", "The flag in plain English, with expected, actual and difference."),
     # per user: activity and the roll-forward
     "wallets": C("count", "Number of distinct wallets of the user."),
@@ -132,10 +155,6 @@ COLUMNS: dict[str, Column] = {
     "unreconciled": C("flag", "TRUE when the difference is beyond the tolerance: the user's books do not close."),
     "min_balance": C("money", "Lowest balance seen before or after any transaction."),
     "net_change": C("money", "Sum of deltas (what the logged balances moved in total)."),
-    "overdrafts": C("count", "Transactions flagged overdraft."),
-    "mismatches": C("count", "Transactions flagged mismatch."),
-    "flow_breaks": C("count", "Transactions flagged flow_break."),
-    "delta_anomalies": C("count", "Transactions flagged delta_anomaly."),
     "flags": C("count", "Number of flags, all checks together."),
     "blocked_overdrafts": C("count", "Transactions the Lambda refused because the balance would go below zero."),
     "negative_payment_balances": C("count", "Negative paymentBalance values logged (see NegativePaymentBalance)."),
@@ -244,6 +263,23 @@ COLUMNS: dict[str, Column] = {
     "column": C("id", "A column name used in this workbook."),
     "sheets": C("long_text", "The sheets that use the column."),
 }
+
+
+def _check_columns() -> dict[str, Column]:
+    """The columns the checks add, from their declarations (``checks.registry``)."""
+    names = [c.name for c in CHECKS]
+    by_severity = ", ".join(
+        f"{severity} ({', '.join(c.name.replace('_', ' ') for c in CHECKS if c.severity == severity)}: {short})"
+        for severity, (short, _) in SEVERITIES.items()
+    )
+    return {
+        **{name: C(kind, meaning) for c in CHECKS for name, (kind, meaning) in c.glossary.items()},
+        "severity": C("text", f"{by_severity}."),
+        "check": C("text", f"Which check raised the flag: {', '.join(names[:-1])} or {names[-1]}."),
+    }
+
+
+COLUMNS.update(_check_columns())
 
 
 def describe(name: str) -> Column:

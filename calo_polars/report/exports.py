@@ -28,11 +28,11 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from calo_polars import __version__
 from calo_polars.atomic import replacing
 from calo_polars.audit.result import AuditResult
 from calo_polars.report import tables as views
 from calo_polars.report.columns import COLUMNS
+from calo_polars.version import __version__
 
 #: Export table → what one row is (written into each Parquet file and the README).
 TABLES: dict[str, str] = {

@@ -13,20 +13,42 @@ from typing import Any
 
 import polars as pl
 
-from calo_polars import __version__
 from calo_polars.audit.result import AuditResult
-from calo_polars.audit.state import carried as carried_flags
 from calo_polars.checks.plan import ROLL_FORWARD
+from calo_polars.checks.registry import CHECKS, check
 from calo_polars.money import money_text
+from calo_polars.parse.outcomes import OUTCOMES
 from calo_polars.read.s3 import is_s3
-from calo_polars.report.tables import is_lambda_error, negative_payment_balances
+from calo_polars.report.tables import NOTICE_SHEETS, negative_payment_balances, other_notice, with_incidents
+from calo_polars.version import __version__
 
 
-def _users_with(checked: pl.DataFrame, flag: str, also: pl.DataFrame | None = None) -> int:
-    users = checked.filter(pl.col(flag)).select(pl.col("user_id").cast(pl.String))
-    if also is not None:
-        users = pl.concat([users, also.select(pl.col("user_id").cast(pl.String))])
-    return users["user_id"].n_unique()
+def check_counts(flags: pl.DataFrame) -> dict[str, int]:
+    """Each check's flags and the users they concern, under its summary keys (``registry``).
+
+    Counted on the flags table, so a flow break on an earlier run's last transaction of a
+    wallet (--state) counts as it is listed.
+    """
+    counts: dict[str, int] = {}
+    for c in CHECKS:
+        mine = flags.filter(pl.col("check") == c.name)
+        counts[c.count_key] = mine.height
+        counts[c.users_key] = mine["user_id"].n_unique()
+    return counts
+
+
+def outcome_counts(checked: pl.DataFrame) -> dict[str, int]:
+    """How many blocks had each outcome (``parse.outcomes``), every outcome listed."""
+    seen = checked.group_by(pl.col("outcome").cast(pl.String)).len()
+    counts = dict(zip(seen["outcome"].to_list(), seen["len"].to_list(), strict=True))
+    return {o: int(counts.get(o, 0)) for o in OUTCOMES}
+
+
+def cause_counts(flags: pl.DataFrame, name: str) -> dict[str, int]:
+    """How many flags of check ``name`` had each cause, every cause listed."""
+    mine = flags.filter(pl.col("check") == name).group_by("cause").len()
+    counts = dict(zip(mine["cause"].to_list(), mine["len"].to_list(), strict=True))
+    return {c: int(counts.get(c, 0)) for c in check(name).causes}
 
 
 def _users_in(frame: pl.DataFrame) -> int:
@@ -45,7 +67,6 @@ def summary(result: AuditResult) -> dict[str, Any]:
     inv = ing.invocations
     options = result.options.checks
     kinds = ing.kind_counts
-    carried = carried_flags(result.flags)  # flow breaks on an earlier run's last transaction (--state)
 
     def notice_count(*kinds_: str) -> int:
         return notices.filter(pl.col("kind").is_in(kinds_)).height
@@ -67,7 +88,9 @@ def summary(result: AuditResult) -> dict[str, Any]:
     }
     real_inv = inv.filter(pl.col("request_id") != "undefined")
     negative = negative_payment_balances(result)
-    errors = notices.filter(is_lambda_error())
+    errors = notices.filter(NOTICE_SHEETS["LambdaErrors"])
+    skipped = notices.filter(NOTICE_SHEETS["Skipped"])
+    others = notices.filter(other_notice())
     return {
         "tool": {"name": "calo-polars", "version": __version__},
         "inputs": sorted(i if is_s3(i) else Path(i).name for i in result.inputs),
@@ -91,23 +114,24 @@ def summary(result: AuditResult) -> dict[str, Any]:
         "transactions": tx.height,
         "duplicate_transactions": result.duplicates.height,
         "users": tx["user_id"].n_unique(),
-        "overdraft_events": int(tx["overdraft"].sum()),
-        "overdraft_users": _users_with(tx, "overdraft"),
-        "mismatches": int(tx["mismatch"].sum()),
-        "mismatch_users": _users_with(tx, "mismatch"),
-        "flow_breaks": int(tx["flow_break"].sum()) + carried.height,
-        "flow_break_users": _users_with(tx, "flow_break", carried),
-        "delta_anomalies": int(tx["delta_anomaly"].sum()),
-        "delta_anomaly_users": _users_with(tx, "delta_anomaly"),
-        "not_in_sync_errors": kinds["not_in_sync"],
-        "blocked_overdrafts": kinds["blocked_overdraft"],
-        "lambda_errors": notice_count("sync_error", "uncaught_exception", "invoke_error", "runtime_crash", "timeout"),
-        "skipped_syncs": notice_count("skip_create_subscription", "skip_already_synced", "skip_update_flag_false"),
+        "outcomes": outcome_counts(tx),
+        **check_counts(result.flags),
+        "flow_break_causes": cause_counts(result.flags, "flow_break"),
+        "flags_needing_a_person": int(result.flags["needs_person"].sum()),
+        "not_in_sync_errors": notice_count("not_in_sync"),
+        "blocked_overdrafts": notice_count("blocked_overdraft"),
+        "lambda_errors": errors.height,
+        "lambda_error_incidents": with_incidents(errors)["incident"].n_unique(),
+        "skipped_syncs": skipped.height,
         "unreconciled_users": int(result.users["unreconciled"].sum()),
         "not_in_sync_users": _users_in(notices.filter(pl.col("kind") == "not_in_sync")),
         "blocked_overdraft_users": _users_in(notices.filter(pl.col("kind") == "blocked_overdraft")),
         "negative_payment_balances": negative.height,
         "negative_payment_balance_users": _users_in(negative),
+        "lambda_error_users": _users_in(errors),
+        "skipped_users": _users_in(skipped),
+        "other_notices": others.height,
+        "other_notice_users": _users_in(others),
         "failed_inits": notices.filter((pl.col("kind") == "init_report") & (pl.col("level") == "ERROR")).height,
         "lambda_errors_by_kind": dict(sorted(Counter(errors["kind"].to_list()).items())),
         "cold_starts": real_inv.filter(pl.col("init_ms").is_not_null()).height,
@@ -125,35 +149,3 @@ def summary_bytes(data: dict[str, Any]) -> bytes:
     """The summary as written: keys in a fixed order and no clock time, so the same audit
     always gives the same bytes."""
     return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def human_summary(data: dict[str, Any]) -> str:
-    """A few lines for stderr: what was read and what was found."""
-    lines = [
-        f"read {data['files']} files, {data['events']:,} events, {data['invocations']:,} invocations, "
-        f"{data['transactions']:,} transactions of {data['users']:,} users",
-        f"found {data['overdraft_events']} overdrafts ({data['overdraft_users']} users), "
-        f"{data['mismatches']} mismatches, {data['flow_breaks']} flow breaks ({data['flow_break_users']} users), "
-        f"{data['delta_anomalies']} delta anomalies, {data['not_in_sync_errors']:,} not-in-sync errors",
-    ]
-    for cur, t in data["totals"].items():
-        lines.append(
-            f"{cur}: debits {t['debit_total']}, credits {t['credit_total']} ({t['transactions']:,} transactions)"
-        )
-    inc = data.get("incremental")
-    if inc:
-        lines.append(
-            f"incremental ({inc['state_file']}, after {inc['earlier_runs']} runs): {inc['files_already_read']} files "
-            f"already read, {inc['wallets_carried_in']:,} wallets carried in, {inc['carried_flow_breaks']} flow breaks "
-            "into this export"
-        )
-    if data["duplicate_transactions"]:
-        lines.append(f"{data['duplicate_transactions']} duplicate transaction copies set aside (see DuplicateEvents)")
-    if data["unparsed_events"] or data["input_problems"]:
-        kinds = ", ".join(f"{n} {kind}" for kind, n in data["input_problem_kinds"].items())
-        lines.append(
-            f"{data['unparsed_events']} events not understood, {data['input_problems']} input problems"
-            + (f" ({kinds})" if kinds else "")
-            + " (see the InputProblems sheet)"
-        )
-    return "\n".join(lines)

@@ -11,7 +11,8 @@ import polars as pl
 import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
-from calo_polars.report.tables import WEEKLY_CHECKS, WEEKLY_SIGNALS
+from calo_polars.checks.registry import CHECKS
+from calo_polars.report.tables import WEEKLY_SIGNALS
 from calo_polars.report.xlsx.frames import DATE_FORMAT, Sheet, Styles, print_setup
 
 DAILY = "DailyTotals"
@@ -22,7 +23,7 @@ WIDTH, HEIGHT = 640, 300
 ROWS_PER_CHART = 16  # 300 px at the default 20 px a row, plus a gap
 COLS_PER_CHART = 10  # 640 px at the default 64 px a column, plus a gap
 
-CHECK_COLORS = dict(zip(WEEKLY_CHECKS, ["#C00000", "#7030A0", "#ED7D31", "#FFC000"], strict=True))
+CHECK_COLORS = {c.per_user: c.colour for c in CHECKS}
 SIGNAL_COLORS = dict(zip(WEEKLY_SIGNALS, ["#4472C4", "#C00000", "#404040"], strict=True))
 
 

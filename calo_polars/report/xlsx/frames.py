@@ -21,7 +21,7 @@ import xlsxwriter
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
-from calo_polars.checks.plan import CHECKS
+from calo_polars.checks.registry import CHECKS
 from calo_polars.money import minor_unit_expr
 from calo_polars.report.columns import describe
 
@@ -356,7 +356,9 @@ def print_setup(ws: Worksheet, *, repeat_row: int | None = None) -> None:
 
 
 #: Boolean columns where TRUE means a problem: drawn red wherever they appear.
-PROBLEM_FLAGS = frozenset(CHECKS) | {"overdraft_before", "overdraft_after", "overdraft_cross", "unreconciled"}
+PROBLEM_FLAGS = frozenset(
+    {name for c in CHECKS for name, (kind, _) in c.glossary.items() if kind == "flag"} | {"unreconciled"}
+)
 
 
 def _highlight(

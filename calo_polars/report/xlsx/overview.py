@@ -1,7 +1,7 @@
 """The hand-laid sheets: Overview (the run at a glance, every count a link), README, glossary.
 
-The Overview's numbers come from ``summary.json``'s dict and the sheets' own frames, so the
-workbook, the summary and the sheets cannot disagree. Money is shown per currency, never
+The Overview's numbers come from ``summary.json``'s dict (``report.summary``), so the workbook,
+the summary, the terminal and the alerts cannot disagree. Money is shown per currency, never
 added across currencies.
 """
 
@@ -13,11 +13,12 @@ from typing import Any
 import polars as pl
 from xlsxwriter.worksheet import Worksheet
 
-from calo_polars import __version__
-from calo_polars.audit.filters import selection_text
 from calo_polars.audit.result import AuditResult
-from calo_polars.checks.plan import CHECKS, ROLL_FORWARD
+from calo_polars.audit.selection import selection_text
+from calo_polars.checks.plan import ROLL_FORWARD
+from calo_polars.checks.registry import CHECKS, SEVERITIES, SIGNALS, Signal, check
 from calo_polars.money import minor_unit
+from calo_polars.parse.outcomes import OUTCOME_MEANINGS
 from calo_polars.report.columns import COLUMNS
 from calo_polars.report.xlsx import frames as xlsx
 from calo_polars.report.xlsx.frames import (
@@ -29,18 +30,17 @@ from calo_polars.report.xlsx.frames import (
     wrap_height,
     write_frame,
 )
+from calo_polars.version import __version__
 
-#: The sheet each check's flags are listed on.
-CHECK_SHEETS = {
-    "overdraft": "OverdraftEvents",
-    "mismatch": "MismatchEvents",
-    "flow_break": "FlowBreaks",
-    "delta_anomaly": "Anomalies",
-}
-SEVERITY_MEANING = {
-    "high": "money is wrong or the wallet is below zero: look at every one",
-    "medium": "the balance moved outside any logged transaction: a missing or duplicated log entry, or a manual change",
-    "low": "unusual but consistent movement: worth a glance",
+SEVERITY_STYLES = {"high": "flag_red", "medium": "flag_amber", "low": "flag_yellow"}
+#: Each flow-break cause in a few words, for the Overview.
+CAUSE_MEANINGS = {
+    "refused_applied_later": "a movement the Lambda refused was applied later, outside any logged transaction",
+    "sent_again": "not applied, then the same movement sent again under a new id",
+    "not_applied": "not applied: the next transaction starts from this one's oldBalance",
+    "after_not_in_sync": "after a not-in-sync error: the two balances diverged",
+    "logs_missing": "the export holds no event for a day or more between the two transactions",
+    "unexplained": "nothing in the logs explains the move",
 }
 ERROR_KIND_NAMES = {
     "uncaught_exception": "uncaught exceptions",
@@ -77,6 +77,14 @@ ROLL_FORWARD_TEXT = [
     "A user is unreconciled when the difference is beyond the tolerance. Every user without a flow break or mismatch "
     "closes to the fils.",
 ]
+
+
+def _signal_meaning(signal: Signal, summary: dict[str, Any]) -> str:
+    """A Lambda signal's "what it means" cell: Lambda errors say how many of each kind."""
+    if signal.name == "lambda_error":
+        by_kind = summary["lambda_errors_by_kind"].items()
+        return "; ".join(f"{n} {ERROR_KIND_NAMES.get(k, k)}" for k, n in by_kind) or "none"
+    return signal.meaning
 
 
 def _link(ws: Worksheet, row: int, col: int, sheet: str, count: int, styles: Styles) -> None:
@@ -182,61 +190,59 @@ def write_overview(
     ws.write_string(row, 0, "Checks on every transaction", styles["subtitle"])
     row += 1
     _header(ws, row, ["check", "severity", "transactions", "users", "what it means"], styles)
-    counts = {
-        "overdraft": ("overdraft_events", "overdraft_users"),
-        "mismatch": ("mismatches", "mismatch_users"),
-        "flow_break": ("flow_breaks", "flow_break_users"),
-        "delta_anomaly": ("delta_anomalies", "delta_anomaly_users"),
-    }
-    for name, (severity, meaning) in CHECKS.items():
+    for declared in CHECKS:
         row += 1
-        events, users = counts[name]
-        ws.write_string(row, 0, name, styles["label"])
-        ws.write_string(
-            row, 1, severity, styles[{"high": "flag_red", "medium": "flag_amber", "low": "flag_yellow"}[severity]]
-        )
-        _link(ws, row, 2, CHECK_SHEETS[name], s[events], styles)
-        _link(ws, row, 3, CHECK_SHEETS[name], s[users], styles)
-        ws.write_string(row, 4, meaning)
+        ws.write_string(row, 0, declared.name, styles["label"])
+        ws.write_string(row, 1, declared.severity, styles[SEVERITY_STYLES[declared.severity]])
+        _link(ws, row, 2, declared.sheet, s[declared.count_key], styles)
+        _link(ws, row, 3, declared.sheet, s[declared.users_key], styles)
+        ws.write_string(row, 4, declared.definition)
     row += 1
     ws.write_string(row, 0, "All flags, most severe first", styles["label"])
     _link(ws, row, 2, "RedFlags", result.flags.height, styles)
     _link(ws, row, 3, "RedFlags", result.flags["user_id"].n_unique(), styles)
+    row += 1
+    ws.write_string(row, 0, "of which need a person", styles["label"])
+    _link(ws, row, 2, "RedFlags", s["flags_needing_a_person"], styles)
+    ws.write_string(row, 4, "the logs do not explain them, or money is wrong: each says what happened (RedFlags)")
+
+    row += 2
+    ws.write_string(row, 0, "What the Lambda did with each transaction", styles["subtitle"])
+    row += 1
+    _header(ws, row, ["outcome", "", "transactions", "", "what it means"], styles)
+    for outcome, count in s["outcomes"].items():
+        row += 1
+        ws.write_string(row, 0, outcome, styles["label"])
+        _link(ws, row, 2, "Ledger", count, styles)
+        ws.write_string(row, 4, OUTCOME_MEANINGS[outcome])
+
+    row += 2
+    ws.write_string(row, 0, "Flow breaks by cause", styles["subtitle"])
+    row += 1
+    _header(ws, row, ["cause", "severity", "flow breaks", "needs a person", "what it means"], styles)
+    breaks = check("flow_break")
+    for cause, count in s["flow_break_causes"].items():
+        row += 1
+        explained = breaks.causes[cause]
+        ws.write_string(row, 0, cause, styles["label"])
+        ws.write_string(row, 1, explained.severity, styles[SEVERITY_STYLES[explained.severity]])
+        _link(ws, row, 2, breaks.sheet, count, styles)
+        ws.write_string(row, 3, "yes" if explained.needs_person else "no")
+        ws.write_string(row, 4, CAUSE_MEANINGS[cause])
 
     row += 2
     ws.write_string(row, 0, "What the Lambda logged", styles["subtitle"])
     row += 1
     _header(ws, row, ["signal", "sheet", "events", "users", "what it means"], styles)
-    signals = [
-        ("Not-in-sync errors", "SyncErrors", "subscription and payment balances differed after a sync"),
-        (
-            "Blocked overdrafts",
-            "BlockedOverdrafts",
-            "the Lambda refused a transaction that would take the balance below zero",
-        ),
-        (
-            "Negative payment balances",
-            "NegativePaymentBalance",
-            "a paymentBalance below zero was logged (transaction block or not-in-sync error)",
-        ),
-        (
-            "Lambda errors",
-            "LambdaErrors",
-            "; ".join(f"{n} {ERROR_KIND_NAMES.get(k, k)}" for k, n in s["lambda_errors_by_kind"].items()) or "none",
-        ),
-        ("Skipped messages", "Skipped", "messages the Lambda chose not to sync, by reason and action"),
-        ("Other notices", "OtherNotices", "CloudWatch metrics the Lambda emitted and other notices"),
-    ]
-    for label, sheet, meaning in signals:
+    for signal in (g for g in SIGNALS if g.group == "lambda"):
         row += 1
-        frame = sheets[sheet].frame
-        logged = int(frame["count"].sum()) if sheet == "Skipped" else frame.height
-        ws.write_string(row, 0, label, styles["label"])
+        sheet = signal.sheet or "Overview"  # every Lambda signal is listed on a sheet
+        ws.write_string(row, 0, signal.label[0].upper() + signal.label[1:], styles["label"])
         ws.write_url(row, 1, f"internal:'{sheet}'!A1", styles["link"], string=sheet)
-        _link(ws, row, 2, sheet, logged, styles)
-        if "user_id" in frame.columns and frame["user_id"].drop_nulls().len():  # blank when no row names a user
-            _link(ws, row, 3, sheet, frame["user_id"].drop_nulls().n_unique(), styles)
-        ws.write_string(row, 4, meaning)
+        _link(ws, row, 2, sheet, s[signal.count_key], styles)
+        if signal.users_key and s[signal.users_key]:  # blank when no row names a user
+            _link(ws, row, 3, sheet, s[signal.users_key], styles)
+        ws.write_string(row, 4, _signal_meaning(signal, s))
 
     row += 2
     ws.write_string(row, 0, "Invocation health", styles["subtitle"])
@@ -319,15 +325,8 @@ def run_facts(summary: dict[str, Any]) -> dict[str, str]:
             f"{s['invocations']:,} ({s['incomplete_invocations']} incomplete, {s['cold_starts']:,} cold starts)"
         ),
         "Transactions": f"{s['transactions']:,} of {s['users']:,} users",
-        "Flags": (
-            f"{s['overdraft_events']} overdrafts, {s['mismatches']} mismatches, "
-            f"{s['flow_breaks']} flow breaks, {s['delta_anomalies']} delta anomalies"
-        ),
-        "Lambda signals": (
-            f"{s['not_in_sync_errors']:,} not-in-sync errors, {s['blocked_overdrafts']} blocked overdrafts, "
-            f"{s['negative_payment_balances']} negative payment balances, "
-            f"{s['lambda_errors'] + s['failed_inits']} Lambda errors, {s['skipped_syncs']} skipped messages"
-        ),
+        "Flags": ", ".join(f"{s[c.count_key]:,} {c.label}" for c in CHECKS),
+        "Lambda signals": ", ".join(f"{s[g.count_key]:,} {g.label}" for g in SIGNALS if g.group == "lambda"),
         "Tolerance": s["settings"]["tolerance"],
         "Delta anomaly": (
             f"{s['settings']['sigma']}σ over the user's preceding {s['settings']['window']} deltas (at least "
@@ -426,10 +425,10 @@ def write_readme(ws: Worksheet, summary: dict[str, Any], sheets: list[Sheet], st
         _wrapped(ws, row, about, styles)
     row += 2
     ws.write_string(row, 0, "Checks and severities", styles["subtitle"])
-    for name, (severity, meaning) in CHECKS.items():
+    for c in CHECKS:
         row += 1
-        ws.write_string(row, 0, name, styles["label"])
-        _wrapped(ws, row, f"{meaning} — severity {severity}: {SEVERITY_MEANING[severity]}", styles)
+        ws.write_string(row, 0, c.name, styles["label"])
+        _wrapped(ws, row, f"{c.definition} — severity {c.severity}: {SEVERITIES[c.severity][1]}", styles)
     row += 2
     ws.write_string(row, 0, "Roll-forward", styles["subtitle"])
     for line in ROLL_FORWARD_TEXT:

@@ -22,8 +22,8 @@ import polars as pl
 import xlsxwriter
 
 from calo_polars import atomic
-from calo_polars.audit import state
 from calo_polars.audit.result import AuditResult
+from calo_polars.checks.registry import CHECKS
 from calo_polars.parse.events import EVENT_KINDS
 from calo_polars.report import tables
 from calo_polars.report.tables import LEDGER, PER_USER
@@ -46,6 +46,8 @@ TX_VIEW = [
     "new_balance",
 ]
 WHERE = ["file", "line_no"]
+#: What each flag sheet shows first: what happened, how severe, whether a person must act.
+EXPLAINED = ["severity", "needs_person", "cause", "what_happened"]
 
 #: Tab colours by group, so the order reads at a glance.
 TAB_COLORS = {"start": "#548235", "books": "#1F3864", "signals": "#C55A11", "detail": "#7F7F7F"}
@@ -54,7 +56,7 @@ TAB_COLORS = {"start": "#548235", "books": "#1F3864", "signals": "#C55A11", "det
 def _tab(name: str) -> str:
     if name in FIXED_SHEETS:
         return "start"
-    if name in {PER_USER, "RedFlags", "OverdraftEvents", "MismatchEvents", "FlowBreaks", "Anomalies"}:
+    if name in {PER_USER, "RedFlags", *(c.sheet for c in CHECKS)}:
         return "books"
     if name in {
         "SyncErrors",
@@ -90,12 +92,12 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
 
     def flagged(check: str, *extra: str) -> pl.DataFrame:
         rows = result.with_file(result.derived(result.checked.filter(pl.col(check))))  # by user then time, as checked
-        earlier = (
-            state.carried_rows(result) if check == "flow_break" else None
-        )  # --state: breaks into this export first
+        earlier = result.carried_rows() if check == "flow_break" else None  # --state: breaks into this export first
         if earlier is not None:
             rows = pl.concat([earlier.select(rows.columns), rows])
-        return links.add(rows.select(*TX_VIEW, *extra, *WHERE))
+        why = result.flags.filter(pl.col("check") == check).select("tx_id", *EXPLAINED)
+        rows = rows.join(why, on="tx_id", how="left", maintain_order="left")
+        return links.add(rows.select(*EXPLAINED, *TX_VIEW, *extra, *WHERE))
 
     kinds = pl.DataFrame(
         {
@@ -108,10 +110,7 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
     )
     flag_counts = dict.fromkeys(
         (
-            "overdrafts",
-            "mismatches",
-            "flow_breaks",
-            "delta_anomalies",
+            *(c.per_user for c in CHECKS),
             "flags",
             "not_in_sync",
             "blocked_overdrafts",
@@ -134,47 +133,13 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
             "Every flag of every check, one row each, most severe first, with a plain-English reason.",
             links.add(result.with_file(result.flags).drop("wallet_id")),
         ),
-        Sheet(
-            "OverdraftEvents",
-            "Transactions where the balance was below zero before or after.",
-            flagged("overdraft", "overdraft_before", "overdraft_after", "overdraft_cross"),
-            {"new_balance": "negative", "old_balance": "negative"},
-        ),
-        Sheet(
-            "MismatchEvents",
-            "Transactions whose balance moved by neither ±amount nor ±(amount − vat).",
-            flagged(
-                "mismatch",
-                "layout",
-                "sign_source",
-                "delta",
-                "expected_delta",
-                "expected_delta_net",
-                "mismatch_diff",
-                "tolerance",
-            ),
-            {"delta": "nonblank", "mismatch_diff": "nonblank"},
-        ),
-        Sheet(
-            "FlowBreaks",
-            "Transactions after which the wallet's next transaction does not start from this newBalance "
-            "(with --state, a previous export's last transaction of a wallet comes first, its file as that run read "
-            "it).",
-            flagged("flow_break", "wallet_id", "next_tx_id", "next_ts", "next_old", "flow_gap"),
-            {"new_balance": "nonblank", "next_old": "nonblank", "flow_gap": "nonblank"},
-        ),
-        Sheet(
-            "Anomalies",
-            "Transactions whose delta is more than the σ-multiple from the user's recent mean delta.",
-            flagged("delta_anomaly", "delta", "delta_mean", "delta_std"),
-            {"delta": "nonblank"},
-        ),
+        *(Sheet(c.sheet, c.about, flagged(c.name, *c.sheet_columns), dict(c.highlight)) for c in CHECKS),
         Sheet(
             "SyncErrors",
             "'Subscription balance and payment balance are not in sync' errors: both balances, the difference "
             "subscription − payment, and the transaction the invocation had just synced for the user.",
             links.add(tables.sync_errors(result)),
-            {"payment_balance": "negative"},
+            {"payment_balance": "negative", "subscription_vs_new": "nonzero"},
         ),
         Sheet(
             "BlockedOverdrafts",
