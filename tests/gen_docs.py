@@ -1,10 +1,11 @@
-"""The generated parts of docs/: the CLI reference, the glossary and the input problem kinds.
+"""The generated parts of docs/: the CLI reference, the glossary, the input problem kinds, --fail-on.
 
 Each lives between ``<!-- generated: NAME ... -->`` and ``<!-- /generated: NAME -->`` in its
 file and is rendered from the code: every command's ``--help`` (click's CliRunner, a fixed
 terminal width, so the text does not depend on the terminal it was made on),
-``glossary_markdown()`` and ``problem_kinds_markdown()``. ``tests/test_docs.py`` fails when a
-block differs from what the code renders; ``python -m tests.gen_docs`` rewrites them.
+``glossary_markdown()``, ``problem_kinds_markdown()`` and the ``--fail-on`` names
+(``alerts.ALERTS``). ``tests/test_docs.py`` fails when a block differs from what the code
+renders; ``python -m tests.gen_docs`` rewrites them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from click.testing import CliRunner
 
 from calo_polars.cli.main import cli
 from calo_polars.problems import problem_kinds_markdown
+from calo_polars.report.alerts import ALERTS, GROUPS
 from calo_polars.report.columns import glossary_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,11 +44,22 @@ def cli_reference() -> str:
     return "\n\n".join(parts)
 
 
+def fail_on_table() -> str:
+    """The ``--fail-on`` names, the summary.json key each reads and what it counts."""
+    rows = ["| `--fail-on` name | summary.json key | counts |", "|---|---|---|"]
+    rows += [f"| `{name}` | `{key}` | {counts} |" for name, (key, counts) in ALERTS.items()]
+    for name, members in GROUPS.items():
+        said = "every name above" if set(members) == set(ALERTS) else ", ".join(members)
+        rows.append(f"| `{name}` | | all of: {said} |")
+    return "\n".join(rows)
+
+
 #: name → (file under docs/, renderer)
 GENERATED: dict[str, tuple[str, Callable[[], str]]] = {
     "cli": ("cli.md", cli_reference),
     "glossary": ("glossary.md", glossary_markdown),
     "problem-kinds": ("bad-input.md", problem_kinds_markdown),
+    "fail-on": ("automation.md", fail_on_table),
 }
 
 
