@@ -131,6 +131,9 @@ class Links:
             if col in frame.columns and "_tx_link" not in out.columns:
                 out = out.join(self.tx.rename({"tx_id": col}), on=col, how="left", maintain_order="left")
                 out = out.with_columns(_tx_link=link_to(LEDGER, pl.col("_i"))).drop("_i")
+        if "next_tx_id" in frame.columns:  # a flow break links to the transaction after it too
+            out = out.join(self.tx.rename({"tx_id": "next_tx_id"}), on="next_tx_id", how="left", maintain_order="left")
+            out = out.with_columns(_next_tx_link=link_to(LEDGER, pl.col("_i"))).drop("_i")
         return out
 
 

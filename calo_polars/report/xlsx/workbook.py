@@ -37,6 +37,7 @@ TX_VIEW = [
     "currency",
     "ts",
     "tx_id",
+    "outcome",
     "type",
     "source",
     "action",
@@ -79,6 +80,8 @@ def _linked(sheet: Sheet) -> Sheet:
     if "_tx_link" in sheet.frame.columns:
         col = "tx_id" if "tx_id" in sheet.frame.columns else "transaction_id"
         sheet.links.setdefault(col, "_tx_link")
+    if "_next_tx_link" in sheet.frame.columns:
+        sheet.links.setdefault("next_tx_id", "_next_tx_link")
     return sheet
 
 
