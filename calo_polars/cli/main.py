@@ -22,18 +22,21 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import click
 
 from calo_polars import __version__
+from calo_polars.audit import state as state_file
 from calo_polars.audit.filters import Selection, parse_moment
 from calo_polars.audit.result import AuditOptions
 from calo_polars.audit.run import audit
 from calo_polars.audit.state import save as save_state
 from calo_polars.checks.plan import CheckOptions
+from calo_polars.cli.params import Number, count
 from calo_polars.cli.progress import AuditProgress, input_size, plain_text, stderr_console, summary_table
+from calo_polars.cli.signals import Interrupted, interruptible
 from calo_polars.errors import CaloError
 from calo_polars.partitioned.engines import ENGINES, Engine
 from calo_polars.partitioned.merge import audit_store
@@ -62,18 +65,8 @@ EXIT_ALERT = 3
 #: Input problems printed one per line on stderr; the rest are counted by kind.
 MAX_WARNINGS = 50
 DEFAULT_LIMITS = Limits()
-
-
-def _decimal(ctx: click.Context, param: click.Parameter, value: str | None) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        result = Decimal(value)
-    except InvalidOperation:
-        raise click.BadParameter(f"{value!r} is not a decimal number (e.g. 0.0005)") from None
-    if result < 0:
-        raise click.BadParameter("must not be negative")
-    return result
+#: The largest --max-total-bytes (1024T): more is a typo, and Python ints have no limit.
+MAX_SIZE = 1 << 50
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
@@ -81,8 +74,8 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
         size = parse_size(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    if size <= 0:
-        raise click.BadParameter("must be more than 0")
+    if not 0 < size <= MAX_SIZE:
+        raise click.BadParameter("must be more than 0 and at most 1024T")
     return size
 
 
@@ -176,7 +169,7 @@ def input_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "--no-sign-request", is_flag=True, help="Read s3:// inputs without credentials (a public bucket)."
         ),
         click.option(
-            "--threads", type=click.IntRange(min=1), default=2, show_default=True, help="Threads that decompress files."
+            "--threads", type=count(1, 1024), default=2, show_default=True, help="Threads that decompress files."
         ),
         click.option(
             "--max-total-bytes",
@@ -187,7 +180,7 @@ def input_options(f: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--max-ratio",
-            type=click.FloatRange(min=1),
+            type=Number(float, 1, 1e12),
             default=DEFAULT_LIMITS.max_ratio,
             show_default=True,
             help="Largest inflated/stored size of a file over 1 MiB; more is taken for a zip bomb and not read.",
@@ -213,26 +206,26 @@ def check_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return _options(
         click.option(
             "--tolerance",
-            callback=_decimal,
+            type=Number(Decimal, 0, 1_000_000),
             help="Largest difference counted as equal, in currency units [default: half the currency's minor unit].",
         ),
         click.option(
             "--sigma",
-            type=click.FloatRange(min=0, min_open=True),
+            type=Number(float, 0, 1_000_000, low_open=True),
             default=3.0,
             show_default=True,
             help="Delta anomaly threshold in standard deviations.",
         ),
         click.option(
             "--window",
-            type=click.IntRange(min=2),
+            type=count(2),
             default=30,
             show_default=True,
             help="How many preceding deltas of the user the anomaly check looks at.",
         ),
         click.option(
             "--min-history",
-            type=click.IntRange(min=2),
+            type=count(2),
             default=5,
             show_default=True,
             help="Preceding deltas needed before a delta is judged.",
@@ -355,7 +348,7 @@ def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
         ),  # fmt: skip
         click.option(
             "--workers",
-            type=click.IntRange(min=1),
+            type=count(1, 1024),
             default=1,
             show_default=True,
             help="With --from: partitions checked at once, in worker processes (or Ray CPUs with a local --engine ray).",
@@ -446,7 +439,21 @@ Examples:
 """
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}, epilog=EXAMPLES)
+class CaloGroup(click.Group):
+    """The command group: a run stopped by Ctrl-C or SIGTERM is one line and exit 130 or 143."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with interruptible():
+            try:
+                return super().invoke(ctx)
+            except Interrupted as exc:
+                click.echo(exc.line(), err=True)
+                ctx.exit(exc.exit_code)
+
+
+@click.group(
+    cls=CaloGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}, epilog=EXAMPLES
+)
 @click.version_option(__version__, prog_name="calo-balance")
 def cli() -> None:
     """Audit wallet balances reconstructed from balance-sync Lambda logs.
@@ -507,6 +514,33 @@ class Stopwatch:
 
 def _problem_lines(problems: list[InputProblem], verbosity: int) -> list[str]:
     return warning_lines(problems, limit=len(problems) if verbosity > 0 else MAX_WARNINGS)
+
+
+def _run(inputs: tuple[str, ...], from_dir: str | None, outdir: str, formats: tuple[str, ...], options: AuditOptions,
+         engine: Engine, console: Any, clock: Stopwatch, verbosity: int) -> tuple[Any, Any]:  # fmt: skip
+    """Audit (the inputs, or the store ``from_dir``), write the outputs, then the state."""
+    checks, selection, threads, state = options.checks, options.selection, options.threads, options.state
+    if from_dir is not None:
+        clock.current = "partitions"
+        result = audit_store(from_dir, checks, selection=selection, threads=threads, engine=engine)
+        bar = None
+    else:
+        sources = resolve(inputs, options.s3)
+        bar = AuditProgress(console, *input_size(sources)) if verbosity >= 0 and console.is_terminal else None
+    with bar or nullcontext():
+        if from_dir is None:
+            result = audit(
+                sources,
+                options,
+                on_batch=bar.on_batch if bar else None,
+                on_stage=clock.then(bar.step if bar else None),
+            )
+        clock.lap("write")
+        written = write_outputs(result, outdir, formats, on_step=bar.step if bar else None)
+        if result.incremental is not None and result.incremental.next is not None:
+            save_state(result.incremental.next, result.incremental.path)  # only once every output is written
+        clock.lap("")
+    return result, written
 
 
 @cli.command(epilog="""
@@ -579,26 +613,10 @@ def report(
     clock = Stopwatch()
     try:
         check_outdir(inputs or (from_dir,), outdir)
-        if from_dir is not None:
-            clock.current = "partitions"
-            result = audit_store(from_dir, checks, selection=selection, threads=threads, engine=engine)
-            bar = None
-        else:
-            sources = resolve(inputs, s3)
-            bar = AuditProgress(console, *input_size(sources)) if verbosity >= 0 and console.is_terminal else None
-        with bar or nullcontext():
-            if from_dir is None:
-                result = audit(
-                    sources,
-                    options,
-                    on_batch=bar.on_batch if bar else None,
-                    on_stage=clock.then(bar.step if bar else None),
-                )
-            clock.lap("write")
-            written = write_outputs(result, outdir, formats, on_step=bar.step if bar else None)
-            if result.incremental is not None and result.incremental.next is not None:
-                save_state(result.incremental.next, result.incremental.path)  # only once every output is written
-            clock.lap("")
+        if state:
+            state_file.check_place(inputs, state)
+        with state_file.locked(state) if state else nullcontext():  # the whole run: read, audit, save
+            result, written = _run(inputs, from_dir, outdir, formats, options, engine, console, clock, verbosity)
     except CaloError as exc:
         click.echo(f"calo-balance: {exc}", err=True)
         sys.exit(EXIT_USAGE)
@@ -680,7 +698,7 @@ def _check_from(inputs: tuple[str, ...], from_dir: str, show_pii: bool, state: s
 )
 @click.option(
     "--partitions",
-    type=click.IntRange(min=1, max=65535),
+    type=count(1, 65535),
     default=DEFAULT_PARTITIONS,
     show_default=True,
     help="Partitions of the users (by a stable hash of userId): the units report --from checks one at a time.",
@@ -729,7 +747,8 @@ def ingest(
         )
 
 
-RATE = click.FloatRange(0, 1)
+RATE = Number(float, 0, 1)
+SEED = Number(int, -(1 << 63), (1 << 63) - 1)
 
 
 @cli.command()
@@ -742,16 +761,16 @@ RATE = click.FloatRange(0, 1)
     help="Where to write: ARCHIVE.zip, LOGS.gz (one multi-member gzip) or a new FOLDER.",
 )
 @click.option(
-    "--users", type=click.IntRange(min=1), default=200, show_default=True, help="Subscribers (one wallet each)."
+    "--users", type=count(1, 100_000_000), default=200, show_default=True, help="Subscribers (one wallet each)."
 )
 @click.option(
     "--days",
-    type=click.IntRange(min=1),
+    type=count(1, 36_525),
     default=30,
     show_default=True,
     help="Days of logs, each with its 21:00 UTC deduction run.",
 )
-@click.option("--seed", type=int, default=1, show_default=True, help="Same seed and options, same bytes.")
+@click.option("--seed", type=SEED, default=1, show_default=True, help="Same seed and options, same bytes.")
 @click.option(
     "--start", type=click.DateTime(["%Y-%m-%d"]), default="2024-01-01", show_default=True, help="First day (UTC)."
 )
@@ -818,7 +837,7 @@ RATE = click.FloatRange(0, 1)
     help="Chance per day and 1,000 users of a burst of failed cold starts.",
 )
 @click.option(
-    "--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Processes that generate and compress."
+    "--workers", type=count(1, 1024), default=2, show_default=True, help="Processes that generate and compress."
 )
 @click.option(
     "--truth",
