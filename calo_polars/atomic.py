@@ -9,12 +9,13 @@ writes there) removes those whose process is gone.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,6 +40,25 @@ def replacing(path: Path) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def prepared(path: Path, data: bytes) -> Iterator[Callable[[], None]]:
+    """Write ``data`` to a temporary beside ``path`` now (flushed), and yield the function that
+    renames it into place: what can fail (a full disk) fails before the caller commits anything
+    else. The temporary is removed when the block ends without the rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prefix, suffix = temp_affixes(path)
+    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}-", suffix=suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        yield functools.partial(os.replace, tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def write_bytes(path: Path, data: bytes) -> None:

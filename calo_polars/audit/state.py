@@ -27,8 +27,8 @@ import io
 import json
 import os
 import zipfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from calo_polars import __version__
-from calo_polars.atomic import remove_stale, temp_affixes, write_bytes
+from calo_polars.atomic import prepared, remove_stale, temp_affixes, write_bytes
 from calo_polars.checks.plan import FLAG_COLUMNS, ORDER, USER, WALLET, CheckOptions, red_flags
 from calo_polars.errors import CaloError
 from calo_polars.parse.duplicates import DUPLICATE_SCHEMA
@@ -141,6 +141,31 @@ def save(state: State, path: str | Path) -> None:
         write_bytes(Path(path), to_bytes(state))
     except OSError as exc:
         raise StateError(f"cannot write the state file {path}: {exc.strerror or exc}") from None
+
+
+@contextmanager
+def saving(state: State | None, path: str | Path | None) -> Iterator[Callable[[], None]]:
+    """Write the next state beside ``path`` now and yield what puts it in place: the run writes
+    it before it commits its outputs, so a full disk fails with every earlier file as it was,
+    and renames it after them (nothing left that can fail). Without a state, a no-op."""
+    if state is None or path is None:
+        yield lambda: None
+        return
+    with ExitStack() as stack:
+        try:
+            rename = stack.enter_context(prepared(Path(path), to_bytes(state)))
+        except OSError as exc:
+            raise StateError(
+                f"cannot write the state file {path}: {exc.strerror or exc} (it and the outputs are as they were)"
+            ) from None
+
+        def put() -> None:
+            try:
+                rename()
+            except OSError as exc:
+                raise StateError(f"cannot replace the state file {path}: {exc.strerror or exc}") from None
+
+        yield put
 
 
 def check_place(inputs: Iterable[str | os.PathLike[str]], path: str | os.PathLike[str]) -> None:

@@ -32,7 +32,6 @@ from calo_polars.audit import state as state_file
 from calo_polars.audit.filters import Selection, parse_moment
 from calo_polars.audit.result import AuditOptions
 from calo_polars.audit.run import audit
-from calo_polars.audit.state import save as save_state
 from calo_polars.checks.plan import CheckOptions
 from calo_polars.cli.params import Number, count
 from calo_polars.cli.progress import AuditProgress, input_size, plain_text, stderr_console, summary_table
@@ -41,7 +40,7 @@ from calo_polars.errors import CaloError
 from calo_polars.partitioned.engines import ENGINES, Engine
 from calo_polars.partitioned.merge import audit_store
 from calo_polars.partitioned.store import DEFAULT_PARTITIONS, ingest_into, open_store
-from calo_polars.problems import InputProblem
+from calo_polars.problems import InputProblem, printable
 from calo_polars.read.inflate import Limits, parse_size
 from calo_polars.read.s3 import S3Options, is_s3, resolve
 from calo_polars.report.alerts import (
@@ -449,6 +448,10 @@ class CaloGroup(click.Group):
             except Interrupted as exc:
                 click.echo(exc.line(), err=True)
                 ctx.exit(exc.exit_code)
+            except OSError as exc:  # the last resort: a full disk, a quota or a permission no writer named
+                where = f"{printable(str(exc.filename))}: " if exc.filename else ""
+                click.echo(f"calo-balance: {where}{exc.strerror or exc} (the earlier outputs and state kept)", err=True)
+                ctx.exit(EXIT_USAGE)
 
 
 @click.group(
@@ -536,9 +539,11 @@ def _run(inputs: tuple[str, ...], from_dir: str | None, outdir: str, formats: tu
                 on_stage=clock.then(bar.step if bar else None),
             )
         clock.lap("write")
-        written = write_outputs(result, outdir, formats, on_step=bar.step if bar else None)
-        if result.incremental is not None and result.incremental.next is not None:
-            save_state(result.incremental.next, result.incremental.path)  # only once every output is written
+        inc = result.incremental
+        # The next state is written first and put in place last: it never runs ahead of the outputs.
+        with state_file.saving(inc.next if inc else None, inc.path if inc else None) as put_state:
+            written = write_outputs(result, outdir, formats, on_step=bar.step if bar else None)
+            put_state()
         clock.lap("")
     return result, written
 

@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 
 from calo_polars import __version__
 from calo_polars.atomic import glob_escape, is_stale, remove_stale
-from calo_polars.errors import CaloError, NoUsableInput, UsageError
+from calo_polars.errors import CaloError, NoUsableInput, OutputError, UsageError
 from calo_polars.parse.duplicates import DUPLICATE_SCHEMA, split_duplicates
 from calo_polars.parse.events import FileIndex
 from calo_polars.parse.ingest import (
@@ -330,6 +330,10 @@ def ingest_into(
             "skipped": dict(sorted(reading.skipped.items())),
         }
         return writer.commit(manifest, reading.files, reading.problems)
+    except (OSError, pl.exceptions.PolarsError, pa.ArrowException) as exc:  # a full disk, a quota, ulimit -f
+        writer.abort()
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip().splitlines()[0]
+        raise OutputError(f"cannot write the store {into}: {why} (an older store there is as it was)") from None
     except BaseException:
         writer.abort()
         raise

@@ -136,9 +136,20 @@ def write_exports(result: AuditResult, outdir: Path, formats: list[str]) -> list
         for fmt in chosen:
             suffix, write = WRITERS[fmt]
             path = outdir / f"{name}{suffix}"
-            write(frame, path, name)
+            try:
+                write(frame, path, name)
+            except (OSError, pl.exceptions.PolarsError, pa.ArrowException) as exc:  # a full disk, a quota...
+                raise named_error(exc, path) from None
             written.append(path)
     return written
+
+
+def named_error(exc: BaseException, path: Path) -> OSError:
+    """An ``OSError`` naming ``path``, from what a writer raised (Polars and Arrow have their own)."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return OSError(exc.errno, exc.strerror or str(exc), str(path))
+    why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return OSError(None, why, str(path))
 
 
 def tables_markdown() -> str:

@@ -14,7 +14,6 @@ Files of other formats written by an earlier run are left as they are.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -27,7 +26,7 @@ from calo_polars.atomic import is_stale, remove_stale, temp_affixes, write_bytes
 from calo_polars.audit.result import AuditResult
 from calo_polars.errors import OutputError, UsageError
 from calo_polars.read.s3 import is_s3
-from calo_polars.report.exports import TABLES, write_exports
+from calo_polars.report.exports import TABLES, named_error, write_exports
 from calo_polars.report.summary import summary, summary_bytes
 from calo_polars.report.xlsx.workbook import write_workbook
 
@@ -126,7 +125,10 @@ def write_outputs(
         names = []
         if "xlsx" in chosen:
             started = step("xlsx")
-            write_workbook(result, stage / WORKBOOK_NAME, data)
+            try:
+                write_workbook(result, stage / WORKBOOK_NAME, data)
+            except OSError as exc:
+                raise named_error(exc, stage / WORKBOOK_NAME) from None
             names.append(WORKBOOK_NAME)
             written.workbook = out / WORKBOOK_NAME
             written.seconds["xlsx"] = time.perf_counter() - started
@@ -137,7 +139,10 @@ def write_outputs(
             names += [p.name for p in staged]
             written.exports = [out / p.name for p in staged]
             written.seconds["+".join(exports)] = time.perf_counter() - started
-        write_bytes(stage / SUMMARY_NAME, summary_bytes(data))
+        try:
+            write_bytes(stage / SUMMARY_NAME, summary_bytes(data))
+        except OSError as exc:
+            raise named_error(exc, stage / SUMMARY_NAME) from None
         names.append(SUMMARY_NAME)
         _commit(stage, out, names)
     except OSError as exc:
@@ -154,9 +159,9 @@ def write_outputs(
 def _what(exc: OSError, stage: Path | None) -> str:
     """The output file an error names (``calo_balance_reports.xlsx: ``), never the staging path."""
     name = getattr(exc, "filename", None)
-    if not name or stage is None or Path(name) in (stage, stage.parent):
+    if not name or stage is None or Path(name) in (stage, stage.parent) or Path(name).parent != stage:
         return ""
-    return re.sub(r"^\.(.*?)-\d+-[^.]*(.*)\.tmp$", r"\1\2", Path(name).name) + ": "  # a temporary: its target
+    return f"{Path(name).name}: "
 
 
 def _commit(stage: Path, out: Path, names: list[str]) -> None:

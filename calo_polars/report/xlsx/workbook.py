@@ -15,11 +15,14 @@ atomically: a temporary file in the same folder, then a rename.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import xlsxwriter
+import xlsxwriter.exceptions
 
 from calo_polars import atomic
 from calo_polars.audit import state
@@ -283,6 +286,17 @@ def constant_memory(sheets: list[Sheet]) -> bool:
     return sum(s.frame.height * len(s.columns) for s in sheets) > CONSTANT_MEMORY_CELLS
 
 
+@contextmanager
+def _os_errors() -> Iterator[None]:
+    """xlsxwriter wraps the ``OSError`` of a full disk in ``FileCreateError``: unwrap it, so the
+    caller says what could not be written, in one line."""
+    try:
+        yield
+    except xlsxwriter.exceptions.FileCreateError as exc:
+        cause = exc.args[0] if exc.args and isinstance(exc.args[0], OSError) else OSError(str(exc))
+        raise cause from None
+
+
 def write_workbook(result: AuditResult, path: Path, summary: dict[str, Any]) -> None:
     """Write the workbook atomically: a temporary file in the same folder, then a rename."""
     sheets = data_sheets(result)
@@ -294,7 +308,7 @@ def write_workbook(result: AuditResult, path: Path, summary: dict[str, Any]) -> 
         "remove_timezone": True,
         "constant_memory": constant_memory(sheets),
     }
-    with atomic.replacing(path) as tmp:
+    with atomic.replacing(path) as tmp, _os_errors():
         with xlsxwriter.Workbook(tmp, options) as wb:
             period = summary["period"]
             wb.set_properties(
