@@ -15,6 +15,8 @@ atomically: a temporary file in the same folder, then a rename.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -308,7 +310,14 @@ def write_workbook(result: AuditResult, path: Path, summary: dict[str, Any]) -> 
         "remove_timezone": True,
         "constant_memory": constant_memory(sheets),
     }
-    with atomic.replacing(path) as tmp, _os_errors():
+    prefix, suffix = atomic.temp_affixes(path)
+    with (
+        atomic.replacing(path) as tmp,
+        # xlsxwriter's own temporary files, beside the target: removed even when writing fails
+        tempfile.TemporaryDirectory(prefix=f"{prefix}{os.getpid()}-", suffix=suffix, dir=path.parent) as scratch,
+        _os_errors(),
+    ):
+        options["tmpdir"] = scratch
         with xlsxwriter.Workbook(tmp, options) as wb:
             period = summary["period"]
             wb.set_properties(
