@@ -23,8 +23,9 @@ from click.testing import CliRunner
 
 from calo_polars.audit import state as state_file
 from calo_polars.cli.main import cli
+from calo_polars.problems import printable
 from calo_polars.report import outputs
-from tests.harness import assert_nothing_else_lost, good_files, ingest, report
+from tests.harness import assert_nothing_else_lost, assert_problem, good_files, good_log, ingest, report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -505,3 +506,82 @@ def test_two_runs_at_once_on_one_state_never_both_write_it(archive: Path, tmp_pa
     assert header["runs"] == codes.count(0)
     read = [json.loads((tmp_path / f"out{i}" / "summary.json").read_text()) for i, (c, _) in enumerate(done) if c == 0]
     assert header["transactions_seen"] == max(s["transactions"] for s in read)  # each transaction counted once
+
+
+# ---------------------------------------------------------------- 6. inputs
+
+
+def test_a_symlink_loop_given_directly_is_unreadable_and_the_rest_read(tmp_path: Path) -> None:
+    loop = tmp_path / "a"
+    loop.symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(loop)
+    run = report(tmp_path, loop, *good_files(tmp_path))
+    assert run.exit_code == 0, run.stderr
+    assert_problem(run, "unreadable", loop, "cannot read: Too many levels of symbolic links")
+    assert_nothing_else_lost(run)
+    alone = report(tmp_path, loop, out="alone")
+    lines = stderr_lines(alone.stderr)
+    assert alone.exit_code == 2 and lines == [
+        f"calo-balance: nothing to audit in {loop}: {loop}: cannot read: Too many levels of symbolic links"
+    ]
+
+
+def zip_with_method(path: Path, method: int) -> Path:
+    """A zip whose first member claims compression ``method`` (in both headers); the second is good."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("odd/000000.gz", good_log(7).gz())
+        for i, good in enumerate(good_files(path.parent)):
+            zf.writestr(f"ok{i}/000000.gz", good.read_bytes())
+    data = bytearray(path.read_bytes())
+    first = zipfile.ZipFile(path).infolist()[0]
+    data[first.header_offset + 8 : first.header_offset + 10] = method.to_bytes(2, "little")
+    central = bytes(data).index(b"PK\x01\x02")
+    data[central + 10 : central + 12] = method.to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("method", [6, 95, 98, 99])  # implode, xz, PPMd, AES: zipfile reads none of them
+def test_a_zip_member_of_an_unsupported_compression_is_unreadable(tmp_path: Path, method: int) -> None:
+    archive = zip_with_method(tmp_path / "odd.zip", method)
+    run = report(tmp_path, archive)
+    assert run.exit_code == 0, run.stderr
+    assert_problem(
+        run,
+        "unreadable",
+        f"{archive}!odd/000000.gz",
+        f"zip member not read: That compression method is not supported (compression method {method})",
+    )
+    assert "encrypted_member" not in run.summary["input_problem_kinds"]
+    assert_nothing_else_lost(run)
+
+
+def test_a_zip_member_with_bad_lzma_properties_is_corrupt_not_a_traceback(tmp_path: Path) -> None:
+    archive = zip_with_method(tmp_path / "lzma.zip", zipfile.ZIP_LZMA)
+    run = report(tmp_path, archive)
+    assert run.exit_code == 0, run.stderr
+    assert_problem(run, "corrupt_member", f"{archive}!odd/000000.gz", "corrupt zip member (")
+    assert_nothing_else_lost(run)
+
+
+def test_control_characters_in_names_are_escaped_in_every_printed_line(tmp_path: Path) -> None:
+    folder = tmp_path / "evil\x1b[31m\x07dir"
+    folder.mkdir()
+    archive = folder / "lo\x0bgs\u202e.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i, good in enumerate(good_files(tmp_path)):
+            zf.writestr(f"ok{i}/000000.gz", good.read_bytes())
+        zf.writestr("cut/000000.gz", good_log(9).gz()[:-12])  # a warning that names the file
+    out = tmp_path / "o\x1bu\nt"
+    result = CliRunner().invoke(cli, ["report", str(archive), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    printed = result.stdout + result.stderr
+    for raw in ("\x1b", "\x07", "\x0b", "\u202e"):
+        assert raw not in printed
+    assert "lo\\x0bgs\\u202e.zip" in result.stderr  # the summary table's files row
+    assert printable(str(folder)) in result.stderr and "\\x1b[31m\\x07dir" in result.stderr  # the warning
+    assert result.stdout.splitlines() == [
+        f"{tmp_path}/o\\x1bu\\nt/calo_balance_reports.xlsx",
+        f"{tmp_path}/o\\x1bu\\nt/summary.json",
+    ]
+    assert json.loads((out / "summary.json").read_text())["transactions"] == 2 + 1

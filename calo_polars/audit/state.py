@@ -170,11 +170,11 @@ def saving(state: State | None, path: str | Path | None) -> Iterator[Callable[[]
 
 def check_place(inputs: Iterable[str | os.PathLike[str]], path: str | os.PathLike[str]) -> None:
     """Refuse a state file that is, or is inside, a local input: the next run would read it as a log."""
-    where = Path(path).resolve()
+    where = Path(os.path.realpath(path))
     for item in inputs:
         if is_s3(item):
             continue
-        src = Path(item).resolve()
+        src = Path(os.path.realpath(item))
         if src == where or src in where.parents:
             raise StateError(
                 f"the state file {path} is inside the input {item}: keep it outside the logs "

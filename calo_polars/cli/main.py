@@ -34,7 +34,7 @@ from calo_polars.audit.result import AuditOptions
 from calo_polars.audit.run import audit
 from calo_polars.checks.plan import CheckOptions
 from calo_polars.cli.params import Number, count
-from calo_polars.cli.progress import AuditProgress, input_size, plain_text, stderr_console, summary_table
+from calo_polars.cli.progress import AuditProgress, input_size, plain_text, say, stderr_console, summary_table
 from calo_polars.cli.signals import Interrupted, interruptible
 from calo_polars.errors import CaloError
 from calo_polars.partitioned.engines import ENGINES, Engine
@@ -446,11 +446,11 @@ class CaloGroup(click.Group):
             try:
                 return super().invoke(ctx)
             except Interrupted as exc:
-                click.echo(exc.line(), err=True)
+                say(exc.line(), err=True)
                 ctx.exit(exc.exit_code)
             except OSError as exc:  # the last resort: a full disk, a quota or a permission no writer named
                 where = f"{printable(str(exc.filename))}: " if exc.filename else ""
-                click.echo(f"calo-balance: {where}{exc.strerror or exc} (the earlier outputs and state kept)", err=True)
+                say(f"calo-balance: {where}{exc.strerror or exc} (the earlier outputs and state kept)", err=True)
                 ctx.exit(EXIT_USAGE)
 
 
@@ -522,7 +522,7 @@ def _problem_lines(problems: list[InputProblem], verbosity: int) -> list[str]:
 def _run(inputs: tuple[str, ...], from_dir: str | None, outdir: str, formats: tuple[str, ...], options: AuditOptions,
          engine: Engine, console: Any, clock: Stopwatch, verbosity: int) -> tuple[Any, Any]:  # fmt: skip
     """Audit (the inputs, or the store ``from_dir``), write the outputs, then the state."""
-    checks, selection, threads, state = options.checks, options.selection, options.threads, options.state
+    checks, selection, threads = options.checks, options.selection, options.threads
     if from_dir is not None:
         clock.current = "partitions"
         result = audit_store(from_dir, checks, selection=selection, threads=threads, engine=engine)
@@ -623,7 +623,7 @@ def report(
         with state_file.locked(state) if state else nullcontext():  # the whole run: read, audit, save
             result, written = _run(inputs, from_dir, outdir, formats, options, engine, console, clock, verbosity)
     except CaloError as exc:
-        click.echo(f"calo-balance: {exc}", err=True)
+        say(f"calo-balance: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     problems = result.ingested.problems.ordered()
     alerts = triggered(written.summary, fail_on)
@@ -635,32 +635,32 @@ def report(
     )
     if verbosity >= 0:
         for line in _problem_lines(problems, verbosity):
-            click.echo(line, err=True)
+            say(line, err=True)
         table = summary_table(written.summary, [why] if alerts else [], plain=not console.is_terminal)
         if console.is_terminal:
             console.print(table)
         else:
-            click.echo(plain_text(table), err=True)
+            say(plain_text(table), err=True, lines=True)
         if verbosity > 0:
             steps = ", ".join(
                 f"{name} {seconds:.2f} s"
                 for name, seconds in {**clock.laps, **written.seconds}.items()
                 if name != "write"
             )
-            click.echo(f"took {clock.total():.2f} s: {steps}; settings {written.summary['settings']}", err=True)
+            say(f"took {clock.total():.2f} s: {steps}; settings {written.summary['settings']}", err=True)
         for path in written.paths:
-            click.echo(str(path))
+            say(str(path))
         if state:
-            click.echo(state)
+            say(state)
     elif why:
-        click.echo(why, err=True)
+        say(why, err=True)
     if webhook and (webhook_on == "always" or alerts):
         payload = webhook_payload(written.summary, top_users(result.users), alerts, code)
         failure = post(webhook, payload)
         if failure:
-            click.echo(f"warning: webhook not delivered: {failure} (the exit code is unchanged)", err=True)
+            say(f"warning: webhook not delivered: {failure} (the exit code is unchanged)", err=True)
         elif verbosity > 0:
-            click.echo("webhook delivered", err=True)
+            say("webhook delivered", err=True)
     sys.exit(code)
 
 
@@ -740,12 +740,12 @@ def ingest(
             inputs, into, partitions=partitions, threads=threads, limits=limits, mask_pii=not show_pii, s3=s3
         )
     except CaloError as exc:
-        click.echo(f"calo-balance: {exc}", err=True)
+        say(f"calo-balance: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     counts = manifest["counts"]
     if verbosity >= 0:
         problems = f", {counts['input_problems']:,} input problems" if counts["input_problems"] else ""
-        click.echo(
+        say(
             f"ingested {counts['files']:,} files, {counts['transactions']:,} transactions into {into} "
             f"({partitions} partitions{problems}) in {clock.total():.1f} s",
             err=True,
@@ -881,15 +881,16 @@ def synth(out: str, users: int, days: int, seed: int, start: datetime, legacy_un
     try:
         report = synthesize(options, out, truth)
     except CaloError as exc:
-        click.echo(f"calo-balance: {exc}", err=True)
+        say(f"calo-balance: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     if verbosity < 0:
         return
     faults = ", ".join(f"{n} {k}" for k, n in report.faults.items())
-    click.echo(
+    say(
         f"wrote {report.path}: {report.files:,} files, {report.raw_bytes / 1e6:,.1f} MB of log text "
         f"({report.stored_bytes / 1e6:,.1f} MB gzipped), {report.transactions:,} transactions\n"
         f"faults: {faults}\nground truth: {report.truth_path}\n"
         f"{report.seconds:.1f} s, {report.raw_mb_per_s:,.0f} MB/s of raw log",
         err=True,
+        lines=True,
     )

@@ -74,14 +74,14 @@ def check_outdir(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.Path
     Raises ``UsageError`` before any work is done: the tool never writes inside its input.
     S3 inputs cannot overlap a local folder.
     """
-    out = Path(outdir).resolve()
+    out = Path(os.path.realpath(outdir))  # never raises, even on a symlink loop
     if out.exists() and not out.is_dir():
         raise UsageError(f"the output folder {outdir} is a file: give a folder with -o")
     targets = _targets(out)
     for item in inputs:
         if is_s3(item):
             continue
-        src = Path(item).resolve()
+        src = Path(os.path.realpath(item))
         if src == out or src in out.parents:
             raise UsageError(
                 f"the output folder {outdir} is inside the input {item}: give another folder with -o (the tool never writes inside its input)"
