@@ -26,6 +26,7 @@ from calo_polars.cli.main import cli
 from calo_polars.problems import printable
 from calo_polars.report import outputs
 from tests.harness import assert_nothing_else_lost, assert_problem, good_files, good_log, ingest, report
+from tests.logbuilder import Log, full_tx, rid, uid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -585,3 +586,42 @@ def test_control_characters_in_names_are_escaped_in_every_printed_line(tmp_path:
         f"{tmp_path}/o\\x1bu\\nt/summary.json",
     ]
     assert json.loads((out / "summary.json").read_text())["transactions"] == 2 + 1
+
+
+# ---------------------------------------------------------------- 7. time stamps far away
+
+
+def stamped_log(path: Path, year: str, n: int, user: int = 1) -> Path:
+    """One complete invocation with one transaction, every stamp moved to ``year``."""
+    text = Log().invocation(rid(n), 1000 + n, full_tx(n, uid(user), 50, 42, 8)).text()
+    path.write_text(text.replace("2024-02-10", f"{year}-02-10"))
+    return path
+
+
+def test_a_year_0_stamp_is_unparsed_not_a_crash_and_the_rest_read(tmp_path: Path) -> None:
+    bad = stamped_log(tmp_path / "year0.log", "0000", 7)
+    run = report(tmp_path, bad, *good_files(tmp_path), args=("-f", "xlsx,csv"))
+    assert run.exit_code == 0, run.stderr
+    assert_problem(run, "unparsed_events", bad, "event(s) of no known shape, the first here", line=1)
+    assert_nothing_else_lost(run)
+    assert run.summary["period"]["first"].startswith("2024-02-10")
+
+
+def test_stamps_from_1899_to_9999_keep_every_per_period_table_small(tmp_path: Path) -> None:
+    files = [stamped_log(tmp_path / f"{year}.log", year, 900 + i) for i, year in enumerate(["1899", "2024", "9999"])]
+    run = report(tmp_path, *files, args=("-f", "xlsx,csv"))
+    assert run.exit_code == 0, run.stderr
+    assert run.summary["transactions"] == 3
+    assert run.summary["period"]["first"].startswith("1899-02-10") and run.summary["period"]["last"].startswith("9999")
+    weekly, daily = run.sheet("WeeklySignals"), run.sheet("DailyTotals")
+    assert [r["week"].year for r in weekly] == [1899, 2024, 9999]  # the weeks with data, not 422,640 rows
+    assert [(r["date"].year, r["transactions"]) for r in daily] == [(1899, 1), (2024, 1), (9999, 1)]
+    assert (run.out / "calo_balance_reports.xlsx").stat().st_size < 1_000_000
+    assert {r["tx_id"] for r in run.sheet("Ledger")} == {f"01HR{n:022d}" for n in (900, 901, 902)}
+
+
+def test_a_period_of_a_few_years_still_lists_every_week(tmp_path: Path) -> None:
+    files = [stamped_log(tmp_path / f"{year}.log", year, 900 + i) for i, year in enumerate(["2023", "2024"])]
+    run = report(tmp_path, *files)
+    weeks = [r["week"] for r in run.sheet("WeeklySignals")]
+    assert len(weeks) == 53 and all((b - a).days == 7 for a, b in zip(weeks, weeks[1:], strict=False))
