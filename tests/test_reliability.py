@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from calo_polars.audit import state as state_file
 from calo_polars.cli.main import cli
 from calo_polars.problems import printable
+from calo_polars.report.text import chart_text, sheet_name, xml_text
 from calo_polars.report import outputs
 from tests.harness import assert_nothing_else_lost, assert_problem, good_files, good_log, ingest, report
 from tests.logbuilder import Log, full_tx, rid, uid
@@ -625,3 +626,73 @@ def test_a_period_of_a_few_years_still_lists_every_week(tmp_path: Path) -> None:
     run = report(tmp_path, *files)
     weeks = [r["week"] for r in run.sheet("WeeklySignals")]
     assert len(weeks) == 53 and all((b - a).days == 7 for a, b in zip(weeks, weeks[1:], strict=False))
+
+
+# ---------------------------------------------------------------- 8. text that reaches a spreadsheet
+
+HOSTILE_USERS = ["=cmd|' /C calc'!A0", "@SUM(1)", "+1 evil", "-2 evil", "\tt evil", "ctl\x01one", "vt\x0bfeed", "ff\x0cx"]
+
+
+def hostile_log() -> str:
+    """Each hostile user id overdraws twice (flags, so it reaches RedFlags, users, flags and the charts)."""
+    log = Log()
+    for i, user in enumerate(HOSTILE_USERS):
+        log.invocation(rid(500 + i), i * 10, full_tx(500 + 2 * i, user, 5, -3, 8), full_tx(501 + 2 * i, user, -3, -9, 6))
+    return log.text()
+
+
+def test_every_xml_part_of_the_workbook_parses_strictly_and_no_chart_name_is_a_formula(tmp_path: Path) -> None:
+    from xml.dom import minidom  # expat: a strict XML 1.0 parser (it refuses \x01 even as &#1;)
+
+    import openpyxl
+
+    path = tmp_path / "hostile.log"
+    path.write_text(hostile_log())
+    run = report(tmp_path, path, args=("-f", "xlsx,csv"))
+    assert run.exit_code == 0, run.stderr
+    xlsx = run.out / "calo_balance_reports.xlsx"
+    with zipfile.ZipFile(xlsx) as zf:
+        parts = [n for n in zf.namelist() if n.endswith((".xml", ".rels"))]
+        assert any(n.startswith("xl/charts/") for n in parts)
+        for name in parts:
+            minidom.parseString(zf.read(name))  # raises ExpatError on any ill-formed part
+        charts = "".join(zf.read(n).decode() for n in parts if n.startswith("xl/charts/"))
+    assert "cmd|" in charts  # the user id is in a chart title, as text...
+    assert "<c:f>=cmd" not in charts and "<c:f>#" not in charts  # ...never as a formula reference
+    wb = openpyxl.load_workbook(xlsx)  # openpyxl refused the file before
+    users = {c.value for c in wb["PerUserSummary"]["A"] if c.value}
+    assert {xml_text(u) for u in HOSTILE_USERS} <= users
+    assert summary_transactions(run) == 2 * len(HOSTILE_USERS)
+
+
+def summary_transactions(run: Any) -> int:
+    return int(run.summary["transactions"])
+
+
+def csv_values(path: Path, column: str) -> list[str]:
+    import csv
+
+    with path.open(newline="", encoding="utf-8") as f:
+        return [row[column] for row in csv.DictReader(f)]
+
+
+@pytest.mark.parametrize("table", ["users", "flags", "transactions"])
+def test_csv_user_ids_that_a_spreadsheet_would_evaluate_are_prefixed(tmp_path: Path, table: str) -> None:
+    path = tmp_path / "hostile.log"
+    path.write_text(hostile_log())
+    run = report(tmp_path, path, args=("-f", "csv"))
+    assert run.exit_code == 0, run.stderr
+    ids = set(csv_values(run.out / f"{table}.csv", "user_id"))
+    expected = {("'" + u if u[0] in "=+-@\t" else u) for u in HOSTILE_USERS}
+    assert ids == expected
+    assert summary_transactions(run) == 2 * len(HOSTILE_USERS)
+
+
+def test_the_text_rules_one_by_one() -> None:
+    assert xml_text("a\x01b\x0bc\td\ne\ud800") == "a\\x01b\\x0bc\td\ne\\ud800"
+    assert len(xml_text("x" * 40_000)) == 32_767
+    assert chart_text("=cmd|' /C calc'!A0") == "=cmd|' /C calc'!\u200bA0"
+    assert chart_text("#1 x!A1 (BHD)") == "#1 x!\u200bA1 (BHD)"
+    assert chart_text("Daily credits and debits, BHD") == "Daily credits and debits, BHD"
+    assert sheet_name("a[b]:c*d?e/f\\g'") == "a_b__c_d_e_f_g"
+    assert len(sheet_name("x" * 40)) == 31

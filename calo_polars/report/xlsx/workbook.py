@@ -36,6 +36,7 @@ from calo_polars.report.xlsx import frames as xlsx
 from calo_polars.report.xlsx.charts import DAILY, TOP, WEEKLY, write_charts
 from calo_polars.report.xlsx.frames import Sheet, Styles, write_frame
 from calo_polars.report.xlsx.overview import FIXED_SHEETS, write_glossary, write_overview, write_readme
+from calo_polars.report.xlsx.safe import SafeWorkbook
 
 TX_VIEW = [
     "user_id",
@@ -318,7 +319,7 @@ def write_workbook(result: AuditResult, path: Path, summary: dict[str, Any]) -> 
         _os_errors(),
     ):
         options["tmpdir"] = scratch
-        with xlsxwriter.Workbook(tmp, options) as wb:
+        with SafeWorkbook(tmp, options) as wb:  # every text through report.text
             period = summary["period"]
             wb.set_properties(
                 {
