@@ -630,14 +630,25 @@ def test_a_period_of_a_few_years_still_lists_every_week(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- 8. text that reaches a spreadsheet
 
-HOSTILE_USERS = ["=cmd|' /C calc'!A0", "@SUM(1)", "+1 evil", "-2 evil", "\tt evil", "ctl\x01one", "vt\x0bfeed", "ff\x0cx"]
+HOSTILE_USERS = [
+    "=cmd|' /C calc'!A0",
+    "@SUM(1)",
+    "+1 evil",
+    "-2 evil",
+    "\tt evil",
+    "ctl\x01one",
+    "vt\x0bfeed",
+    "ff\x0cx",
+]
 
 
 def hostile_log() -> str:
     """Each hostile user id overdraws twice (flags, so it reaches RedFlags, users, flags and the charts)."""
     log = Log()
     for i, user in enumerate(HOSTILE_USERS):
-        log.invocation(rid(500 + i), i * 10, full_tx(500 + 2 * i, user, 5, -3, 8), full_tx(501 + 2 * i, user, -3, -9, 6))
+        log.invocation(
+            rid(500 + i), i * 10, full_tx(500 + 2 * i, user, 5, -3, 8), full_tx(501 + 2 * i, user, -3, -9, 6)
+        )
     return log.text()
 
 
@@ -696,3 +707,85 @@ def test_the_text_rules_one_by_one() -> None:
     assert chart_text("Daily credits and debits, BHD") == "Daily credits and debits, BHD"
     assert sheet_name("a[b]:c*d?e/f\\g'") == "a_b__c_d_e_f_g"
     assert len(sheet_name("x" * 40)) == 31
+
+
+# ---------------------------------------------------------------- 9. personal data in other shapes
+
+LOCAL_FORMS = ["0551234321", "00966501237777", "055 123 4321"]
+ENCODED = "kim.enc%40example.com"
+
+
+def local_pii_log() -> str:
+    """The other shapes where they reach outputs: a user id, an action, metadata, notices, unparsed text."""
+    r = rid(3)
+    meta = f'{{"walletId":"wallet#{uid(3)}","contact":"{ENCODED}","mobile":"x"}}'
+    log = Log().start(r, 0)
+    log.tx(r, 0.1, **full_tx(31, LOCAL_FORMS[0], 50, 42, 8, metadata=meta, action=f"CALL {LOCAL_FORMS[1]}"))
+    log.tx(r, 0.2, **full_tx(32, ENCODED, 42, 34, 8))
+    log.tx(r, 0.3, **full_tx(33, LOCAL_FORMS[1], 42, 34, 8, source=f"SMS {LOCAL_FORMS[2]}"))
+    log.app(r, 0.4, "INFO", f"Sending receipt to {ENCODED} and sms to {LOCAL_FORMS[0]}")
+    log.app(r, 0.5, "ERROR", f"An error occured while syncing the balance TypeError: no wallet for {LOCAL_FORMS[1]}")
+    log.end(r, 1).report(r, 1)
+    return log.text()
+
+
+def local_leaks(text: str) -> list[str]:
+    return [p for p in [*LOCAL_FORMS, ENCODED, "kim.enc"] if p in text]
+
+
+def every_output_text(out: Path) -> str:
+    """Every output file as text: the workbook's XML parts, CSV, summary.json, and Parquet read back."""
+    import polars as pl
+
+    texts = []
+    for path in sorted(out.iterdir()):
+        if path.is_dir():
+            continue
+        if path.suffix == ".xlsx":
+            with zipfile.ZipFile(path) as zf:
+                texts += [zf.read(n).decode("utf-8") for n in zf.namelist()]
+        elif path.suffix == ".parquet":
+            texts.append(pl.read_parquet(path).write_csv())
+        else:
+            texts.append(path.read_text(encoding="utf-8"))
+    return "\n".join(texts)
+
+
+def test_local_phone_forms_and_url_encoded_emails_are_masked_in_every_output_and_the_store(tmp_path: Path) -> None:
+    path = tmp_path / "pii.log"
+    path.write_text(local_pii_log())
+    shown = report(tmp_path, path, args=("--show-pii", "-f", "xlsx,csv,parquet"), out="shown")
+    assert set(local_leaks(every_output_text(shown.out))) == {*LOCAL_FORMS, ENCODED, "kim.enc"}  # it can see them
+    run = report(tmp_path, path, args=("-f", "xlsx,csv,parquet"))
+    assert run.exit_code == 0
+    masked = every_output_text(run.out)
+    assert local_leaks(masked) == [] and local_leaks(run.stderr) == []
+    assert "CALL 00***77" in masked and "***%40example.com" in masked and "05***21" in masked
+    assert run.summary["transactions"] == 3 and run.summary["users"] == 3  # distinct ids stay distinct
+    code, _, store = ingest(tmp_path, path)
+    assert code == 0
+    assert local_leaks(every_output_text(store) + every_output_text(store / "transactions")) == []
+    from_store = report(tmp_path, args=("--from", str(store), "-f", "csv"), out="from_store")
+    assert from_store.exit_code == 0 and local_leaks(every_output_text(from_store.out)) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("sms 0551234321.", "sms 05***21."),
+        ("call 055-123-4321", "call 05***21"),
+        ("dial 00966501237777", "dial 00***77"),
+        ("to kim.enc%40example.com&x=1", "to ***%40example.com&x=1"),
+        ("KIM%40EXAMPLE.COM", "***%40EXAMPLE.COM"),
+        # not personal data: ids, amounts, times, UUID groups
+        ("01HR0000000000000000000901", "01HR0000000000000000000901"),
+        ("req 00000384-aaaa-5bbb-8ccc-009665012377", "req 00000384-aaaa-5bbb-8ccc-009665012377"),
+        ("amount 0.0551234321", "amount 0.0551234321"),
+        ("at 1707598800000", "at 1707598800000"),
+        ("0500 BHD", "0500 BHD"),
+    ],
+)
+def test_the_recognised_forms(text: str, masked: str) -> None:
+    from calo_polars.pii import mask_strings
+
+    assert mask_strings([text]) == [masked]
