@@ -5,8 +5,10 @@ a decorator that also builds the library object it configures), calls the librar
 the library's errors to one-line messages and exit codes:
 
 0  done            1  done, with input problems, under --strict
-2  usage error, or no input could be read at all (missing file, S3 unreachable...)
+2  usage error, or no input could be read at all (missing file, S3 unreachable...), a damaged
+   or locked state, a damaged store, or something could not be written (a full disk...)
 3  done, and a --fail-on condition was found (wins over 1)
+130 / 143  stopped by SIGINT (Ctrl-C) / SIGTERM (``cli.signals``)
 
 stderr is for people (progress bar on a terminal, warnings, the summary table); stdout
 lists the files written, one per line, for scripts.
@@ -553,8 +555,10 @@ def _run(inputs: tuple[str, ...], from_dir: str | None, outdir: str, formats: tu
 Exit codes:
   0  the audit ran and wrote its outputs
   1  the same, but input problems were found and --strict was given
-  2  a usage error, or not one input file could be read (missing file, S3 bucket not found or unreachable)
+  2  a usage error, or not one input file could be read (missing file, S3 bucket not found or unreachable),
+     a damaged or locked --state file or store, or outputs/state/store could not be written (a full disk)
   3  the same as 0, but a --fail-on condition was found (wins over 1)
+  130  stopped by Ctrl-C (SIGINT); 143: stopped by SIGTERM (the earlier outputs and state are kept)
 """)  # fmt: skip
 @input_options
 @output_options
