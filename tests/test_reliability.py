@@ -789,3 +789,46 @@ def test_the_recognised_forms(text: str, masked: str) -> None:
     from calo_polars.pii import mask_strings
 
     assert mask_strings([text]) == [masked]
+
+
+@pytest.mark.parametrize(("start", "days"), [("9999-12-01", "60"), ("1979-12-31", "2"), ("0001-01-01", "1")])
+def test_synth_days_outside_what_a_zip_and_a_date_hold_are_a_usage_error(tmp_path: Path, start: str, days: str) -> None:
+    out = tmp_path / "far.zip"
+    result = CliRunner().invoke(cli, ["synth", "-o", str(out), "--start", start, "--days", days, "--users", "2"])
+    assert result.exit_code == 2 and result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Error: Invalid value for '--start': the days must lie between 1980-01-01" in result.stderr
+    assert not out.exists()
+
+
+def test_ingest_stopped_by_sigterm_leaves_the_older_store_and_no_temporary(archive: Path, tmp_path: Path) -> None:
+    code, _, store = ingest(tmp_path, *good_files(tmp_path))
+    assert code == 0
+    before = snapshot(store)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "calo_polars", "ingest", str(archive), "--into", str(store)],
+        env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    wait_for(lambda: handler_installed(run.pid, signal.SIGTERM), run, "signal handler")
+    wait_for(lambda: any(tmp_path.glob(".store-*.tmp")), run, "the store's temporary folder")
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=300)
+    assert run.returncode == 143 and stderr_lines(stderr.decode()) == [
+        "calo-balance: interrupted by SIGTERM: stopped; temporary files removed, the earlier outputs and state kept "
+        "(exit 143)"
+    ]
+    assert snapshot(store) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_an_ingest_killed_between_its_two_renames_gets_the_older_store_back(tmp_path: Path) -> None:
+    code, _, store = ingest(tmp_path, *good_files(tmp_path))
+    assert code == 0
+    before = snapshot(store)
+    moved = tmp_path / f".store-{dead_pid()}-old.tmp"  # kill -9 after moving the older store aside
+    store.rename(moved)
+    from calo_polars.partitioned.store import _recover
+
+    _recover(store)  # what the next ingest into it does first
+    assert snapshot(store) == before and not moved.exists()
+    run = report(tmp_path, args=("--from", str(store)))
+    assert run.exit_code == 0 and run.summary["transactions"] == 2

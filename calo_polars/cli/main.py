@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -868,6 +868,10 @@ def synth(out: str, users: int, days: int, seed: int, start: datetime, legacy_un
       calo-balance report synthetic.zip -o reports
     """
     ctx = click.get_current_context()
+    if start.year < 1980 or (date(9999, 12, 31) - start.date()).days < days:
+        raise click.BadParameter(
+            "the days must lie between 1980-01-01 (zip time stamps start there) and 9999-12-31", param_hint="'--start'"
+        )
     rates = Rates(overdraft_rate, mismatch_rate, flow_break_rate, anomaly_rate, duplicate_rate)
     if clean:
         given = [p.name for p in ctx.command.params if p.name and p.name.endswith("_rate") and p.name not in ("error_rate", "crash_rate")
