@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import io
+import itertools
 import json
 import os
 import signal
@@ -24,8 +25,8 @@ from click.testing import CliRunner
 from calo_polars.audit import state as state_file
 from calo_polars.cli.main import cli
 from calo_polars.problems import printable
-from calo_polars.report.text import chart_text, sheet_name, xml_text
 from calo_polars.report import outputs
+from calo_polars.report.text import chart_text, sheet_name, xml_text
 from tests.harness import assert_nothing_else_lost, assert_problem, good_files, good_log, ingest, report
 from tests.logbuilder import Log, full_tx, rid, uid
 
@@ -494,7 +495,7 @@ def test_two_runs_at_once_on_one_state_never_both_write_it(archive: Path, tmp_pa
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for i in range(2)
     ]
     done = [(r.returncode, r.communicate(timeout=600)[1]) for r in runs]
@@ -625,7 +626,7 @@ def test_a_period_of_a_few_years_still_lists_every_week(tmp_path: Path) -> None:
     files = [stamped_log(tmp_path / f"{year}.log", year, 900 + i) for i, year in enumerate(["2023", "2024"])]
     run = report(tmp_path, *files)
     weeks = [r["week"] for r in run.sheet("WeeklySignals")]
-    assert len(weeks) == 53 and all((b - a).days == 7 for a, b in zip(weeks, weeks[1:], strict=False))
+    assert len(weeks) == 53 and all((b - a).days == 7 for a, b in itertools.pairwise(weeks))
 
 
 # ---------------------------------------------------------------- 8. text that reaches a spreadsheet
@@ -795,7 +796,8 @@ def test_the_recognised_forms(text: str, masked: str) -> None:
 def test_synth_days_outside_what_a_zip_and_a_date_hold_are_a_usage_error(tmp_path: Path, start: str, days: str) -> None:
     out = tmp_path / "far.zip"
     result = CliRunner().invoke(cli, ["synth", "-o", str(out), "--start", start, "--days", days, "--users", "2"])
-    assert result.exit_code == 2 and result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "Error: Invalid value for '--start': the days must lie between 1980-01-01" in result.stderr
     assert not out.exists()
 
