@@ -391,7 +391,7 @@ def weekly_signals(result: AuditResult) -> pl.DataFrame:
     if known.is_empty():
         return pl.DataFrame(schema={"week": pl.Date, **dict.fromkeys(columns, pl.UInt32)})
     first, last = known.min(), known.max()
-    if (last - first).days // 7 < MAX_WEEKS:  # type: ignore[operator]
+    if (last - first).days // 7 < MAX_WEEKS:  # type: ignore[operator,union-attr]  # two dates
         weeks = pl.select(week=pl.date_range(pl.lit(first), pl.lit(last), "1w"))
     else:  # stamps centuries apart (1899 and 9999): the weeks with data only, never 400,000 rows
         weeks = known.unique().sort().to_frame()

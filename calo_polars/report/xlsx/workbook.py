@@ -304,7 +304,7 @@ def write_workbook(result: AuditResult, path: Path, summary: dict[str, Any]) -> 
     """Write the workbook atomically: a temporary file in the same folder, then a rename."""
     sheets = data_sheets(result)
     by_name = {s.name: s for s in sheets}
-    options = {
+    options: dict[str, Any] = {
         "strings_to_formulas": False,
         "strings_to_urls": False,
         "strings_to_numbers": False,
