@@ -834,3 +834,23 @@ def test_an_ingest_killed_between_its_two_renames_gets_the_older_store_back(tmp_
     assert snapshot(store) == before and not moved.exists()
     run = report(tmp_path, args=("--from", str(store)))
     assert run.exit_code == 0 and run.summary["transactions"] == 2
+
+
+def test_webhook_text_cannot_mention_link_or_break_out_of_its_code_span(tmp_path: Path) -> None:
+    from calo_polars import audit
+    from calo_polars.report.alerts import top_users, webhook_payload
+    from calo_polars.report.summary import summary
+
+    path = tmp_path / "hostile.log"
+    users = ["<!channel>", "<http://evil.example|click me>", "`x` & y"]
+    log = Log()
+    for i, user in enumerate(users):
+        log.invocation(rid(700 + i), i * 10, full_tx(700 + i, user, 5, -3, 8))
+    path.write_text(log.text())
+    result = audit([path])
+    body = webhook_payload(summary(result), top_users(result.users), [], 0)
+    payload = json.dumps([body["text"], body["blocks"]])  # what Slack renders (calo_balance is data, as logged)
+    assert {u["user_id"] for u in body["calo_balance"]["top_users"]} == set(users)
+    assert "<!channel>" not in payload and "<http" not in payload
+    assert "&lt;!channel&gt;" in payload and "&lt;http://evil.example|click me&gt;" in payload
+    assert "'x' &amp; y" in payload

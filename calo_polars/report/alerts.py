@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import polars as pl
 
 from calo_polars import __version__
+from calo_polars.report.text import mrkdwn_text
 
 #: ``--fail-on`` name → (summary.json key, what it counts).
 ALERTS: dict[str, tuple[str, str]] = {
@@ -147,7 +148,7 @@ def webhook_payload(
     text = f"{head} — {summary['transactions']:,} transactions of {summary['users']:,} users ({span}): {found}"
     fields = [{"type": "mrkdwn", "text": f"*{label}*\n{summary[key]:,}"} for key, label in COUNTS]
     lines = [
-        f"`{u['user_id']}` {u['currency']}: {u['flags']} flags (overdrafts {u['overdrafts']}, mismatches {u['mismatches']}, "
+        f"`{mrkdwn_text(str(u['user_id']))}` {mrkdwn_text(str(u['currency']))}: {u['flags']} flags (overdrafts {u['overdrafts']}, mismatches {u['mismatches']}, "
         f"flow breaks {u['flow_breaks']}, anomalies {u['delta_anomalies']}), difference {u['difference']}"
         for u in top
     ]
@@ -158,7 +159,7 @@ def webhook_payload(
             "text": {
                 "type": "mrkdwn",
                 "text": f"{summary['transactions']:,} transactions of {summary['users']:,} users, {span}, "
-                f"from {summary['files']:,} files ({inputs[:500]})",
+                f"from {summary['files']:,} files ({mrkdwn_text(inputs[:500])})",
             },
         },
         {"type": "section", "fields": fields[:10]},
@@ -169,7 +170,7 @@ def webhook_payload(
         )
     selection = summary.get("selection") or {}
     context = f"calo-polars {__version__} · exit {exit_code}" + (
-        f" · selection {json.dumps(selection)}" if selection else ""
+        f" · selection {mrkdwn_text(json.dumps(selection))}" if selection else ""
     )
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context[:2000]}]})
     return {

@@ -16,6 +16,8 @@ writer uses ``csv_safe``):
   zero-width space after such a ``!``, so it stays text.
 - **Sheet names**: at most 31 characters, none of ``[]:*?/\\``, not starting or ending
   with ``'`` (``sheet_name``).
+- **Slack mrkdwn** (the webhook): ``<!channel>`` pings everyone and ``<http://x|y>`` is a
+  link; ``mrkdwn_text`` escapes ``&``, ``<`` and ``>`` as Slack asks, and backticks.
 - **CSV cells**: a spreadsheet evaluates a cell starting with ``=``, ``+``, ``-``, ``@``,
   TAB or CR; ``csv_safe`` prefixes such text with ``'`` in every text column (Categorical
   ones too); numbers are never prefixed.
@@ -74,3 +76,8 @@ def csv_safe(frame: pl.DataFrame) -> pl.DataFrame:
         .alias(c)
         for c in text
     )
+
+
+def mrkdwn_text(text: str) -> str:
+    """Log text inside a Slack mrkdwn message: no mention, link or code span of its own."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
