@@ -88,7 +88,9 @@ def rewrite() -> list[str]:
     for name, (file, _) in GENERATED.items():
         path = DOCS / file
         text = path.read_text(encoding="utf-8")
-        new, n = block_pattern(name).subn(lambda m, name=name: m[1] + rendered(name) + "\n" + m[3], text)
+        found = block_pattern(name).search(text)
+        n = len(block_pattern(name).findall(text))
+        new = text if found is None else text[: found.start(2)] + rendered(name) + "\n" + text[found.end(2) :]
         if n != 1:
             raise SystemExit(f"{path}: expected one '<!-- generated: {name} -->' block, found {n}")
         if new != text:

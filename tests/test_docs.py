@@ -140,5 +140,5 @@ def test_help_documents_the_exit_codes() -> None:
     assert "Exit codes:" in text and "--strict" in text
     for code in ("0  the audit ran", "1  the same, but input problems", "2  a usage error"):
         assert code in text
-    for code in range(4):
-        assert f"| `{code}` |" in doc("automation.md") and f"| `{code}` |" in README
+    for number in range(4):
+        assert f"| `{number}` |" in doc("automation.md") and f"| `{number}` |" in README

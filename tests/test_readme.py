@@ -128,7 +128,8 @@ def test_examples_run_as_written(page: Path, tmp_path: Path, monkeypatch: pytest
         for how, _lang, body in blocks:
             if how == "duckdb":
                 for statement in filter(str.strip, body.split(";")):
-                    assert duckdb.sql(statement).fetchall(), statement
+                    relation = duckdb.sql(statement)
+                    assert relation is not None and relation.fetchall(), statement
                 continue
             command = [sys.executable, "-c", body] if how == "python" else ["bash", "-e", "-o", "pipefail", "-c", body]
             done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)

@@ -22,22 +22,27 @@ written atomically, and only after a run that succeeded.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
+import os
 import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from calo_polars.atomic import write_bytes
+from calo_polars.atomic import prepared, remove_stale, temp_affixes, write_bytes
 from calo_polars.checks.plan import FLAG_COLUMNS, USER, CheckOptions, red_flags
 from calo_polars.checks.windows import ORDER, WALLET
 from calo_polars.errors import CaloError
 from calo_polars.parse.duplicates import DUPLICATE_SCHEMA
 from calo_polars.parse.ingest import TRANSACTIONS, Ingested, add_notes
 from calo_polars.problems import notes
+from calo_polars.read.s3 import is_s3
 from calo_polars.version import __version__
 
 FORMAT = "calo-polars-state"
@@ -136,6 +141,81 @@ def save(state: State, path: str | Path) -> None:
         raise StateError(f"cannot write the state file {path}: {exc.strerror or exc}") from None
 
 
+@contextmanager
+def saving(state: State | None, path: str | Path | None) -> Iterator[Callable[[], None]]:
+    """Write the next state beside ``path`` now and yield what puts it in place: the run writes
+    it before it commits its outputs, so a full disk fails with every earlier file as it was,
+    and renames it after them (nothing left that can fail). Without a state, a no-op."""
+    if state is None or path is None:
+        yield lambda: None
+        return
+    with ExitStack() as stack:
+        try:
+            rename = stack.enter_context(prepared(Path(path), to_bytes(state)))
+        except OSError as exc:
+            raise StateError(
+                f"cannot write the state file {path}: {exc.strerror or exc} (it and the outputs are as they were)"
+            ) from None
+
+        def put() -> None:
+            try:
+                rename()
+            except OSError as exc:
+                raise StateError(f"cannot replace the state file {path}: {exc.strerror or exc}") from None
+
+        yield put
+
+
+def check_place(inputs: Iterable[str | os.PathLike[str]], path: str | os.PathLike[str]) -> None:
+    """Refuse a state file that is, or is inside, a local input: the next run would read it as a log."""
+    where = Path(os.path.realpath(path))
+    for item in inputs:
+        if is_s3(item):
+            continue
+        src = Path(os.path.realpath(item))
+        if src == where or src in where.parents:
+            raise StateError(
+                f"the state file {path} is inside the input {item}: keep it outside the logs "
+                "(the next run would read it as a log)"
+            )
+
+
+def lock_path(path: str | os.PathLike[str]) -> Path:
+    """The lock file beside a state file (``STATE.lock``), never removed (removing it would race)."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+@contextmanager
+def locked(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the state's lock file for a whole run (read, audit, save).
+
+    Two runs with one state file would both start from the same state and the last writer
+    would win, so a later run would count one export's transactions twice: the second run
+    stops at once with ``StateError`` (one line) and changes nothing.
+    """
+    lock = lock_path(path)
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise StateError(f"cannot open the state's lock file {lock}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StateError(
+                f"another calo-balance run is using the state file {path} (it holds {lock}): "
+                "wait for it to finish, then run again"
+            ) from None
+        except OSError as exc:
+            raise StateError(f"cannot lock the state file {path} ({lock}): {exc.strerror or exc}") from None
+        remove_stale(lock.parent, [temp_affixes(Path(path))])  # what a killed run's save left
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def load(path: str | Path, options: CheckOptions) -> State:
     """The state in ``path``, or an empty one when it does not exist yet.
 
@@ -156,10 +236,14 @@ def load(path: str | Path, options: CheckOptions) -> State:
                     f"the state file {path} has format version {header.get('version')}, this calo-balance reads "
                     f"version {VERSION}: start a new state file (the next run then reads everything again)"
                 )
+            runs, tool_version = _header_fields(header)
             tables = {name: pl.read_parquet(io.BytesIO(zf.read(f"{name}.parquet"))) for name in TABLES}
         for name, schema in TABLES.items():
             if dict(tables[name].schema) != schema:
                 raise ValueError(f"its {name} table has other columns")
+            empty = [c for c in REQUIRED[name] if tables[name][c].null_count()]
+            if empty:
+                raise ValueError(f"its {name} table has empty {empty[0]} values")
     except StateError:
         raise
     except (OSError, zipfile.BadZipFile, KeyError, ValueError, pl.exceptions.PolarsError) as exc:
@@ -167,9 +251,28 @@ def load(path: str | Path, options: CheckOptions) -> State:
             f"cannot read the state file {path}: {exc} (damaged, or not a calo-balance state file)"
         ) from None
     _same_options(path, header.get("check_options"), options_record(options))
-    return State(
-        header["check_options"], int(header.get("runs", 0)), tool_version=str(header.get("tool_version")), **tables
-    )
+    return State(header["check_options"], runs, tool_version=tool_version, **tables)
+
+
+#: Columns of the state's tables that every row must fill (the run joins and sorts on them).
+REQUIRED: dict[str, list[str]] = {
+    "context": ["tx_id", "wallet_last"],
+    "seen": ["tx_id"],
+    "files": ["digest", "file", "run"],
+}
+
+
+def _header_fields(header: dict[str, Any]) -> tuple[int, str]:
+    """``runs`` and ``tool_version`` of a state header, type-checked (``ValueError`` says which is wrong)."""
+    runs, tool_version = header.get("runs", 0), header.get("tool_version", "")
+    if isinstance(runs, bool) or not isinstance(runs, int) or not 0 <= runs < 1 << 32:
+        raise ValueError(f"state.json's runs is {json.dumps(runs)}, not a count")
+    if not isinstance(tool_version, str):
+        raise ValueError(f"state.json's tool_version is {json.dumps(tool_version)}, not a version")
+    options = header.get("check_options")
+    if not isinstance(options, dict) or set(options) != {"tolerance", "sigma", "window", "min_history"}:
+        raise ValueError("state.json records no check options")
+    return runs, tool_version
 
 
 def _same_options(path: Path, built: Any, now: dict[str, Any]) -> None:

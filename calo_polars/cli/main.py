@@ -5,8 +5,10 @@ a decorator that also builds the library object it configures), calls the librar
 the library's errors to one-line messages and exit codes:
 
 0  done            1  done, with input problems, under --strict
-2  usage error, or no input could be read at all (missing file, S3 unreachable...)
+2  usage error, or no input could be read at all (missing file, S3 unreachable...), a damaged
+   or locked state, a damaged store, or something could not be written (a full disk...)
 3  done, and a --fail-on condition was found (wins over 1)
+130 / 143  stopped by SIGINT (Ctrl-C) / SIGTERM (``cli.signals``)
 
 stderr is for people (progress bar on a terminal, warnings, the summary table); stdout
 lists the files written, one per line, for scripts.
@@ -21,19 +23,21 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import click
 import polars as pl
 
+from calo_polars.audit import state as state_file
 from calo_polars.audit.result import AuditOptions, AuditResult
 from calo_polars.audit.run import audit
 from calo_polars.audit.selection import Selection, parse_moment
-from calo_polars.audit.state import save as save_state
 from calo_polars.checks.plan import CheckOptions
-from calo_polars.cli.progress import AuditProgress, input_size, plain_text, stderr_console, summary_table
+from calo_polars.cli.params import Number, count
+from calo_polars.cli.progress import AuditProgress, input_size, plain_text, say, stderr_console, summary_table
+from calo_polars.cli.signals import Interrupted, interruptible
 from calo_polars.errors import CaloError
 from calo_polars.partitioned.engines import ENGINES, Engine
 from calo_polars.partitioned.merge import audit_store
@@ -63,18 +67,8 @@ EXIT_ALERT = 3
 #: Input problems printed one per line on stderr; the rest are counted by kind.
 MAX_WARNINGS = 50
 DEFAULT_LIMITS = Limits()
-
-
-def _decimal(ctx: click.Context, param: click.Parameter, value: str | None) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        result = Decimal(value)
-    except InvalidOperation:
-        raise click.BadParameter(f"{value!r} is not a decimal number (e.g. 0.0005)") from None
-    if result < 0:
-        raise click.BadParameter("must not be negative")
-    return result
+#: The largest --max-total-bytes (1024T): more is a typo, and Python ints have no limit.
+MAX_SIZE = 1 << 50
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
@@ -82,8 +76,8 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
         size = parse_size(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    if size <= 0:
-        raise click.BadParameter("must be more than 0")
+    if not 0 < size <= MAX_SIZE:
+        raise click.BadParameter("must be more than 0 and at most 1024T")
     return size
 
 
@@ -188,7 +182,7 @@ def input_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "--no-sign-request", is_flag=True, help="Read s3:// inputs without credentials (a public bucket)."
         ),
         click.option(
-            "--threads", type=click.IntRange(min=1), default=2, show_default=True, help="Threads that decompress files."
+            "--threads", type=count(1, 1024), default=2, show_default=True, help="Threads that decompress files."
         ),
         click.option(
             "--max-total-bytes",
@@ -199,7 +193,7 @@ def input_options(f: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--max-ratio",
-            type=click.FloatRange(min=1),
+            type=Number(float, 1, 1e12),
             default=DEFAULT_LIMITS.max_ratio,
             show_default=True,
             help="Largest inflated/stored size of a file over 1 MiB; more is taken for a zip bomb and not read.",
@@ -225,26 +219,26 @@ def check_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return _options(
         click.option(
             "--tolerance",
-            callback=_decimal,
+            type=Number(Decimal, 0, 1_000_000),
             help="Largest difference counted as equal, in currency units [default: half the currency's minor unit].",
         ),
         click.option(
             "--sigma",
-            type=click.FloatRange(min=0, min_open=True),
+            type=Number(float, 0, 1_000_000, low_open=True),
             default=3.0,
             show_default=True,
             help="Delta anomaly threshold in standard deviations.",
         ),
         click.option(
             "--window",
-            type=click.IntRange(min=2),
+            type=count(2),
             default=30,
             show_default=True,
             help="How many preceding deltas of the user the anomaly check looks at.",
         ),
         click.option(
             "--min-history",
-            type=click.IntRange(min=2),
+            type=count(2),
             default=5,
             show_default=True,
             help="Preceding deltas needed before a delta is judged.",
@@ -371,7 +365,7 @@ def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--workers",
-            type=click.IntRange(min=1),
+            type=count(1, 1024),
             default=1,
             show_default=True,
             help=(
@@ -464,7 +458,25 @@ Examples:
 """
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}, epilog=EXAMPLES)
+class CaloGroup(click.Group):
+    """The command group: a run stopped by Ctrl-C or SIGTERM is one line and exit 130 or 143."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with interruptible():
+            try:
+                return super().invoke(ctx)
+            except Interrupted as exc:
+                say(exc.line(), err=True)
+                ctx.exit(exc.exit_code)
+            except OSError as exc:  # the last resort: a full disk, a quota or a permission no writer named
+                where = f"{printable(str(exc.filename))}: " if exc.filename else ""
+                say(f"calo-balance: {where}{exc.strerror or exc} (the earlier outputs and state kept)", err=True)
+                ctx.exit(EXIT_USAGE)
+
+
+@click.group(
+    cls=CaloGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}, epilog=EXAMPLES
+)
 @click.version_option(__version__, prog_name="calo-balance")
 def cli() -> None:
     """Audit wallet balances reconstructed from balance-sync Lambda logs.
@@ -527,13 +539,44 @@ def _problem_lines(problems: list[InputProblem], verbosity: int) -> list[str]:
     return warning_lines(problems, limit=len(problems) if verbosity > 0 else MAX_WARNINGS)
 
 
+def _run(inputs: tuple[str, ...], from_dir: str | None, outdir: str, formats: tuple[str, ...], options: AuditOptions,
+         engine: Engine, console: Any, clock: Stopwatch, verbosity: int) -> tuple[Any, Any]:  # fmt: skip
+    """Audit (the inputs, or the store ``from_dir``), write the outputs, then the state."""
+    checks, selection, threads = options.checks, options.selection, options.threads
+    if from_dir is not None:
+        clock.current = "partitions"
+        result = audit_store(from_dir, checks, selection=selection, threads=threads, engine=engine)
+        bar = None
+    else:
+        sources = resolve(inputs, options.s3)
+        bar = AuditProgress(console, *input_size(sources)) if verbosity >= 0 and console.is_terminal else None
+    with bar or nullcontext():
+        if from_dir is None:
+            result = audit(
+                sources,
+                options,
+                on_batch=bar.on_batch if bar else None,
+                on_stage=clock.then(bar.step if bar else None),
+            )
+        clock.lap("write")
+        inc = result.incremental
+        # The next state is written first and put in place last: it never runs ahead of the outputs.
+        with state_file.saving(inc.next if inc else None, inc.path if inc else None) as put_state:
+            written = write_outputs(result, outdir, formats, on_step=bar.step if bar else None)
+            put_state()
+        clock.lap("")
+    return result, written
+
+
 @cli.command(epilog="""
 \b
 Exit codes:
   0  the audit ran and wrote its outputs
   1  the same, but input problems were found and --strict was given
-  2  a usage error, or not one input file could be read (missing file, S3 bucket not found or unreachable)
+  2  a usage error, or not one input file could be read (missing file, S3 bucket not found or unreachable),
+     a damaged or locked --state file or store, or outputs/state/store could not be written (a full disk)
   3  the same as 0, but a --fail-on condition was found (wins over 1)
+  130  stopped by Ctrl-C (SIGINT); 143: stopped by SIGTERM (the earlier outputs and state are kept)
 """)  # fmt: skip
 @input_options
 @output_options
@@ -597,28 +640,12 @@ def report(
     clock = Stopwatch()
     try:
         check_outdir(inputs if from_dir is None else (from_dir,), outdir)
-        if from_dir is not None:
-            clock.current = "partitions"
-            result = audit_store(from_dir, checks, selection=selection, threads=threads, engine=engine)
-            bar = None
-        else:
-            sources = resolve(inputs, s3)
-            bar = AuditProgress(console, *input_size(sources)) if verbosity >= 0 and console.is_terminal else None
-        with bar or nullcontext():
-            if from_dir is None:
-                result = audit(
-                    sources,
-                    options,
-                    on_batch=bar.on_batch if bar else None,
-                    on_stage=clock.then(bar.step if bar else None),
-                )
-            clock.lap("write")
-            written = write_outputs(result, outdir, formats, on_step=bar.step if bar else None)
-            if result.incremental is not None and result.incremental.next is not None:
-                save_state(result.incremental.next, result.incremental.path)  # only once every output is written
-            clock.lap("")
+        if state:
+            state_file.check_place(inputs, state)
+        with state_file.locked(state) if state else nullcontext():  # the whole run: read, audit, save
+            result, written = _run(inputs, from_dir, outdir, formats, options, engine, console, clock, verbosity)
     except CaloError as exc:
-        click.echo(f"calo-balance: {exc}", err=True)
+        say(f"calo-balance: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     problems = result.ingested.problems.ordered()
     alerts = triggered(written.summary, fail_on)
@@ -630,34 +657,34 @@ def report(
     )
     if verbosity >= 0:
         for line in _problem_lines(problems, verbosity):
-            click.echo(line, err=True)
+            say(line, err=True)
         for line in unknown_users(result, selection):
-            click.echo(line, err=True)
+            say(line, err=True)
         table = summary_table(written.summary, [why] if alerts else [], plain=not console.is_terminal)
         if console.is_terminal:
             console.print(table)
         else:
-            click.echo(plain_text(table), err=True)
+            say(plain_text(table), err=True, lines=True)
         if verbosity > 0:
             steps = ", ".join(
                 f"{name} {seconds:.2f} s"
                 for name, seconds in {**clock.laps, **written.seconds}.items()
                 if name != "write"
             )
-            click.echo(f"took {clock.total():.2f} s: {steps}; settings {written.summary['settings']}", err=True)
+            say(f"took {clock.total():.2f} s: {steps}; settings {written.summary['settings']}", err=True)
         for path in written.paths:
-            click.echo(str(path))
+            say(str(path))
         if state:
-            click.echo(state)
+            say(state)
     elif why:
-        click.echo(why, err=True)
+        say(why, err=True)
     if webhook and (webhook_on == "always" or alerts):
         payload = webhook_payload(written.summary, top_users(result.users), alerts, code)
         failure = post(webhook, payload)
         if failure:
-            click.echo(f"warning: webhook not delivered: {failure} (the exit code is unchanged)", err=True)
+            say(f"warning: webhook not delivered: {failure} (the exit code is unchanged)", err=True)
         elif verbosity > 0:
-            click.echo("webhook delivered", err=True)
+            say("webhook delivered", err=True)
     sys.exit(code)
 
 
@@ -700,7 +727,7 @@ def _check_from(inputs: tuple[str, ...], from_dir: str, show_pii: bool, state: s
 )
 @click.option(
     "--partitions",
-    type=click.IntRange(min=1, max=65535),
+    type=count(1, 65535),
     default=DEFAULT_PARTITIONS,
     show_default=True,
     help="Partitions of the users (by a stable hash of userId): the units report --from checks one at a time.",
@@ -737,19 +764,20 @@ def ingest(
             inputs, into, partitions=partitions, threads=threads, limits=limits, mask_pii=not show_pii, s3=s3
         )
     except CaloError as exc:
-        click.echo(f"calo-balance: {exc}", err=True)
+        say(f"calo-balance: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     counts = manifest["counts"]
     if verbosity >= 0:
         problems = f", {counts['input_problems']:,} input problems" if counts["input_problems"] else ""
-        click.echo(
+        say(
             f"ingested {counts['files']:,} files, {counts['transactions']:,} transactions into {into} "
             f"({partitions} partitions{problems}) in {clock.total():.1f} s",
             err=True,
         )
 
 
-RATE = click.FloatRange(0, 1)
+RATE = Number(float, 0, 1)
+SEED = Number(int, -(1 << 63), (1 << 63) - 1)
 
 
 @cli.command()
@@ -762,16 +790,16 @@ RATE = click.FloatRange(0, 1)
     help="Where to write: ARCHIVE.zip, LOGS.gz (one multi-member gzip) or a new FOLDER.",
 )
 @click.option(
-    "--users", type=click.IntRange(min=1), default=200, show_default=True, help="Subscribers (one wallet each)."
+    "--users", type=count(1, 100_000_000), default=200, show_default=True, help="Subscribers (one wallet each)."
 )
 @click.option(
     "--days",
-    type=click.IntRange(min=1),
+    type=count(1, 36_525),
     default=30,
     show_default=True,
     help="Days of logs, each with its 21:00 UTC deduction run.",
 )
-@click.option("--seed", type=int, default=1, show_default=True, help="Same seed and options, same bytes.")
+@click.option("--seed", type=SEED, default=1, show_default=True, help="Same seed and options, same bytes.")
 @click.option(
     "--start", type=click.DateTime(["%Y-%m-%d"]), default="2024-01-01", show_default=True, help="First day (UTC)."
 )
@@ -838,7 +866,7 @@ RATE = click.FloatRange(0, 1)
     help="Chance per day and 1,000 users of a burst of failed cold starts.",
 )
 @click.option(
-    "--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Processes that generate and compress."
+    "--workers", type=count(1, 1024), default=2, show_default=True, help="Processes that generate and compress."
 )
 @click.option(
     "--truth",
@@ -861,6 +889,10 @@ def synth(out: str, users: int, days: int, seed: int, start: datetime, legacy_un
       calo-balance report synthetic.zip -o reports
     """
     ctx = click.get_current_context()
+    if start.year < 1980 or (date(9999, 12, 31) - start.date()).days < days:
+        raise click.BadParameter(
+            "the days must lie between 1980-01-01 (zip time stamps start there) and 9999-12-31", param_hint="'--start'"
+        )
     rates = Rates(overdraft_rate, mismatch_rate, flow_break_rate, anomaly_rate, duplicate_rate)
     if clean:
         given = [p.name for p in ctx.command.params if p.name and p.name.endswith("_rate")
@@ -879,15 +911,16 @@ def synth(out: str, users: int, days: int, seed: int, start: datetime, legacy_un
     try:
         report = synthesize(options, out, truth)
     except CaloError as exc:
-        click.echo(f"calo-balance: {exc}", err=True)
+        say(f"calo-balance: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     if verbosity < 0:
         return
     faults = ", ".join(f"{n} {k}" for k, n in report.faults.items())
-    click.echo(
+    say(
         f"wrote {report.path}: {report.files:,} files, {report.raw_bytes / 1e6:,.1f} MB of log text "
         f"({report.stored_bytes / 1e6:,.1f} MB gzipped), {report.transactions:,} transactions\n"
         f"faults: {faults}\nground truth: {report.truth_path}\n"
         f"{report.seconds:.1f} s, {report.raw_mb_per_s:,.0f} MB/s of raw log",
         err=True,
+        lines=True,
     )

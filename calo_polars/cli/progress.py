@@ -15,14 +15,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import click
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from calo_polars.audit.selection import selection_text
 from calo_polars.checks.registry import CHECKS, SIGNALS, Signal
 from calo_polars.parse.events import FileIndex
+from calo_polars.problems import printable
 from calo_polars.read.s3 import S3Source
 
 
@@ -106,6 +109,14 @@ class AuditProgress:
         self.progress.update(self.task, description=name, completed=task.total)
 
 
+def say(text: str, err: bool = False, *, lines: bool = False) -> None:
+    """Print ``text`` on one line, its control and format characters escaped (``problems.printable``,
+    newlines too), so a hostile file name cannot forge a line or move the cursor; with ``lines``,
+    each of its lines so."""
+    parts = str(text).split("\n") if lines else [str(text)]
+    click.echo("\n".join(printable(part) for part in parts), err=err)
+
+
 def stderr_console() -> Console:
     """The console for stderr; a terminal gets colours and the bar, anything else plain text."""
     return Console(stderr=True, highlight=False)
@@ -151,7 +162,8 @@ def summary_table(data: dict[str, Any], alerts: list[str], *, plain: bool) -> Ta
     red = "" if plain else "red"
 
     def row(name: str, count: int | str, detail: str = "", alarm: bool = False) -> None:
-        table.add_row(name, str(count), detail, style=red if alarm else None)
+        cells = [Text(printable(str(cell))) for cell in (name, count, detail)]  # text, never markup or escapes
+        table.add_row(*cells, style=red if alarm else None)
 
     row("files", _n(data["files"]), ", ".join(data["inputs"]))
     if data.get("incremental"):

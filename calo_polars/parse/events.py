@@ -205,8 +205,10 @@ def _other_kind(other: pl.Expr) -> pl.Expr:
 
 
 def _time(ts: pl.Expr) -> pl.Expr:
-    """The log timestamp as a UTC datetime; null when it names no real time (month 13)."""
-    return ts.str.to_datetime("%Y-%m-%dT%H:%M:%S%.3fZ", time_unit="ms", time_zone="UTC", strict=False)
+    """The log timestamp as a UTC datetime; null when it names no real time (month 13), or
+    year 0, which Polars holds but Python's datetime (the summary, the workbook) cannot."""
+    parsed = ts.str.to_datetime("%Y-%m-%dT%H:%M:%S%.3fZ", time_unit="ms", time_zone="UTC", strict=False)
+    return pl.when(parsed.dt.year() >= 1).then(parsed)
 
 
 #: A stamped head line is an app line (second timestamp, then request id, level and message

@@ -21,6 +21,7 @@ from typing import TypeVar
 
 import polars as pl
 
+from calo_polars.errors import OutputError
 from calo_polars.parse.duplicates import DUPLICATE_SCHEMA, conflict_notes, drop_duplicates
 from calo_polars.parse.events import (
     EVENT_KINDS,
@@ -245,9 +246,15 @@ class Spill:
 
     def put(self, packed: Packed) -> None:
         place = {}
-        for name, data in packed.frames.items():
-            place[name] = (self._file.tell(), len(data))
-            self._file.write(data)
+        try:
+            for name, data in packed.frames.items():
+                place[name] = (self._file.tell(), len(data))
+                self._file.write(data)
+        except OSError as exc:  # a full disk, a quota, ulimit -f: one line, nothing written
+            raise OutputError(
+                f"cannot write the spill file (temporary tables, in {tempfile.gettempdir()}; set TMPDIR to a folder "
+                f"with more room): {exc.strerror or exc}; no output was written"
+            ) from None
         self._places.append(place)
 
     def tables(self, name: str) -> Iterator[pl.DataFrame]:

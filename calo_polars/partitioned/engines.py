@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -71,9 +72,24 @@ def _context() -> multiprocessing.context.BaseContext:
 
 def run_pool(fn: Callable[..., R], calls: Sequence[tuple[Any, ...]], workers: int) -> list[R]:
     """``fn`` over ``calls`` in ``workers`` processes (each a fresh interpreter)."""
-    with ProcessPoolExecutor(max_workers=min(workers, len(calls)), mp_context=_context()) as pool:
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(calls)), mp_context=_context(), initializer=_leave_signals)
+    try:
         futures = [pool.submit(fn, *args) for args in calls]
         return [f.result() for f in futures]
+    except BaseException:
+        # Ctrl-C, SIGTERM, a failed partition: stop the workers now instead of letting them finish.
+        processes = list(getattr(pool, "_processes", {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _leave_signals() -> None:
+    """In a worker: Ctrl-C (sent to the whole terminal's process group) is the parent's to handle."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_ray(fn: Callable[..., R], calls: Sequence[tuple[Any, ...]], workers: int, address: str | None) -> list[R]:

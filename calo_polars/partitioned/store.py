@@ -41,7 +41,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from calo_polars.errors import CaloError, NoUsableInput, UsageError
+from calo_polars.atomic import glob_escape, is_stale, remove_stale
+from calo_polars.errors import CaloError, NoUsableInput, OutputError, UsageError
 from calo_polars.parse.duplicates import DUPLICATE_SCHEMA, split_duplicates
 from calo_polars.parse.events import FileIndex
 from calo_polars.parse.ingest import (
@@ -166,6 +167,16 @@ def prepare(batch: BatchResult, partitions: int) -> StoreBatch:
     return StoreBatch(batch, parts, tables, tx.select(pl.col("tx_id").hash(), "partition"))
 
 
+def _recover(into: Path) -> None:
+    """Clean up after an ingest killed (``kill -9``) while writing ``into``: put back the older
+    store it had moved aside (when it died between the two renames), remove its temporaries."""
+    prefix = f".{into.name}-"
+    for old in into.parent.glob(f"{glob_escape(prefix)}*-old.tmp"):
+        if not into.exists() and is_stale(old, prefix):
+            os.replace(old, into)
+    remove_stale(into.parent, [(prefix, ".tmp")])
+
+
 class StoreWriter:
     """Writes a store into a temporary sibling of ``into``; ``commit`` renames it into place."""
 
@@ -173,8 +184,9 @@ class StoreWriter:
         if into.exists() and not (into.is_dir() and (not any(into.iterdir()) or (into / MANIFEST).is_file())):
             raise UsageError(f"{into} exists and is not a store: give a new or empty folder with --into")
         into.parent.mkdir(parents=True, exist_ok=True)
+        _recover(into)
         self.into, self.partitions = into, partitions
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{into.name}-", suffix=".tmp", dir=into.parent))
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{into.name}-{os.getpid()}-", suffix=".tmp", dir=into.parent))
         (self.tmp / "transactions").mkdir()
         self.parts = [_Appender(part_path(self.tmp, k), TRANSACTIONS) for k in range(partitions)]
         self.tables = {name: _Appender(self.tmp / f"{name}.parquet", schema) for name, schema in TABLES.items()}
@@ -242,7 +254,7 @@ class StoreWriter:
         (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         old = None
         if self.into.exists():
-            old = self.into.parent / f".{self.into.name}-old-{os.getpid()}"
+            old = self.into.parent / f".{self.into.name}-{os.getpid()}-old.tmp"
             os.replace(self.into, old)
         os.replace(self.tmp, self.into)
         if old is not None:
@@ -318,6 +330,10 @@ def ingest_into(
             "skipped": dict(sorted(reading.skipped.items())),
         }
         return writer.commit(manifest, reading.files, reading.problems)
+    except (OSError, pl.exceptions.PolarsError, pa.ArrowException) as exc:  # a full disk, a quota, ulimit -f
+        writer.abort()
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip().splitlines()[0]
+        raise OutputError(f"cannot write the store {into}: {why} (an older store there is as it was)") from None
     except BaseException:
         writer.abort()
         raise
@@ -393,8 +409,43 @@ def open_store(path: str | os.PathLike[str]) -> Store:
             f"{path} is a store of format version {manifest.get('format_version')}, this version reads "
             f"{FORMAT_VERSION}: ingest the logs again"
         )
+    _check_manifest(path, manifest)
     store = Store(folder, manifest)
     missing = [p for p in [store.part(k) for k in range(store.partitions)] if not p.is_file()]
     if missing:
         raise NotAStore(f"{path} is an incomplete store: {missing[0]} is missing (ingest the logs again)")
     return store
+
+
+def _count(value: Any, high: int = 1 << 62) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= high
+
+
+def _counts(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and _count(v) for k, v in value.items())
+
+
+#: What each manifest field read by ``report --from`` must be (checked before any is used).
+MANIFEST_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "partitions": ("a count from 1 to 65535", lambda v: _count(v, 65535) and v >= 1),
+    "inputs": ("a list of paths", lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v)),
+    "skipped": ("counts by name", _counts),
+    "kind_counts": ("counts by event kind", _counts),
+    "counts": ("counts", lambda v: isinstance(v, dict)),
+    "options": ("the reading options", lambda v: isinstance(v, dict)),
+    "options.mask_pii": ("true or false", lambda v: isinstance(v, bool)),
+    "options.sample_size": ("a count", _count),
+}
+
+
+def _check_manifest(path: str | os.PathLike[str], manifest: dict[str, Any]) -> None:
+    """``NotAStore`` (one line) naming the first manifest field of the wrong type."""
+    for name, (meaning, ok) in MANIFEST_FIELDS.items():
+        value: Any = manifest
+        for key in name.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if not ok(value):
+            raise NotAStore(
+                f"{path} is a damaged store: {MANIFEST}'s {name} is {json.dumps(value)[:60]}, not {meaning} "
+                "(ingest the logs again)"
+            )

@@ -118,7 +118,7 @@ def canonical_inputs(inputs: Iterable[str | os.PathLike[str]], problems: Problem
         path = Path(item)
         if not path.exists() and not path.is_symlink():
             raise InputNotFound(f"{printable(str(path))}: no such file or folder")
-        key = path.resolve()
+        key = Path(os.path.realpath(path))  # never raises, even on a symlink loop
         if key in seen:
             problems.add(printable(str(path)), "duplicate_file", f"the same input as {printable(seen[key])}: read once")
             continue

@@ -7,6 +7,7 @@ Shared by local zips (``sources``) and zips fetched from S3 (``s3``).
 
 from __future__ import annotations
 
+import lzma
 import re
 import threading
 import zipfile
@@ -143,12 +144,14 @@ def _zip_member(
         finally:
             with lock:
                 f.close()
+    except NotImplementedError as exc:  # before RuntimeError, its base class: a compression zipfile cannot read
+        return failed(
+            MemberError("unreadable", f"zip member not read: {exc} (compression method {info.compress_type})")
+        )
     except RuntimeError as exc:  # zipfile says "password required" this way
         return failed(MemberError("encrypted_member", f"zip member not read: {exc}"))
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError) as exc:
         return failed(MemberError("corrupt_member", f"corrupt zip member ({exc}): not read"))
-    except NotImplementedError as exc:
-        return failed(MemberError("unreadable", f"zip member not read: {exc}"))
     if len(raw) > limit:
         return failed(limit_error(stored, limits))
     if raw.startswith(ZIP_MAGICS) or info.filename.lower().endswith(".zip"):

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import polars as pl
 
 from calo_polars.checks.registry import CHECK_NAMES, CHECKS, SIGNALS, alerts
+from calo_polars.report.text import mrkdwn_text
 from calo_polars.version import __version__
 
 #: ``--fail-on`` name → (summary.json key, what it counts): every check, then every signal that
@@ -117,7 +118,7 @@ def webhook_payload(
     text = f"{head} — {summary['transactions']:,} transactions of {summary['users']:,} users ({span}): {found}"
     fields = [{"type": "mrkdwn", "text": f"*{label}*\n{summary[key]:,}"} for key, label in COUNTS]
     lines = [
-        f"`{u['user_id']}` {u['currency']}: {u['flags']} flags "
+        f"`{mrkdwn_text(str(u['user_id']))}` {mrkdwn_text(str(u['currency']))}: {u['flags']} flags "
         f"({', '.join(f'{c.label} {u[c.per_user]}' for c in CHECKS)}), difference {u['difference']}"
         for u in top
     ]
@@ -128,7 +129,7 @@ def webhook_payload(
             "text": {
                 "type": "mrkdwn",
                 "text": f"{summary['transactions']:,} transactions of {summary['users']:,} users, {span}, "
-                f"from {summary['files']:,} files ({inputs[:500]})",
+                f"from {summary['files']:,} files ({mrkdwn_text(inputs[:500])})",
             },
         },
         # Slack shows at most 10 fields a section
@@ -140,7 +141,7 @@ def webhook_payload(
         )
     selection = summary.get("selection") or {}
     context = f"calo-polars {__version__} · exit {exit_code}" + (
-        f" · selection {json.dumps(selection)}" if selection else ""
+        f" · selection {mrkdwn_text(json.dumps(selection))}" if selection else ""
     )
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context[:2000]}]})
     return {

@@ -11,7 +11,8 @@ DuckDB alike:
 - **CSV** (UTF-8, comma, header, ``\\n``): money as exact decimal text with 6 places
   (``31.500000``), timestamps as ISO 8601 UTC (``2024-02-10T21:00:00.123Z``), flags
   ``true``/``false``, empty for null. Text that a spreadsheet would evaluate (a cell starting
-  with ``=``, ``+``, ``-``, ``@``, tab or carriage return) is prefixed with ``'``, so Excel,
+  with ``=``, ``+``, ``-``, ``@``, tab or carriage return, in any text column) is prefixed with ``'``
+  (``report.text.csv_safe``, the one escaping path), so Excel,
   LibreOffice and Google Sheets show it as text and never run it (CSV injection); numbers
   are never prefixed. A reader that wants the logged text strips one leading ``'`` from such a
   value.
@@ -32,6 +33,7 @@ from calo_polars.atomic import replacing
 from calo_polars.audit.result import AuditResult
 from calo_polars.report import tables as views
 from calo_polars.report.columns import COLUMNS
+from calo_polars.report.text import csv_safe
 from calo_polars.version import __version__
 
 #: Export table → what one row is (written into each Parquet file and the README).
@@ -53,8 +55,6 @@ TABLES: dict[str, str] = {
     "input_problems": "Every file or line that could not be read or understood, with the reason.",
 }
 
-#: CSV cells starting with one of these are prefixed with ``'`` (spreadsheet formula injection).
-FORMULA_START = r"^[=+\-@\t\r]"
 CSV_DATETIME = "%Y-%m-%dT%H:%M:%S%.3fZ"
 LEDGER_COLUMNS = ["credit", "debit", "running_balance", "running_diff", "flagged"]
 
@@ -111,15 +111,6 @@ def write_parquet(frame: pl.DataFrame, path: Path, table: str) -> None:
         pq.write_table(_arrow(frame, table), tmp, compression="zstd")
 
 
-def csv_safe(frame: pl.DataFrame) -> pl.DataFrame:
-    """Text cells a spreadsheet would evaluate get a leading ``'`` (CSV injection)."""
-    text = [c for c, t in frame.schema.items() if t == pl.String]
-    return frame.with_columns(
-        pl.when(pl.col(c).str.contains(FORMULA_START)).then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
-        for c in text
-    )
-
-
 def write_csv(frame: pl.DataFrame, path: Path, table: str) -> None:
     """One table as CSV (see the module docstring for the formats), written atomically."""
     with replacing(path) as tmp:
@@ -142,9 +133,20 @@ def write_exports(result: AuditResult, outdir: Path, formats: list[str]) -> list
         for fmt in chosen:
             suffix, write = WRITERS[fmt]
             path = outdir / f"{name}{suffix}"
-            write(frame, path, name)
+            try:
+                write(frame, path, name)
+            except (OSError, pl.exceptions.PolarsError, pa.ArrowException) as exc:  # a full disk, a quota...
+                raise named_error(exc, path) from None
             written.append(path)
     return written
+
+
+def named_error(exc: BaseException, path: Path) -> OSError:
+    """An ``OSError`` naming ``path``, from what a writer raised (Polars and Arrow have their own)."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return OSError(exc.errno, exc.strerror or str(exc), str(path))
+    why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return OSError(None, why, str(path))
 
 
 def tables_markdown() -> str:

@@ -1,25 +1,41 @@
 """Outputs: write the report files of an audit (workbook, Parquet, CSV, summary.json) into one folder,
-never inside an input."""
+never inside an input.
+
+The outputs of one run appear together or not at all. Every file is first written into a
+staging folder inside the output folder (``.calo-outputs-<pid>-<random>.tmp``, the same file
+system, so a rename is atomic); the previous outputs stay as they were meanwhile. Only once
+every file is written (and flushed) is a ``COMMIT`` list written there, and each file renamed
+into place, summary.json last. A run that fails or is interrupted before ``COMMIT`` leaves
+nothing but the staging folder, which it removes itself (Ctrl-C, SIGTERM, a full disk) or the
+next run removes (``kill -9``). A run killed while renaming (a few microseconds) leaves a
+``COMMIT`` list: the next run finishes those renames before anything else (roll forward).
+Files of other formats written by an earlier run are left as they are.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from calo_polars.atomic import write_bytes
+from calo_polars.atomic import is_stale, remove_stale, temp_affixes, write_bytes
 from calo_polars.audit.result import AuditResult
 from calo_polars.errors import OutputError, UsageError
 from calo_polars.read.s3 import is_s3
-from calo_polars.report.exports import TABLES, write_exports
+from calo_polars.report.exports import TABLES, named_error, write_exports
 from calo_polars.report.summary import summary, summary_bytes
 from calo_polars.report.xlsx.workbook import write_workbook
 
 WORKBOOK_NAME = "calo_balance_reports.xlsx"
 SUMMARY_NAME = "summary.json"
+#: The staging folder of a run's outputs, and the list that says they are all written.
+STAGING_PREFIX, STAGING_SUFFIX = ".calo-outputs-", ".tmp"
+COMMIT = "COMMIT"
 
 
 #: Output formats: the workbook, the tables as Parquet or CSV, summary.json alone.
@@ -59,14 +75,14 @@ def check_outdir(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.Path
     Raises ``UsageError`` before any work is done: the tool never writes inside its input.
     S3 inputs cannot overlap a local folder.
     """
-    out = Path(outdir).resolve()
+    out = Path(os.path.realpath(outdir))  # never raises, even on a symlink loop
     if out.exists() and not out.is_dir():
         raise UsageError(f"the output folder {outdir} is a file: give a folder with -o")
     targets = _targets(out)
     for item in inputs:
         if is_s3(item):
             continue
-        src = Path(item).resolve()
+        src = Path(os.path.realpath(item))
         if src == out or src in out.parents:
             raise UsageError(
                 f"the output folder {outdir} is inside the input {item}: give another folder with -o (the tool never "
@@ -103,18 +119,77 @@ def write_outputs(
             on_step(name)
         return time.perf_counter()
 
+    stage = None
     try:
+        out.mkdir(parents=True, exist_ok=True)
+        recover(out)
+        stage = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", suffix=STAGING_SUFFIX, dir=out))
+        names = []
         if "xlsx" in chosen:
             started = step("xlsx")
+            try:
+                write_workbook(result, stage / WORKBOOK_NAME, data)
+            except OSError as exc:
+                raise named_error(exc, stage / WORKBOOK_NAME) from None
+            names.append(WORKBOOK_NAME)
             written.workbook = out / WORKBOOK_NAME
-            write_workbook(result, written.workbook, data)
             written.seconds["xlsx"] = time.perf_counter() - started
         exports = [f for f in chosen if f in ("parquet", "csv")]
         if exports:
             started = step("+".join(exports))
-            written.exports = write_exports(result, out, exports)
+            staged = write_exports(result, stage, exports)
+            names += [p.name for p in staged]
+            written.exports = [out / p.name for p in staged]
             written.seconds["+".join(exports)] = time.perf_counter() - started
-        write_bytes(written.summary_path, summary_bytes(data))
+        try:
+            write_bytes(stage / SUMMARY_NAME, summary_bytes(data))
+        except OSError as exc:
+            raise named_error(exc, stage / SUMMARY_NAME) from None
+        names.append(SUMMARY_NAME)
+        _commit(stage, out, names)
     except OSError as exc:
-        raise OutputError(f"cannot write into {outdir}: {exc.strerror or exc}") from None
+        raise OutputError(
+            f"cannot write into {outdir}: {_what(exc, stage)}{exc.strerror or exc} "
+            "(the previous outputs are as they were)"
+        ) from None
+    finally:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
     return written
+
+
+def _what(exc: OSError, stage: Path | None) -> str:
+    """The output file an error names (``calo_balance_reports.xlsx: ``), never the staging path."""
+    name = getattr(exc, "filename", None)
+    if not name or stage is None or Path(name) in (stage, stage.parent) or Path(name).parent != stage:
+        return ""
+    return f"{Path(name).name}: "
+
+
+def _commit(stage: Path, out: Path, names: list[str]) -> None:
+    """Say that every file is staged (``COMMIT``), then rename each into place, summary.json last."""
+    write_bytes(stage / COMMIT, "".join(f"{n}\n" for n in names).encode())
+    _finish(stage, out)
+
+
+def _finish(stage: Path, out: Path) -> None:
+    """Rename the staged files a ``COMMIT`` lists into ``out`` (those still there), then drop the folder."""
+    names = (stage / COMMIT).read_text(encoding="utf-8").splitlines()
+    for name in sorted(names, key=lambda n: n == SUMMARY_NAME):
+        if name and "/" not in name and (stage / name).is_file():
+            os.replace(stage / name, out / name)
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+def recover(out: Path) -> None:
+    """Clean up after a run that was killed (``kill -9``) while writing into ``out``: finish the
+    renames of one that had staged every file (``COMMIT``), remove the staging folder of one that
+    had not, and the temporaries of an older version (written beside the targets)."""
+    for stage in sorted(out.glob(f"{STAGING_PREFIX}*{STAGING_SUFFIX}")):
+        if not stage.is_dir() or not is_stale(stage, STAGING_PREFIX):
+            continue
+        if (stage / COMMIT).is_file():
+            _finish(stage, out)
+        else:
+            shutil.rmtree(stage, ignore_errors=True)
+    remove_stale(out, [temp_affixes(t) for t in _targets(out)])

@@ -417,8 +417,14 @@ WEEKLY_CHECKS = {c.per_user: c.name for c in CHECKS}
 WEEKLY_SIGNALS = ["not_in_sync", "blocked_overdrafts", "lambda_errors"]
 
 
+#: Every week of the period is a row when the period spans fewer weeks (20 years); else only weeks with data.
+MAX_WEEKS = 1_044
+
+
 def weekly_signals(result: AuditResult) -> pl.DataFrame:
-    """Per week (Monday, UTC), every week of the period: flags of each check and Lambda signals."""
+    """Per week (Monday, UTC), every week of the period: flags of each check and Lambda signals.
+
+    The rows are bounded: a period longer than ``MAX_WEEKS`` keeps the weeks with data only."""
     week = pl.col("ts").dt.truncate("1w").dt.date().alias("week")
     checks = result.checked.group_by(week).agg(**{name: pl.col(check).sum() for name, check in WEEKLY_CHECKS.items()})
     kind = pl.col("kind")
@@ -431,7 +437,11 @@ def weekly_signals(result: AuditResult) -> pl.DataFrame:
     known = pl.concat([checks.select("week"), signals.select("week")])["week"]
     if known.is_empty():
         return pl.DataFrame(schema={"week": pl.Date, **dict.fromkeys(columns, pl.UInt32)})
-    weeks = pl.select(week=pl.date_range(pl.lit(known.min()), pl.lit(known.max()), "1w"))
+    first, last = known.min(), known.max()
+    if (last - first).days // 7 < MAX_WEEKS:  # type: ignore[operator,union-attr]  # two dates
+        weeks = pl.select(week=pl.date_range(pl.lit(first), pl.lit(last), "1w"))
+    else:  # stamps centuries apart (1899 and 9999): the weeks with data only, never 400,000 rows
+        weeks = known.unique().sort().to_frame()
     return (
         weeks.join(checks, on="week", how="left")
         .join(signals, on="week", how="left")

@@ -15,11 +15,16 @@ atomically: a temporary file in the same folder, then a rename.
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import xlsxwriter
+import xlsxwriter.exceptions
 
 from calo_polars import atomic
 from calo_polars.audit.result import AuditResult
@@ -31,6 +36,7 @@ from calo_polars.report.xlsx import frames as xlsx
 from calo_polars.report.xlsx.charts import DAILY, TOP, WEEKLY, write_charts
 from calo_polars.report.xlsx.frames import Sheet, Styles, write_frame
 from calo_polars.report.xlsx.overview import FIXED_SHEETS, write_glossary, write_overview, write_readme
+from calo_polars.report.xlsx.safe import SafeWorkbook
 
 TX_VIEW = [
     "user_id",
@@ -258,19 +264,37 @@ def constant_memory(sheets: list[Sheet]) -> bool:
     return sum(s.frame.height * len(s.columns) for s in sheets) > CONSTANT_MEMORY_CELLS
 
 
+@contextmanager
+def _os_errors() -> Iterator[None]:
+    """xlsxwriter wraps the ``OSError`` of a full disk in ``FileCreateError``: unwrap it, so the
+    caller says what could not be written, in one line."""
+    try:
+        yield
+    except xlsxwriter.exceptions.FileCreateError as exc:
+        cause = exc.args[0] if exc.args and isinstance(exc.args[0], OSError) else OSError(str(exc))
+        raise cause from None
+
+
 def write_workbook(result: AuditResult, path: Path, summary: dict[str, Any]) -> None:
     """Write the workbook atomically: a temporary file in the same folder, then a rename."""
     sheets = data_sheets(result)
     by_name = {s.name: s for s in sheets}
-    options = {
+    options: dict[str, Any] = {
         "strings_to_formulas": False,
         "strings_to_urls": False,
         "strings_to_numbers": False,
         "remove_timezone": True,
         "constant_memory": constant_memory(sheets),
     }
-    with atomic.replacing(path) as tmp:  # noqa: SIM117  (kept nested: joining them re-indents the whole writer)
-        with xlsxwriter.Workbook(tmp, options) as wb:
+    prefix, suffix = atomic.temp_affixes(path)
+    with (
+        atomic.replacing(path) as tmp,
+        # xlsxwriter's own temporary files, beside the target: removed even when writing fails
+        tempfile.TemporaryDirectory(prefix=f"{prefix}{os.getpid()}-", suffix=suffix, dir=path.parent) as scratch,
+        _os_errors(),
+    ):
+        options["tmpdir"] = scratch
+        with SafeWorkbook(tmp, options) as wb:  # every text through report.text
             period = summary["period"]
             wb.set_properties(
                 {
