@@ -29,6 +29,7 @@ class Tx:
     vat: Decimal
     old: Decimal
     new: Decimal
+    applied: bool = True  # False for a block the Lambda refused: it never moved the wallet
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Flags:
 
 def reference_flags(txs: list[Tx], *, sigma: float = 3.0, window: int = 30, min_history: int = 5) -> Flags:
     flags = Flags(set(), set(), {}, set())
+    txs = [t for t in txs if t.applied]  # a refused block is no part of any history
     for t in txs:
         tol = tolerance(t.currency)
         delta = t.new - t.old
@@ -50,10 +52,10 @@ def reference_flags(txs: list[Tx], *, sigma: float = 3.0, window: int = 30, min_
             flags.mismatch.add(t.tx_id)
         if t.old < -tol or t.new < -tol:
             flags.overdraft.add(t.tx_id)
-    wallets: dict[tuple[str, str], list[Tx]] = defaultdict(list)
+    wallets: dict[tuple[str, str, str], list[Tx]] = defaultdict(list)
     users: dict[str, list[Tx]] = defaultdict(list)
     for t in txs:
-        wallets[(t.user_id, t.wallet_id)].append(t)
+        wallets[(t.user_id, t.wallet_id, t.currency)].append(t)
         users[t.user_id].append(t)
     for history in wallets.values():
         history.sort(key=lambda t: (t.ts, t.tx_id))
@@ -93,11 +95,12 @@ class RollForward:
 def reference_roll_forward(txs: list[Tx]) -> dict[str, RollForward]:
     """Per user: opening and closing over the user's wallets, announced credits and debits,
     the flow gaps of the breaks and the differences of the mismatches (README definitions)."""
-    wallets: dict[tuple[str, str], list[Tx]] = defaultdict(list)
+    wallets: dict[tuple[str, str, str], list[Tx]] = defaultdict(list)
     for t in txs:
-        wallets[(t.user_id, t.wallet_id)].append(t)
+        if t.applied:
+            wallets[(t.user_id, t.wallet_id, t.currency)].append(t)
     out: dict[str, RollForward] = {}
-    for (user, _), history in wallets.items():
+    for (user, _, _), history in wallets.items():
         history.sort(key=lambda t: (t.ts, t.tx_id))
         rf = out.setdefault(user, RollForward())
         rf.opening += history[0].old

@@ -34,7 +34,14 @@ def raw_texts(real_archive: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def raw_transactions(raw_texts: list[str]) -> list[Tx]:
-    """Every transaction block, read with nothing but re and Decimal."""
+    """Every transaction block, read with nothing but re and Decimal; a block whose id a
+    refusal ("Subscriber will have a negative balance", with its transactionId) names did not
+    move the wallet."""
+    refused = {
+        m
+        for text in raw_texts
+        for m in re.findall(r"negative balance due to this action.*?transactionId: '([^']*)'", text, re.S)
+    }
     txs = []
     for text in raw_texts:
         for event in re.split(r"\n(?=\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z )", text):
@@ -55,6 +62,7 @@ def raw_transactions(raw_texts: list[str]) -> list[Tx]:
                     Decimal(s["vat"]),
                     Decimal(s["oldBalance"]),
                     Decimal(s["newBalance"]),
+                    s["id"] not in refused,
                 )
             )
     return txs
@@ -104,8 +112,10 @@ def test_checks_match_the_plain_python_reference(real_result, raw_transactions: 
     assert set(tx.filter("overdraft")["tx_id"]) == expected.overdraft
     assert set(tx.filter("flow_break")["tx_id"]) == set(expected.flow_break)
     assert set(tx.filter("delta_anomaly")["tx_id"]) == expected.anomaly
-    # what the archive holds, as measured when the tool was written
-    assert (len(expected.mismatch), len(expected.overdraft), len(expected.flow_break)) == (5, 8, 504)
+    # what the archive holds: all 8 blocks below zero were refused, so no applied overdraft, and
+    # the 8 flow breaks around them are gone (504 as logged, 496 between applied transactions)
+    assert (len(expected.mismatch), len(expected.overdraft), len(expected.flow_break)) == (5, 0, 496)
+    assert sum(not t.applied for t in raw_transactions) == 8
 
 
 def test_summary_json_holds_the_counts_and_exact_totals(report_dir: Path, raw_transactions: list[Tx]) -> None:
@@ -117,7 +127,7 @@ def test_summary_json_holds_the_counts_and_exact_totals(report_dir: Path, raw_tr
     debits: defaultdict[str, Decimal] = defaultdict(Decimal)
     for t in raw_transactions:
         sign = -1 if t.type == "DEBIT" else 1 if t.type == "CREDIT" else (1 if t.new > t.old else -1)
-        if sign < 0:
+        if sign < 0 and t.applied:  # a refused debit never left the wallet
             debits[t.currency] += t.amount
     for currency, total in debits.items():
         places = Decimal("0.001") if currency in ("BHD", "KWD") else Decimal("0.01")
@@ -145,18 +155,19 @@ def test_workbook_reads_back_with_sheets_headers_panes_and_formats(workbook) -> 
     assert wb.sheetnames == [
         "Overview", "README", "ColumnDefinitions", "Charts",
         "PerUserSummary", "RedFlags", "OverdraftEvents", "MismatchEvents", "FlowBreaks", "Anomalies",
-        "SyncErrors", "BlockedOverdrafts", "NegativePaymentBalance", "LambdaErrors", "Skipped",
+        "NegativeAmounts", "CurrencyChanges", "SyncErrors", "BlockedOverdrafts", "NegativePaymentBalance", "LambdaErrors", "Skipped",
         "Invocations", "InvocationIssues", "OtherNotices", "DuplicateEvents",
         "Ledger", "DailyTotals", "WeeklySignals", "TopUserBalances",
         "EventKinds", "UnparsedEvents", "InputProblems", "SampleRaw",
     ]  # fmt: skip
     flags = wb["RedFlags"]
     header = [c.value for c in flags[1]]
-    assert header[:3] == ["severity", "check", "user_id"] and "reason" in header
+    assert header[:5] == ["severity", "needs_person", "check", "cause", "what_happened"] and "reason" in header
     assert flags.freeze_panes == "A2"
     assert flags.tables["tbl_RedFlags"].ref.startswith("A1:")  # small sheets are Excel tables
-    assert wb["Ledger"].auto_filter.ref == f"A1:S{16_300 + 1}" and not wb["Ledger"].tables  # large ones filter
-    assert flags.max_row - 1 == 5 + 8 + 504 + 284
+    assert wb["Ledger"].auto_filter.ref == f"A1:Y{16_300 + 1}" and not wb["Ledger"].tables  # large ones filter
+    # mismatches, overdrafts (all 8 refused: none applied), flow breaks, anomalies, negative amounts
+    assert flags.max_row - 1 == 5 + 0 + 496 + 186 + 6
     assert flags.conditional_formatting  # severity and flag highlighting
     # a BHD money cell shows 3 decimals, negatives red; timestamps are real datetimes
     breaks = wb["FlowBreaks"]
@@ -197,11 +208,12 @@ def test_overview_counts_link_to_the_sheets_that_hold_them(workbook) -> None:
             count = int(cell.value.replace(",", ""))
             if cell.column == 3:  # events: that many rows (skips: the sum of their counts)
                 assert count == (sum(r["count"] for r in data) if sheet == "Skipped" else len(data)), label
-            elif "user_id" in data[0]:  # users: that many distinct users on the sheet
+            elif data and "user_id" in data[0]:  # users: that many distinct users on the sheet
                 assert count == len({r["user_id"] for r in data if r["user_id"]}), label
     assert links >= 30
     texts = {r[0].value: [c.value for c in r] for r in wb["Overview"].iter_rows()}
-    assert texts["flow_break"][:4] == ["flow_break", "medium", "504", "201"]
+    assert texts["flow_break"][:4] == ["flow_break", "medium", "496", "198"]
+    assert texts["overdraft"][2] == "0" and texts["refused"][2] == "8"  # the 8 refused blocks never moved a wallet
     assert texts["Not-in-sync errors"][1:3] == ["SyncErrors", "4,361"]
     assert texts["Transactions"][1] == "16,300" and texts["Users"][1] == "784"
 
@@ -210,7 +222,11 @@ def test_roll_forward_closes_for_every_clean_user_and_explains_every_difference(
     workbook, raw_transactions: list[Tx]
 ) -> None:
     wb = workbook
-    users = {r["user_id"]: r for r in sheet_rows(wb["PerUserSummary"])}
+    every = {r["user_id"]: r for r in sheet_rows(wb["PerUserSummary"])}
+    # users with a Lambda signal but no applied transaction are listed too, with no books
+    only_signals = {u for u, r in every.items() if r["transactions"] == 0}
+    assert len(only_signals) == 2 and all(every[u]["blocked_overdrafts"] > 0 for u in only_signals)
+    users = {u: r for u, r in every.items() if u not in only_signals}
     # the tool keeps 6 decimals of every logged number (float noise beyond them is dropped)
     q = Decimal("0.000001")
     expected = reference_roll_forward(
@@ -258,10 +274,14 @@ def test_user_links_open_their_ledger_rows_and_the_ledger_ends_at_the_difference
     rows = sheet_rows(ledger)
     last: dict[str, dict] = {}
     for r in rows:
-        last[r["user_id"]] = r
+        if r["outcome"] != "refused":  # a refused block has no running balance: it did not move the wallet
+            last[r["user_id"]] = r
     differences = {r["user_id"]: r["difference"] for r in sheet_rows(summary)}
     for i in range(2, summary.max_row + 1):
         cell = summary.cell(i, 1)
+        if cell.value not in last:  # a user with signals only has no Ledger row to open
+            assert cell.hyperlink is None
+            continue
         sheet, target = link_target(cell)
         assert sheet == "Ledger" and rows[target - 2]["user_id"] == cell.value
         assert target == 2 or rows[target - 3]["user_id"] != cell.value  # the user's first row
@@ -289,4 +309,4 @@ def test_charts_are_native_and_read_the_right_rows(workbook, report_dir: Path) -
     top = [t for t in titles if t.startswith("#")]
     assert len(top) == 10 and top[0].startswith("#1 ")
     weekly = titles["Flags per week, by check"]
-    assert len(re.findall(r"<c:ser>", weekly)) == 4
+    assert len(re.findall(r"<c:ser>", weekly)) == 6  # one series per check
