@@ -155,7 +155,8 @@ def test_workbook_reads_back_with_sheets_headers_panes_and_formats(workbook) -> 
     assert wb.sheetnames == [
         "Overview", "README", "ColumnDefinitions", "Charts",
         "PerUserSummary", "RedFlags", "OverdraftEvents", "MismatchEvents", "FlowBreaks", "Anomalies",
-        "NegativeAmounts", "CurrencyChanges", "SyncErrors", "BlockedOverdrafts", "NegativePaymentBalance", "LambdaErrors", "Skipped",
+        "NegativeAmounts", "CurrencyChanges",
+        "SyncErrors", "BlockedOverdrafts", "NegativePaymentBalance", "LambdaErrors", "Skipped",
         "Invocations", "InvocationIssues", "OtherNotices", "DuplicateEvents",
         "Ledger", "DailyTotals", "WeeklySignals", "TopUserBalances",
         "EventKinds", "UnparsedEvents", "InputProblems", "SampleRaw",

@@ -90,5 +90,5 @@ class AuditResult:
         inc = self.incremental
         if inc is None or inc.carried_rows is None or inc.carried_rows.is_empty() or self.options.selection.active:
             return None
-        rows = self.derived(inc.carried_rows.drop(state.STATE_FILE)).drop("file_id")
+        rows = self.with_file(self.derived(inc.carried_rows.drop(state.STATE_FILE)).drop("file_id"))
         return rows.with_columns(inc.carried_rows[state.STATE_FILE].alias("file"))

@@ -37,7 +37,7 @@ import polars as pl
 
 from calo_polars.atomic import prepared, remove_stale, temp_affixes, write_bytes
 from calo_polars.checks.plan import FLAG_COLUMNS, USER, CheckOptions, red_flags
-from calo_polars.checks.windows import ORDER, WALLET
+from calo_polars.checks.windows import HISTORY, ORDER, WALLET
 from calo_polars.errors import CaloError
 from calo_polars.parse.duplicates import DUPLICATE_SCHEMA
 from calo_polars.parse.ingest import TRANSACTIONS, Ingested, add_notes
@@ -46,7 +46,7 @@ from calo_polars.read.s3 import is_s3
 from calo_polars.version import __version__
 
 FORMAT = "calo-polars-state"
-VERSION = 1
+VERSION = 2  # 2: transactions carry their outcome (issue 12); a version-1 state is refused with one line
 
 #: On a part: null on this run's rows; 1 on a context row; 2 on a wallet's last before this run.
 STATE_ROW = "state_row"
@@ -390,8 +390,27 @@ def advance(state: State, checked: pl.DataFrame, ingested: Ingested, window: int
         .with_columns(wallet_last=pl.lit(False))
     )
     rows = pl.concat([state.context.select(*CONTEXT_SCHEMA), new.select(*CONTEXT_SCHEMA)]).sort(USER, *ORDER)
-    context = rows.with_columns(wallet_last=_from_end(WALLET) == 1).filter(
-        (_from_end(USER) <= window) | pl.col("wallet_last")
+    # What the checks look back at (``checks.plan``): per user and direction the last ``window``
+    # applied deltas; per wallet and currency its last applied transaction and its last refused
+    # block (a refused block is no part of any history, but a later move may equal it).
+    applied = pl.col("outcome").fill_null("unknown") != "refused"
+    direction = (
+        pl.when(pl.col("type") == "DEBIT")
+        .then(-1)
+        .when(pl.col("type") == "CREDIT")
+        .then(1)
+        .when(pl.col("new_balance") > pl.col("old_balance"))
+        .then(1)
+        .otherwise(-1)
+    )
+    context = (
+        rows.with_columns(_applied=applied, _direction=direction)
+        .with_columns(
+            wallet_last=pl.col("_applied") & (_from_end([*HISTORY, "_applied"]) == 1),
+            _keep=(pl.col("_applied") & (_from_end([USER, "_applied", "_direction"]) <= window))
+            | (~pl.col("_applied") & (_from_end([*HISTORY, "_applied"]) == 1)),
+        )
+        .filter(pl.col("_keep") | pl.col("wallet_last"))
     )
     seen = pl.concat([state.seen, checked.select(*SEEN_SCHEMA)])
     run = state.runs + 1

@@ -66,7 +66,7 @@ from calo_polars.read.s3 import S3Options, resolve
 from calo_polars.version import __version__
 
 FORMAT = "calo-polars store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: transactions carry their outcome, invocations their START time (issue 12)
 HASH_RULE = "zlib.crc32 of the UTF-8 user_id, mod the partition count; a null user_id goes to partition 0"
 DEFAULT_PARTITIONS = 16
 MANIFEST = "manifest.json"
