@@ -320,7 +320,9 @@ def test_every_numeric_option_refuses_nan_infinity_and_out_of_range(
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    assert errors == [errors[0]] and errors[0].startswith(f"Error: Invalid value for '{option}'"), result.stderr
+    assert stderr_lines(result.stderr) == errors, result.stderr  # one line, no usage text around it
+    assert len(errors) == 1 and errors[0].startswith(f"Error: Invalid value for '{option}'"), result.stderr
+    assert errors[0].endswith(f" {command} --help)")  # (see calo-balance report --help)
     assert "Traceback" not in result.stderr and "panicked" not in result.stderr
     assert not (tmp_path / "out").exists()
 

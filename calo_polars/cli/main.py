@@ -468,6 +468,10 @@ class CaloGroup(click.Group):
             except Interrupted as exc:
                 say(exc.line(), err=True)
                 ctx.exit(exc.exit_code)
+            except click.UsageError as exc:  # a bad option or value: one line, not click's three
+                hint = f" (see {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+                say(f"Error: {exc.format_message()}{hint}", err=True)
+                ctx.exit(exc.exit_code)
             except OSError as exc:  # the last resort: a full disk, a quota or a permission no writer named
                 where = f"{printable(str(exc.filename))}: " if exc.filename else ""
                 say(f"calo-balance: {where}{exc.strerror or exc} (the earlier outputs and state kept)", err=True)
