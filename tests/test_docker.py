@@ -267,8 +267,17 @@ def export(real_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     return folder
 
 
+HOST_RUNS: dict[str, tuple[int, dict[str, Any]]] = {}
+
+
 def host_run(export: Path, line: str, out: Path) -> tuple[int, dict[str, Any]]:
-    """What ``calo-balance report`` on the host says for the input and options of ``line``."""
+    """What ``calo-balance report`` on the host says for the input and options of ``line`` (once a line)."""
+    if line not in HOST_RUNS:
+        HOST_RUNS[line] = _host_run(export, line, out)
+    return HOST_RUNS[line]
+
+
+def _host_run(export: Path, line: str, out: Path) -> tuple[int, dict[str, Any]]:
     given = "balance-sync-logs" if ":/data:" in line else "balance-sync-logs.zip"
     options = shlex.split(line.split(" calo-polars", 1)[1])[1:]  # after the image name and "report"
     command = [str(Path(sys.executable).parent / "calo-balance"), "report", str(export / given), "-o", str(out)]
