@@ -52,6 +52,7 @@ from calo_polars.report.alerts import (
     triggered,
     webhook_payload,
 )
+from calo_polars.report.mail import SECURITY_PORTS, MailSettings, build_message, check_address, html_report, send
 from calo_polars.report.outputs import DEFAULT_FORMATS, FORMATS, check_outdir, write_outputs
 from calo_polars.synth import DEFAULT_RATES, Rates, SynthOptions, synthesize
 
@@ -406,6 +407,90 @@ def alert_options(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
+def _address(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """One address (``--email-from``) or several (``--email-to``, repeatable or comma-separated)."""
+    values = _listed(ctx, param, value) if param.multiple else ((value,) if value else ())
+    try:
+        checked = tuple(check_address(v) for v in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return checked if param.multiple else (checked[0] if checked else None)
+
+
+def email_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """E-mail alerts → ``email`` (a ``mail.MailSettings``, or None) and ``email_on``."""
+
+    @functools.wraps(f)
+    def command(*args: Any, email_to: tuple[str, ...], email_from: str | None, smtp_host: str | None,
+                smtp_port: int | None, smtp_security: str, **kwargs: Any) -> Any:  # fmt: skip
+        return f(*args, email=_mail_settings(email_to, email_from, smtp_host, smtp_port, smtp_security), **kwargs)
+
+    return _options(
+        click.option(
+            "--email-to",
+            metavar="ADDR",
+            multiple=True,
+            envvar="CALO_SMTP_TO",
+            callback=_address,
+            help="E-mail the summary (and the HTML report, when written) to ADDR (repeatable, or comma-separated) "
+            "[env: CALO_SMTP_TO]; the login, if any, comes from $CALO_SMTP_USER and $CALO_SMTP_PASSWORD.",
+        ),
+        click.option(
+            "--email-from",
+            metavar="ADDR",
+            envvar="CALO_SMTP_FROM",
+            callback=_address,
+            help="The sender of the e-mail [env: CALO_SMTP_FROM].",
+        ),
+        click.option(
+            "--smtp-host", metavar="HOST", envvar="CALO_SMTP_HOST", help="The SMTP server [env: CALO_SMTP_HOST]."
+        ),
+        click.option(
+            "--smtp-port",
+            type=click.IntRange(1, 65535),
+            envvar="CALO_SMTP_PORT",
+            help="The SMTP server's port [env: CALO_SMTP_PORT; default: 587 for starttls, 465 for tls, 25 for none].",
+        ),
+        click.option(
+            "--smtp-security",
+            type=click.Choice(list(SECURITY_PORTS)),
+            default="starttls",
+            show_default=True,
+            envvar="CALO_SMTP_SECURITY",
+            help="How the connection is encrypted: STARTTLS, TLS from the start, or none (then no login is sent) "
+            "[env: CALO_SMTP_SECURITY].",
+        ),
+        click.option(
+            "--email-on",
+            type=click.Choice(["always", "alert"]),
+            default="always",
+            show_default=True,
+            help="E-mail after every run, or only when a --fail-on condition was found.",
+        ),
+    )(command)
+
+
+def _mail_settings(
+    to: tuple[str, ...], sender: str | None, host: str | None, port: int | None, security: str
+) -> MailSettings | None:
+    """The e-mail settings, or None without --email-to; usage errors for what is missing or unsafe."""
+    user = os.environ.get("CALO_SMTP_USER") or None
+    password = os.environ.get("CALO_SMTP_PASSWORD") or None
+    if not to:
+        return None
+    if not host:
+        raise click.UsageError("--email-to needs an SMTP server: give --smtp-host (or set CALO_SMTP_HOST)")
+    if not sender:
+        raise click.UsageError("--email-to needs a sender: give --email-from (or set CALO_SMTP_FROM)")
+    if password and not user:
+        raise click.UsageError("CALO_SMTP_PASSWORD is set but CALO_SMTP_USER is not: set both, or neither")
+    if user and security == "none":
+        raise click.UsageError(
+            "CALO_SMTP_USER is set and --smtp-security is none: a login is never sent unencrypted (use starttls or tls)"
+        )
+    return MailSettings(to, sender, host, port or SECURITY_PORTS[security], security, user, password)
+
+
 def verbosity_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """How much to say on stderr → ``verbosity`` (-1 quiet, 0 normal, 1 verbose)."""
 
@@ -523,6 +608,7 @@ Exit codes:
 @check_options
 @state_options
 @alert_options
+@email_options
 @engine_options
 @verbosity_options
 def report(
@@ -540,6 +626,8 @@ def report(
     fail_on: tuple[str, ...],
     webhook: str | None,
     webhook_on: str,
+    email: MailSettings | None,
+    email_on: str,
     from_dir: str | None,
     engine: Engine,
     verbosity: int,
@@ -577,6 +665,7 @@ def report(
     )
     console = stderr_console()
     clock = Stopwatch()
+    started = time.time()
     try:
         check_outdir(inputs or (from_dir,), outdir)
         if from_dir is not None:
@@ -638,6 +727,13 @@ def report(
             click.echo(f"warning: webhook not delivered: {failure} (the exit code is unchanged)", err=True)
         elif verbosity > 0:
             click.echo("webhook delivered", err=True)
+    if email and (email_on == "always" or alerts):
+        payload = webhook_payload(written.summary, top_users(result.users), alerts, code)
+        failure = send(email, build_message(email, payload, html_report(outdir, started)))
+        if failure:
+            click.echo(f"warning: email not sent: {failure} (the exit code is unchanged)", err=True)
+        elif verbosity > 0:
+            click.echo(f"email sent to {', '.join(email.to)}", err=True)
     sys.exit(code)
 
 
