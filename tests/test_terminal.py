@@ -14,6 +14,7 @@ import sys
 import termios
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -124,3 +125,37 @@ def test_shorten_cuts_between_words() -> None:
     assert shorten(text, 30) == "debits 144109.699, credits …"
     assert shorten("transactions", 8) == "transac…"
     assert shorten("x", 0) == "" and shorten("abc", 1) == "…"
+
+
+@pytest.mark.parametrize("command", ["report", "ingest", "synth"])
+def test_help_lists_options_by_section_first_things_first(command: str) -> None:
+    """Every option once, in a named section (only --help under "Other"), input/output first."""
+    text = CliRunner().invoke(cli, [command, "--help"], terminal_width=120).output
+    sections = re.findall(r"^(\S[^\n]*):\n((?:  [^\n]*\n|\n(?=  ))+)", text, re.M)
+    titles = [title for title, _ in sections if title not in ("Usage", "Examples", "Example")]
+    assert titles[0] in ("Input and output", "Output") and titles[-1] == "Other", titles
+    listed = {title: re.findall(r"^  (?:-\w, )?(--[\w-]+)", body, re.M) for title, body in sections}
+    assert listed["Other"] == ["--help"]
+    every = [opt for title in titles for opt in listed[title]]
+    params = [p for p in cli.commands[command].params if isinstance(p, click.Option)]
+    assert {max(p.opts, key=len) for p in params} | {"--help"} == set(every)
+    assert len(every) == len(set(every)) == len(params) + 1  # each option once, --help included
+    if command == "report":
+        assert titles[:4] == [
+            "Input and output",
+            "Selection (what is reported; the checks always run on everything)",
+            "Checks",
+            "Alerts and exit codes",
+        ]
+        opts = text[text.index("Input and output:") :]
+        assert opts.index("--format") < opts.index("--since") < opts.index("--tolerance") < opts.index("--fail-on")
+        assert opts.index("--email-to") < opts.index("--threads") and opts.index("--out") < opts.index("--endpoint-url")
+
+
+def test_synth_and_ingest_verbose_help_says_what_it_does() -> None:
+    for command in ("synth", "ingest"):
+        text = CliRunner().invoke(cli, [command, "--help"], terminal_width=200).output
+        verbose = next(line for line in text.splitlines() if "--verbose" in line)
+        assert "input problem" not in verbose and "the same" in verbose, verbose
+    report = CliRunner().invoke(cli, ["report", "--help"], terminal_width=200).output
+    assert "every input problem (not only the first 50)" in report

@@ -181,6 +181,7 @@ def input_options(f: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--max-total-bytes",
+            metavar="SIZE",
             callback=_size,
             default="256G",
             show_default=True,
@@ -214,6 +215,7 @@ def check_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return _options(
         click.option(
             "--tolerance",
+            metavar="AMOUNT",
             callback=_decimal,
             help="Largest difference counted as equal, in currency units [default: half the currency's minor unit].",
         ),
@@ -457,7 +459,7 @@ def email_options(f: Callable[..., Any]) -> Callable[..., Any]:
             default="starttls",
             show_default=True,
             envvar="CALO_SMTP_SECURITY",
-            help="How the connection is encrypted: STARTTLS, TLS from the start, or none (then no login is sent) "
+            help="How the connection is encrypted: STARTTLS, TLS from the start, or none (then no login is allowed) "
             "[env: CALO_SMTP_SECURITY].",
         ),
         click.option(
@@ -491,8 +493,20 @@ def _mail_settings(
     return MailSettings(to, sender, host, port or SECURITY_PORTS[security], security, user, password)
 
 
-def verbosity_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """How much to say on stderr → ``verbosity`` (-1 quiet, 0 normal, 1 verbose)."""
+REPORT_VERBOSE = "Also print every input problem (not only the first 50), the settings and how long each step took."
+
+
+REPORT_QUIET = "Print nothing unless the exit code is not 0 (then one line saying why) or an alert was not delivered."
+QUIET = "Print nothing unless the command fails (then one line saying why)."
+
+
+def verbosity_options(
+    f: Callable[..., Any] | None = None, *, quiet_help: str = REPORT_QUIET, verbose_help: str = REPORT_VERBOSE
+) -> Callable[..., Any]:
+    """How much to say on stderr → ``verbosity`` (-1 quiet, 0 normal, 1 verbose); ``quiet_help``
+    and ``verbose_help`` say what -q and -v do for this command (their help must be true)."""
+    if f is None:
+        return functools.partial(verbosity_options, quiet_help=quiet_help, verbose_help=verbose_help)
 
     @functools.wraps(f)
     def command(*args: Any, quiet: bool, verbose: bool, **kwargs: Any) -> Any:
@@ -505,15 +519,75 @@ def verbosity_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "-q",
             "--quiet",
             is_flag=True,
-            help="Print nothing unless the exit code is not 0 (then one line saying why).",
+            help=quiet_help,
         ),
-        click.option(
-            "-v",
-            "--verbose",
-            is_flag=True,
-            help="Also print every input problem, the settings and how long each step took.",
-        ),
+        click.option("-v", "--verbose", is_flag=True, help=verbose_help),
     )(command)
+
+
+# ---------------------------------------------------------------- grouped --help
+
+
+class SectionedCommand(click.Command):
+    """A command whose --help lists its options in named sections, in the order a user reaches
+    for them (``sections``: title → option names); options in no section come last, under "Other"."""
+
+    def __init__(self, *args: Any, sections: dict[str, tuple[str, ...]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sections = sections
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        records = {p.name: p.get_help_record(ctx) for p in self.get_params(ctx) if isinstance(p, click.Option)}
+        placed: set[str | None] = set()
+        for title, names in [*self.sections.items(), ("Other", ())]:
+            names = names or tuple(n for n in records if n not in placed)
+            rows = [r for n in names if (r := records.get(n)) is not None]
+            placed.update(names)
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+READING = ("endpoint_url", "no_sign_request", "threads", "max_total_bytes", "max_ratio")
+REPORT_SECTIONS = {
+    "Input and output": ("outdir", "formats", "quiet", "verbose", "show_pii"),
+    "Selection (what is reported; the checks always run on everything)": ("since", "until", "users", "currencies"),
+    "Checks": ("tolerance", "sigma", "window", "min_history"),
+    "Alerts and exit codes": (
+        "strict",
+        "fail_on",
+        "webhook",
+        "webhook_on",
+        "email_to",
+        "email_from",
+        "smtp_host",
+        "smtp_port",
+        "smtp_security",
+        "email_on",
+    ),  # fmt: skip
+    "Incremental and two-stage runs": ("state", "from_dir", "workers", "engine", "ray_address"),
+    "Advanced: S3, threads and limits": READING,
+}
+INGEST_SECTIONS = {
+    "Input and output": ("into", "partitions", "quiet", "verbose", "show_pii"),
+    "Advanced: S3, threads and limits": READING,
+}
+SYNTH_SECTIONS = {
+    "Output": ("out", "truth", "quiet", "verbose"),
+    "Size and shape": ("users", "days", "start", "legacy_until", "seed"),
+    "Faults": (
+        "clean",
+        "overdraft_rate",
+        "mismatch_rate",
+        "flow_break_rate",
+        "anomaly_rate",
+        "duplicate_rate",
+        "error_rate",
+        "crash_rate",
+        "out_of_order",
+    ),  # fmt: skip
+    "Advanced": ("workers",),
+}
 
 
 # ---------------------------------------------------------------- commands
@@ -594,7 +668,7 @@ def _problem_lines(problems: list[InputProblem], verbosity: int) -> list[str]:
     return warning_lines(problems, limit=len(problems) if verbosity > 0 else MAX_WARNINGS)
 
 
-@cli.command(epilog="""
+@cli.command(cls=SectionedCommand, sections=REPORT_SECTIONS, epilog="""
 \b
 Exit codes:
   0  the audit ran and wrote its outputs
@@ -764,7 +838,7 @@ def _check_from(inputs: tuple[str, ...], from_dir: str, show_pii: bool, state: s
             )
 
 
-@cli.command()
+@cli.command(cls=SectionedCommand, sections=INGEST_SECTIONS)
 @input_options
 @click.option(
     "--into",
@@ -782,7 +856,9 @@ def _check_from(inputs: tuple[str, ...], from_dir: str, show_pii: bool, state: s
     help="Partitions of the users (by a stable hash of userId): the units report --from checks one at a time.",
 )
 @SHOW_PII
-@verbosity_options
+@verbosity_options(
+    quiet_help=QUIET, verbose_help="Print the same line as without it (ingest says what it wrote in one line)."
+)
 def ingest(
     inputs: tuple[str, ...],
     limits: Limits,
@@ -828,7 +904,7 @@ def ingest(
 RATE = click.FloatRange(0, 1)
 
 
-@cli.command()
+@cli.command(cls=SectionedCommand, sections=SYNTH_SECTIONS)
 @click.option(
     "-o",
     "--out",
@@ -921,7 +997,9 @@ RATE = click.FloatRange(0, 1)
     type=click.Path(dir_okay=False, path_type=str),
     help="Ground-truth JSON [default: beside the output, NAME.truth.json].",
 )
-@verbosity_options
+@verbosity_options(
+    quiet_help=QUIET, verbose_help="Print the same summary as without it (what was written, its faults, how fast)."
+)
 def synth(out: str, users: int, days: int, seed: int, start: datetime, legacy_until: datetime | None, overdraft_rate: float,
           mismatch_rate: float, flow_break_rate: float, anomaly_rate: float, duplicate_rate: float, clean: bool,
           out_of_order: float, error_rate: float, crash_rate: float, workers: int, truth: str | None, verbosity: int) -> None:  # fmt: skip
