@@ -254,6 +254,16 @@ def test_the_image_is_small_non_root_and_holds_no_build_tools_or_wheels(image: s
     tools = re.compile(r"(^|/)(gcc|g\+\+|cc|c\+\+|make|x86_64-linux-gnu-gcc[-\d.]*|ld|as)$")
     assert [n for n in every if n.startswith(("usr/bin/", "usr/local/bin/")) and tools.search(n)] == []
     assert [n for n in ours if n.endswith(".whl") or n.startswith(("wheels/", "src/", "opt/venv/bin/pip"))] == []
+    # Nothing of this machine's: no pip settings, no added certificates, no credentials.
+    host = (
+        "etc/pip.conf",
+        "etc/xdg/pip",
+        "root/.config/pip",
+        "usr/local/share/ca-certificates/",
+        "root/.aws",
+        "root/.docker",
+    )
+    assert [n for n in every if n.startswith(host) and n.rstrip("/") not in ("usr/local/share/ca-certificates",)] == []
     assert not [n for n in names if "/root/.cache/pip" in n or n.startswith("root/.cache")]
 
 
