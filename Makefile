@@ -14,7 +14,7 @@ INPUT  ?= $(firstword $(wildcard $(SAMPLE)) $(REAL_ARCHIVE))
 SAMPLE_ARGS := --users 64 --days 42 --seed 2024 --overdraft-rate 0.003 --mismatch-rate 0.004 \
   --flow-break-rate 0.004 --anomaly-rate 0.004 --duplicate-rate 0.004 --error-rate 0.01 --crash-rate 0.15
 
-.PHONY: run test lint install install-dev install-bench sample bench screenshot clean
+.PHONY: run test lint install install-dev install-bench sample bench screenshot clean lock wheels test-docker
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,26 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The Docker image's pinned dependencies (requirements.lock): pip freeze of a clean venv holding '.[s3]'.
+lock: $(BIN)/python
+	rm -rf build/lock && $(PYTHON) -m venv build/lock
+	build/lock/bin/pip install --quiet '.[s3]'
+	{ sed -n '/^#/p' requirements.lock; build/lock/bin/pip freeze --exclude calo-polars; } > build/requirements.lock
+	mv build/requirements.lock requirements.lock && rm -rf build/lock
+
+# The wheelhouse an offline `docker build --network none` installs from (wheels/README.md):
+# every wheel of requirements.lock for the image's Python 3.11 on x86-64 Linux, and setuptools.
+WHEEL_TARGET := --python-version 3.11 --implementation cp --abi cp311 --only-binary=:all: \
+  $(foreach p,2_36 2_34 2_28 2_17 2_5,--platform manylinux_$(p)_x86_64) --platform manylinux2014_x86_64
+wheels: $(BIN)/python
+	$(BIN)/pip download --quiet --dest wheels $(WHEEL_TARGET) --requirement requirements.lock 'setuptools>=77'
+
+# The image built from a clean checkout (git archive HEAD) with no network, and run for real:
+# installs docker.io/debootstrap, starts dockerd and makes the base image when missing (.ci/docker-engine).
+test-docker: install-dev
+	.ci/docker-engine
+	CALO_DOCKER=1 $(BIN)/python -m pytest -p no:cacheprovider tests/test_docker.py
 
 # The throughput benchmark (not part of make test): BENCH_ARGS="--raw-gb 4 --profile" etc.
 BENCH_ARGS ?= --raw-gb 1 --profile

@@ -57,7 +57,9 @@ def run(args: list[str], **env: str) -> Result:
 
 
 def comparable(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in data.items() if k not in WHERE_KEYS}
+    """The summary but where the logs were read from: listed problems keep task/stream/file."""
+    problems = [p | {"file": "/".join(p["file"].split("/")[-3:])} for p in data["input_problem_list"]]
+    return {k: v for k, v in data.items() if k not in WHERE_KEYS} | {"input_problem_list": problems}
 
 
 def log_root(folder: Path) -> Path:

@@ -56,6 +56,7 @@ from calo_polars.report.alerts import (
     triggered,
     webhook_payload,
 )
+from calo_polars.report.mail import SECURITY_PORTS, MailSettings, build_message, check_address, html_report, send
 from calo_polars.report.outputs import DEFAULT_FORMATS, FORMATS, check_outdir, write_outputs
 from calo_polars.synth import DEFAULT_RATES, Rates, SynthOptions, synthesize
 from calo_polars.version import __version__
@@ -186,6 +187,7 @@ def input_options(f: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--max-total-bytes",
+            metavar="SIZE",
             callback=_size,
             default="256G",
             show_default=True,
@@ -220,6 +222,7 @@ def check_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--tolerance",
             type=Number(Decimal, 0, 1_000_000),
+            metavar="AMOUNT",
             help="Largest difference counted as equal, in currency units [default: half the currency's minor unit].",
         ),
         click.option(
@@ -418,8 +421,104 @@ def alert_options(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
-def verbosity_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """How much to say on stderr → ``verbosity`` (-1 quiet, 0 normal, 1 verbose)."""
+def _address(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """One address (``--email-from``) or several (``--email-to``, repeatable or comma-separated)."""
+    values = _listed(ctx, param, value) if param.multiple else ((value,) if value else ())
+    try:
+        checked = tuple(check_address(v) for v in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return checked if param.multiple else (checked[0] if checked else None)
+
+
+def email_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """E-mail alerts → ``email`` (a ``mail.MailSettings``, or None) and ``email_on``."""
+
+    @functools.wraps(f)
+    def command(*args: Any, email_to: tuple[str, ...], email_from: str | None, smtp_host: str | None,
+                smtp_port: int | None, smtp_security: str, **kwargs: Any) -> Any:  # fmt: skip
+        return f(*args, email=_mail_settings(email_to, email_from, smtp_host, smtp_port, smtp_security), **kwargs)
+
+    return _options(
+        click.option(
+            "--email-to",
+            metavar="ADDR",
+            multiple=True,
+            envvar="CALO_SMTP_TO",
+            callback=_address,
+            help="E-mail the summary (and the HTML report, when written) to ADDR (repeatable, or comma-separated) "
+            "[env: CALO_SMTP_TO]; the login, if any, comes from $CALO_SMTP_USER and $CALO_SMTP_PASSWORD.",
+        ),
+        click.option(
+            "--email-from",
+            metavar="ADDR",
+            envvar="CALO_SMTP_FROM",
+            callback=_address,
+            help="The sender of the e-mail [env: CALO_SMTP_FROM].",
+        ),
+        click.option(
+            "--smtp-host", metavar="HOST", envvar="CALO_SMTP_HOST", help="The SMTP server [env: CALO_SMTP_HOST]."
+        ),
+        click.option(
+            "--smtp-port",
+            type=click.IntRange(1, 65535),
+            envvar="CALO_SMTP_PORT",
+            help="The SMTP server's port [env: CALO_SMTP_PORT; default: 587 for starttls, 465 for tls, 25 for none].",
+        ),
+        click.option(
+            "--smtp-security",
+            type=click.Choice(list(SECURITY_PORTS)),
+            default="starttls",
+            show_default=True,
+            envvar="CALO_SMTP_SECURITY",
+            help="How the connection is encrypted: STARTTLS, TLS from the start, or none (then no login is allowed) "
+            "[env: CALO_SMTP_SECURITY].",
+        ),
+        click.option(
+            "--email-on",
+            type=click.Choice(["always", "alert"]),
+            default="always",
+            show_default=True,
+            help="E-mail after every run, or only when a --fail-on condition was found.",
+        ),
+    )(command)
+
+
+def _mail_settings(
+    to: tuple[str, ...], sender: str | None, host: str | None, port: int | None, security: str
+) -> MailSettings | None:
+    """The e-mail settings, or None without --email-to; usage errors for what is missing or unsafe."""
+    user = os.environ.get("CALO_SMTP_USER") or None
+    password = os.environ.get("CALO_SMTP_PASSWORD") or None
+    if not to:
+        return None
+    if not host:
+        raise click.UsageError("--email-to needs an SMTP server: give --smtp-host (or set CALO_SMTP_HOST)")
+    if not sender:
+        raise click.UsageError("--email-to needs a sender: give --email-from (or set CALO_SMTP_FROM)")
+    if password and not user:
+        raise click.UsageError("CALO_SMTP_PASSWORD is set but CALO_SMTP_USER is not: set both, or neither")
+    if user and security == "none":
+        raise click.UsageError(
+            "CALO_SMTP_USER is set and --smtp-security is none: a login is never sent unencrypted (use starttls or tls)"
+        )
+    return MailSettings(to, sender, host, port or SECURITY_PORTS[security], security, user, password)
+
+
+REPORT_VERBOSE = "Also print every input problem (not only the first 50), the settings and how long each step took."
+
+
+REPORT_QUIET = "Print nothing unless the exit code is not 0 (then one line saying why) or an alert was not delivered."
+QUIET = "Print nothing unless the command fails (then one line saying why)."
+
+
+def verbosity_options(
+    f: Callable[..., Any] | None = None, *, quiet_help: str = REPORT_QUIET, verbose_help: str = REPORT_VERBOSE
+) -> Callable[..., Any]:
+    """How much to say on stderr → ``verbosity`` (-1 quiet, 0 normal, 1 verbose); ``quiet_help``
+    and ``verbose_help`` say what -q and -v do for this command (their help must be true)."""
+    if f is None:
+        return functools.partial(verbosity_options, quiet_help=quiet_help, verbose_help=verbose_help)
 
     @functools.wraps(f)
     def command(*args: Any, quiet: bool, verbose: bool, **kwargs: Any) -> Any:
@@ -432,15 +531,75 @@ def verbosity_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "-q",
             "--quiet",
             is_flag=True,
-            help="Print nothing unless the exit code is not 0 (then one line saying why).",
+            help=quiet_help,
         ),
-        click.option(
-            "-v",
-            "--verbose",
-            is_flag=True,
-            help="Also print every input problem, the settings and how long each step took.",
-        ),
+        click.option("-v", "--verbose", is_flag=True, help=verbose_help),
     )(command)
+
+
+# ---------------------------------------------------------------- grouped --help
+
+
+class SectionedCommand(click.Command):
+    """A command whose --help lists its options in named sections, in the order a user reaches
+    for them (``sections``: title → option names); options in no section come last, under "Other"."""
+
+    def __init__(self, *args: Any, sections: dict[str, tuple[str, ...]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sections = sections
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        records = {p.name: p.get_help_record(ctx) for p in self.get_params(ctx) if isinstance(p, click.Option)}
+        placed: set[str | None] = set()
+        for title, names in [*self.sections.items(), ("Other", ())]:
+            names = names or tuple(n for n in records if n not in placed)
+            rows = [r for n in names if (r := records.get(n)) is not None]
+            placed.update(names)
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+READING = ("endpoint_url", "no_sign_request", "threads", "max_total_bytes", "max_ratio")
+REPORT_SECTIONS = {
+    "Input and output": ("outdir", "formats", "quiet", "verbose", "show_pii"),
+    "Selection (what is reported; the checks always run on everything)": ("since", "until", "users", "currencies"),
+    "Checks": ("tolerance", "sigma", "window", "min_history"),
+    "Alerts and exit codes": (
+        "strict",
+        "fail_on",
+        "webhook",
+        "webhook_on",
+        "email_to",
+        "email_from",
+        "smtp_host",
+        "smtp_port",
+        "smtp_security",
+        "email_on",
+    ),
+    "Incremental and two-stage runs": ("state", "from_dir", "workers", "engine", "ray_address"),
+    "Advanced: S3, threads and limits": READING,
+}
+INGEST_SECTIONS = {
+    "Input and output": ("into", "partitions", "quiet", "verbose", "show_pii"),
+    "Advanced: S3, threads and limits": READING,
+}
+SYNTH_SECTIONS = {
+    "Output": ("out", "truth", "quiet", "verbose"),
+    "Size and shape": ("users", "days", "start", "legacy_until", "seed"),
+    "Faults": (
+        "clean",
+        "overdraft_rate",
+        "mismatch_rate",
+        "flow_break_rate",
+        "anomaly_rate",
+        "duplicate_rate",
+        "error_rate",
+        "crash_rate",
+        "out_of_order",
+    ),
+    "Advanced": ("workers",),
+}
 
 
 # ---------------------------------------------------------------- commands
@@ -572,7 +731,7 @@ def _run(inputs: tuple[str, ...], from_dir: str | None, outdir: str, formats: tu
     return result, written
 
 
-@cli.command(epilog="""
+@cli.command(cls=SectionedCommand, sections=REPORT_SECTIONS, epilog="""
 \b
 Exit codes:
   0  the audit ran and wrote its outputs
@@ -588,6 +747,7 @@ Exit codes:
 @check_options
 @state_options
 @alert_options
+@email_options
 @engine_options
 @verbosity_options
 def report(
@@ -605,6 +765,8 @@ def report(
     fail_on: tuple[str, ...],
     webhook: str | None,
     webhook_on: str,
+    email: MailSettings | None,
+    email_on: str,
     from_dir: str | None,
     engine: Engine,
     verbosity: int,
@@ -642,6 +804,7 @@ def report(
     )
     console = stderr_console()
     clock = Stopwatch()
+    started = time.time()
     try:
         check_outdir(inputs if from_dir is None else (from_dir,), outdir)
         if state:
@@ -689,6 +852,13 @@ def report(
             say(f"warning: webhook not delivered: {failure} (the exit code is unchanged)", err=True)
         elif verbosity > 0:
             say("webhook delivered", err=True)
+    if email and (email_on == "always" or alerts):
+        payload = webhook_payload(written.summary, top_users(result.users), alerts, code)
+        failure = send(email, build_message(email, payload, html_report(outdir, started)))
+        if failure:
+            say(f"warning: email not sent: {failure} (the exit code is unchanged)", err=True)
+        elif verbosity > 0:
+            say(f"email sent to {', '.join(email.to)}", err=True)
     sys.exit(code)
 
 
@@ -719,7 +889,7 @@ def _check_from(inputs: tuple[str, ...], from_dir: str, show_pii: bool, state: s
             )
 
 
-@cli.command()
+@cli.command(cls=SectionedCommand, sections=INGEST_SECTIONS)
 @input_options
 @click.option(
     "--into",
@@ -737,7 +907,9 @@ def _check_from(inputs: tuple[str, ...], from_dir: str, show_pii: bool, state: s
     help="Partitions of the users (by a stable hash of userId): the units report --from checks one at a time.",
 )
 @SHOW_PII
-@verbosity_options
+@verbosity_options(
+    quiet_help=QUIET, verbose_help="Print the same line as without it (ingest says what it wrote in one line)."
+)
 def ingest(
     inputs: tuple[str, ...],
     limits: Limits,
@@ -784,7 +956,7 @@ RATE = Number(float, 0, 1)
 SEED = Number(int, -(1 << 63), (1 << 63) - 1)
 
 
-@cli.command()
+@cli.command(cls=SectionedCommand, sections=SYNTH_SECTIONS)
 @click.option(
     "-o",
     "--out",
@@ -877,7 +1049,9 @@ SEED = Number(int, -(1 << 63), (1 << 63) - 1)
     type=click.Path(dir_okay=False, path_type=str),
     help="Ground-truth JSON [default: beside the output, NAME.truth.json].",
 )
-@verbosity_options
+@verbosity_options(
+    quiet_help=QUIET, verbose_help="Print the same summary as without it (what was written, its faults, how fast)."
+)
 def synth(out: str, users: int, days: int, seed: int, start: datetime, legacy_until: datetime | None,
           overdraft_rate: float, mismatch_rate: float, flow_break_rate: float, anomaly_rate: float,
           duplicate_rate: float, clean: bool, out_of_order: float, error_rate: float, crash_rate: float, workers: int,

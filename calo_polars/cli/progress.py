@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 from rich import box
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -122,7 +122,7 @@ def stderr_console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
-def plain_text(table: Table, width: int = 120) -> str:
+def plain_text(table: RenderableType, width: int = 120) -> str:
     """The table as plain text (no colours, no trailing spaces): for logs, pipes and CI."""
     console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
     with console.capture() as capture:
@@ -145,25 +145,78 @@ def signal_detail(signal: Signal, data: dict[str, Any]) -> str:
     return signal.meaning
 
 
-def summary_table(data: dict[str, Any], alerts: list[str], *, plain: bool) -> Table:
+def shorten(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters: whole words kept and "…" for the rest, so a
+    number is shown whole or not at all (never ``4,3…``, which reads like 4.3)."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    cut = text[: width - 1]
+    if text[width - 1] != " " and " " in cut:
+        cut = cut[: cut.rindex(" ") + 1]  # drop the word the width would cut
+    return cut.rstrip() + " …" if cut.endswith(" ") else cut + "…"
+
+
+class SummaryTable:
+    """The summary's rows (label, count, detail), drawn to fit the width they are given.
+
+    Counts are never cut: their column is as wide as the widest count. The label column keeps
+    its full width while the detail has room for ``DETAIL_ROOM`` characters, then shortens down
+    to ``LABEL_MIN``; the detail takes what is left (at most ``detail_max``), shortened by whole
+    words with "…". Rich would otherwise shrink every column alike, counts included.
+    """
+
+    LABEL_MIN = 10
+    DETAIL_ROOM = 30
+
+    def __init__(self, *, plain: bool) -> None:
+        self.plain = plain
+        self.rows: list[tuple[str, str, str, bool]] = []
+        self.detail_max = 80 if plain else 72
+
+    def add_row(self, name: str, count: str, detail: str, alarm: bool) -> None:
+        self.rows.append((name, count, detail, alarm))
+
+    def widths(self, width: int) -> tuple[int, int, int]:
+        """(label, count, detail) column widths whose table is at most ``width`` wide."""
+        count = max([len(c) for _, c, _, _ in self.rows] + [0 if self.plain else len("count")])
+        label = max([len(n) for n, _, _, _ in self.rows] + [1])
+        detail = min(max([len(d) for _, _, d, _ in self.rows] + [len("detail")]), self.detail_max)
+        room = width - count - (4 if self.plain else 8)  # padding 2+2; with a box, 2 edges and 2 rules too
+        label = max(min(label, room - min(detail, self.DETAIL_ROOM)), min(label, self.LABEL_MIN))
+        return label, count, max(min(detail, room - label), 0)
+
+    def table(self, width: int) -> Table:
+        label_w, count_w, detail_w = self.widths(width)
+        table = Table(
+            box=None if self.plain else box.SIMPLE_HEAD,
+            show_header=not self.plain,
+            title=None if self.plain else "calo-balance",
+            pad_edge=False,
+            padding=(0, 2, 0, 0),
+        )
+        table.add_column("", style="bold", no_wrap=True, width=label_w)
+        table.add_column("count", justify="right", no_wrap=True, width=count_w)
+        table.add_column("detail", no_wrap=True, width=detail_w)
+        red = "" if self.plain else "red"
+        for name, count, detail, alarm in self.rows:
+            cells = (shorten(name, label_w), count, shorten(detail, detail_w))
+            table.add_row(*(Text(c) for c in cells), style=red if alarm else None)  # text, never markup
+        return table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.table(options.max_width)
+
+
+def summary_table(data: dict[str, Any], alerts: list[str], *, plain: bool) -> SummaryTable:
     """The run on one screen: what was read, what each check found, the Lambda's signals,
     totals per currency, and any alert. ``plain`` drops borders and colours."""
-    table = Table(
-        box=None if plain else box.SIMPLE_HEAD,
-        show_header=not plain,
-        title=None if plain else "calo-balance",
-        pad_edge=False,
-        padding=(0, 2, 0, 0),
-    )
-    table.add_column("", style="bold", no_wrap=True)
-    table.add_column("count", justify="right", no_wrap=True)
-    table.add_column("detail", no_wrap=True, overflow="ellipsis", max_width=80 if plain else 72)
+    table = SummaryTable(plain=plain)
     period = data["period"]
-    red = "" if plain else "red"
 
     def row(name: str, count: int | str, detail: str = "", alarm: bool = False) -> None:
-        cells = [Text(printable(str(cell))) for cell in (name, count, detail)]  # text, never markup or escapes
-        table.add_row(*cells, style=red if alarm else None)
+        table.add_row(printable(name), str(count), printable(detail), alarm)
 
     row("files", _n(data["files"]), ", ".join(data["inputs"]))
     if data.get("incremental"):

@@ -59,6 +59,31 @@ def _iso(value: Any) -> str | None:
     return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+#: Input problems listed one by one in summary.json; the rest are counted (``input_problems_not_listed``).
+MAX_LISTED_PROBLEMS = 1000
+
+
+def _relative(file: str, inputs: list[str]) -> str:
+    """``file`` named from its input's name on (``/abs/logs.zip!a/b.gz`` → ``logs.zip!a/b.gz``), so
+    summary.json holds no absolute path; S3 URLs and unknown paths stay as they are."""
+    for given in sorted((i.rstrip("/\\") or i for i in inputs), key=len, reverse=True):
+        rest = file[len(given) :]
+        if not is_s3(given) and file.startswith(given) and (not rest or rest[0] in "/\\!"):
+            return Path(given).name + rest
+    return file
+
+
+def listed_problems(result: AuditResult, limit: int = MAX_LISTED_PROBLEMS) -> list[dict[str, Any]]:
+    """The first ``limit`` input problems as the InputProblems sheet orders them (by file, then
+    line): file, line (null for a whole-file problem), kind and message, so a job reading
+    summary.json can name the broken file."""
+    inputs = [str(i) for i in result.inputs]
+    return [
+        {"file": _relative(p.file, inputs), "line": p.line, "kind": p.kind, "message": p.message}
+        for p in result.ingested.problems.ordered()[:limit]
+    ]
+
+
 def summary(result: AuditResult) -> dict[str, Any]:
     """The summary as a plain dict (see README for every key)."""
     tx = result.checked
@@ -140,6 +165,8 @@ def summary(result: AuditResult) -> dict[str, Any]:
         "unparsed_events": ing.unparsed.height,
         "input_problems": len(ing.problems),
         "input_problem_kinds": ing.problems.counts(),
+        "input_problem_list": listed_problems(result),
+        "input_problems_not_listed": max(len(ing.problems) - MAX_LISTED_PROBLEMS, 0),
         "event_kinds": {k: v for k, v in kinds.items() if v},
         "totals": totals,
     }
