@@ -194,7 +194,18 @@ def test_truth_lists_kind_transaction_and_user(tmp_path: Path) -> None:
     )
     truth = json.loads(report.truth_path.read_text())
     assert report.truth_path == tmp_path / "x.truth.json"
-    assert truth["faults"] and all(set(f) == {"kind", "tx_id", "user_id", "ts", "detail"} for f in truth["faults"])
+    base = {"kind", "tx_id", "user_id", "ts", "detail"}
+    assert truth["faults"] and all(
+        set(f) == (base | {"cause", "next_tx_id", "next_ts"} if f["kind"] == "flow_break" else base)
+        for f in truth["faults"]
+    )
+    # no outcome fault asked for: only the ordinary outcomes, every transaction under one of them
+    outcomes = truth["outcomes"]
+    assert set(outcomes) == {"published", "already_synced", "refused", "failed", "skipped", "unknown"}
+    assert outcomes["published"] and outcomes["already_synced"]
+    assert not (outcomes["refused"] or outcomes["failed"] or outcomes["skipped"] or outcomes["unknown"])
+    assert sum(map(len, outcomes.values())) == truth["archive"]["transactions"]
+    assert truth["outcome_counts"] == {k: len(v) for k, v in outcomes.items()}
     assert {f["kind"] for f in truth["faults"]} == {"overdraft", "mismatch", "flow_break", "delta_anomaly", "duplicate"}
     assert truth["fault_counts"] == dict(Counter(f["kind"] for f in truth["faults"])) | {
         k: 0 for k in truth["fault_counts"] if k not in {f["kind"] for f in truth["faults"]}
