@@ -22,6 +22,7 @@ from typing import Literal
 
 import polars as pl
 
+from calo_polars.checks.windows import next_in_wallet, previous_in_wallet
 from calo_polars.money import money_text_expr
 
 Severity = Literal["high", "medium", "low"]
@@ -45,6 +46,16 @@ class CheckOptions:
     sigma: float = 3.0
     window: int = 30
     min_history: int = 5
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why a flag was raised, as far as the logs tell: how severe it is, whether a person must
+    act, and one sentence an accountant can read (a Polars format over the flagged row)."""
+
+    severity: Severity
+    needs_person: bool
+    what_happened: Callable[[], pl.Expr]
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,9 @@ class Check:
     alert: str  # what it counts, for --fail-on's help
     glossary: Mapping[str, tuple[str, str]]  # the columns it adds: name → (kind, meaning)
     helpers: Mapping[str, Callable[[CheckOptions], pl.Expr]] = field(default_factory=dict)
+    #: cause key → its explanation; ``cause`` picks the key of a flagged row (the first that holds)
+    causes: Mapping[str, Cause] = field(default_factory=dict)
+    cause: Callable[[], pl.Expr] | None = None
 
 
 @dataclass(frozen=True)
@@ -142,14 +156,29 @@ def _flow_break_reason() -> pl.Expr:
 
 def _anomaly_reason() -> pl.Expr:
     off = pl.col("delta").cast(pl.Float64) - pl.col("delta_mean")
+    direction = pl.when(pl.col("amount_sign") > 0).then(pl.lit("credit")).otherwise(pl.lit("debit"))
     return pl.format(
-        "delta {} but this user's recent mean is {} (σ {}): off by {}, {}σ",
+        "{} moved {} where this user's preceding {}s average {} (σ {}): {}σ away",
+        direction,
         money("delta"),
+        direction,
         pl.col("delta_mean").round(3),
-        pl.col("delta_std").round(3),
-        off.round(3),
-        (off.abs() / pl.col("delta_std")).round(1),
+        pl.col("delta_sigma").round(3),
+        (off.abs() / pl.col("delta_sigma")).round(1),
     )
+
+
+def _what(template: str, *columns: str | pl.Expr) -> Callable[[], pl.Expr]:
+    """A cause's sentence: ``template`` with ``{}`` filled from money columns or expressions."""
+
+    def build() -> pl.Expr:
+        return pl.format(template, *(money(c) if isinstance(c, str) else c for c in columns))
+
+    return build
+
+
+def _text(column: str) -> pl.Expr:
+    return pl.col(column).cast(pl.String).fill_null("?")
 
 
 # ---------------------------------------------------------------- flags
@@ -169,15 +198,67 @@ def _flow_break(_: CheckOptions) -> pl.Expr:
     return pl.col("next_old").is_not_null() & ~within(pl.col("new_balance"), pl.col("next_old"))
 
 
-def _delta_anomaly(options: CheckOptions) -> pl.Expr:
-    """``|delta − mean| > σ-multiple × std`` of the user's preceding deltas, and beyond tolerance.
-
-    The tolerance guard keeps float noise from flagging a user whose deltas never vary (σ = 0).
-    """
-    distance = (pl.col("delta").cast(pl.Float64) - pl.col("delta_mean")).abs()
+def _flow_break_cause() -> pl.Expr:
+    """The first explanation that holds for a flow break (``logs_missing`` is found after the
+    plan, from the whole export's timeline: ``audit.run``)."""
+    same_start = within(pl.col("next_old"), pl.col("old_balance"))
     return (
-        (distance > options.sigma * pl.col("delta_std")) & (distance > pl.col("tolerance").cast(pl.Float64))
-    ).fill_null(False)
+        pl.when(within(pl.col("flow_gap"), pl.col("next_refused_move")))
+        .then(pl.lit("refused_applied_later"))
+        .when(same_start & within(pl.col("next_amount"), pl.col("amount")))
+        .then(pl.lit("sent_again"))
+        .when(same_start)
+        .then(pl.lit("not_applied"))
+        .when(pl.col("not_in_sync_after"))
+        .then(pl.lit("after_not_in_sync"))
+        .otherwise(pl.lit("unexplained"))
+    )
+
+
+#: VAT rates a legacy block's balance may have moved net of while logging ``vat: 0``.
+IMPLIED_VAT_RATES = (Decimal("0.05"), Decimal("0.10"), Decimal("0.15"))
+
+
+def _implied_vat_rate() -> pl.Expr:
+    """The rate r (5, 10 or 15 %) when a legacy block logging vat 0 moved by amount / (1 + r)."""
+    legacy = pl.col("type").is_null() & (pl.col("vat") == 0)
+    moved = pl.col("delta").abs().cast(pl.Float64)
+    amount = pl.col("amount").cast(pl.Float64)
+    found = pl.lit(None, pl.Float64)
+    for rate in reversed(IMPLIED_VAT_RATES):
+        net = amount / (1 + float(rate))
+        found = (
+            pl.when((moved - net).abs() <= pl.col("tolerance").cast(pl.Float64))
+            .then(float(rate) * 100)
+            .otherwise(found)
+        )
+    return pl.when(legacy).then(found)
+
+
+def _mismatch_cause() -> pl.Expr:
+    return pl.when(_implied_vat_rate().is_not_null()).then(pl.lit("legacy_net_of_vat")).otherwise(pl.lit("unexplained"))
+
+
+#: The σ of a user's deltas is never taken below this share of their mean, nor below
+#: ``SIGMA_FLOOR_UNITS`` minor units: a user whose deltas never vary is not flagged for a fils.
+SIGMA_FLOOR_SHARE = 0.10
+SIGMA_FLOOR_UNITS = 10
+#: An anomaly is at least this far from the mean, in the currency's major unit (1.000 BHD, 1.00 SAR).
+MATERIALITY = 1.0
+
+
+def _delta_sigma(_: CheckOptions) -> pl.Expr:
+    """σ of the preceding same-direction deltas, with its floor (never 0, never noise-driven)."""
+    minor_units = 2 * pl.col("tolerance").cast(pl.Float64)  # the tolerance is half a minor unit by default
+    floor = pl.max_horizontal(SIGMA_FLOOR_SHARE * pl.col("delta_mean").abs(), SIGMA_FLOOR_UNITS * minor_units)
+    return pl.when(pl.col("delta_std").is_not_null()).then(pl.max_horizontal(pl.col("delta_std"), floor))
+
+
+def _delta_anomaly(options: CheckOptions) -> pl.Expr:
+    """``|delta − mean| > σ-multiple × σ`` of the user's preceding deltas in the same direction
+    (σ with its floor, ``_delta_sigma``), and at least ``MATERIALITY`` away."""
+    distance = (pl.col("delta").cast(pl.Float64) - pl.col("delta_mean")).abs()
+    return ((distance > options.sigma * pl.col("delta_sigma")) & (distance >= MATERIALITY)).fill_null(False)
 
 
 # ---------------------------------------------------------------- the checks
@@ -186,7 +267,7 @@ CHECKS: tuple[Check, ...] = (
     Check(
         name="overdraft",
         severity="high",
-        definition="balance below zero before or after the transaction",
+        definition="balance below zero before or after an applied transaction (refused blocks never moved the wallet)",
         helpers={
             "overdraft_before": lambda _: _below_zero("old_balance"),
             "overdraft_after": lambda _: _below_zero("new_balance"),
@@ -194,6 +275,18 @@ CHECKS: tuple[Check, ...] = (
         },
         flag=lambda _: pl.col("overdraft_before") | pl.col("overdraft_after"),
         reason=_overdraft_reason,
+        causes={
+            "below_zero": Cause(
+                "high",
+                True,
+                _what(
+                    "The Lambda did not refuse this block ({}) and the wallet is below zero: {} before, {} after.",
+                    _text("outcome"),
+                    "old_balance",
+                    "new_balance",
+                ),
+            )
+        },
         label="overdrafts",
         count_key="overdraft_events",
         users_key="overdraft_users",
@@ -221,6 +314,31 @@ CHECKS: tuple[Check, ...] = (
         definition="newBalance − oldBalance equals neither ±amount nor ±(amount − vat)",
         flag=lambda _: pl.col("vat_applied").is_null(),
         reason=_mismatch_reason,
+        cause=_mismatch_cause,
+        causes={
+            "legacy_net_of_vat": Cause(
+                "low",
+                False,
+                _what(
+                    "Legacy block logging vat 0: the balance moved {}, which is {} net of {} % VAT; the Lambda said "
+                    "{} — the VAT was kept out of the wallet, not lost.",
+                    "delta",
+                    "amount",
+                    _implied_vat_rate().round(0).cast(pl.Int64).cast(pl.String),
+                    _text("outcome"),
+                ),
+            ),
+            "unexplained": Cause(
+                "high",
+                True,
+                _what(
+                    "The balance moved {} but the block announced {}: no pattern explains the {} difference.",
+                    "delta",
+                    "expected_delta",
+                    "mismatch_diff",
+                ),
+            ),
+        },
         label="mismatches",
         count_key="mismatches",
         users_key="mismatch_users",
@@ -253,6 +371,71 @@ CHECKS: tuple[Check, ...] = (
         definition="the wallet's next transaction does not start from this newBalance",
         flag=_flow_break,
         reason=_flow_break_reason,
+        helpers={
+            "next_amount": lambda _: next_in_wallet("amount"),
+            "next_request_id": lambda _: next_in_wallet("request_id"),
+            "next_file_id": lambda _: next_in_wallet("file_id"),
+            "next_line_no": lambda _: next_in_wallet("line_no"),
+            "next_refused_move": lambda _: next_in_wallet("last_refused_move"),
+        },
+        cause=_flow_break_cause,
+        causes={
+            "refused_applied_later": Cause(
+                "medium",
+                True,
+                _what(
+                    "The balance moved {} before the next transaction — exactly a block of this wallet the Lambda "
+                    "refused: the refused movement was applied later, outside any logged transaction.",
+                    "flow_gap",
+                ),
+            ),
+            "sent_again": Cause(
+                "low",
+                False,
+                _what(
+                    "Not applied ({}): the next transaction starts from this one's oldBalance {} with the same "
+                    "amount — the same movement sent again under a new id.",
+                    _text("outcome"),
+                    "old_balance",
+                ),
+            ),
+            "not_applied": Cause(
+                "low",
+                False,
+                _what(
+                    "Not applied ({}): the next transaction starts from this one's oldBalance {}.",
+                    _text("outcome"),
+                    "old_balance",
+                ),
+            ),
+            "after_not_in_sync": Cause(
+                "low",
+                False,
+                _what(
+                    "A not-in-sync error followed this block: the subscription and payment balances diverged, and "
+                    "the next transaction starts from {}.",
+                    "next_old",
+                ),
+            ),
+            "logs_missing": Cause(
+                "low",
+                False,
+                _what(
+                    "The export holds no event at all for a day or more between this transaction and the next: the "
+                    "{} move is in logs missing from the export (export that period again).",
+                    "flow_gap",
+                ),
+            ),
+            "unexplained": Cause(
+                "medium",
+                True,
+                _what(
+                    "The balance moved {} between this transaction and the next with no logged transaction or Lambda "
+                    "message to explain it.",
+                    "flow_gap",
+                ),
+            ),
+        },
         label="flow breaks",
         count_key="flow_breaks",
         users_key="flow_break_users",
@@ -260,37 +443,155 @@ CHECKS: tuple[Check, ...] = (
         sheet="FlowBreaks",
         about="Transactions after which the wallet's next transaction does not start from this newBalance "
         "(with --state, a previous export's last transaction of a wallet comes first, its file as that run read it).",
-        sheet_columns=("wallet_id", "next_tx_id", "next_ts", "next_old", "flow_gap"),
+        sheet_columns=(
+            "wallet_id",
+            "request_id",
+            "next_tx_id",
+            "next_ts",
+            "next_old",
+            "flow_gap",
+            "next_request_id",
+            "next_file",
+            "next_line_no",
+        ),
         highlight={"new_balance": "nonblank", "next_old": "nonblank", "flow_gap": "nonblank"},
         colour="#ED7D31",
         alert="transactions after which the wallet's next one does not start from this newBalance",
         glossary={
             "flow_break": ("flag", "TRUE when next_old differs from newBalance beyond tolerance."),
+            "next_amount": ("money", "amount of the wallet's next applied transaction."),
+            "next_request_id": ("id", "requestId of the invocation that logged the next transaction."),
+            "next_file_id": ("count", "Internal id of the file the next transaction was read from."),
+            "next_file": ("text", "The log file the next transaction was read from."),
+            "next_line_no": ("count", "Line of the next transaction's block in that file."),
+            "next_refused_move": (
+                "money",
+                "The move of the wallet's latest refused block logged before the next transaction, if any.",
+            ),
             "flow_breaks": ("count", "Transactions flagged flow_break."),
         },
     ),
     Check(
         name="delta_anomaly",
         severity="low",
-        definition="delta more than σ-multiple standard deviations from the user's recent mean",
+        definition="delta more than σ-multiple standard deviations from the user's recent deltas in the same direction",
+        helpers={"delta_sigma": _delta_sigma},
         flag=_delta_anomaly,
         reason=_anomaly_reason,
+        causes={
+            "unusual": Cause(
+                "low",
+                False,
+                _what("Unusual for this user but consistent: the balance moved {} as announced.", "delta"),
+            )
+        },
         label="delta anomalies",
         count_key="delta_anomalies",
         users_key="delta_anomaly_users",
         per_user="delta_anomalies",
         sheet="Anomalies",
         about="Transactions whose delta is more than the σ-multiple from the user's recent mean delta.",
-        sheet_columns=("delta", "delta_mean", "delta_std"),
+        sheet_columns=("delta", "delta_mean", "delta_std", "delta_sigma"),
         highlight={"delta": "nonblank"},
         colour="#FFC000",
         alert="transactions far from the user's recent mean delta",
         glossary={
-            "delta_anomaly": ("flag", "TRUE when |delta − delta_mean| > sigma × delta_std (and beyond tolerance)."),
+            "delta_sigma": (
+                "float",
+                "delta_std with its floor: at least 10 % of |delta_mean| and 10 minor units, so never 0.",
+            ),
+            "delta_anomaly": (
+                "flag",
+                "TRUE when |delta − delta_mean| > sigma × delta_sigma and at least 1 major unit (1.000 BHD, 1.00 SAR).",
+            ),
             "delta_anomalies": ("count", "Transactions flagged delta_anomaly."),
         },
     ),
+    Check(
+        name="negative_amount",
+        severity="high",
+        definition="the block logs a negative amount",
+        flag=lambda _: pl.col("amount") < -pl.col("tolerance"),
+        reason=lambda: pl.format(
+            "{} with amount {}: the balance moved {} (from {} to {})",
+            pl.coalesce(pl.col("type"), pl.lit("legacy block")),
+            money("amount"),
+            money("delta"),
+            money("old_balance"),
+            money("new_balance"),
+        ),
+        causes={
+            "negative_amount": Cause(
+                "high",
+                True,
+                _what(
+                    "A {} of {}: a negative amount moves money the other way ({}); the source system sent it so.",
+                    _text("type"),
+                    "amount",
+                    "delta",
+                ),
+            )
+        },
+        label="negative amounts",
+        count_key="negative_amounts",
+        users_key="negative_amount_users",
+        per_user="negative_amounts",
+        sheet="NegativeAmounts",
+        about="Transactions whose block logs a negative amount (a DEBIT of −18.000 raises the balance).",
+        sheet_columns=("delta", "outcome"),
+        highlight={"amount": "negative"},
+        colour="#833C0B",
+        alert="transactions whose block logs a negative amount",
+        glossary={
+            "negative_amount": ("flag", "TRUE when the block's amount is below zero (beyond tolerance)."),
+            "negative_amounts": ("count", "Transactions flagged negative_amount."),
+        },
+    ),
+    Check(
+        name="currency_change",
+        severity="high",
+        definition="the wallet's previous transaction was in another currency",
+        helpers={"previous_currency": lambda _: previous_in_wallet("currency").cast(pl.String)},
+        flag=lambda _: (
+            pl.col("previous_currency").is_not_null()
+            & (pl.col("previous_currency") != pl.col("currency").cast(pl.String))
+        ),
+        reason=lambda: pl.format(
+            "wallet {} was in {} and is now in {}",
+            _text("wallet_id"),
+            pl.col("previous_currency"),
+            _text("currency"),
+        ),
+        causes={
+            "currency_change": Cause(
+                "high",
+                True,
+                _what(
+                    "The wallet's previous transaction was in {}, this one in {}: a wallet has one currency, so its "
+                    "books are kept per currency from here (each closes on its own).",
+                    pl.col("previous_currency"),
+                    _text("currency"),
+                ),
+            )
+        },
+        label="currency changes",
+        count_key="currency_changes",
+        users_key="currency_change_users",
+        per_user="currency_changes",
+        sheet="CurrencyChanges",
+        about="Transactions logged in another currency than the wallet's previous one.",
+        sheet_columns=("wallet_id", "previous_currency"),
+        highlight={"currency": "nonblank"},
+        colour="#375623",
+        alert="transactions in another currency than the wallet's previous one",
+        glossary={
+            "previous_currency": ("text", "Currency of the wallet's previous applied transaction."),
+            "currency_change": ("flag", "TRUE when the wallet's previous transaction was in another currency."),
+            "currency_changes": ("count", "Transactions flagged currency_change."),
+        },
+    ),
 )
+
 
 # ---------------------------------------------------------------- the signals
 
@@ -345,6 +646,15 @@ SIGNALS: tuple[Signal, ...] = (
         meaning="uncaught exceptions, runtime crashes, failed syncs, invoke errors, failed inits and timeouts",
         sheet="LambdaErrors",
         alert="Lambda errors: uncaught exceptions, crashes, failed syncs, invoke errors, failed inits, timeouts",
+    ),
+    Signal(
+        name="lambda_error_incident",
+        label="Lambda error incidents",
+        count_key="lambda_error_incidents",
+        users_key=None,
+        group="lambda",
+        meaning="invocations or cold starts with at least one error (the errors above, grouped)",
+        sheet="LambdaErrors",
     ),
     Signal(
         name="skipped",
