@@ -47,20 +47,52 @@ def test_ulid_is_time_then_randomness_in_crockford_base32() -> None:
     assert len(value) == 26 and value.startswith("01HM4WE") and not set(value) & set("ILOU")
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(-20_000, 20_000), min_size=5, max_size=30), st.integers(-60_000, 60_000))
-def test_window_judges_like_the_3_sigma_definition(history: list[int], x: int) -> None:
-    """NORMAL means clearly inside 3σ (or within tolerance), ANOMALY clearly outside both."""
-    window = Window()
+def floored_sigma(history: list[int]) -> float:
+    """σ with the tool's floor: at least 10 % of |mean| and 10 minor units (100 sub-units)."""
+    return max(statistics.stdev(history), 0.1 * abs(statistics.fmean(history)), 100)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(-200_000, 200_000), min_size=5, max_size=30),
+    st.integers(-600_000, 600_000),
+    st.sampled_from([1_000, 10_000]),
+)
+def test_window_judges_like_the_floored_3_sigma_definition(history: list[int], x: int, sub: int) -> None:
+    """NORMAL means clearly inside 3σ' or clearly below the materiality floor (one major unit,
+    ``sub`` sub-units); ANOMALY clearly outside both."""
+    window = Window(sub)
     for value in history:
         window.push(value)
-    mean, sd = statistics.fmean(history), statistics.stdev(history)
-    distance = abs(x - mean)
+    distance, sigma = abs(x - statistics.fmean(history)), floored_sigma(history)
     verdict = window.judge(x)
     if verdict == NORMAL:
-        assert distance <= 0.8 * 3 * sd + 1e-9 or distance <= 2
+        assert distance <= 0.8 * 3 * sigma + 1e-6 or distance <= 0.9 * sub + 1e-6
     if verdict == ANOMALY:
-        assert distance >= 1.25 * 3 * sd - 1e-9 and distance >= 20
+        assert distance >= 1.25 * 3 * sigma - 1e-6 and distance >= 1.25 * sub - 1e-6
+
+
+def anomalies_by_direction(txs: list[Tx], sub: dict[str, int]) -> set[str]:
+    """The tool's anomaly rule, the slow obvious way: per user and direction (the type's sign, or
+    the balance's for a legacy block), the preceding ≤ 30 deltas (≥ 5), σ floored, materiality."""
+    histories: dict[tuple[str, int], list[Tx]] = {}
+    for t in sorted(txs, key=lambda t: (t.ts, t.tx_id)):
+        delta = t.new - t.old
+        sign = -1 if t.type == "DEBIT" else 1 if t.type == "CREDIT" else (1 if delta > 0 else -1)
+        histories.setdefault((t.user_id, sign), []).append(t)
+    out = set()
+    for history in histories.values():
+        deltas = [float(t.new - t.old) for t in history]
+        for i, t in enumerate(history):
+            previous = deltas[max(0, i - 30) : i]
+            if len(previous) < 5:
+                continue
+            mean = statistics.fmean(previous)
+            sigma = max(statistics.stdev(previous), 0.1 * abs(mean), 10 * 10 / sub[t.currency])
+            distance = abs(deltas[i] - mean)
+            if distance > 3 * sigma and distance >= 1.0:
+                out.add(t.tx_id)
+    return out
 
 
 @settings(max_examples=12, deadline=None)
@@ -77,6 +109,7 @@ def test_ledger_faults_are_exactly_what_the_reference_oracle_flags(seed: int, ra
         for m in ledger.msgs if (t := m.tx) is not None
     ]  # fmt: skip
     flags = reference_flags(txs)
+    subs = {m.user.cur.code: m.user.cur.sub for m in ledger.msgs}
     faults = {
         kind: {f.tx.tx_id for f in ledger.faults if f.kind == kind}
         for kind in ("mismatch", "overdraft", "flow_break", "delta_anomaly")
@@ -84,7 +117,7 @@ def test_ledger_faults_are_exactly_what_the_reference_oracle_flags(seed: int, ra
     assert flags.mismatch == faults["mismatch"]
     assert flags.overdraft == faults["overdraft"]
     assert set(flags.flow_break) == faults["flow_break"]
-    assert flags.anomaly == faults["delta_anomaly"]
+    assert anomalies_by_direction(txs, subs) == faults["delta_anomaly"]
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ as a ``.zip``, an unzipped folder, or a single multi-member ``.gz`` (every strea
 The ground truth (``<name>.truth.json`` beside it) lists every injected fault as
 (kind, transaction id, user) with what the tool must flag (a flow break also with its cause
 and the next transaction), every transaction id under its outcome, and the counts of what
-was written. Flow-break causes follow the fixed definitions (first that holds): ``sent_again``,
+was written. Flow-break causes follow the tool's definitions (first that holds):
+``refused_applied_later`` (the gap is exactly the move of the wallet's latest refused block), ``sent_again``,
 ``not_applied``, ``after_not_in_sync``, ``logs_missing`` (the whole export is silent for 24 h or
 more between the two transactions: decided here, over every shard's log streams), ``unexplained``.
 """
@@ -47,7 +48,7 @@ SHARD_USERS = 1000
 ROOT = "balance-sync-logs"
 FAULT_KINDS = ("overdraft", "mismatch", "flow_break", "delta_anomaly", "negative_amount", "duplicate")
 OUTCOMES = ("published", "already_synced", "refused", "failed", "skipped", "unknown")
-CAUSES = ("sent_again", "not_applied", "after_not_in_sync", "logs_missing", "unexplained")
+CAUSES = ("refused_applied_later", "sent_again", "not_applied", "after_not_in_sync", "logs_missing", "unexplained")
 SILENCE_MS = DAY_MS  # a silence of the whole export this long or longer: logs are missing
 
 
@@ -212,7 +213,9 @@ def _flow_break(fault: Fault, stamp: Any) -> dict[str, Any]:
     logs are missing in between is decided over the whole export (``_resolve_causes``)."""
     a, b = fault.tx, fault.next
     assert b is not None
-    if abs(b.old - a.old) <= TOL:
+    if fault.refused_later:
+        cause = "refused_applied_later"
+    elif abs(b.old - a.old) <= TOL:
         cause = "sent_again" if abs(b.amount - a.amount) <= TOL else "not_applied"
     elif a.user.offset or a.nis:
         cause = "after_not_in_sync"

@@ -31,7 +31,6 @@ user who can no longer renew without an anomaly stops, as subscribers do.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import random
@@ -106,14 +105,21 @@ GOALS = ("loseWeight", "maintainWeight", "gainWeight")
 
 
 class Window:
-    """The user's preceding deltas as the anomaly check sees them, with exact integer sums."""
+    """One direction's preceding deltas (debits, or credits) as the anomaly check sees them, with
+    exact integer sums.
 
-    __slots__ = ("s1", "s2", "values")
+    The tool's rule (issue 12): ``|x − mean| > 3σ'`` and ``|x − mean| ≥ 1`` major unit, where
+    σ' = max(σ, 10 % of |mean|, 10 minor units) and mean and σ (ddof 1) are over the user's
+    preceding ≤ 30 deltas in the same direction (at least 5 of them).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("s1", "s2", "sub", "values")
+
+    def __init__(self, sub: int = 10_000) -> None:
         self.values: deque[int] = deque()
         self.s1 = 0
         self.s2 = 0
+        self.sub = sub  # sub-units in one major unit (the materiality floor)
 
     def push(self, x: int) -> None:
         self.values.append(x)
@@ -127,34 +133,38 @@ class Window:
     def judge(self, x: int) -> int:
         """Whether delta ``x`` is clearly normal, clearly an anomaly, unjudged or too close to call.
 
-        With n deltas, D = n·(x − mean) and V = n·Σx² − (Σx)², the tool's test
-        ``|x − mean| > 3σ`` (σ with ddof 1) is exactly ``D²·(n − 1) > 9·n·V``: integers only.
+        With n deltas, D = n·(x − mean) and V = n·Σx² − (Σx)², each part of the rule is an
+        integer comparison: ``|x − mean| > 3σ`` is ``D²·(n − 1) > 9·n·V``, ``> 3 × 10 % |mean|``
+        is ``|D| > 0.3·|Σx|``, ``> 3 × 10 minor units`` is ``|D| > 300·n`` (a minor unit is 10
+        sub-units) and the materiality ``|D| ≥ n·sub``. Clearly normal: one part fails by 20 %
+        (materiality by 10 %); clearly an anomaly: every part holds by 25 %.
         """
         n = len(self.values)
         if n < MIN_HISTORY:
             return UNJUDGED
         d = n * x - self.s1
+        ad, a1 = abs(d), abs(self.s1)
         lhs = d * d * (n - 1)
         spread = 9 * n * (n * self.s2 - self.s1 * self.s1)
-        if abs(d) <= 2 * n or 25 * lhs <= 16 * spread:  # within 2 sub-units, or ≤ 0.8 × 3σ
+        if 25 * lhs <= 16 * spread or 100 * ad <= 24 * a1 or ad <= 240 * n or 10 * ad <= 9 * n * self.sub:
             return NORMAL
-        if abs(d) >= 20 * n and 16 * lhs >= 25 * spread:  # ≥ 2 minor units and ≥ 1.25 × 3σ
+        if 16 * lhs >= 25 * spread and 8 * ad >= 3 * a1 and ad >= 375 * n and 4 * ad >= 5 * n * self.sub:
             return ANOMALY
         return UNSAFE
 
     def bounds(self) -> tuple[float, float]:
-        """Mean and σ (ddof 1) of the window, as floats, for sizing amounts."""
+        """Mean and σ' (σ with ddof 1, floored as the rule floors it) of the window, for sizing."""
         n = len(self.values)
         mean = self.s1 / n
         var = max(0, n * self.s2 - self.s1 * self.s1) / (n * (n - 1))
-        return mean, math.sqrt(var)
+        return mean, max(math.sqrt(var), 0.1 * abs(mean), 10 * UNIT)
 
     def largest_normal(self, step: int, cap: int) -> int:
         """The largest credit (a multiple of ``step``, ≤ ``cap``) the window accepts as normal."""
         if len(self.values) < MIN_HISTORY:
             return cap // step * step
         mean, sd = self.bounds()
-        x = min(cap, int((mean + 2.4 * sd) // step * step))
+        x = min(cap, int((mean + max(2.4 * sd, 0.85 * self.sub)) // step * step))
         while x > 0 and self.judge(x) != NORMAL:
             x -= step
         return max(x, 0)
@@ -164,13 +174,33 @@ class Window:
         if len(self.values) < MIN_HISTORY:
             return 0
         mean, sd = self.bounds()
-        reach = max(3.75 * sd, 2.5 * UNIT)
+        reach = max(3.75 * sd, 1.25 * self.sub, 2.5 * UNIT)
         x = max(step, int(math.ceil((sign * mean + reach) / step)) * step)
         for _ in range(50):
             if self.judge(sign * x) == ANOMALY:
                 return x
             x += step
         return 0
+
+
+class Deltas:
+    """A user's two windows: the anomaly check judges debits apart from credits (by the
+    block's type, or for a legacy block by the direction its balance moved)."""
+
+    __slots__ = ("credits", "debits")
+
+    def __init__(self, sub: int) -> None:
+        self.debits, self.credits = Window(sub), Window(sub)
+
+    def of(self, sign: int) -> Window:
+        return self.credits if sign > 0 else self.debits
+
+    def judge(self, x: int, sign: int = 0) -> int:
+        """``x`` judged in direction ``sign`` (0: the direction of ``x`` itself)."""
+        return self.of(sign or (1 if x > 0 else -1)).judge(x)
+
+    def push(self, x: int, sign: int = 0) -> None:
+        self.of(sign or (1 if x > 0 else -1)).push(x)
 
 
 def is_mismatch(type_: str | None, amount: int, vat: int, old: int, new: int) -> bool:
@@ -308,7 +338,7 @@ class User:
         prepaid = rng.random() < 0.12
         self.bal = 0 if self.new else (cal.days + 2 if prepaid else between(rng, 1, 5)) * self.d
         self.bal_f = self.bal / sub
-        self.window = Window()
+        self.window = Deltas(self.cur.sub)
         self.last: Tx | None = None
         self.stopped = False
         self.failed_renewals = 0
@@ -321,6 +351,7 @@ class Fault:
     tx: Tx
     detail: str
     next: Tx | None = None  # flow breaks: the wallet's next applied transaction
+    refused_later: bool = False  # flow breaks: the gap is exactly the latest refused block's move
 
 
 class Ledger:
@@ -334,7 +365,7 @@ class Ledger:
         self.faults: list[Fault] = []
         self.rng = random.Random()  # the user being simulated's own stream, set by simulate()
         self.dark = False  # the day being simulated is missing from the export
-        self.history: list[Tx] = []  # the user's logged, applied transactions, in order
+        self.history: list[Tx] = []  # the user's logged transactions (refused ones too), in order
         self.gap_details: dict[int, str] = {}  # id(tx) → why the wallet moved after it (injected)
 
     # ------------------------------------------------------------ one user
@@ -362,9 +393,20 @@ class Ledger:
 
     def _flow_breaks(self) -> None:
         """Every flow break of the user, exactly: consecutive applied, logged transactions whose
-        balances do not chain (within tolerance), each with the next transaction."""
-        txs = self.history
-        for a, b in itertools.pairwise(txs):
+        balances do not chain (within tolerance), each with the next transaction, and whether the
+        gap is exactly the move of the wallet's latest refused block (``refused_applied_later``)."""
+        refused_move: int | None = None
+        pairs: list[tuple[Tx, Tx, bool]] = []
+        last: Tx | None = None
+        for tx in self.history:
+            if tx.outcome == "refused":
+                refused_move = tx.new - tx.old
+                continue
+            if last is not None:
+                later = refused_move is not None and abs((tx.old - last.new) - refused_move) <= TOL
+                pairs.append((last, tx, later))
+            last = tx
+        for a, b, later in pairs:
             if abs(b.old - a.new) > TOL:
                 detail = self.gap_details.get(id(a))
                 if detail is None:
@@ -373,7 +415,7 @@ class Ledger:
                     detail += " before the next transaction" + (
                         "" if a.applied else " (this movement was never applied)"
                     )
-                self.faults.append(Fault("flow_break", a, detail, next=b))
+                self.faults.append(Fault("flow_break", a, detail, next=b, refused_later=later))
 
     def _plan_day(self, u: User, day: int) -> list[str]:
         rng, plan = self.rng, []
@@ -452,7 +494,7 @@ class Ledger:
         rng, d = self.rng, u.d
         need = d - u.bal  # at least tonight's deduction
         cap = max(u.plan_days * d, need)
-        days = u.window.largest_normal(d, cap) // d
+        days = u.window.credits.largest_normal(d, cap) // d
         if days * d < need or days == 0:
             u.failed_renewals += 1
             if u.failed_renewals >= 3 or u.bal < 0:
@@ -467,18 +509,18 @@ class Ledger:
 
     def _anomaly(self, u: User, day: int, t: int) -> None:
         """A movement far outside the user's recent deltas: a big gift, or a big correction."""
-        if u.bal < 0 or len(u.window.values) < MIN_HISTORY:
+        if u.bal < 0:
             return
         rng, d = self.rng, u.d
         if rng.random() < 0.3:
-            x = u.window.smallest_anomaly(UNIT, -1)
+            x = u.window.debits.smallest_anomaly(UNIT, -1)
             if x and x + 2 * d <= u.bal:
                 x = self._stretch(u, x, -1, limit=u.bal - 2 * d)
                 self._write(
                     u, day, t, False, "DEBIT", "MANUAL_DEDUCTION", rng.choice(ANOMALY_DEBITS), x, 0, -x, anomaly=True
                 )
                 return
-        x = u.window.smallest_anomaly(UNIT, 1)
+        x = u.window.credits.smallest_anomaly(UNIT, 1)
         if x:
             x = self._stretch(u, x, 1, limit=x * 2)
             self._write(
@@ -502,6 +544,7 @@ class Ledger:
         tx.metadata = self._metadata(u, tx.action, tx.source, False, rng) if tx.layout == "full" else None
         tx.message_id = uuid4(rng)
         tx.after, tx.applied = "refused", False
+        self.history.append(tx)
         self.msgs.append(Msg(t, False, "tx", u, tx))
 
     def _stretch(self, u: User, x: int, sign: int, limit: int) -> int:
@@ -518,11 +561,13 @@ class Ledger:
         ):  # fmt: skip
             # a DEBIT logged with a negative amount, which raises the balance (full layout only:
             # a legacy block carries no type, so its sign is read from the balances)
+            # A DEBIT is judged among the debits, so a raised balance is usually also an anomaly.
             for share in (2, 1, 0.5, 0.25):
                 x = _round_unit(u.d * share)
-                if x and u.window.judge(x) == NORMAL:
+                verdict = u.window.judge(x, -1)
+                if x and verdict != UNSAFE:
                     self._write(u, day, t, True, "DEBIT", "MANUAL_DEDUCTION", "DELIVERY_DEDUCTION", -x, 0, x,
-                                negative=True)  # fmt: skip
+                                negative=True, anomaly=verdict == ANOMALY)  # fmt: skip
                     return
         if u.window.judge(-u.d) not in (NORMAL, UNJUDGED):
             return
@@ -593,7 +638,8 @@ class Ledger:
         plain = plain and old >= 0 and new >= 0
         if (rates.sent_again or rates.not_applied) and plain and u.last is not None:
             pick = rng.random()
-            if pick < rates.sent_again + rates.not_applied:
+            # not sent again: a daytime movement, so the next one (a nightly deduction) differs
+            if pick < rates.sent_again or (pick < rates.sent_again + rates.not_applied and not night):
                 # answered "already synced" and never applied: the wallet stays where it was
                 tx.after, tx.applied = "already_synced_short", False
                 resend = pick < rates.sent_again
@@ -612,7 +658,8 @@ class Ledger:
             self.faults.append(
                 Fault("negative_amount", tx, f"DEBIT of {tx.amount_s} raised the balance {tx.old_s} → {tx.new_s}")
             )
-        u.window.push(new - old)  # every applied-per-the-log block counts in the window, applied or not
+        sign = (-1 if type_ == "DEBIT" else 1) if layout == "full" else (1 if new > old else -1)
+        u.window.push(new - old, sign)  # every block but a refused one counts, applied to the wallet or not
         self.history.append(tx)
         u.last = tx
         self.msgs.append(Msg(t, night, "tx", u, tx))
@@ -620,12 +667,12 @@ class Ledger:
             u.bal, u.bal_f = new, new_f
         else:
             u.bal, u.bal_f = old, old_f  # the next block starts from this one's oldBalance
-            if resend and u.window.judge(new - old) in (NORMAL, UNJUDGED):
-                self._send_again(u, tx)
+            if resend and u.window.judge(new - old, sign) in (NORMAL, UNJUDGED):
+                self._send_again(u, tx, sign)
         if tx.nis:
             self._jump_after_not_in_sync(u, tx, delta)
 
-    def _send_again(self, u: User, first: Tx) -> None:
+    def _send_again(self, u: User, first: Tx, sign: int) -> None:
         """The same movement sent again under a new id, on the unchanged balance, and applied."""
         rng = self.rng
         t = first.t + (between(rng, 7_200_000, 9_000_000) if first.night else between(rng, 20_000, 120_000))
@@ -634,7 +681,7 @@ class Ledger:
                      "amount_s", "vat_s", "old_s", "new_s", "pay_s", "metadata"):  # fmt: skip
             setattr(tx, name, getattr(first, name))
         tx.tx_id, tx.t, tx.night, tx.message_id = ulid(t - between(rng, 200, 5000), rng), t, False, uuid4(rng)
-        u.window.push(tx.new - tx.old)
+        u.window.push(tx.new - tx.old, sign)
         self.history.append(tx)
         u.bal, u.bal_f, u.last = tx.new, float(tx.new_s), tx
         self.msgs.append(Msg(t, False, "tx", u, tx))
@@ -675,7 +722,8 @@ class Ledger:
             if (
                 bad >= 0
                 and is_mismatch(type_, amount, vat, old, bad)
-                and u.window.judge(bad - old) in (NORMAL, UNJUDGED)
+                and u.window.judge(bad - old, -1 if type_ == "DEBIT" else 1 if type_ == "CREDIT" else 0)
+                in (NORMAL, UNJUDGED)
             ):
                 return (
                     amount,
