@@ -107,6 +107,9 @@ COLUMNS: dict[str, Column] = {
         "The incident an error belongs to: its invocation's requestId, or 'cold start file:line' for a failed init "
         "(with the uncaught exception logged under requestId undefined).",
     ),
+    "start_ts": C("datetime", "Time of the invocation's START line as logged, UTC."),
+    "email": C("text", "The subscriber's email from the SQS body line of the same message (masked unless --show-pii)."),
+    "phone": C("text", "The subscriber's phone number from that line (masked unless --show-pii)."),
     "reason": C("long_text", "The flag in plain English, with expected, actual and difference."),
     # per user: activity and the roll-forward
     "wallets": C("count", "Number of distinct wallets of the user."),
