@@ -11,8 +11,10 @@ SAMPLE       := examples/sample-logs.zip
 INPUT  ?= $(firstword $(wildcard $(SAMPLE)) $(REAL_ARCHIVE))
 
 # How the bundled sample was made (examples/README.md says the same; tests/test_sample.py checks it).
-SAMPLE_ARGS := --users 64 --days 42 --seed 2024 --overdraft-rate 0.003 --mismatch-rate 0.004 \
-  --flow-break-rate 0.004 --anomaly-rate 0.004 --duplicate-rate 0.004 --error-rate 0.01 --crash-rate 0.15
+SAMPLE_ARGS := --users 64 --days 42 --seed 2024 --overdraft-rate 0.003 --mismatch-rate 0.006 \
+  --flow-break-rate 0.004 --anomaly-rate 0.004 --duplicate-rate 0.004 --refused-rate 0.01 --sent-again-rate 0.004 \
+  --not-applied-rate 0.05 --not-in-sync-rate 0.004 --negative-amount-rate 0.004 --failed-rate 0.003 \
+  --skipped-rate 0.003 --unknown-rate 0.003 --logs-missing-rate 0.025 --error-rate 0.01 --crash-rate 0.15
 
 .PHONY: run test lint install install-dev install-bench sample bench screenshot clean lock wheels test-docker
 

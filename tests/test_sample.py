@@ -9,7 +9,7 @@ from pathlib import Path
 
 from calo_polars import audit
 from calo_polars.synth import SynthOptions, synthesize
-from tests.test_synth_accuracy import assert_exact, assert_read_completely
+from tests.test_synth_accuracy import OUTCOMES, SPEC_CAUSES, assert_exact, assert_read_completely
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SAMPLE = EXAMPLES / "sample-logs.zip"
@@ -40,5 +40,9 @@ def test_auditing_the_sample_finds_exactly_its_ground_truth() -> None:
     assert_read_completely(result, truth)
     assert_exact(result, truth)
     assert all(
-        truth["fault_counts"][k] > 0 for k in ("overdraft", "mismatch", "flow_break", "delta_anomaly", "duplicate")
+        truth["fault_counts"][k] > 0
+        for k in ("overdraft", "mismatch", "flow_break", "delta_anomaly", "negative_amount", "duplicate")
     )
+    # every outcome and every flow-break cause of issue 12 is shown in the sample
+    assert all(truth["outcome_counts"][k] > 0 for k in OUTCOMES), truth["outcome_counts"]
+    assert all(truth["flow_break_causes"][k] > 0 for k in SPEC_CAUSES), truth["flow_break_causes"]

@@ -1,7 +1,10 @@
 """Accuracy: synthetic archives audited by the tool find exactly the faults the generator injected.
 
-Precision and recall must both be exactly 1 for every check, on several shapes and seeds, and
-the parse must account for every event the generator wrote.
+Precision and recall must both be exactly 1 for every check, every outcome of a transaction and
+every flow-break cause (the definitions of ../issues-text/OUTCOMES-SPEC.md, issue 12), on several
+shapes and seeds, and the parse must account for every event the generator wrote. The tool is
+read through ``calo_polars.audit``: the transactions' ``outcome``/``applied``/``not_in_sync_after``
+columns and the flags table's ``check`` and ``cause``.
 """
 
 from __future__ import annotations
@@ -18,10 +21,24 @@ from calo_polars import AuditResult, audit
 from calo_polars.report.summary import summary
 from calo_polars.synth import CLEAN, Rates, SynthOptions, synthesize
 
-CHECKS = ("overdraft", "mismatch", "flow_break", "delta_anomaly")
+CHECKS = ("overdraft", "mismatch", "flow_break", "delta_anomaly", "negative_amount", "currency_change")
+OUTCOMES = ("published", "already_synced", "refused", "failed", "skipped", "unknown")
+CAUSES = ("refused_applied_later", "sent_again", "not_applied", "after_not_in_sync", "logs_missing", "unexplained")
+#: The causes OUTCOMES-SPEC.md fixes, each injected at known places (refused_applied_later is the tool's extra one).
+SPEC_CAUSES = CAUSES[1:]
 #: Every fault kind, duplicates included: a retried transaction is set aside, never counted twice.
 FAULTY = Rates(overdraft=0.01, mismatch=0.01, flow_break=0.01, delta_anomaly=0.01, duplicate=0.01)
 HEAVY = Rates(overdraft=0.04, mismatch=0.04, flow_break=0.04, delta_anomaly=0.04, duplicate=0.04)
+#: Issue 12's faults besides the above: every outcome and every flow-break cause, at known places.
+OUTCOME_FAULTS = dict(
+    refused=0.02, sent_again=0.01, not_applied=0.02, not_in_sync=0.01, negative_amount=0.01,
+    failed=0.005, skipped=0.005, unknown=0.005, logs_missing=0.04,
+)  # fmt: skip
+ISSUE12 = Rates(overdraft=0.01, mismatch=0.01, flow_break=0.01, delta_anomaly=0.01, duplicate=0.01, **OUTCOME_FAULTS)
+ISSUE12_HEAVY = Rates(
+    overdraft=0.04, mismatch=0.04, flow_break=0.04, delta_anomaly=0.04, duplicate=0.04,
+    **{k: min(0.1, 3 * v) for k, v in OUTCOME_FAULTS.items()},
+)  # fmt: skip
 
 SHAPES: dict[str, dict[str, Any]] = {
     "tiny": dict(users=6, days=21, seed=11, rates=HEAVY),
@@ -34,6 +51,13 @@ SHAPES: dict[str, dict[str, Any]] = {
     "seed_21": dict(users=300, days=40, seed=21, rates=FAULTY),
     "seed_22": dict(users=300, days=40, seed=22, rates=FAULTY),
     "seed_23": dict(users=300, days=40, seed=23, rates=FAULTY),
+    "outcomes_tiny": dict(users=8, days=30, seed=71, rates=ISSUE12_HEAVY),
+    "outcomes_mixed": dict(users=300, days=45, seed=72, rates=ISSUE12),
+    "outcomes_legacy_only": dict(users=150, days=30, seed=73, rates=ISSUE12, legacy_until=date(2030, 1, 1)),
+    "outcomes_out_of_order": dict(
+        users=200, days=30, seed=74, rates=ISSUE12_HEAVY, out_of_order=1.0, split=1.0, error_rate=0.03, crash_rate=0.5
+    ),
+    "outcomes_long_histories": dict(users=12, days=300, seed=75, rates=ISSUE12),
 }
 
 
@@ -46,16 +70,47 @@ def injected(truth: dict[str, Any], kind: str) -> set[str]:
     return {f["tx_id"] for f in truth["faults"] if f["kind"] == kind}
 
 
+def caused(truth: dict[str, Any], cause: str) -> set[str]:
+    return {f["tx_id"] for f in truth["faults"] if f["kind"] == "flow_break" and f["cause"] == cause}
+
+
 def flagged(result: AuditResult, check: str) -> set[str]:
     return set(result.transactions.filter(pl.col(check))["tx_id"])
 
 
+def same(name: str, want: set[str], got: set[str]) -> None:
+    """Precision and recall exactly 1, with the first few misses and false alarms named."""
+    assert got == want, f"{name}: missed {sorted(want - got)[:5]}, not in the truth {sorted(got - want)[:5]}"
+
+
 def assert_exact(result: AuditResult, truth: dict[str, Any]) -> None:
-    """Precision and recall exactly 1 for every check, and for the duplicates set aside."""
+    """Precision and recall exactly 1 for every check (its column and its RedFlags rows), every
+    outcome and every flow-break cause, and for the duplicates set aside."""
+    flags = result.flags
     for check in CHECKS:
-        want, got = injected(truth, check), flagged(result, check)
-        assert got == want, f"{check}: missed {sorted(want - got)[:5]}, not injected {sorted(got - want)[:5]}"
+        want = injected(truth, check)
+        same(check, want, flagged(result, check))
+        same(f"{check} in the flags table", want, set(flags.filter(pl.col("check") == check)["tx_id"]))
     assert set(result.duplicates["tx_id"]) == injected(truth, "duplicate")
+    assert_outcomes_exact(result, truth)
+    breaks = flags.filter(pl.col("check") == "flow_break")
+    for cause in CAUSES:
+        same(f"flow breaks caused {cause}", caused(truth, cause), set(breaks.filter(pl.col("cause") == cause)["tx_id"]))
+    assert breaks["cause"].null_count() == 0
+    data = summary(result)
+    assert data["outcomes"] == truth["outcome_counts"]
+    assert data["flow_break_causes"] == truth["flow_break_causes"]
+
+
+def assert_outcomes_exact(result: AuditResult, truth: dict[str, Any]) -> None:
+    """Every transaction's outcome, ``applied`` and ``not_in_sync_after`` as the generator wrote them."""
+    txs = result.transactions
+    for outcome in OUTCOMES:
+        got = set(txs.filter(pl.col("outcome") == outcome)["tx_id"])
+        same(f"outcome {outcome}", set(truth["outcomes"][outcome]), got)
+    assert txs["outcome"].null_count() == 0
+    same("not applied", set(truth["outcomes"]["refused"]), set(txs.filter(~pl.col("applied"))["tx_id"]))
+    same("not_in_sync_after", set(truth["not_in_sync_after"]), set(txs.filter(pl.col("not_in_sync_after"))["tx_id"]))
 
 
 def assert_read_completely(result: AuditResult, truth: dict[str, Any]) -> None:
@@ -85,14 +140,44 @@ def test_audit_finds_exactly_the_injected_faults(tmp_path: Path, shape: str) -> 
     assert sum(truth["fault_counts"].values()) > 0
 
 
+def test_every_outcome_and_cause_is_injected_and_found(tmp_path: Path) -> None:
+    """Issue 12's kinds at known places: none of these tests is vacuous."""
+    path, truth = generate(tmp_path, users=400, days=45, seed=36, rates=ISSUE12)
+    assert all(truth["outcome_counts"][o] >= 5 for o in OUTCOMES), truth["outcome_counts"]
+    assert all(truth["flow_break_causes"][c] >= 5 for c in SPEC_CAUSES), truth["flow_break_causes"]
+    assert truth["fault_counts"]["negative_amount"] >= 5 and truth["missing_days"] and truth["silences"]
+    result = audit([path])
+    assert_read_completely(result, truth)
+    assert_exact(result, truth)
+    data = summary(result)
+    assert data["overdraft_events"] == truth["fault_counts"]["overdraft"]
+    assert data["flow_breaks"] == truth["fault_counts"]["flow_break"]
+
+
+def test_refused_attempts_leave_the_balance_history(tmp_path: Path) -> None:
+    """A refused block is in the Ledger with its outcome but moves nothing: no overdraft, no flow
+    break, no anomaly, no window of its own, and the wallet's next block starts from its oldBalance."""
+    path, truth = generate(tmp_path, users=200, days=30, seed=33, rates=Rates(refused=0.05))
+    refused = set(truth["outcomes"]["refused"])
+    assert len(refused) >= 20 and truth["faults"] == []
+    result = audit([path])
+    txs = result.transactions
+    rows = txs.filter(pl.col("tx_id").is_in(sorted(refused)))
+    assert rows.height == len(refused)
+    assert (rows["new_balance"] < 0).all() and rows["overdraft_after"].all()  # the logged reading stays visible
+    assert result.flags.height == 0, result.flags.head(5)
+    assert_outcomes_exact(result, truth)
+
+
 def test_every_fault_kind_is_injected_and_found(tmp_path: Path) -> None:
     path, truth = generate(tmp_path, users=400, days=45, seed=31, rates=FAULTY)
     result = audit([path])
-    assert all(truth["fault_counts"][check] >= 5 for check in CHECKS), truth["fault_counts"]
+    seeded = ("overdraft", "mismatch", "flow_break", "delta_anomaly")  # negative amounts: the outcome tests
+    assert all(truth["fault_counts"][check] >= 5 for check in seeded), truth["fault_counts"]
     assert_exact(result, truth)
     data = summary(result)
     assert (data["overdraft_events"], data["mismatches"], data["flow_breaks"], data["delta_anomalies"]) == tuple(
-        truth["fault_counts"][c] for c in CHECKS
+        truth["fault_counts"][c] for c in seeded
     )
 
 

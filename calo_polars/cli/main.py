@@ -1019,6 +1019,69 @@ SEED = Number(int, -(1 << 63), (1 << 63) - 1)
     show_default=True,
     help="Transactions logged twice (an SQS retry), per transaction.",
 )
+@click.option(
+    "--refused-rate",
+    type=RATE,
+    default=DEFAULT_RATES.refused,
+    show_default=True,
+    help="Refused attempts (a deduction beyond the balance; the wallet never moves), per active day.",
+)
+@click.option(
+    "--sent-again-rate",
+    type=RATE,
+    default=DEFAULT_RATES.sent_again,
+    show_default=True,
+    help="Blocks answered 'already synced', never applied, then sent again under a new id, per transaction.",
+)
+@click.option(
+    "--not-applied-rate",
+    type=RATE,
+    default=DEFAULT_RATES.not_applied,
+    show_default=True,
+    help="Blocks answered 'already synced' and never applied (not sent again), per transaction.",
+)
+@click.option(
+    "--not-in-sync-rate",
+    type=RATE,
+    default=DEFAULT_RATES.not_in_sync,
+    show_default=True,
+    help="Blocks followed by a not-in-sync error, after which the wallet jumps, per transaction.",
+)
+@click.option(
+    "--negative-amount-rate",
+    type=RATE,
+    default=DEFAULT_RATES.negative_amount,
+    show_default=True,
+    help="Nightly DEBITs logged with a negative amount (they raise the balance), per deduction.",
+)
+@click.option(
+    "--failed-rate",
+    type=RATE,
+    default=DEFAULT_RATES.failed,
+    show_default=True,
+    help="Blocks answered by a sync error (outcome failed), per transaction.",
+)
+@click.option(
+    "--skipped-rate",
+    type=RATE,
+    default=DEFAULT_RATES.skipped,
+    show_default=True,
+    help="Blocks answered 'Update Payment Balance Flag is set to false' (outcome skipped), per transaction.",
+)
+@click.option(
+    "--unknown-rate",
+    type=RATE,
+    default=DEFAULT_RATES.unknown,
+    show_default=True,
+    help="Blocks answered by nothing at all (outcome unknown), per transaction.",
+)
+@click.option(
+    "--logs-missing-rate",
+    type=RATE,
+    default=DEFAULT_RATES.logs_missing,
+    show_default=True,
+    help="Whole days missing from the export (a silence of 24 h or more), per day.",
+)
 @click.option("--clean", is_flag=True, help="No faults at all: every fault rate 0 (the audit must flag nothing).")
 @click.option(
     "--out-of-order",
@@ -1054,8 +1117,10 @@ SEED = Number(int, -(1 << 63), (1 << 63) - 1)
 )
 def synth(out: str, users: int, days: int, seed: int, start: datetime, legacy_until: datetime | None,
           overdraft_rate: float, mismatch_rate: float, flow_break_rate: float, anomaly_rate: float,
-          duplicate_rate: float, clean: bool, out_of_order: float, error_rate: float, crash_rate: float, workers: int,
-          truth: str | None, verbosity: int) -> None:  # fmt: skip
+          duplicate_rate: float, refused_rate: float, sent_again_rate: float, not_applied_rate: float,
+          not_in_sync_rate: float, negative_amount_rate: float, failed_rate: float, skipped_rate: float,
+          unknown_rate: float, logs_missing_rate: float, clean: bool, out_of_order: float, error_rate: float,
+          crash_rate: float, workers: int, truth: str | None, verbosity: int) -> None:  # fmt: skip
     """Write a synthetic CloudWatch export with known faults, and its ground truth.
 
     The archive has the real export's layout and every shape of its text; each injected
@@ -1071,7 +1136,12 @@ def synth(out: str, users: int, days: int, seed: int, start: datetime, legacy_un
         raise click.BadParameter(
             "the days must lie between 1980-01-01 (zip time stamps start there) and 9999-12-31", param_hint="'--start'"
         )
-    rates = Rates(overdraft_rate, mismatch_rate, flow_break_rate, anomaly_rate, duplicate_rate)
+    rates = Rates(
+        overdraft_rate, mismatch_rate, flow_break_rate, anomaly_rate, duplicate_rate, refused=refused_rate,
+        sent_again=sent_again_rate, not_applied=not_applied_rate, not_in_sync=not_in_sync_rate,
+        negative_amount=negative_amount_rate, failed=failed_rate, skipped=skipped_rate, unknown=unknown_rate,
+        logs_missing=logs_missing_rate,
+    )  # fmt: skip
     if clean:
         given = [p.name for p in ctx.command.params if p.name and p.name.endswith("_rate")
                  and p.name not in ("error_rate", "crash_rate")
@@ -1097,7 +1167,10 @@ def synth(out: str, users: int, days: int, seed: int, start: datetime, legacy_un
     say(
         f"wrote {report.path}: {report.files:,} files, {report.raw_bytes / 1e6:,.1f} MB of log text "
         f"({report.stored_bytes / 1e6:,.1f} MB gzipped), {report.transactions:,} transactions\n"
-        f"faults: {faults}\nground truth: {report.truth_path}\n"
+        f"faults: {faults}\n"
+        f"outcomes: {', '.join(f'{n} {k}' for k, n in report.outcomes.items())}\n"
+        f"flow breaks by cause: {', '.join(f'{n} {k}' for k, n in report.causes.items())}\n"
+        f"ground truth: {report.truth_path}\n"
         f"{report.seconds:.1f} s, {report.raw_mb_per_s:,.0f} MB/s of raw log",
         err=True,
         lines=True,

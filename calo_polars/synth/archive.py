@@ -12,11 +12,17 @@ and seed always give the same bytes. The archive is laid out exactly like the re
 
 as a ``.zip``, an unzipped folder, or a single multi-member ``.gz`` (every stream one member).
 The ground truth (``<name>.truth.json`` beside it) lists every injected fault as
-(kind, transaction id, user) with what the tool must flag, and the counts of what was written.
+(kind, transaction id, user) with what the tool must flag (a flow break also with its cause
+and the next transaction), every transaction id under its outcome, and the counts of what
+was written. Flow-break causes follow the tool's definitions (first that holds):
+``refused_applied_later`` (the gap is exactly the move of the wallet's latest refused block), ``sent_again``,
+``not_applied``, ``after_not_in_sync``, ``logs_missing`` (the whole export is silent for 24 h or
+more between the two transactions: decided here, over every shard's log streams), ``unexplained``.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import multiprocessing
 import os
@@ -34,13 +40,16 @@ from typing import Any
 
 from calo_polars.errors import UsageError
 
-from .ledger import Calendar, Ledger, Msg, Rates, Tx
+from .ledger import TOL, Calendar, Fault, Ledger, Msg, Rates, Tx
 from .streams import Options, Writer
 from .text import DAY_MS, Clock, between, gzip_member, hex_id, uuid4
 
 SHARD_USERS = 1000
 ROOT = "balance-sync-logs"
-FAULT_KINDS = ("overdraft", "mismatch", "flow_break", "delta_anomaly", "duplicate")
+FAULT_KINDS = ("overdraft", "mismatch", "flow_break", "delta_anomaly", "negative_amount", "duplicate")
+OUTCOMES = ("published", "already_synced", "refused", "failed", "skipped", "unknown")
+CAUSES = ("refused_applied_later", "sent_again", "not_applied", "after_not_in_sync", "logs_missing", "unexplained")
+SILENCE_MS = DAY_MS  # a silence of the whole export this long or longer: logs are missing
 
 
 @dataclass(frozen=True)
@@ -63,12 +72,17 @@ class SynthOptions:
     def calendar(self) -> Calendar:
         legacy = self.legacy_until or self.start + timedelta(days=self.days // 6)
         legacy_day = (legacy - self.start).days
+        dark: frozenset[int] = frozenset()
+        if self.rates.logs_missing:  # whole days missing from the export, the same for every shard
+            rng = random.Random(f"{self.seed}/missing-days")
+            dark = frozenset(d for d in range(1, self.days - 1) if rng.random() < self.rates.logs_missing)
         return Calendar(
             days=self.days,
             epoch_day=(self.start - date(1970, 1, 1)).days,
             legacy_until=legacy_day,
             overlap=min(7, max(0, legacy_day // 4)),
             lock_from=int(self.days * 0.6),
+            dark=dark,
         )
 
     @classmethod
@@ -99,7 +113,9 @@ class Shard:
 
     files: list[tuple[str, bytes, int]]
     counts: Counter[str]
-    faults: list[dict[str, str]]
+    faults: list[dict[str, Any]]
+    outcomes: list[tuple[str, str, bool]]  # (tx id, outcome, not-in-sync error after it)
+    spans: list[tuple[int, int]]  # (first, last) event ms of every log stream
     incomplete: list[dict[str, str]]
     invocations: int
     blocks: int
@@ -119,6 +135,8 @@ class SynthReport:
     transactions: int
     faults: dict[str, int]
     seconds: float
+    outcomes: dict[str, int] = field(default_factory=dict)
+    causes: dict[str, int] = field(default_factory=dict)  # flow breaks by cause
 
     @property
     def raw_mb_per_s(self) -> float:
@@ -147,19 +165,22 @@ def build_shard(options: SynthOptions, shard: int) -> Shard:
             days[day].append((msg.t, msg, ""))
     pool: list = []
     for day in range(cal.days):
+        if day in cal.dark:
+            continue  # the export holds nothing of this day
         daytime = days.get(day, [])
         writer.daytime(daytime + writer.noise(day, len(daytime) + len(nights.get(day, []))), pool)
         writer.nightly(day, nights.get(day, []))
         if writer.rng.random() < options.crash_rate:
             writer.crash_burst(day)
     writer.close_pool(pool)
-    duplicates = _retries(ledger.msgs, writer.rng)
+    duplicates = _retries(ledger.msgs, writer.rng, cal)
     writer.daytime([(m.t, m, "") for m in duplicates], pool)
     writer.close_pool(pool)
 
     stamp = Clock(options.start).stamp
     faults = [
         {"kind": f.kind, "tx_id": f.tx.tx_id, "user_id": f.tx.user.id, "ts": stamp(f.tx.ts), "detail": f.detail}
+        | (_flow_break(f, stamp) if f.kind == "flow_break" else {})
         for f in ledger.faults
     ]
     faults += [
@@ -172,10 +193,13 @@ def build_shard(options: SynthOptions, shard: int) -> Shard:
         for name, text in writer.files
     ]
     txs = [m for m in ledger.msgs if m.tx is not None]
+    outcomes = [(m.tx.tx_id, m.tx.outcome, bool(m.user.offset or m.tx.nis) and m.tx.outcome != "refused") for m in txs]  # type: ignore[union-attr]
     return Shard(
         files=files,
         counts=writer.counts,
         faults=faults,
+        outcomes=outcomes,
+        spans=writer.spans,
         incomplete=writer.incomplete,
         invocations=writer.invocations,
         blocks=writer.blocks,
@@ -191,7 +215,49 @@ def _tx(msg: Msg) -> Tx:
     return msg.tx
 
 
-def _retries(msgs: list[Msg], rng: random.Random) -> list[Msg]:
+def _flow_break(fault: Fault, stamp: Any) -> dict[str, Any]:
+    """A flow break's next transaction and its cause, as far as one shard can tell: whether the
+    logs are missing in between is decided over the whole export (``_resolve_causes``)."""
+    a, b = fault.tx, fault.next
+    assert b is not None
+    if fault.refused_later:
+        cause = "refused_applied_later"
+    elif abs(b.old - a.old) <= TOL:
+        cause = "sent_again" if abs(b.amount - a.amount) <= TOL else "not_applied"
+    elif a.user.offset or a.nis:
+        cause = "after_not_in_sync"
+    else:
+        cause = ""  # logs_missing or unexplained
+    return {"cause": cause, "next_tx_id": b.tx_id, "next_ts": stamp(b.ts), "_span": (a.ts, b.ts)}
+
+
+def _silences(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The stretches of ``SILENCE_MS`` or more in which the export holds no event at all.
+
+    Within one log stream events are never that far apart (a container idles out in minutes),
+    so merging the streams' first-to-last spans finds exactly the silences between events."""
+    out: list[tuple[int, int]] = []
+    end = None
+    for first, last in sorted(spans):
+        if end is not None and first - end >= SILENCE_MS:
+            out.append((end, first))
+        end = last if end is None else max(end, last)
+    return out
+
+
+def _resolve_causes(faults: list[dict[str, Any]], silences: list[tuple[int, int]]) -> None:
+    """Name the cause of every flow break the shards left open, and drop the internal span."""
+    starts = [lo for lo, _ in silences]
+    for f in faults:
+        span = f.pop("_span", None)
+        if span is None or f["cause"]:
+            continue
+        a_ts, b_ts = span
+        i = bisect.bisect_left(starts, a_ts)
+        f["cause"] = "logs_missing" if i < len(silences) and silences[i][1] <= b_ts else "unexplained"
+
+
+def _retries(msgs: list[Msg], rng: random.Random, cal: Calendar) -> list[Msg]:
     """SQS retries of the transactions marked duplicate, each before the user's next one."""
     following: dict[int, Msg] = {}
     previous: dict[int, Msg] = {}
@@ -208,7 +274,7 @@ def _retries(msgs: list[Msg], rng: random.Random) -> list[Msg]:
             continue
         at = tx.ts + between(rng, 20_000, 300_000)
         nxt = following.get(id(msg))
-        if nxt is not None and at >= _tx(nxt).ts - 60_000:
+        if (nxt is not None and at >= _tx(nxt).ts - 60_000) or at // DAY_MS - cal.epoch_day in cal.dark:
             tx.duplicate = False
             continue
         out.append(Msg(at, False, "retry", msg.user, tx))
@@ -251,13 +317,21 @@ def synthesize(
         raise UsageError("--users and --days must be at least 1")
     files: list[tuple[str, bytes, int]] = []
     counts: Counter[str] = Counter()
-    faults: list[dict[str, str]] = []
+    faults: list[dict[str, Any]] = []
     incomplete: list[dict[str, str]] = []
+    outcomes: dict[str, list[str]] = {k: [] for k in OUTCOMES}
+    not_in_sync_after: list[str] = []
+    spans: list[tuple[int, int]] = []
     totals: Counter[str] = Counter()
     for shard in _shards(options):
         files += shard.files
         counts.update(shard.counts)
         faults += shard.faults
+        spans += shard.spans
+        for tx_id, outcome, nis in shard.outcomes:
+            outcomes[outcome].append(tx_id)
+            if nis:
+                not_in_sync_after.append(tx_id)
         incomplete += shard.incomplete
         totals.update(
             invocations=shard.invocations, blocks=shard.blocks, transactions=shard.transactions, users=shard.users
@@ -276,8 +350,12 @@ def synthesize(
             target.write_bytes(data)
     raw = sum(size for _, _, size in files)
     stored = sum(len(data) for _, data, _ in files)
+    silences = _silences(spans)
+    _resolve_causes(faults, silences)
     faults.sort(key=lambda f: (FAULT_KINDS.index(f["kind"]), f["user_id"], f["ts"], f["tx_id"]))
     fault_counts = {k: sum(1 for f in faults if f["kind"] == k) for k in FAULT_KINDS}
+    stamp = Clock(options.start).stamp
+    cal = options.calendar()
     tpath = Path(truth) if truth else truth_path_for(out)
     document = {
         "generator": "calo-polars synth",
@@ -293,13 +371,20 @@ def synthesize(
         },
         "event_kinds": dict(sorted(counts.items())),
         "fault_counts": fault_counts,
+        "outcome_counts": {k: len(v) for k, v in outcomes.items()},
+        "flow_break_causes": {c: sum(1 for f in faults if f.get("cause") == c) for c in CAUSES},
+        "missing_days": [stamp(cal.day_ms(d))[:10] for d in sorted(cal.dark)],
+        "silences": [[stamp(lo), stamp(hi)] for lo, hi in silences],
         "incomplete_invocations": sorted(incomplete, key=lambda i: i["request_id"]),
         "faults": faults,
+        "outcomes": {k: sorted(v) for k, v in outcomes.items()},
+        "not_in_sync_after": sorted(not_in_sync_after),
     }
     _atomic_write(tpath, (json.dumps(document, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
     return SynthReport(
-        out, tpath, len(files), raw, stored, totals["transactions"], fault_counts, time.perf_counter() - began
-    )
+        out, tpath, len(files), raw, stored, totals["transactions"], fault_counts, time.perf_counter() - began,
+        document["outcome_counts"], document["flow_break_causes"],
+    )  # fmt: skip
 
 
 def _members(files: list[tuple[str, bytes, int]], task: str, rng: random.Random) -> list[tuple[str, bytes]]:

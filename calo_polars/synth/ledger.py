@@ -15,6 +15,14 @@ checks are defined") exactly, before each transaction is written:
   2 sub-units of the mean), an injected anomaly only when clearly outside (≥ 1.25 × 3σ and
   ≥ 2 minor units), so the tool's Float64 arithmetic cannot land on the other side.
 
+What the Lambda did with each block (``Tx.after``) is decided here too, with the outcome faults
+of issue 12: refused attempts (the wallet never moves; out of the balance history), movements
+answered "already synced" that were never applied (then sent again under a new id, or not),
+not-in-sync errors after which the wallet jumps, negative DEBIT amounts, failed / skipped /
+silent blocks, and whole days missing from the export. ``Ledger.simulate`` ends with a pass
+over the user's applied, logged transactions that finds every flow break exactly (the one rule
+all of these share) and remembers the next transaction, so its cause can be named.
+
 Renewals are what makes a clean history possible at all: a user whose window holds only equal
 nightly deductions has σ = 0, and then any credit is an anomaly. Credits are therefore sized to
 what the window allows (a weekly-style renewal keeps several credits in every window), and a
@@ -97,14 +105,21 @@ GOALS = ("loseWeight", "maintainWeight", "gainWeight")
 
 
 class Window:
-    """The user's preceding deltas as the anomaly check sees them, with exact integer sums."""
+    """One direction's preceding deltas (debits, or credits) as the anomaly check sees them, with
+    exact integer sums.
 
-    __slots__ = ("s1", "s2", "values")
+    The tool's rule (issue 12): ``|x − mean| > 3σ'`` and ``|x − mean| ≥ 1`` major unit, where
+    σ' = max(σ, 10 % of |mean|, 10 minor units) and mean and σ (ddof 1) are over the user's
+    preceding ≤ 30 deltas in the same direction (at least 5 of them).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("s1", "s2", "sub", "values")
+
+    def __init__(self, sub: int = 10_000) -> None:
         self.values: deque[int] = deque()
         self.s1 = 0
         self.s2 = 0
+        self.sub = sub  # sub-units in one major unit (the materiality floor)
 
     def push(self, x: int) -> None:
         self.values.append(x)
@@ -118,34 +133,38 @@ class Window:
     def judge(self, x: int) -> int:
         """Whether delta ``x`` is clearly normal, clearly an anomaly, unjudged or too close to call.
 
-        With n deltas, D = n·(x − mean) and V = n·Σx² − (Σx)², the tool's test
-        ``|x − mean| > 3σ`` (σ with ddof 1) is exactly ``D²·(n − 1) > 9·n·V``: integers only.
+        With n deltas, D = n·(x − mean) and V = n·Σx² − (Σx)², each part of the rule is an
+        integer comparison: ``|x − mean| > 3σ`` is ``D²·(n − 1) > 9·n·V``, ``> 3 × 10 % |mean|``
+        is ``|D| > 0.3·|Σx|``, ``> 3 × 10 minor units`` is ``|D| > 300·n`` (a minor unit is 10
+        sub-units) and the materiality ``|D| ≥ n·sub``. Clearly normal: one part fails by 20 %
+        (materiality by 10 %); clearly an anomaly: every part holds by 25 %.
         """
         n = len(self.values)
         if n < MIN_HISTORY:
             return UNJUDGED
         d = n * x - self.s1
+        ad, a1 = abs(d), abs(self.s1)
         lhs = d * d * (n - 1)
         spread = 9 * n * (n * self.s2 - self.s1 * self.s1)
-        if abs(d) <= 2 * n or 25 * lhs <= 16 * spread:  # within 2 sub-units, or ≤ 0.8 × 3σ
+        if 25 * lhs <= 16 * spread or 100 * ad <= 24 * a1 or ad <= 240 * n or 10 * ad <= 9 * n * self.sub:
             return NORMAL
-        if abs(d) >= 20 * n and 16 * lhs >= 25 * spread:  # ≥ 2 minor units and ≥ 1.25 × 3σ
+        if 16 * lhs >= 25 * spread and 8 * ad >= 3 * a1 and ad >= 375 * n and 4 * ad >= 5 * n * self.sub:
             return ANOMALY
         return UNSAFE
 
     def bounds(self) -> tuple[float, float]:
-        """Mean and σ (ddof 1) of the window, as floats, for sizing amounts."""
+        """Mean and σ' (σ with ddof 1, floored as the rule floors it) of the window, for sizing."""
         n = len(self.values)
         mean = self.s1 / n
         var = max(0, n * self.s2 - self.s1 * self.s1) / (n * (n - 1))
-        return mean, math.sqrt(var)
+        return mean, max(math.sqrt(var), 0.1 * abs(mean), 10 * UNIT)
 
     def largest_normal(self, step: int, cap: int) -> int:
         """The largest credit (a multiple of ``step``, ≤ ``cap``) the window accepts as normal."""
         if len(self.values) < MIN_HISTORY:
             return cap // step * step
         mean, sd = self.bounds()
-        x = min(cap, int((mean + 2.4 * sd) // step * step))
+        x = min(cap, int((mean + max(2.4 * sd, 0.85 * self.sub)) // step * step))
         while x > 0 and self.judge(x) != NORMAL:
             x -= step
         return max(x, 0)
@@ -155,13 +174,33 @@ class Window:
         if len(self.values) < MIN_HISTORY:
             return 0
         mean, sd = self.bounds()
-        reach = max(3.75 * sd, 2.5 * UNIT)
+        reach = max(3.75 * sd, 1.25 * self.sub, 2.5 * UNIT)
         x = max(step, math.ceil((sign * mean + reach) / step) * step)
         for _ in range(50):
             if self.judge(sign * x) == ANOMALY:
                 return x
             x += step
         return 0
+
+
+class Deltas:
+    """A user's two windows: the anomaly check judges debits apart from credits (by the
+    block's type, or for a legacy block by the direction its balance moved)."""
+
+    __slots__ = ("credits", "debits")
+
+    def __init__(self, sub: int) -> None:
+        self.debits, self.credits = Window(sub), Window(sub)
+
+    def of(self, sign: int) -> Window:
+        return self.credits if sign > 0 else self.debits
+
+    def judge(self, x: int, sign: int = 0) -> int:
+        """``x`` judged in direction ``sign`` (0: the direction of ``x`` itself)."""
+        return self.of(sign or (1 if x > 0 else -1)).judge(x)
+
+    def push(self, x: int, sign: int = 0) -> None:
+        self.of(sign or (1 if x > 0 else -1)).push(x)
 
 
 def is_mismatch(type_: str | None, amount: int, vat: int, old: int, new: int) -> bool:
@@ -179,6 +218,7 @@ class Tx:
         "after",
         "amount",
         "amount_s",
+        "applied",
         "created",
         "day",
         "duplicate",
@@ -189,6 +229,8 @@ class Tx:
         "new",
         "new_s",
         "night",
+        "nis",
+        "nis_pay_s",
         "old",
         "old_s",
         "pay_s",
@@ -227,7 +269,15 @@ class Tx:
     def __init__(self) -> None:
         self.after = "published"
         self.lock = self.sqs_body = self.duplicate = False
+        self.applied = True  # False: the movement never reached the wallet (not applied / refused)
+        self.nis = False  # an injected not-in-sync error follows the block (the wallet then jumps)
+        self.nis_pay_s = ""
         self.ts = 0
+
+    @property
+    def outcome(self) -> str:
+        """The outcome the tool must read from the message(s) after the block."""
+        return "already_synced" if self.after.startswith("already_synced") else self.after
 
 
 class Msg:
@@ -250,6 +300,16 @@ class Rates:
     flow_break: float = 0.0
     delta_anomaly: float = 0.0
     duplicate: float = 0.0
+    # issue 12 (all 0 by default, so the output above does not change unless asked):
+    refused: float = 0.0  # per active day: a deduction beyond the balance, refused by the Lambda
+    sent_again: float = 0.0  # "already synced", not applied, the same movement sent again under a new id
+    not_applied: float = 0.0  # "already synced", not applied, not sent again
+    not_in_sync: float = 0.0  # a not-in-sync error after the block, then the wallet jumps
+    negative_amount: float = 0.0  # per nightly deduction: a DEBIT with a negative amount
+    failed: float = 0.0  # the block is answered by a sync error (the wallet still moves)
+    skipped: float = 0.0  # the block is answered "Update Payment Balance Flag is set to false"
+    unknown: float = 0.0  # the block is answered by nothing
+    logs_missing: float = 0.0  # per day: the whole day is missing from the export (all users)
 
 
 @dataclass(frozen=True)
@@ -261,6 +321,7 @@ class Calendar:
     legacy_until: int  # day index: blocks before it use the legacy layout
     overlap: int  # days before legacy_until where both layouts appear
     lock_from: int  # day index from which transaction locks are dumped
+    dark: frozenset[int] = frozenset()  # day indices missing from the export (nothing logged)
 
     def day_ms(self, day: int) -> int:
         return (self.epoch_day + day) * DAY_MS
@@ -298,7 +359,7 @@ class User:
         prepaid = rng.random() < 0.12
         self.bal = 0 if self.new else (cal.days + 2 if prepaid else between(rng, 1, 5)) * self.d
         self.bal_f = self.bal / sub
-        self.window = Window()
+        self.window = Deltas(self.cur.sub)
         self.last: Tx | None = None
         self.stopped = False
         self.failed_renewals = 0
@@ -310,6 +371,8 @@ class Fault:
     kind: str
     tx: Tx
     detail: str
+    next: Tx | None = None  # flow breaks: the wallet's next applied transaction
+    refused_later: bool = False  # flow breaks: the gap is exactly the latest refused block's move
 
 
 class Ledger:
@@ -322,6 +385,9 @@ class Ledger:
         self.msgs: list[Msg] = []
         self.faults: list[Fault] = []
         self.rng = random.Random()  # the user being simulated's own stream, set by simulate()
+        self.dark = False  # the day being simulated is missing from the export
+        self.history: list[Tx] = []  # the user's logged transactions (refused ones too), in order
+        self.gap_details: dict[int, str] = {}  # id(tx) → why the wallet moved after it (injected)
 
     # ------------------------------------------------------------ one user
 
@@ -329,10 +395,12 @@ class Ledger:
         rng = random.Random(f"{self.seed}/user/{index}")
         u = User(index, rng, self.cal)
         self.rng = rng
+        self.history, self.gap_details = [], {}
         times = _daytime_slots
         for day in range(u.first_day, u.last_day + 1):
             if u.stopped:
                 break
+            self.dark = day in self.cal.dark
             base = self.cal.day_ms(day)
             plan = self._plan_day(u, day)
             slots = times(rng, len(plan))
@@ -340,7 +408,35 @@ class Ledger:
                 self._daytime(u, day, base + slot, kind)
             if self.cal.weekday(day) in u.delivery and not u.stopped:
                 self._nightly(u, day, base + 21 * 3_600_000)
+        self.dark = False
+        self._flow_breaks()
         return u
+
+    def _flow_breaks(self) -> None:
+        """Every flow break of the user, exactly: consecutive applied, logged transactions whose
+        balances do not chain (within tolerance), each with the next transaction, and whether the
+        gap is exactly the move of the wallet's latest refused block (``refused_applied_later``)."""
+        refused_move: int | None = None
+        pairs: list[tuple[Tx, Tx, bool]] = []
+        last: Tx | None = None
+        for tx in self.history:
+            if tx.outcome == "refused":
+                refused_move = tx.new - tx.old
+                continue
+            if last is not None:
+                later = refused_move is not None and abs((tx.old - last.new) - refused_move) <= TOL
+                pairs.append((last, tx, later))
+            last = tx
+        for a, b, later in pairs:
+            if abs(b.old - a.new) > TOL:
+                detail = self.gap_details.get(id(a))
+                if detail is None:
+                    sub = a.user.cur.sub
+                    detail = f"{js_number(abs(b.old - a.new) / sub)} {'appeared' if b.old > a.new else 'vanished'}"
+                    detail += " before the next transaction" + (
+                        "" if a.applied else " (this movement was never applied)"
+                    )
+                self.faults.append(Fault("flow_break", a, detail, next=b, refused_later=later))
 
     def _plan_day(self, u: User, day: int) -> list[str]:
         rng, plan = self.rng, []
@@ -368,11 +464,17 @@ class Ledger:
                 plan.append(kind)
         if r() < self.rates.delta_anomaly * 1.3:
             plan.append("anomaly")
+        if self.rates.refused and r() < self.rates.refused:
+            plan.append("refused")
         return plan
 
     def _daytime(self, u: User, day: int, t: int, kind: str) -> None:
         rng, cur, d = self.rng, u.cur, u.d
-        if kind == "skip_create":
+        if self.dark and kind in ("skip_create", "flag_false", "anomaly", "refused"):
+            return  # nothing of a missing day is logged; no fault is injected on it
+        if kind == "refused":
+            self._refused(u, day, t)
+        elif kind == "skip_create":
             self.msgs.append(Msg(t, False, "skip_create", u))
         elif kind == "flag_false":
             m = Msg(t, False, "flag_false", u)
@@ -397,6 +499,8 @@ class Ledger:
             vat = _vat(net, cur) if refund else 0
             action = rng.choice(REFUND_ACTIONS if refund else DEDUCTION_ACTIONS)
             if net > u.bal:  # the Lambda refuses a deduction that would go below zero
+                if self.dark:
+                    return
                 m = Msg(t, False, "blocked", u)
                 m.action, m.balance_s, m.ref_id = action, js_number(u.bal_f), ulid(t - 900, rng)
                 self.msgs.append(m)
@@ -411,7 +515,7 @@ class Ledger:
         rng, d = self.rng, u.d
         need = d - u.bal  # at least tonight's deduction
         cap = max(u.plan_days * d, need)
-        days = u.window.largest_normal(d, cap) // d
+        days = u.window.credits.largest_normal(d, cap) // d
         if days * d < need or days == 0:
             u.failed_renewals += 1
             if u.failed_renewals >= 3 or u.bal < 0:
@@ -426,23 +530,43 @@ class Ledger:
 
     def _anomaly(self, u: User, day: int, t: int) -> None:
         """A movement far outside the user's recent deltas: a big gift, or a big correction."""
-        if u.bal < 0 or len(u.window.values) < MIN_HISTORY:
+        if u.bal < 0:
             return
         rng, d = self.rng, u.d
         if rng.random() < 0.3:
-            x = u.window.smallest_anomaly(UNIT, -1)
+            x = u.window.debits.smallest_anomaly(UNIT, -1)
             if x and x + 2 * d <= u.bal:
                 x = self._stretch(u, x, -1, limit=u.bal - 2 * d)
                 self._write(
                     u, day, t, False, "DEBIT", "MANUAL_DEDUCTION", rng.choice(ANOMALY_DEBITS), x, 0, -x, anomaly=True
                 )
                 return
-        x = u.window.smallest_anomaly(UNIT, 1)
+        x = u.window.credits.smallest_anomaly(UNIT, 1)
         if x:
             x = self._stretch(u, x, 1, limit=x * 2)
             self._write(
                 u, day, t, False, "CREDIT", "MANUAL_ADDITION", self.rng.choice(ANOMALY_CREDITS), x, 0, x, anomaly=True
             )
+
+    def _refused(self, u: User, day: int, t: int) -> None:
+        """A correction larger than the balance: logged, then refused; the wallet never moves."""
+        if u.last is None or u.bal < 0:
+            return
+        rng, sub = self.rng, u.cur.sub
+        amount = u.bal + (_round_unit(u.d * rng.uniform(0.3, 2.0)) or UNIT)
+        tx = Tx()
+        tx.tx_id = ulid(t - between(rng, 200, 5000), rng)
+        tx.user, tx.day, tx.t, tx.night, tx.layout = u, day, t, False, self.cal.layout(day, rng)
+        tx.type, tx.source, tx.action = "DEBIT", "MANUAL_DEDUCTION", rng.choice(("INVAILID_ENTRY", "DOUBLE_ENTRY"))
+        tx.amount, tx.vat, tx.old, tx.new = amount, 0, u.bal, u.bal - amount
+        tx.amount_s, tx.vat_s = js_number(amount / sub), "0"
+        tx.old_s, tx.new_s = js_number(u.bal_f), js_number(u.bal_f - amount / sub)
+        tx.pay_s = tx.new_s
+        tx.metadata = self._metadata(u, tx.action, tx.source, False, rng) if tx.layout == "full" else None
+        tx.message_id = uuid4(rng)
+        tx.after, tx.applied = "refused", False
+        self.history.append(tx)
+        self.msgs.append(Msg(t, False, "tx", u, tx))
 
     def _stretch(self, u: User, x: int, sign: int, limit: int) -> int:
         """Make an anomaly a little larger than the minimum, staying a clear anomaly."""
@@ -452,6 +576,20 @@ class Ledger:
     def _nightly(self, u: User, day: int, t: int) -> None:
         if u.bal < u.d and not u.overdraft_tonight:
             return
+        if (
+            self.rates.negative_amount and not self.dark and day >= self.cal.legacy_until and u.bal >= 0
+            and self.rng.random() < self.rates.negative_amount
+        ):  # fmt: skip
+            # a DEBIT logged with a negative amount, which raises the balance (full layout only:
+            # a legacy block carries no type, so its sign is read from the balances)
+            # A DEBIT is judged among the debits, so a raised balance is usually also an anomaly.
+            for share in (2, 1, 0.5, 0.25):
+                x = _round_unit(u.d * share)
+                verdict = u.window.judge(x, -1)
+                if x and verdict != UNSAFE:
+                    self._write(u, day, t, True, "DEBIT", "MANUAL_DEDUCTION", "DELIVERY_DEDUCTION", -x, 0, x,
+                                negative=True, anomaly=verdict == ANOMALY)  # fmt: skip
+                    return
         if u.window.judge(-u.d) not in (NORMAL, UNJUDGED):
             return
         self._write(u, day, t, True, "DEBIT", "MANUAL_DEDUCTION", "DELIVERY_DEDUCTION", u.d, 0, -u.d)
@@ -460,9 +598,13 @@ class Ledger:
 
     def _write(
         self, u: User, day: int, t: int, night: bool, type_: str, source: str, action: str,
-        amount: int, vat: int, delta: int, *, anomaly: bool = False,
+        amount: int, vat: int, delta: int, *, anomaly: bool = False, negative: bool = False,
     ) -> None:  # fmt: skip
         rng, rates, sub = self.rng, self.rates, u.cur.sub
+        if self.dark:  # the movement happens, but nothing of it reaches the export
+            u.bal += delta
+            u.bal_f += delta / sub
+            return
         clean = u.bal >= 0 and not anomaly
         if clean and u.last is not None and rng.random() < rates.flow_break:
             self._flow_gap(u, delta)
@@ -486,11 +628,13 @@ class Ledger:
             if abs(new_f - new / sub) > 1e-7:
                 new_f = new / sub
         tx = Tx()
-        if clean and rng.random() < rates.mismatch:
+        plain = clean and not negative  # may carry one of issue 12's faults (none else on the block)
+        if clean and not negative and rng.random() < rates.mismatch:
             amount, new, new_f, detail = self._mismatch(
                 u, type_ if layout == "full" else None, amount, vat, old, new, new_f
             )
             self.faults.append(Fault("mismatch", tx, detail))
+            plain = False
         tx.tx_id = ulid(t - between(rng, 200, 5000) if not night else t - between(rng, 60_000, 90_000), rng)
         tx.user, tx.day, tx.t, tx.night, tx.layout = u, day, t, night, layout
         tx.type, tx.source, tx.action = type_, source, action
@@ -504,6 +648,24 @@ class Ledger:
         tx.sqs_body = layout == "legacy" and rng.random() < P_SQS_BODY
         after = rng.random()
         tx.after = "published" if after < 0.97 else "already_synced" if after < 0.99 else "already_synced_short"
+        if rates.failed or rates.skipped or rates.unknown:
+            other = rng.random()
+            for name, rate in (("failed", rates.failed), ("skipped", rates.skipped), ("unknown", rates.unknown)):
+                if other < rate:
+                    tx.after = name
+                    break
+                other -= rate
+        resend = False
+        plain = plain and old >= 0 and new >= 0
+        if (rates.sent_again or rates.not_applied) and plain and u.last is not None:
+            pick = rng.random()
+            # not sent again: a daytime movement, so the next one (a nightly deduction) differs
+            if pick < rates.sent_again or (pick < rates.sent_again + rates.not_applied and not night):
+                # answered "already synced" and never applied: the wallet stays where it was
+                tx.after, tx.applied = "already_synced_short", False
+                resend = pick < rates.sent_again
+        if rates.not_in_sync and plain and tx.applied and tx.after == "published" and rng.random() < rates.not_in_sync:
+            tx.nis = True
         if old < -TOL or new < -TOL:
             why = "balance below zero before" if old < -TOL else "balance went below zero"
             self.faults.append(Fault("overdraft", tx, f"{why}: {tx.old_s} → {tx.new_s}"))
@@ -511,11 +673,52 @@ class Ledger:
             self.faults.append(
                 Fault("delta_anomaly", tx, f"delta {js_number(delta / sub)} far outside the user's recent deltas")
             )
-        elif clean and new >= 0 and rng.random() < rates.duplicate:
+        elif clean and new >= 0 and tx.applied and not tx.nis and rng.random() < rates.duplicate:
             tx.duplicate = True
-        u.window.push(new - old)
-        u.bal, u.bal_f, u.last = new, new_f, tx
+        if negative:
+            self.faults.append(
+                Fault("negative_amount", tx, f"DEBIT of {tx.amount_s} raised the balance {tx.old_s} → {tx.new_s}")
+            )
+        sign = (-1 if type_ == "DEBIT" else 1) if layout == "full" else (1 if new > old else -1)
+        u.window.push(new - old, sign)  # every block but a refused one counts, applied to the wallet or not
+        self.history.append(tx)
+        u.last = tx
         self.msgs.append(Msg(t, night, "tx", u, tx))
+        if tx.applied:
+            u.bal, u.bal_f = new, new_f
+        else:
+            u.bal, u.bal_f = old, old_f  # the next block starts from this one's oldBalance
+            if resend and u.window.judge(new - old, sign) in (NORMAL, UNJUDGED):
+                self._send_again(u, tx, sign)
+        if tx.nis:
+            self._jump_after_not_in_sync(u, tx, delta)
+
+    def _send_again(self, u: User, first: Tx, sign: int) -> None:
+        """The same movement sent again under a new id, on the unchanged balance, and applied."""
+        rng = self.rng
+        t = first.t + (between(rng, 7_200_000, 9_000_000) if first.night else between(rng, 20_000, 120_000))
+        tx = Tx()
+        for name in ("user", "day", "layout", "type", "source", "action", "amount", "vat", "old", "new",
+                     "amount_s", "vat_s", "old_s", "new_s", "pay_s", "metadata"):  # fmt: skip
+            setattr(tx, name, getattr(first, name))
+        tx.tx_id, tx.t, tx.night, tx.message_id = ulid(t - between(rng, 200, 5000), rng), t, False, uuid4(rng)
+        u.window.push(tx.new - tx.old, sign)
+        self.history.append(tx)
+        u.bal, u.bal_f, u.last = tx.new, float(tx.new_s), tx
+        self.msgs.append(Msg(t, False, "tx", u, tx))
+
+    def _jump_after_not_in_sync(self, u: User, tx: Tx, delta: int) -> None:
+        """After the not-in-sync error the wallet moves: the next block starts elsewhere."""
+        rng, d = self.rng, u.d
+        size = _round_unit(d * rng.uniform(0.1, 3.0)) or UNIT
+        gap = size if rng.random() < 0.6 or u.bal - size < 2 * d else -size
+        u.bal += gap
+        u.bal_f += gap / u.cur.sub
+        tx.nis_pay_s = js_number(u.bal_f)
+        verb = "appeared" if gap > 0 else "vanished"
+        self.gap_details[id(tx)] = (
+            f"{js_number(abs(gap) / u.cur.sub)} {verb} after a not-in-sync error, before the next transaction"
+        )
 
     def _flow_gap(self, u: User, delta: int) -> None:
         """Move the wallet between two logged transactions: the last one becomes a flow break."""
@@ -526,9 +729,8 @@ class Ledger:
         u.bal += gap
         u.bal_f += gap / u.cur.sub
         verb = "appeared" if gap > 0 else "vanished"
-        self.faults.append(
-            Fault("flow_break", last, f"{js_number(abs(gap) / u.cur.sub)} {verb} before the next transaction")
-        )
+        # recorded by _flow_breaks, which finds this break with every other one
+        self.gap_details.setdefault(id(last), f"{js_number(abs(gap) / u.cur.sub)} {verb} before the next transaction")
 
     def _mismatch(
         self, u: User, type_: str | None, amount: int, vat: int, old: int, new: int, new_f: float
@@ -541,7 +743,8 @@ class Ledger:
             if (
                 bad >= 0
                 and is_mismatch(type_, amount, vat, old, bad)
-                and u.window.judge(bad - old) in (NORMAL, UNJUDGED)
+                and u.window.judge(bad - old, -1 if type_ == "DEBIT" else 1 if type_ == "CREDIT" else 0)
+                in (NORMAL, UNJUDGED)
             ):
                 return (
                     amount,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 from .ledger import Calendar, Msg, Tx
-from .text import Clock, between, hex_id, request_id, uuid4
+from .text import Clock, between, hex_id, parse_stamp, request_id, uuid4
 
 #: SQS batch sizes of the nightly run and how often each occurs (as measured on the real archive).
 NIGHT_BATCH = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
@@ -32,7 +32,7 @@ NOISE_KINDS = ("sync_error", "sync_error", "invoke_error", "timeout", "truncated
 FULL_BLOCK = (
     "%s %s\t%s\tINFO\tStart syncing the balance {\n  transaction: {\n    id: '%s',\n    type: '%s',\n"
     "    source: '%s',\n    action: '%s',\n    userId: '%s',\n    paymentBalance: %s,\n"
-    "    updatePaymentBalance: true,\n    metadata: %s,\n    currency: '%s',\n    amount: %s,\n    vat: %s,\n"
+    "    updatePaymentBalance: %s,\n    metadata: %s,\n    currency: '%s',\n    amount: %s,\n    vat: %s,\n"
     "    oldBalance: %s,\n    newBalance: %s\n  }\n}\n\n"
 )
 LEGACY_BLOCK = (
@@ -51,6 +51,14 @@ BLOCKED = (
     "%s %s\t%s\tINFO\t{\n  message: 'Subscriber will have a negative balance due to this action, the process will "
     "terminate.',\n  data: {\n    userId: '%s',\n    currentBalance: %s,\n    transactionId: '%s'\n  }\n}\n\n"
 )
+#: The refusal as the Lambda logs it right after the block it refuses (the shape of the real
+#: archive's refusals of a logged block: transactionId first, and the refused newBalance).
+REFUSED = (
+    "%s %s\t%s\tINFO\t{\n"
+    "  message: 'Subscriber will have a negative balance due to this action, the process will terminate.',\n"
+    "  data: {\n    transactionId: '%s',\n    userId: '%s',\n    currentBalance: %s,\n    newBalance: %s\n  }\n}\n\n"
+)
+FLAG_FALSE = "Skipping the process, Update Payment Balance Flag is set to false { transactionAction: '%s' }"
 LOCK = (
     "%s %s\t%s\tINFO\tTransaction Lock created!!!!!!!!!!!!!!!!!!!!!!!!!!! Rr {\n  dirty: {},\n  original: {\n"
     "    id: 'trxLock#%s',\n    sk: '%s',\n    userId: '%s',\n    dataType: 'trxLock',\n    createdAt: '%s',\n"
@@ -125,6 +133,7 @@ class Writer:
         self.incomplete: list[dict[str, str]] = []
         self.invocations = 0
         self.blocks = 0
+        self.spans: list[tuple[int, int]] = []  # (first, last) event ms of every stream written
 
     # ------------------------------------------------------------ containers
 
@@ -228,11 +237,28 @@ class Writer:
                     u.id, tx.tx_id, u.id, iso, iso, ttl))  # fmt: skip
             t += between(rng, 10, 120)
             after = "already_synced" if kind == "retry" else tx.after
-            self._app(stream, inv, AFTER_KIND[after], stamp(t), rid, "INFO", AFTER[after])
-            if u.offset and kind == "tx":
+            if after == "refused":  # refused at once (often in the same millisecond): nothing follows
+                t += between(rng, 0, 3)
+                ts = stamp(t)
+                self._event(
+                    stream, inv, "blocked_overdraft", REFUSED % (ts, ts, rid, tx.tx_id, u.id, tx.old_s, tx.new_s)
+                )
+                return t + between(rng, 1, 40)
+            t += between(rng, 10, 120)
+            if after in AFTER:
+                self._app(stream, inv, AFTER_KIND[after], stamp(t), rid, "INFO", AFTER[after])
+            elif after == "failed":
+                ts = stamp(t)
+                self._event(stream, inv, "sync_error", SYNC_ERROR % (ts, ts, rid))
+                self._event(stream, inv, "emf_metric", EMF % (ts, t, "synBalanceError", "synBalanceError", ""))
+            elif after == "skipped":
+                self._app(stream, inv, "skip_update_flag_false", stamp(t), rid, "INFO", FLAG_FALSE % tx.action)
+            # "unknown": the block is answered by nothing
+            if (u.offset or tx.nis) and kind == "tx":
                 t += between(rng, 5, 80)
                 ts = stamp(t)
-                self._event(stream, inv, "not_in_sync", NOT_IN_SYNC % (ts, ts, rid, u.id, tx.new_s, tx.pay_s))
+                pay = tx.nis_pay_s if tx.nis else tx.pay_s
+                self._event(stream, inv, "not_in_sync", NOT_IN_SYNC % (ts, ts, rid, u.id, tx.new_s, pay))
                 if rng.random() < P_NOT_IN_SYNC_EMF:
                     extra = f',"userId":"{u.id}","action":"{tx.action or "DELIVERY_DEDUCTION"}"'
                     self._event(
@@ -251,18 +277,15 @@ class Writer:
             what = "web subscription" if rng.random() < 0.1 else "subscription"
             self._app(stream, inv, "skip_create_subscription", ts, rid, "INFO", SKIP_CREATE % (what, what))
         elif kind == "flag_false":
-            text = (
-                "Skipping the process, Update Payment Balance Flag is set to false { transactionAction: "
-                f"'{msg.action}' }}"
-            )
-            self._app(stream, inv, "skip_update_flag_false", ts, rid, "INFO", text)
+            self._app(stream, inv, "skip_update_flag_false", ts, rid, "INFO", FLAG_FALSE % msg.action)
         return t + between(rng, 1, 40)
 
     def _block(self, stream: Stream, inv: int, ts: str, rid: str, tx: Tx) -> None:
         u = tx.user
         if tx.layout == "full":
             text = FULL_BLOCK % (
-                ts, ts, rid, tx.tx_id, tx.type, tx.source, tx.action, u.id, tx.pay_s, tx.metadata,
+                ts, ts, rid, tx.tx_id, tx.type, tx.source, tx.action, u.id, tx.pay_s,
+                "false" if tx.after == "skipped" else "true", tx.metadata,
                 u.cur.code, tx.amount_s, tx.vat_s, tx.old_s, tx.new_s,
             )  # fmt: skip
         else:
@@ -385,6 +408,9 @@ class Writer:
     def close(self, stream: Stream) -> None:
         """The stream's file text, with chunks out of order in some files."""
         events = stream.events
+        if events:  # every event starts with its ISO timestamp, which sorts as time does
+            stamps = [e[:24] for e in events]
+            self.spans.append((parse_stamp(min(stamps)), parse_stamp(max(stamps))))
         if stream.invocations >= 2 and self.rng.random() < self.opts.out_of_order:
             events = self._shuffle_chunks(stream)
         self.files.append((stream.name, "".join(events)))

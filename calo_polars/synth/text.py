@@ -68,6 +68,16 @@ class Clock:
         return f"{self.date_text(ms)}T{_HMS[within // 1000]}.{within % 1000:03d}Z"
 
 
+def parse_stamp(text: str) -> int:
+    """Epoch milliseconds of a ``YYYY-MM-DDTHH:MM:SS.mmmZ`` timestamp (the inverse of ``Clock.stamp``)."""
+    day = date.fromisoformat(text[:10]).toordinal() - _EPOCH_ORDINAL
+    seconds = int(text[11:13]) * 3600 + int(text[14:16]) * 60 + int(text[17:19])
+    return day * DAY_MS + seconds * 1000 + int(text[20:23])
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
 def uuid4(rng: random.Random) -> str:
     """A random (version 4) UUID, as the services print user and message ids."""
     h = f"{rng.getrandbits(128):032x}"
