@@ -75,7 +75,7 @@ class AuditResult:
     def with_file(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Replace ``file_id`` (and ``kept_file_id``) by the file's display path."""
         paths = self.files.frame().select("file_id", "file")
-        for id_col, name in (("file_id", "file"), ("kept_file_id", "kept_file")):
+        for id_col, name in (("file_id", "file"), ("kept_file_id", "kept_file"), ("next_file_id", "next_file")):
             if id_col in frame.columns:
                 frame = frame.join(
                     paths.rename({"file_id": id_col, "file": name}), on=id_col, how="left", maintain_order="left"

@@ -23,6 +23,7 @@ from calo_polars.checks.plan import (
     totals_from,
     with_checks,
 )
+from calo_polars.checks.silences import explain_silences
 from calo_polars.errors import NoUsableInput
 from calo_polars.parse.events import FileIndex
 from calo_polars.parse.ingest import TRANSACTIONS, Ingested, ingest
@@ -110,7 +111,7 @@ def combine(
     ingested.transaction_parts = [checked.select(list(TRANSACTIONS))]  # the same columns, not a copy
     users = sort_users(users.lazy()).collect()
     totals = totals_from(flows.lazy(), users.lazy()).collect()
-    flags = sort_flags(flags.lazy()).collect()
+    flags = sort_flags(explain_silences(flags, ingested.invocations).lazy()).collect()
     if incremental:
         earlier = [d[4] for d in done if len(d) > 4]  # the fifth table of a part with context rows
         incremental.carried_rows = pl.concat(earlier) if earlier else None

@@ -32,7 +32,8 @@ from typing import Any
 import polars as pl
 
 from calo_polars.atomic import write_bytes
-from calo_polars.checks.plan import FLAG_COLUMNS, ORDER, USER, WALLET, CheckOptions, red_flags
+from calo_polars.checks.plan import FLAG_COLUMNS, USER, CheckOptions, red_flags
+from calo_polars.checks.windows import ORDER, WALLET
 from calo_polars.errors import CaloError
 from calo_polars.parse.duplicates import DUPLICATE_SCHEMA
 from calo_polars.parse.ingest import TRANSACTIONS, Ingested, add_notes

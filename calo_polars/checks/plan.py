@@ -13,18 +13,24 @@ from __future__ import annotations
 
 import polars as pl
 
-from calo_polars.checks.registry import CHECKS, SEVERITIES, CheckOptions, within
+from calo_polars.checks.registry import CHECKS, SEVERITIES, Check, CheckOptions, within
+from calo_polars.checks.windows import HISTORY, ORDER, next_in_wallet
 from calo_polars.money import MONEY, tolerance_expr
 from calo_polars.parse.partition import USER
 
-#: Time order inside one user's history: log time, ties broken by the ULID transaction id.
-ORDER = ["ts", "tx_id"]
-WALLET = ["user_id", "wallet_id"]
 #: The per-user count of each check (PerUserSummary), in the registry's order.
 PER_USER_COUNTS = [c.per_user for c in CHECKS]
 
 
 # ---------------------------------------------------------------- per-transaction arithmetic
+
+
+def applied() -> pl.Expr:
+    """The block moved the wallet, or may have: every outcome but ``refused`` (``parse.outcomes``).
+
+    A refused block is left out of the wallet's history, its windows and its roll-forward.
+    """
+    return pl.col("outcome").cast(pl.String).fill_null("unknown") != "refused"
 
 
 def delta() -> pl.Expr:
@@ -87,11 +93,6 @@ def announced_delta() -> pl.Expr:
 # ---------------------------------------------------------------- context every check may read
 
 
-def next_in_wallet(column: str) -> pl.Expr:
-    """The same wallet's next transaction's ``column``, in time order (ties by id)."""
-    return pl.col(column).shift(-1).over(WALLET, order_by=ORDER)
-
-
 def flow_gap() -> pl.Expr:
     """``next oldBalance − newBalance``: positive when money appeared between transactions."""
     return pl.when(pl.col("flow_break")).then(pl.col("next_old") - pl.col("new_balance"))
@@ -103,9 +104,10 @@ def preceding_delta_stats(window: int, min_history: int) -> list[pl.Expr]:
     The frame must be sorted by user then time: rolling windows follow row order.
     """
     previous = pl.col("delta").cast(pl.Float64).shift(1)
+    by = [USER, "applied"]  # a refused block is no part of the history
     return [
-        previous.rolling_mean(window, min_samples=min_history).over(USER).alias("delta_mean"),
-        previous.rolling_std(window, min_samples=min_history).over(USER).alias("delta_std"),
+        pl.when("applied").then(previous.rolling_mean(window, min_samples=min_history).over(by)).alias("delta_mean"),
+        pl.when("applied").then(previous.rolling_std(window, min_samples=min_history).over(by)).alias("delta_std"),
     ]
 
 
@@ -115,7 +117,11 @@ def preceding_delta_stats(window: int, min_history: int) -> list[pl.Expr]:
 def _derived_stages(options: CheckOptions) -> list[dict[str, pl.Expr]]:
     """The per-row arithmetic, in dependency order: a function of the row alone."""
     return [
-        {"tolerance": tolerance_expr(pl.col("currency"), options.tolerance), "delta": delta()},
+        {
+            "tolerance": tolerance_expr(pl.col("currency"), options.tolerance),
+            "delta": delta(),
+            "applied": applied(),
+        },
         {"amount_sign": amount_sign(), "sign_source": sign_source()},
         {"expected_delta": expected_delta(), "expected_delta_net": expected_delta_net()},
         {"vat_applied": vat_applied()},
@@ -123,17 +129,19 @@ def _derived_stages(options: CheckOptions) -> list[dict[str, pl.Expr]]:
     ]
 
 
-#: The columns every check may read that depend on other rows: the wallet's next transaction
-#: and the user's recent deltas.
-CONTEXT_COLUMNS = ["next_tx_id", "next_ts", "next_old", "delta_mean", "delta_std"]
+#: The columns every check may read that depend on other rows: the wallet's next transaction,
+#: the user's recent deltas, and the move of the wallet's latest refused block so far.
+CONTEXT_COLUMNS = ["next_tx_id", "next_ts", "next_old", "delta_mean", "delta_std", "last_refused_move"]
 
 
 def _context(options: CheckOptions) -> list[pl.Expr]:
+    refused_move = pl.when(~pl.col("applied")).then(pl.col("expected_delta"))
     return [
         next_in_wallet("tx_id").alias("next_tx_id"),
         next_in_wallet("ts").alias("next_ts"),
         next_in_wallet("old_balance").alias("next_old"),
         *preceding_delta_stats(options.window, options.min_history),
+        refused_move.forward_fill().over(HISTORY, order_by=ORDER).alias("last_refused_move"),
     ]
 
 
@@ -152,8 +160,9 @@ def with_checks(transactions: pl.LazyFrame, options: CheckOptions = CheckOptions
         plan = plan.with_columns(**stage)
     helpers = {name: expr(options) for c in CHECKS for name, expr in c.helpers.items()}
     return (
-        plan.with_columns(*_context(options), **helpers)
-        .with_columns(**{c.name: c.flag(options) for c in CHECKS})
+        plan.with_columns(*_context(options))
+        .with_columns(**helpers)
+        .with_columns(**{c.name: c.flag(options) & pl.col("applied") for c in CHECKS})
         .with_columns(**_amounts())
     )
 
@@ -166,7 +175,7 @@ STORED_CHECK_COLUMNS = [*CONTEXT_COLUMNS, *(h for c in CHECKS for h in c.helpers
 
 #: Every column ``with_checks`` adds, in its order.
 CHECK_COLUMNS = [
-    "tolerance", "delta", "amount_sign", "sign_source", "expected_delta", "expected_delta_net", "vat_applied",
+    "tolerance", "delta", "applied", "amount_sign", "sign_source", "expected_delta", "expected_delta_net", "vat_applied",
     "announced_delta", *STORED_CHECK_COLUMNS, "mismatch_diff", "flow_gap",
 ]  # fmt: skip
 
@@ -184,21 +193,43 @@ def with_derived(checked: pl.LazyFrame, options: CheckOptions = CheckOptions()) 
 
 
 FLAG_COLUMNS = [
-    "severity", "check", "user_id", "wallet_id", "currency", "ts", "tx_id", "type", "source", "action",
-    "amount", "vat", "old_balance", "new_balance", "delta", "expected_delta", "next_old", "flow_gap",
-    "reason", "file_id", "line_no",
+    "severity", "needs_person", "check", "cause", "what_happened", "user_id", "wallet_id", "currency", "ts",
+    "tx_id", "outcome", "type", "source", "action", "amount", "vat", "old_balance", "new_balance", "delta",
+    "expected_delta", "next_old", "flow_gap", "next_tx_id", "next_ts", "reason", "request_id", "file_id", "line_no",
 ]  # fmt: skip
 
 
+def _explained(check: Check) -> dict[str, pl.Expr]:
+    """A flagged row's cause (the first that holds), its severity, whether a person must act,
+    and what happened in one sentence (``registry.Cause``)."""
+    keys = list(check.causes)
+    cause = check.cause() if check.cause is not None else pl.lit(keys[0])
+    what = pl.lit(None, pl.String)
+    for key in reversed(keys):
+        what = pl.when(pl.col("cause") == key).then(check.causes[key].what_happened()).otherwise(what)
+    return {
+        "cause": cause,
+        "severity": cause.replace_strict({k: c.severity for k, c in check.causes.items()}, return_dtype=pl.String),
+        "needs_person": cause.replace_strict({k: c.needs_person for k, c in check.causes.items()}),
+        "what_happened": what,
+    }
+
+
 def red_flags(checked: pl.LazyFrame) -> pl.LazyFrame:
-    """Every flag as its own row: severity, check name, the transaction and a plain reason."""
-    parts = [
-        checked.filter(pl.col(c.name)).with_columns(
-            severity=pl.lit(c.severity), check=pl.lit(c.name), reason=c.reason()
+    """Every flag as its own row: its cause and severity, whether a person must act, what
+    happened in plain English, the transaction and the arithmetic (``reason``)."""
+    parts = []
+    for c in CHECKS:
+        explained = _explained(c)
+        what = explained.pop("what_happened")
+        parts.append(
+            checked.filter(pl.col(c.name))
+            .with_columns(check=pl.lit(c.name), reason=c.reason(), **explained)
+            .with_columns(what_happened=what)
         )
-        for c in CHECKS
-    ]
-    return sort_flags(pl.concat(parts).select(FLAG_COLUMNS))
+    return sort_flags(
+        pl.concat(parts, how="diagonal_relaxed").with_columns(pl.col("outcome").cast(pl.String)).select(FLAG_COLUMNS)
+    )
 
 
 def sort_flags(flags: pl.LazyFrame) -> pl.LazyFrame:
@@ -219,12 +250,12 @@ ROLL_FORWARD = [
 
 def credit_move() -> pl.Expr:
     """What a credit announced into the wallet (null on a debit)."""
-    return pl.when(pl.col("amount_sign") > 0).then(pl.col("announced_delta"))
+    return pl.when((pl.col("amount_sign") > 0) & pl.col("applied")).then(pl.col("announced_delta"))
 
 
 def debit_move() -> pl.Expr:
     """What a debit announced out of the wallet, as a positive amount (null on a credit)."""
-    return pl.when(pl.col("amount_sign") < 0).then(-pl.col("announced_delta"))
+    return pl.when((pl.col("amount_sign") < 0) & pl.col("applied")).then(-pl.col("announced_delta"))
 
 
 def rounding_parts() -> list[pl.Expr]:
@@ -252,6 +283,7 @@ def per_user(checked: pl.LazyFrame) -> pl.LazyFrame:
     """
     key = [USER, "currency"]
     move, step = rounding_parts()
+    checked = checked.filter("applied")
     ends = (
         checked.group_by(*key, "wallet_id")
         .agg(
@@ -316,13 +348,17 @@ def currency_flows(checked: pl.LazyFrame) -> pl.LazyFrame:
     by user never splits), so parts can be added up by ``totals_from``.
     """
     credit = pl.col("amount_sign") > 0
-    return checked.group_by("currency").agg(
-        transactions=pl.len(),
-        users=pl.col(USER).n_unique(),
-        debit_total=pl.col("amount").filter(~credit).sum().cast(MONEY),
-        credit_total=pl.col("amount").filter(credit).sum().cast(MONEY),
-        vat_total=pl.col("vat").sum().cast(MONEY),
-        net_change=pl.col("delta").sum().cast(MONEY),
+    return (
+        checked.filter("applied")
+        .group_by("currency")
+        .agg(
+            transactions=pl.len(),
+            users=pl.col(USER).n_unique(),
+            debit_total=pl.col("amount").filter(~credit).sum().cast(MONEY),
+            credit_total=pl.col("amount").filter(credit).sum().cast(MONEY),
+            vat_total=pl.col("vat").sum().cast(MONEY),
+            net_change=pl.col("delta").sum().cast(MONEY),
+        )
     )
 
 

@@ -22,6 +22,7 @@ from typing import Literal
 
 import polars as pl
 
+from calo_polars.checks.windows import next_in_wallet, previous_in_wallet
 from calo_polars.money import money_text_expr
 
 Severity = Literal["high", "medium", "low"]
@@ -45,6 +46,16 @@ class CheckOptions:
     sigma: float = 3.0
     window: int = 30
     min_history: int = 5
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why a flag was raised, as far as the logs tell: how severe it is, whether a person must
+    act, and one sentence an accountant can read (a Polars format over the flagged row)."""
+
+    severity: Severity
+    needs_person: bool
+    what_happened: Callable[[], pl.Expr]
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,9 @@ class Check:
     alert: str  # what it counts, for --fail-on's help
     glossary: Mapping[str, tuple[str, str]]  # the columns it adds: name → (kind, meaning)
     helpers: Mapping[str, Callable[[CheckOptions], pl.Expr]] = field(default_factory=dict)
+    #: cause key → its explanation; ``cause`` picks the key of a flagged row (the first that holds)
+    causes: Mapping[str, Cause] = field(default_factory=dict)
+    cause: Callable[[], pl.Expr] | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +166,19 @@ def _anomaly_reason() -> pl.Expr:
     )
 
 
+def _what(template: str, *columns: str | pl.Expr) -> Callable[[], pl.Expr]:
+    """A cause's sentence: ``template`` with ``{}`` filled from money columns or expressions."""
+
+    def build() -> pl.Expr:
+        return pl.format(template, *(money(c) if isinstance(c, str) else c for c in columns))
+
+    return build
+
+
+def _text(column: str) -> pl.Expr:
+    return pl.col(column).cast(pl.String).fill_null("?")
+
+
 # ---------------------------------------------------------------- flags
 
 
@@ -167,6 +194,47 @@ def within(a: pl.Expr, b: pl.Expr) -> pl.Expr:
 def _flow_break(_: CheckOptions) -> pl.Expr:
     """The next transaction of the wallet does not start where this one ended."""
     return pl.col("next_old").is_not_null() & ~within(pl.col("new_balance"), pl.col("next_old"))
+
+
+def _flow_break_cause() -> pl.Expr:
+    """The first explanation that holds for a flow break (``logs_missing`` is found after the
+    plan, from the whole export's timeline: ``audit.run``)."""
+    same_start = within(pl.col("next_old"), pl.col("old_balance"))
+    return (
+        pl.when(within(pl.col("flow_gap"), pl.col("next_refused_move")))
+        .then(pl.lit("refused_applied_later"))
+        .when(same_start & within(pl.col("next_amount"), pl.col("amount")))
+        .then(pl.lit("sent_again"))
+        .when(same_start)
+        .then(pl.lit("not_applied"))
+        .when(pl.col("not_in_sync_after"))
+        .then(pl.lit("after_not_in_sync"))
+        .otherwise(pl.lit("unexplained"))
+    )
+
+
+#: VAT rates a legacy block's balance may have moved net of while logging ``vat: 0``.
+IMPLIED_VAT_RATES = (Decimal("0.05"), Decimal("0.10"), Decimal("0.15"))
+
+
+def _implied_vat_rate() -> pl.Expr:
+    """The rate r (5, 10 or 15 %) when a legacy block logging vat 0 moved by amount / (1 + r)."""
+    legacy = pl.col("type").is_null() & (pl.col("vat") == 0)
+    moved = pl.col("delta").abs().cast(pl.Float64)
+    amount = pl.col("amount").cast(pl.Float64)
+    found = pl.lit(None, pl.Float64)
+    for rate in reversed(IMPLIED_VAT_RATES):
+        net = amount / (1 + float(rate))
+        found = (
+            pl.when((moved - net).abs() <= pl.col("tolerance").cast(pl.Float64))
+            .then(float(rate) * 100)
+            .otherwise(found)
+        )
+    return pl.when(legacy).then(found)
+
+
+def _mismatch_cause() -> pl.Expr:
+    return pl.when(_implied_vat_rate().is_not_null()).then(pl.lit("legacy_net_of_vat")).otherwise(pl.lit("unexplained"))
 
 
 def _delta_anomaly(options: CheckOptions) -> pl.Expr:
@@ -186,7 +254,7 @@ CHECKS: tuple[Check, ...] = (
     Check(
         name="overdraft",
         severity="high",
-        definition="balance below zero before or after the transaction",
+        definition="balance below zero before or after an applied transaction (refused blocks never moved the wallet)",
         helpers={
             "overdraft_before": lambda _: _below_zero("old_balance"),
             "overdraft_after": lambda _: _below_zero("new_balance"),
@@ -194,6 +262,18 @@ CHECKS: tuple[Check, ...] = (
         },
         flag=lambda _: pl.col("overdraft_before") | pl.col("overdraft_after"),
         reason=_overdraft_reason,
+        causes={
+            "below_zero": Cause(
+                "high",
+                True,
+                _what(
+                    "The Lambda did not refuse this block ({}) and the wallet is below zero: {} before, {} after.",
+                    _text("outcome"),
+                    "old_balance",
+                    "new_balance",
+                ),
+            )
+        },
         label="overdrafts",
         count_key="overdraft_events",
         users_key="overdraft_users",
@@ -221,6 +301,31 @@ CHECKS: tuple[Check, ...] = (
         definition="newBalance − oldBalance equals neither ±amount nor ±(amount − vat)",
         flag=lambda _: pl.col("vat_applied").is_null(),
         reason=_mismatch_reason,
+        cause=_mismatch_cause,
+        causes={
+            "legacy_net_of_vat": Cause(
+                "low",
+                False,
+                _what(
+                    "Legacy block logging vat 0: the balance moved {}, which is {} net of {} % VAT; the Lambda said "
+                    "{} — the VAT was kept out of the wallet, not lost.",
+                    "delta",
+                    "amount",
+                    _implied_vat_rate().round(0).cast(pl.Int64).cast(pl.String),
+                    _text("outcome"),
+                ),
+            ),
+            "unexplained": Cause(
+                "high",
+                True,
+                _what(
+                    "The balance moved {} but the block announced {}: no pattern explains the {} difference.",
+                    "delta",
+                    "expected_delta",
+                    "mismatch_diff",
+                ),
+            ),
+        },
         label="mismatches",
         count_key="mismatches",
         users_key="mismatch_users",
@@ -253,6 +358,71 @@ CHECKS: tuple[Check, ...] = (
         definition="the wallet's next transaction does not start from this newBalance",
         flag=_flow_break,
         reason=_flow_break_reason,
+        helpers={
+            "next_amount": lambda _: next_in_wallet("amount"),
+            "next_request_id": lambda _: next_in_wallet("request_id"),
+            "next_file_id": lambda _: next_in_wallet("file_id"),
+            "next_line_no": lambda _: next_in_wallet("line_no"),
+            "next_refused_move": lambda _: next_in_wallet("last_refused_move"),
+        },
+        cause=_flow_break_cause,
+        causes={
+            "refused_applied_later": Cause(
+                "medium",
+                True,
+                _what(
+                    "The balance moved {} before the next transaction — exactly a block of this wallet the Lambda "
+                    "refused: the refused movement was applied later, outside any logged transaction.",
+                    "flow_gap",
+                ),
+            ),
+            "sent_again": Cause(
+                "low",
+                False,
+                _what(
+                    "Not applied ({}): the next transaction starts from this one's oldBalance {} with the same "
+                    "amount — the same movement sent again under a new id.",
+                    _text("outcome"),
+                    "old_balance",
+                ),
+            ),
+            "not_applied": Cause(
+                "low",
+                False,
+                _what(
+                    "Not applied ({}): the next transaction starts from this one's oldBalance {}.",
+                    _text("outcome"),
+                    "old_balance",
+                ),
+            ),
+            "after_not_in_sync": Cause(
+                "low",
+                False,
+                _what(
+                    "A not-in-sync error followed this block: the subscription and payment balances diverged, and "
+                    "the next transaction starts from {}.",
+                    "next_old",
+                ),
+            ),
+            "logs_missing": Cause(
+                "low",
+                False,
+                _what(
+                    "The export holds no event at all for a day or more between this transaction and the next: the "
+                    "{} move is in logs missing from the export (export that period again).",
+                    "flow_gap",
+                ),
+            ),
+            "unexplained": Cause(
+                "medium",
+                True,
+                _what(
+                    "The balance moved {} between this transaction and the next with no logged transaction or Lambda "
+                    "message to explain it.",
+                    "flow_gap",
+                ),
+            ),
+        },
         label="flow breaks",
         count_key="flow_breaks",
         users_key="flow_break_users",
@@ -260,12 +430,31 @@ CHECKS: tuple[Check, ...] = (
         sheet="FlowBreaks",
         about="Transactions after which the wallet's next transaction does not start from this newBalance "
         "(with --state, a previous export's last transaction of a wallet comes first, its file as that run read it).",
-        sheet_columns=("wallet_id", "next_tx_id", "next_ts", "next_old", "flow_gap"),
+        sheet_columns=(
+            "wallet_id",
+            "request_id",
+            "next_tx_id",
+            "next_ts",
+            "next_old",
+            "flow_gap",
+            "next_request_id",
+            "next_file",
+            "next_line_no",
+        ),
         highlight={"new_balance": "nonblank", "next_old": "nonblank", "flow_gap": "nonblank"},
         colour="#ED7D31",
         alert="transactions after which the wallet's next one does not start from this newBalance",
         glossary={
             "flow_break": ("flag", "TRUE when next_old differs from newBalance beyond tolerance."),
+            "next_amount": ("money", "amount of the wallet's next applied transaction."),
+            "next_request_id": ("id", "requestId of the invocation that logged the next transaction."),
+            "next_file_id": ("count", "Internal id of the file the next transaction was read from."),
+            "next_file": ("text", "The log file the next transaction was read from."),
+            "next_line_no": ("count", "Line of the next transaction's block in that file."),
+            "next_refused_move": (
+                "money",
+                "The move of the wallet's latest refused block logged before the next transaction, if any.",
+            ),
             "flow_breaks": ("count", "Transactions flagged flow_break."),
         },
     ),
@@ -275,6 +464,13 @@ CHECKS: tuple[Check, ...] = (
         definition="delta more than σ-multiple standard deviations from the user's recent mean",
         flag=_delta_anomaly,
         reason=_anomaly_reason,
+        causes={
+            "unusual": Cause(
+                "low",
+                False,
+                _what("Unusual for this user but consistent: the balance moved {} as announced.", "delta"),
+            )
+        },
         label="delta anomalies",
         count_key="delta_anomalies",
         users_key="delta_anomaly_users",
@@ -290,7 +486,91 @@ CHECKS: tuple[Check, ...] = (
             "delta_anomalies": ("count", "Transactions flagged delta_anomaly."),
         },
     ),
+    Check(
+        name="negative_amount",
+        severity="high",
+        definition="the block logs a negative amount",
+        flag=lambda _: pl.col("amount") < -pl.col("tolerance"),
+        reason=lambda: pl.format(
+            "{} with amount {}: the balance moved {} (from {} to {})",
+            pl.coalesce(pl.col("type"), pl.lit("legacy block")),
+            money("amount"),
+            money("delta"),
+            money("old_balance"),
+            money("new_balance"),
+        ),
+        causes={
+            "negative_amount": Cause(
+                "high",
+                True,
+                _what(
+                    "A {} of {}: a negative amount moves money the other way ({}); the source system sent it so.",
+                    _text("type"),
+                    "amount",
+                    "delta",
+                ),
+            )
+        },
+        label="negative amounts",
+        count_key="negative_amounts",
+        users_key="negative_amount_users",
+        per_user="negative_amounts",
+        sheet="NegativeAmounts",
+        about="Transactions whose block logs a negative amount (a DEBIT of −18.000 raises the balance).",
+        sheet_columns=("delta", "outcome"),
+        highlight={"amount": "negative"},
+        colour="#833C0B",
+        alert="transactions whose block logs a negative amount",
+        glossary={
+            "negative_amount": ("flag", "TRUE when the block's amount is below zero (beyond tolerance)."),
+            "negative_amounts": ("count", "Transactions flagged negative_amount."),
+        },
+    ),
+    Check(
+        name="currency_change",
+        severity="high",
+        definition="the wallet's previous transaction was in another currency",
+        helpers={"previous_currency": lambda _: previous_in_wallet("currency").cast(pl.String)},
+        flag=lambda _: (
+            pl.col("previous_currency").is_not_null()
+            & (pl.col("previous_currency") != pl.col("currency").cast(pl.String))
+        ),
+        reason=lambda: pl.format(
+            "wallet {} was in {} and is now in {}",
+            _text("wallet_id"),
+            pl.col("previous_currency"),
+            _text("currency"),
+        ),
+        causes={
+            "currency_change": Cause(
+                "high",
+                True,
+                _what(
+                    "The wallet's previous transaction was in {}, this one in {}: a wallet has one currency, so its "
+                    "books are kept per currency from here (each closes on its own).",
+                    pl.col("previous_currency"),
+                    _text("currency"),
+                ),
+            )
+        },
+        label="currency changes",
+        count_key="currency_changes",
+        users_key="currency_change_users",
+        per_user="currency_changes",
+        sheet="CurrencyChanges",
+        about="Transactions logged in another currency than the wallet's previous one.",
+        sheet_columns=("wallet_id", "previous_currency"),
+        highlight={"currency": "nonblank"},
+        colour="#375623",
+        alert="transactions in another currency than the wallet's previous one",
+        glossary={
+            "previous_currency": ("text", "Currency of the wallet's previous applied transaction."),
+            "currency_change": ("flag", "TRUE when the wallet's previous transaction was in another currency."),
+            "currency_changes": ("count", "Transactions flagged currency_change."),
+        },
+    ),
 )
+
 
 # ---------------------------------------------------------------- the signals
 

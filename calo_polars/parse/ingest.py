@@ -33,6 +33,7 @@ from calo_polars.parse.events import (
     split_events,
 )
 from calo_polars.parse.invocations import INVOCATION_SCHEMA, incomplete_notes, invocations
+from calo_polars.parse.outcomes import with_outcomes
 from calo_polars.parse.partition import PART_ROWS, user_ranges
 from calo_polars.parse.records import (
     NOTICE_SCHEMA,
@@ -162,10 +163,11 @@ def read_batch(batch: pl.DataFrame, *, sample_size: int = 200) -> BatchResult:
     not_understood = unparsed(heads, invalid)
     calls = invocations(heads)
     found = [block_notes, incomplete_notes(calls), *_batch_notes(long_lines, invalid, not_understood)]
+    said = notices(heads, kv)
     return BatchResult(
         kind_counts=heads.group_by("kind").agg(count=pl.len()),
-        transactions=tx,
-        notices=notices(heads, kv),
+        transactions=with_outcomes(tx, heads, said),
+        notices=said,
         invocations=calls,
         unparsed=not_understood,
         sample=_sample_blocks(lines, tx, heads, sample_size),
@@ -191,6 +193,7 @@ COMPACT: dict[str, list[str]] = {
         "action",
         "layout",
         "metadata_state",
+        "outcome",
     ],
     "notices": ["kind", "level", "user_id", "action"],
     "invocations": [],

@@ -77,6 +77,9 @@ TRANSACTION_SCHEMA: dict[str, pl.DataType] = {
     "payment_balance": MONEY,
     "update_payment_balance": pl.Boolean(),
     "metadata_state": pl.String(),
+    # what the Lambda did with the block (``outcomes``): filled once the batch's messages are read
+    "outcome": pl.String(),
+    "not_in_sync_after": pl.Boolean(),
 }
 
 NOTICE_SCHEMA: dict[str, pl.DataType] = {
@@ -270,6 +273,8 @@ def transactions(heads: pl.DataFrame, kv: pl.DataFrame) -> tuple[pl.DataFrame, p
         .when(metadata.str.contains('"walletId"', literal=True))
         .then(pl.lit("json"))
         .otherwise(pl.lit("json without walletId")),
+        outcome=pl.lit(None, pl.String),
+        not_in_sync_after=pl.lit(None, pl.Boolean),
     )
     return rows.cast(TRANSACTION_SCHEMA), invalid, _block_notes(read)  # type: ignore[arg-type]
 

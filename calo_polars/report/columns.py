@@ -77,7 +77,26 @@ COLUMNS: dict[str, Column] = {
     ),
     "delta_mean": C("float", "Mean of the user's preceding deltas in the rolling window."),
     "delta_std": C("float", "Standard deviation of those preceding deltas."),
+    # what the Lambda did with the block (parse.outcomes)
+    "outcome": C(
+        "text",
+        "What the Lambda did with the block, from the message after it in the same invocation: published, "
+        "already_synced (not applied by this Lambda), refused (balance would go below zero; nothing published), "
+        "failed, skipped (update flag false) or unknown (no message).",
+    ),
+    "not_in_sync_after": C("flag", "TRUE when a not-in-sync error followed the block in the same invocation."),
+    "applied": C(
+        "flag", "TRUE unless the Lambda refused the block: only applied blocks make the wallet's balance history."
+    ),
     # flags
+    "cause": C(
+        "text",
+        "Why the flag was raised, as far as the logs tell (e.g. sent_again, not_applied, after_not_in_sync, "
+        "logs_missing, refused_applied_later, legacy_net_of_vat, unexplained); docs/checks.md lists them all.",
+    ),
+    "what_happened": C("long_text", "What happened, in one sentence an accountant can act on."),
+    "needs_person": C("flag", "TRUE when a person must look: the logs do not explain it, or money is wrong."),
+    "last_refused_move": C("money", "The move of the wallet's latest refused block so far (internal)."),
     "reason": C("long_text", "The flag in plain English, with expected, actual and difference."),
     # per user: activity and the roll-forward
     "wallets": C("count", "Number of distinct wallets of the user."),

@@ -15,8 +15,9 @@ import polars as pl
 
 from calo_polars.audit.result import AuditResult
 from calo_polars.checks.plan import ROLL_FORWARD
-from calo_polars.checks.registry import CHECKS
+from calo_polars.checks.registry import CHECKS, check
 from calo_polars.money import money_text
+from calo_polars.parse.outcomes import OUTCOMES
 from calo_polars.read.s3 import is_s3
 from calo_polars.report.tables import NOTICE_SHEETS, negative_payment_balances, other_notice
 from calo_polars.version import __version__
@@ -34,6 +35,20 @@ def check_counts(flags: pl.DataFrame) -> dict[str, int]:
         counts[c.count_key] = mine.height
         counts[c.users_key] = mine["user_id"].n_unique()
     return counts
+
+
+def outcome_counts(checked: pl.DataFrame) -> dict[str, int]:
+    """How many blocks had each outcome (``parse.outcomes``), every outcome listed."""
+    seen = checked.group_by(pl.col("outcome").cast(pl.String)).len()
+    counts = dict(zip(seen["outcome"].to_list(), seen["len"].to_list(), strict=True))
+    return {o: int(counts.get(o, 0)) for o in OUTCOMES}
+
+
+def cause_counts(flags: pl.DataFrame, name: str) -> dict[str, int]:
+    """How many flags of check ``name`` had each cause, every cause listed."""
+    mine = flags.filter(pl.col("check") == name).group_by("cause").len()
+    counts = dict(zip(mine["cause"].to_list(), mine["len"].to_list(), strict=True))
+    return {c: int(counts.get(c, 0)) for c in check(name).causes}
 
 
 def _users_in(frame: pl.DataFrame) -> int:
@@ -99,7 +114,9 @@ def summary(result: AuditResult) -> dict[str, Any]:
         "transactions": tx.height,
         "duplicate_transactions": result.duplicates.height,
         "users": tx["user_id"].n_unique(),
+        "outcomes": outcome_counts(tx),
         **check_counts(result.flags),
+        "flow_break_causes": cause_counts(result.flags, "flow_break"),
         "not_in_sync_errors": notice_count("not_in_sync"),
         "blocked_overdrafts": notice_count("blocked_overdraft"),
         "lambda_errors": errors.height,

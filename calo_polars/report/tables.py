@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from calo_polars.audit.result import AuditResult
-from calo_polars.checks.plan import USER, WALLET, credit_move, debit_move, with_derived
+from calo_polars.checks.plan import USER, credit_move, debit_move, with_derived
 from calo_polars.checks.registry import CHECK_NAMES, CHECKS
+from calo_polars.checks.windows import HISTORY
 from calo_polars.parse.invocations import ERROR_KINDS, PSEUDO_ID
 from calo_polars.report.xlsx.frames import link_to
 
@@ -66,14 +67,16 @@ def ledger(result: AuditResult) -> pl.DataFrame:
     shows as a step, and on a wallet's last row it is that wallet's roll-forward difference.
     """
     names = list(CHECK_NAMES)
+    history = [*HISTORY, "applied"]
     flags = pl.concat_str([pl.when(pl.col(c)).then(pl.lit(c)) for c in names], separator=", ", ignore_nulls=True)
     rows = (
         with_derived(result.checked.lazy(), result.options.checks)  # lazy: only the columns selected below
         .with_columns(
             credit=credit_move(),
             debit=debit_move(),
-            running_balance=pl.col("old_balance").first().over(WALLET)
-            + pl.col("announced_delta").cum_sum().over(WALLET),
+            running_balance=pl.when("applied").then(  # a refused block did not move the wallet
+                pl.col("old_balance").first().over(history) + pl.col("announced_delta").cum_sum().over(history)
+            ),
             flagged=pl.when(flags != "").then(flags),
         )
         .with_columns(running_diff=pl.col("new_balance") - pl.col("running_balance"))
@@ -95,11 +98,14 @@ def ledger(result: AuditResult) -> pl.DataFrame:
             "running_balance",
             "running_diff",
             "flagged",
+            "outcome",
+            "not_in_sync_after",
+            "request_id",
             "wallet_id",
             "file_id",
             "line_no",
             "_running_alert",
-        )  # fmt: skip
+        )
         .collect(engine="in-memory")
     )
     return result.with_file(rows)

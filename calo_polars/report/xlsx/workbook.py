@@ -46,6 +46,8 @@ TX_VIEW = [
     "new_balance",
 ]
 WHERE = ["file", "line_no"]
+#: What each flag sheet shows first: what happened, how severe, whether a person must act.
+EXPLAINED = ["severity", "needs_person", "cause", "what_happened"]
 
 #: Tab colours by group, so the order reads at a glance.
 TAB_COLORS = {"start": "#548235", "books": "#1F3864", "signals": "#C55A11", "detail": "#7F7F7F"}
@@ -95,7 +97,9 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
         )  # --state: breaks into this export first
         if earlier is not None:
             rows = pl.concat([earlier.select(rows.columns), rows])
-        return links.add(rows.select(*TX_VIEW, *extra, *WHERE))
+        why = result.flags.filter(pl.col("check") == check).select("tx_id", *EXPLAINED)
+        rows = rows.join(why, on="tx_id", how="left", maintain_order="left")
+        return links.add(rows.select(*EXPLAINED, *TX_VIEW, *extra, *WHERE))
 
     kinds = pl.DataFrame(
         {

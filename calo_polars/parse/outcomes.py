@@ -1,0 +1,79 @@
+"""Outcomes: what the Lambda did with each transaction block, from the messages that follow it.
+
+After a ``Start syncing the balance {`` block, the same invocation logs what became of it:
+published, already synced by another listener, refused (the balance would go below zero),
+failed, skipped. The first such message after the block — in the same invocation (requestId,
+within one file: an invocation never spans files), in time order with the position in the
+file as the tie-break, and before the next block or ``Processing message`` — decides. A
+refusal names its ``transactionId``, so it also finds its block out of position.
+(``../shared/log-format.md`` §6; the real archive: 15,803 published, 489 already synced, 8
+refused, every block with exactly one outcome message.)
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+#: Outcome of a block → the event kind that says so (the first after the block wins).
+OUTCOME_KINDS: dict[str, str] = {
+    "published": "sync_published",
+    "already_synced": "skip_already_synced",
+    "refused": "blocked_overdraft",
+    "failed": "sync_error",
+    "skipped": "skip_update_flag_false",
+}
+#: Every outcome, in the order the reports list them.
+OUTCOMES = [*OUTCOME_KINDS, "unknown"]
+#: What each outcome means, for people.
+OUTCOME_MEANINGS = {
+    "published": "synced: 'SubscriptionBalanceUpdated event published'",
+    "already_synced": "not applied by this Lambda: 'Balance is already synced from other listeners'",
+    "refused": "refused: the balance would have gone below zero; nothing was published",
+    "failed": "failed: 'An error occured while syncing the balance'",
+    "skipped": "skipped: 'Update Payment Balance Flag is set to false'",
+    "unknown": "no outcome message was logged after the block",
+}
+
+_BOUNDARIES = ["sync_start", "processing_message"]
+_STEP_KINDS = [*_BOUNDARIES, "not_in_sync", *OUTCOME_KINDS.values()]
+_KEY = ["file_id", "request_id", "stretch"]
+
+
+def with_outcomes(tx: pl.DataFrame, heads: pl.DataFrame, notices: pl.DataFrame) -> pl.DataFrame:
+    """``tx`` (one batch's transaction blocks) with ``outcome`` and ``not_in_sync_after``.
+
+    ``heads`` are the batch's events (kind, request id, time, position); ``notices`` give the
+    refusals' ``transactionId``. A batch holds whole files, so every invocation is whole.
+    """
+    steps = (
+        heads.filter(pl.col("kind").cast(pl.String).is_in(_STEP_KINDS))
+        .select("file_id", "line_no", "ts", "request_id", kind=pl.col("kind").cast(pl.String))
+        .sort("file_id", "request_id", "ts", "line_no")
+        .with_columns(stretch=pl.col("kind").is_in(_BOUNDARIES).cum_sum().over("file_id", "request_id"))
+    )
+    outcome_of = {kind: outcome for outcome, kind in OUTCOME_KINDS.items()}
+    said = (
+        steps.filter(pl.col("kind").is_in(list(outcome_of)))
+        .group_by(_KEY)
+        .agg(said=pl.col("kind").first().replace_strict(outcome_of, return_dtype=pl.String))
+    )
+    not_in_sync = steps.filter(pl.col("kind") == "not_in_sync").group_by(_KEY).agg(not_in_sync_after=pl.lit(True))
+    blocks = (
+        steps.filter(pl.col("kind") == "sync_start")
+        .join(said, on=_KEY, how="left")
+        .join(not_in_sync, on=_KEY, how="left")
+        .select("file_id", "line_no", "said", pl.col("not_in_sync_after").fill_null(False))
+    )
+    refused = notices.filter(pl.col("kind") == "blocked_overdraft")["transaction_id"].drop_nulls().implode()
+    return (
+        tx.drop("outcome", "not_in_sync_after", strict=False)
+        .join(blocks, on=["file_id", "line_no"], how="left", maintain_order="left")
+        .with_columns(
+            outcome=pl.when(pl.col("tx_id").is_in(refused))
+            .then(pl.lit("refused"))
+            .otherwise(pl.col("said").fill_null("unknown")),
+            not_in_sync_after=pl.col("not_in_sync_after").fill_null(False),
+        )
+        .drop("said")
+        .select(tx.columns)
+    )
