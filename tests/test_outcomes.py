@@ -270,6 +270,40 @@ def test_each_break_links_to_the_wallet_s_next_transaction(causes) -> None:
         assert (row["request_id"], row["outcome"]) == (request[row["tx_id"]], outcome[row["tx_id"]])
 
 
+def _gap_pair(log: Log, silence: int) -> str:
+    """A wallet whose next transaction starts elsewhere after ``silence`` whole seconds with no
+    event of this file (A's invocation ends at 2 s, B's starts at 2 + silence); A's id."""
+    log.start(rid(1), 0)
+    a = block(log, rid(1), 1, full_tx(1, uid(1), 100, 92, 8))
+    log.published(rid(1), 1.5).end(rid(1), 2).report(rid(1), 2)
+    t = 2 + silence
+    log.start(rid(2), t)
+    block(log, rid(2), t + 0.5, full_tx(2, uid(1), 80, 75, 5))
+    log.published(rid(2), t + 0.6).end(rid(2), t + 1).report(rid(2), t + 1)
+    return a
+
+
+@pytest.mark.parametrize(
+    ("silence", "other_event_between", "cause"),
+    [
+        (24 * 3600, False, "logs_missing"),  # 24 hours or more: exactly a day counts
+        (24 * 3600 - 1, False, "unexplained"),
+        (40 * 3600, True, "unexplained"),  # another file logged something in between: the export is whole there
+    ],
+)
+def test_logs_missing_needs_a_day_with_no_event_at_all_in_the_export(
+    tmp_path: Path, silence: int, other_event_between: bool, cause: str
+) -> None:
+    log = Log()
+    a = _gap_pair(log, silence)
+    # another file logs in the middle of the silence: no stretch of a day without events then
+    mid = 2 + silence // 2
+    others = [Log().start(rid(9), mid).end(rid(9), mid + 1).report(rid(9), mid + 1)]
+    result, ref = audit_logs(tmp_path, log, *(others if other_event_between else []))
+    flags = flags_of(result, "flow_break")
+    assert dict(zip(flags["tx_id"], flags["cause"], strict=True)) == {a: cause} == ref.flow_break
+
+
 # ---------------------------------------------------------------- a refused block moved nothing
 
 

@@ -207,12 +207,24 @@ def test_negative_amounts_match_the_raw_text(real_result, ref: Reference, summar
     assert summary[count_key("negative_amount")] == 6
 
 
-def test_lambda_error_incidents_match_the_raw_text(summary: dict, ref: Reference) -> None:
-    """Raw events 235; incidents = invocations with an error (91) + cold starts whose init failed (72)."""
+def test_lambda_error_events_invocations_and_failed_inits_match_the_raw_text(
+    real_result, summary: dict, ref: Reference
+) -> None:
+    """Raw error events 235, in 91 invocations (per request id), and 72 cold starts whose init failed."""
     assert summary["lambda_errors"] == ref.error_events == 235
-    incident_keys = [k for k in summary if "incident" in k and isinstance(summary[k], int)]
+    inv = real_result.ingested.invocations
+    with_errors = set(inv.filter((pl.col("errors") > 0) & (pl.col("request_id") != "undefined"))["request_id"])
+    assert with_errors == {r for _, r in ref.error_invocations}
+    assert summary["invocations_with_errors"] == len(ref.error_invocations) == 91
+    assert summary["failed_inits"] == len(ref.failed_inits) == 72
+
+
+def test_lambda_error_incidents_are_counted_beside_the_raw_events(summary: dict, ref: Reference) -> None:
+    """Incidents = invocations with an error (91) + cold starts whose init failed (72) = 163."""
+    incident_keys = [k for k in summary if "incident" in k and not k.endswith("users") and isinstance(summary[k], int)]
     assert incident_keys, f"no incident count in summary.json: {sorted(summary)}"
     assert {k: summary[k] for k in incident_keys} == dict.fromkeys(incident_keys, ref.incidents)
+    assert ref.incidents == 163
 
 
 # ---------------------------------------------------------------- every flag says what happened
