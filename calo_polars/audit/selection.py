@@ -1,4 +1,4 @@
-"""Selections: what a report covers — one period, some users or some currencies, some users or some currencies (``--since/--until/--user/--currency``).
+"""Selections: what a report covers — one period, some users or some currencies (``--since/--until/--user/--currency``).
 
 The rule, once for all: **a selection never changes a flag.** The checks always run on the
 full history that was read (a flow break at the start of the period, the 3σ window of a

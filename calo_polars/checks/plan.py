@@ -99,12 +99,14 @@ def flow_gap() -> pl.Expr:
 
 
 def preceding_delta_stats(window: int, min_history: int) -> list[pl.Expr]:
-    """Mean and σ of the user's preceding ``window`` deltas (needs ``min_history`` of them).
+    """Mean and σ of the user's preceding ``window`` deltas in the same direction (debits apart
+    from credits: a top-up says nothing about the daily deductions), from at least
+    ``min_history`` of them. A refused block is no part of the history.
 
     The frame must be sorted by user then time: rolling windows follow row order.
     """
     previous = pl.col("delta").cast(pl.Float64).shift(1)
-    by = [USER, "applied"]  # a refused block is no part of the history
+    by = [USER, "applied", "amount_sign"]
     return [
         pl.when("applied").then(previous.rolling_mean(window, min_samples=min_history).over(by)).alias("delta_mean"),
         pl.when("applied").then(previous.rolling_std(window, min_samples=min_history).over(by)).alias("delta_std"),

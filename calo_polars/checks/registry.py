@@ -156,13 +156,15 @@ def _flow_break_reason() -> pl.Expr:
 
 def _anomaly_reason() -> pl.Expr:
     off = pl.col("delta").cast(pl.Float64) - pl.col("delta_mean")
+    direction = pl.when(pl.col("amount_sign") > 0).then(pl.lit("credit")).otherwise(pl.lit("debit"))
     return pl.format(
-        "delta {} but this user's recent mean is {} (σ {}): off by {}, {}σ",
+        "{} moved {} where this user's preceding {}s average {} (σ {}): {}σ away",
+        direction,
         money("delta"),
+        direction,
         pl.col("delta_mean").round(3),
-        pl.col("delta_std").round(3),
-        off.round(3),
-        (off.abs() / pl.col("delta_std")).round(1),
+        pl.col("delta_sigma").round(3),
+        (off.abs() / pl.col("delta_sigma")).round(1),
     )
 
 
@@ -237,15 +239,26 @@ def _mismatch_cause() -> pl.Expr:
     return pl.when(_implied_vat_rate().is_not_null()).then(pl.lit("legacy_net_of_vat")).otherwise(pl.lit("unexplained"))
 
 
-def _delta_anomaly(options: CheckOptions) -> pl.Expr:
-    """``|delta − mean| > σ-multiple × std`` of the user's preceding deltas, and beyond tolerance.
+#: The σ of a user's deltas is never taken below this share of their mean, nor below
+#: ``SIGMA_FLOOR_UNITS`` minor units: a user whose deltas never vary is not flagged for a fils.
+SIGMA_FLOOR_SHARE = 0.10
+SIGMA_FLOOR_UNITS = 10
+#: An anomaly is at least this far from the mean, in the currency's major unit (1.000 BHD, 1.00 SAR).
+MATERIALITY = 1.0
 
-    The tolerance guard keeps float noise from flagging a user whose deltas never vary (σ = 0).
-    """
+
+def _delta_sigma(_: CheckOptions) -> pl.Expr:
+    """σ of the preceding same-direction deltas, with its floor (never 0, never noise-driven)."""
+    minor_units = 2 * pl.col("tolerance").cast(pl.Float64)  # the tolerance is half a minor unit by default
+    floor = pl.max_horizontal(SIGMA_FLOOR_SHARE * pl.col("delta_mean").abs(), SIGMA_FLOOR_UNITS * minor_units)
+    return pl.when(pl.col("delta_std").is_not_null()).then(pl.max_horizontal(pl.col("delta_std"), floor))
+
+
+def _delta_anomaly(options: CheckOptions) -> pl.Expr:
+    """``|delta − mean| > σ-multiple × σ`` of the user's preceding deltas in the same direction
+    (σ with its floor, ``_delta_sigma``), and at least ``MATERIALITY`` away."""
     distance = (pl.col("delta").cast(pl.Float64) - pl.col("delta_mean")).abs()
-    return (
-        (distance > options.sigma * pl.col("delta_std")) & (distance > pl.col("tolerance").cast(pl.Float64))
-    ).fill_null(False)
+    return ((distance > options.sigma * pl.col("delta_sigma")) & (distance >= MATERIALITY)).fill_null(False)
 
 
 # ---------------------------------------------------------------- the checks
@@ -461,7 +474,8 @@ CHECKS: tuple[Check, ...] = (
     Check(
         name="delta_anomaly",
         severity="low",
-        definition="delta more than σ-multiple standard deviations from the user's recent mean",
+        definition="delta more than σ-multiple standard deviations from the user's recent deltas in the same direction",
+        helpers={"delta_sigma": _delta_sigma},
         flag=_delta_anomaly,
         reason=_anomaly_reason,
         causes={
@@ -477,12 +491,19 @@ CHECKS: tuple[Check, ...] = (
         per_user="delta_anomalies",
         sheet="Anomalies",
         about="Transactions whose delta is more than the σ-multiple from the user's recent mean delta.",
-        sheet_columns=("delta", "delta_mean", "delta_std"),
+        sheet_columns=("delta", "delta_mean", "delta_std", "delta_sigma"),
         highlight={"delta": "nonblank"},
         colour="#FFC000",
         alert="transactions far from the user's recent mean delta",
         glossary={
-            "delta_anomaly": ("flag", "TRUE when |delta − delta_mean| > sigma × delta_std (and beyond tolerance)."),
+            "delta_sigma": (
+                "float",
+                "delta_std with its floor: at least 10 % of |delta_mean| and 10 minor units, so never 0.",
+            ),
+            "delta_anomaly": (
+                "flag",
+                "TRUE when |delta − delta_mean| > sigma × delta_sigma and at least 1 major unit (1.000 BHD, 1.00 SAR).",
+            ),
             "delta_anomalies": ("count", "Transactions flagged delta_anomaly."),
         },
     ),
@@ -625,6 +646,15 @@ SIGNALS: tuple[Signal, ...] = (
         meaning="uncaught exceptions, runtime crashes, failed syncs, invoke errors, failed inits and timeouts",
         sheet="LambdaErrors",
         alert="Lambda errors: uncaught exceptions, crashes, failed syncs, invoke errors, failed inits, timeouts",
+    ),
+    Signal(
+        name="lambda_error_incident",
+        label="Lambda error incidents",
+        count_key="lambda_error_incidents",
+        users_key=None,
+        group="lambda",
+        meaning="invocations or cold starts with at least one error (the errors above, grouped)",
+        sheet="LambdaErrors",
     ),
     Signal(
         name="skipped",

@@ -26,8 +26,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import click
+import polars as pl
 
-from calo_polars.audit.result import AuditOptions
+from calo_polars.audit.result import AuditOptions, AuditResult
 from calo_polars.audit.run import audit
 from calo_polars.audit.selection import Selection, parse_moment
 from calo_polars.audit.state import save as save_state
@@ -37,7 +38,7 @@ from calo_polars.errors import CaloError
 from calo_polars.partitioned.engines import ENGINES, Engine
 from calo_polars.partitioned.merge import audit_store
 from calo_polars.partitioned.store import DEFAULT_PARTITIONS, ingest_into, open_store
-from calo_polars.problems import InputProblem
+from calo_polars.problems import InputProblem, printable
 from calo_polars.read.inflate import Limits, parse_size
 from calo_polars.read.s3 import S3Options, is_s3, resolve
 from calo_polars.report.alerts import (
@@ -84,6 +85,17 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
     if size <= 0:
         raise click.BadParameter("must be more than 0")
     return size
+
+
+def unknown_users(result: AuditResult, selection: Selection) -> list[str]:
+    """A warning for each ``--user`` of whom nothing was read: an empty report says why."""
+    seen = set(result.checked["user_id"].cast(pl.String).to_list())
+    seen |= set(result.ingested.notices["user_id"].cast(pl.String).drop_nulls().to_list())
+    return [
+        f"warning: --user {printable(user)}: no transaction or message of this user was read; the report is empty"
+        for user in selection.users
+        if user not in seen
+    ]
 
 
 def warning_lines(problems: list[InputProblem], limit: int = MAX_WARNINGS) -> list[str]:
@@ -612,6 +624,8 @@ def report(
     )
     if verbosity >= 0:
         for line in _problem_lines(problems, verbosity):
+            click.echo(line, err=True)
+        for line in unknown_users(result, selection):
             click.echo(line, err=True)
         table = summary_table(written.summary, [why] if alerts else [], plain=not console.is_terminal)
         if console.is_terminal:

@@ -33,7 +33,7 @@ from calo_polars.parse.events import (
     split_events,
 )
 from calo_polars.parse.invocations import INVOCATION_SCHEMA, incomplete_notes, invocations
-from calo_polars.parse.outcomes import with_outcomes
+from calo_polars.parse.outcomes import with_context, with_outcomes
 from calo_polars.parse.partition import PART_ROWS, user_ranges
 from calo_polars.parse.records import (
     NOTICE_SCHEMA,
@@ -166,7 +166,7 @@ def read_batch(batch: pl.DataFrame, *, sample_size: int = 200) -> BatchResult:
     said = notices(heads, kv)
     return BatchResult(
         kind_counts=heads.group_by("kind").agg(count=pl.len()),
-        transactions=with_outcomes(tx, heads, said),
+        transactions=with_context(with_outcomes(tx, heads, said), heads, calls),
         notices=said,
         invocations=calls,
         unparsed=not_understood,

@@ -77,3 +77,27 @@ def with_outcomes(tx: pl.DataFrame, heads: pl.DataFrame, notices: pl.DataFrame) 
         .drop("said")
         .select(tx.columns)
     )
+
+
+def with_context(tx: pl.DataFrame, heads: pl.DataFrame, calls: pl.DataFrame) -> pl.DataFrame:
+    """``tx`` with its invocation's START time (``start_ts``) and the subscriber's email and
+    phone from the SQS body line that logged the same transaction id (personal data: masked
+    with everything else unless --show-pii)."""
+    body = pl.col("msg").cast(pl.String)
+    subscribers = (
+        heads.filter(pl.col("kind").cast(pl.String) == "sqs_body")
+        .select(
+            tx_id=body.str.extract(r'^[^{]*\{"id":"([^"]*)"'),
+            email=body.str.extract(r'"email":"([^"]*)"'),
+            phone=body.str.extract(r'"phoneNumber":"([^"]*)"'),
+        )
+        .drop_nulls("tx_id")
+        .unique("tx_id", keep="first")
+    )
+    starts = calls.select("file_id", "request_id", "start_ts")
+    return (
+        tx.drop("start_ts", "email", "phone")
+        .join(starts, on=["file_id", "request_id"], how="left", maintain_order="left")
+        .join(subscribers, on="tx_id", how="left", maintain_order="left")
+        .select(tx.columns)
+    )

@@ -80,6 +80,10 @@ TRANSACTION_SCHEMA: dict[str, pl.DataType] = {
     # what the Lambda did with the block (``outcomes``): filled once the batch's messages are read
     "outcome": pl.String(),
     "not_in_sync_after": pl.Boolean(),
+    # joined from the invocation and from the SQS body line of the same message (``outcomes``)
+    "start_ts": pl.Datetime("ms", "UTC"),
+    "email": pl.String(),
+    "phone": pl.String(),
 }
 
 NOTICE_SCHEMA: dict[str, pl.DataType] = {
@@ -275,6 +279,9 @@ def transactions(heads: pl.DataFrame, kv: pl.DataFrame) -> tuple[pl.DataFrame, p
         .otherwise(pl.lit("json without walletId")),
         outcome=pl.lit(None, pl.String),
         not_in_sync_after=pl.lit(None, pl.Boolean),
+        start_ts=pl.lit(None, pl.Datetime("ms", "UTC")),
+        email=pl.lit(None, pl.String),
+        phone=pl.lit(None, pl.String),
     )
     return rows.cast(TRANSACTION_SCHEMA), invalid, _block_notes(read)  # type: ignore[arg-type]
 

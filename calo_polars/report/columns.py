@@ -75,7 +75,7 @@ COLUMNS: dict[str, Column] = {
     "flow_gap": C(
         "money", "next_old − newBalance on a flow break: positive when money appeared, negative when it vanished."
     ),
-    "delta_mean": C("float", "Mean of the user's preceding deltas in the rolling window."),
+    "delta_mean": C("float", "Mean of the user's preceding deltas in the same direction (debits or credits), rolling window."),
     "delta_std": C("float", "Standard deviation of those preceding deltas."),
     # what the Lambda did with the block (parse.outcomes)
     "outcome": C(
@@ -97,6 +97,19 @@ COLUMNS: dict[str, Column] = {
     "what_happened": C("long_text", "What happened, in one sentence an accountant can act on."),
     "needs_person": C("flag", "TRUE when a person must look: the logs do not explain it, or money is wrong."),
     "last_refused_move": C("money", "The move of the wallet's latest refused block so far (internal)."),
+    "subscription_vs_new": C(
+        "money",
+        "subscriptionBalance of the not-in-sync error − newBalance of the block just synced; marked when not zero.",
+    ),
+    "block_line_no": C("count", "Line of the refused transaction block in the same file."),
+    "incident": C(
+        "id",
+        "The incident an error belongs to: its invocation's requestId, or 'cold start file:line' for a failed init "
+        "(with the uncaught exception logged under requestId undefined).",
+    ),
+    "start_ts": C("datetime", "Time of the invocation's START line as logged, UTC."),
+    "email": C("text", "The subscriber's email from the SQS body line of the same message (masked unless --show-pii)."),
+    "phone": C("text", "The subscriber's phone number from that line (masked unless --show-pii)."),
     "reason": C("long_text", "The flag in plain English, with expected, actual and difference."),
     # per user: activity and the roll-forward
     "wallets": C("count", "Number of distinct wallets of the user."),

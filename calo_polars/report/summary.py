@@ -19,7 +19,7 @@ from calo_polars.checks.registry import CHECKS, check
 from calo_polars.money import money_text
 from calo_polars.parse.outcomes import OUTCOMES
 from calo_polars.read.s3 import is_s3
-from calo_polars.report.tables import NOTICE_SHEETS, negative_payment_balances, other_notice
+from calo_polars.report.tables import NOTICE_SHEETS, negative_payment_balances, other_notice, with_incidents
 from calo_polars.version import __version__
 
 
@@ -120,6 +120,7 @@ def summary(result: AuditResult) -> dict[str, Any]:
         "not_in_sync_errors": notice_count("not_in_sync"),
         "blocked_overdrafts": notice_count("blocked_overdraft"),
         "lambda_errors": errors.height,
+        "lambda_error_incidents": with_incidents(errors)["incident"].n_unique(),
         "skipped_syncs": skipped.height,
         "unreconciled_users": int(result.users["unreconciled"].sum()),
         "not_in_sync_users": _users_in(notices.filter(pl.col("kind") == "not_in_sync")),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from calo_polars.audit.result import AuditResult
-from calo_polars.checks.plan import USER, credit_move, debit_move, with_derived
+from calo_polars.checks.plan import PER_USER_COUNTS, USER, credit_move, debit_move, with_derived
 from calo_polars.checks.registry import CHECK_NAMES, CHECKS
 from calo_polars.checks.windows import HISTORY
 from calo_polars.parse.invocations import ERROR_KINDS, PSEUDO_ID
@@ -101,6 +101,9 @@ def ledger(result: AuditResult) -> pl.DataFrame:
             "outcome",
             "not_in_sync_after",
             "request_id",
+            "start_ts",
+            "email",
+            "phone",
             "wallet_id",
             "file_id",
             "line_no",
@@ -160,8 +163,15 @@ def per_user_summary(result: AuditResult, ledger_frame: pl.DataFrame, negative: 
     )
     first_rows = ledger_frame.select(USER).with_row_index("_i").group_by(USER).agg(pl.col("_i").min())
     counts = ["not_in_sync", "blocked_overdrafts", "negative_payment_balances"]
+    users = result.users
+    only_signals = signals.join(users.select(USER), on=USER, how="anti").select(USER)  # no applied transaction
+    if only_signals.height:
+        users = pl.concat([users, only_signals.cast({USER: users.schema[USER]})], how="diagonal")
+        users = users.with_columns(
+            pl.col(c).fill_null(0) for c in ["wallets", "transactions", *PER_USER_COUNTS, "flags"]
+        ).with_columns(pl.col("unreconciled").fill_null(False))
     return (
-        result.users.join(signals, on=USER, how="left")
+        users.join(signals, on=USER, how="left")
         .with_columns(pl.col(counts).fill_null(0).cast(pl.UInt32))
         .join(first_rows, on=USER, how="left")
         .with_columns(_user_link=link_to(LEDGER, pl.col("_i")), _difference_alert=pl.col("unreconciled"))
@@ -188,7 +198,10 @@ def sync_errors(result: AuditResult) -> pl.DataFrame:
         _with_currency(
             result,
             result.with_file(
-                rows.with_columns(sync_difference=pl.col("subscription_balance") - pl.col("payment_balance")).select(
+                rows.with_columns(
+                    sync_difference=pl.col("subscription_balance") - pl.col("payment_balance"),
+                    subscription_vs_new=pl.col("subscription_balance") - pl.col("new_balance"),
+                ).select(
                     "ts",
                     USER,
                     "subscription_balance",
@@ -196,6 +209,7 @@ def sync_errors(result: AuditResult) -> pl.DataFrame:
                     "sync_difference",
                     "tx_id",
                     "new_balance",
+                    "subscription_vs_new",
                     "request_id",
                     "file_id",
                     "line_no",
@@ -210,7 +224,13 @@ def sync_errors(result: AuditResult) -> pl.DataFrame:
 def blocked_overdrafts(result: AuditResult) -> pl.DataFrame:
     """The Lambda's refusals, with the refused transaction when it was also logged."""
     refused = result.checked.select(
-        transaction_id="tx_id", amount="amount", type="type", action="action", new_balance="new_balance"
+        transaction_id="tx_id",
+        amount="amount",
+        type="type",
+        action="action",
+        old_balance="old_balance",
+        new_balance="new_balance",
+        block_line_no="line_no",
     ).unique("transaction_id", keep="first")
     rows = (
         _notices(result, "BlockedOverdrafts")
@@ -223,7 +243,7 @@ def blocked_overdrafts(result: AuditResult) -> pl.DataFrame:
     )
     return _with_currency(result, result.with_file(rows)).select(
         "ts", USER, "currency", "transaction_id", "in_ledger", "type", "action", "amount", "current_balance",
-        "would_be_balance", "new_balance", "request_id", "file", "line_no",
+        "would_be_balance", "old_balance", "new_balance", "request_id", "file", "line_no", "block_line_no",
     ).sort("ts", USER)  # fmt: skip
 
 
@@ -271,15 +291,36 @@ def negative_payment_balances(result: AuditResult) -> pl.DataFrame:
     ).sort("ts", USER, "logged_in")  # fmt: skip
 
 
+def with_incidents(errors: pl.DataFrame) -> pl.DataFrame:
+    """Each Lambda error event with its ``incident``: the invocation (requestId) it happened in,
+    or the cold start whose init failed. Errors logged under the pseudo-id ``undefined`` (the
+    uncaught exception of a failing init) belong to the nearest failed init in the same file.
+    """
+    real = pl.col("request_id").is_not_null() & (pl.col("request_id") != PSEUDO_ID)
+    inits = (
+        errors.filter(~real & (pl.col("kind") == "init_report"))
+        .select("file_id", "ts", _init=pl.format("cold start {}:{}", "file_id", "line_no"))
+        .sort("ts")
+    )
+    keyed = errors.with_row_index("_row").sort("ts")
+    if inits.height:
+        keyed = keyed.join_asof(inits, on="ts", by="file_id", strategy="nearest", check_sortedness=False)
+    else:
+        keyed = keyed.with_columns(_init=pl.lit(None, pl.String))
+    alone = pl.format("{} {}:{}", "kind", "file_id", "line_no")
+    incident = pl.when(real).then(pl.col("request_id")).otherwise(pl.coalesce("_init", alone))
+    return keyed.sort("_row").with_columns(incident=incident).drop("_row", "_init")
+
+
 def lambda_errors(result: AuditResult) -> pl.DataFrame:
-    """Crashes, uncaught exceptions, failed syncs and inits: the error and its stack head."""
+    """Crashes, uncaught exceptions, failed syncs and inits: the error, its stack head, its incident."""
     parts = pl.col("detail").cast(pl.String).str.splitn(" | ", 2)
-    rows = _notices(result, "LambdaErrors").with_columns(
+    rows = with_incidents(_notices(result, "LambdaErrors")).with_columns(
         error=parts.struct.field("field_0"), stack_head=parts.struct.field("field_1")
     )
     return (
         result.with_file(rows)
-        .select("ts", "kind", "error", "stack_head", "request_id", USER, "file", "line_no")
+        .select("ts", "kind", "incident", "error", "stack_head", "request_id", USER, "file", "line_no")
         .sort("ts", "file", "line_no")
     )
 

@@ -141,7 +141,7 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
             "'Subscription balance and payment balance are not in sync' errors: both balances, the difference subscription − payment, "
             "and the transaction the invocation had just synced for the user.",
             links.add(tables.sync_errors(result)),
-            {"payment_balance": "negative"},
+            {"payment_balance": "negative", "subscription_vs_new": "nonzero"},
         ),
         Sheet(
             "BlockedOverdrafts",
