@@ -242,6 +242,16 @@ def test_every_flag_has_the_new_fields(real_result) -> None:
     assert flags["needs_person"].null_count() == 0 and flags["cause"].null_count() == 0
 
 
+def test_every_flag_carries_its_transaction_s_outcome_and_request_id(real_result, ref: Reference) -> None:
+    rows = real_result.flags.filter(pl.col("tx_id").is_not_null()).select("check", "tx_id", "outcome", "request_id")
+    wrong = [
+        r
+        for r in rows.iter_rows(named=True)
+        if (r["outcome"], r["request_id"]) != (ref.blocks[r["tx_id"]].outcome, ref.blocks[r["tx_id"]].request_id)
+    ]
+    assert rows.height > 0 and wrong[:5] == []
+
+
 def test_every_red_flag_row_in_the_workbook_says_what_happened_and_whether_it_needs_a_person(
     workbook, real_result
 ) -> None:
