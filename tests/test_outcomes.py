@@ -421,3 +421,76 @@ def test_mismatch_pattern_net_of_vat_on_a_legacy_block_names_the_outcome(tmp_pat
         sar: "already_synced",
         odd: "published",
     }
+
+
+# ---------------------------------------------------------------- Lambda error incidents
+
+
+def _failed_cold_start(log: Log, t: float, *, phase: str) -> Log:
+    """INIT_START, the uncaught exception under the pseudo-id ``undefined``, INIT_REPORT Status: error."""
+    log.raw(t, "INIT_START Runtime Version: nodejs:20.v13\tRuntime Version ARN: arn:aws:lambda:us-east-1::runtime:x")
+    log.app(
+        "undefined",
+        t + 0.2,
+        "ERROR",
+        'Uncaught Exception \t{"errorType":"Error","errorMessage":"Cannot find module \'/var/task/x\'","stack":[]}',
+    )
+    return log.raw(
+        t + 0.3, f"INIT_REPORT Init Duration: 766.09 ms\tPhase: {phase}\tStatus: error\tError Type: Runtime.ExitError"
+    )
+
+
+def _error_log() -> Log:
+    log = Log()
+    # an invocation with two failed syncs: one incident, two events
+    r1 = rid(1)
+    log.start(r1, 0)
+    block(log, r1, 1, full_tx(1, uid(1), 100, 92, 8))
+    log.sync_error(r1, 1.01)
+    block(log, r1, 2, full_tx(2, uid(2), 100, 92, 8))
+    log.sync_error(r1, 2.01).end(r1, 3).report(r1, 3)
+    # a cold start whose init failed, no invocation ran: one incident (uncaught exception + INIT_REPORT)
+    _failed_cold_start(log, 10, phase="init")
+    # a failed init in the invoke phase, then the invocation crashed: the cold start and the invocation
+    _failed_cold_start(log, 20, phase="invoke")
+    r2 = rid(2)
+    log.start(r2, 20.3).raw(20.31, "Unknown application error occurred\nRuntime.Unknown").end(r2, 20.32)
+    log.report(r2, 20.32, init_ms=766.09)
+    # a timeout and an invoke error: one incident each
+    r3, r4 = rid(3), rid(4)
+    log.start(r3, 30).raw(33, f"{r3} Task timed out after 3.00 seconds").end(r3, 33).report(r3, 33)
+    log.start(r4, 40).app(
+        r4, 40.1, "ERROR", 'Invoke Error \t{"errorType":"TypeError","errorMessage":"e is not iterable"}'
+    )
+    log.end(r4, 40.2).report(r4, 40.2)
+    # a clean invocation: none
+    log.start(rid(5), 50)
+    block(log, rid(5), 51, full_tx(5, uid(5), 100, 92, 8))
+    log.published(rid(5), 51.01).end(rid(5), 52).report(rid(5), 52)
+    return log
+
+
+def test_lambda_error_incidents_are_invocations_or_failed_cold_starts(tmp_path: Path) -> None:
+    result, ref = audit_logs(tmp_path, _error_log())
+    s = summary(result)
+    # events: 2 sync errors, 2 × (uncaught exception + failed INIT_REPORT), 1 crash, 1 timeout, 1 invoke error
+    assert s["lambda_errors"] == ref.error_events == 9
+    # incidents: r1, r2, r3, r4 and the two failed cold starts
+    assert {r for _, r in ref.error_invocations} == {rid(1), rid(2), rid(3), rid(4)} and len(ref.failed_inits) == 2
+    assert s["lambda_error_incidents"] == ref.incidents == 6
+    assert (s["invocations_with_errors"], s["failed_inits"]) == (4, 2)
+
+
+def test_a_failed_init_right_after_an_invocation_is_its_own_incident(tmp_path: Path) -> None:
+    """INIT_REPORT has no requestId: it must not be taken for the preceding invocation's error."""
+    log = Log()
+    r1 = rid(1)
+    log.start(r1, 0)
+    block(log, r1, 1, full_tx(1, uid(1), 100, 92, 8))
+    log.sync_error(r1, 1.01).end(r1, 2).report(r1, 2)
+    log.raw(5, "INIT_START Runtime Version: nodejs:20.v13\tRuntime Version ARN: arn:aws:lambda:us-east-1::runtime:x")
+    log.raw(5.3, "INIT_REPORT Init Duration: 226.09 ms\tPhase: init\tStatus: error\tError Type: Runtime.ExitError")
+    result, ref = audit_logs(tmp_path, log)
+    s = summary(result)
+    assert s["lambda_errors"] == ref.error_events == 2
+    assert s["lambda_error_incidents"] == ref.incidents == 2
