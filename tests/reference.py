@@ -61,14 +61,19 @@ def reference_flags(txs: list[Tx], *, sigma: float = 3.0, window: int = 30, min_
                 flags.flow_break[this.tx_id] = nxt.old - this.new
     for history in users.values():
         history.sort(key=lambda t: (t.ts, t.tx_id))
-        deltas = [float(t.new - t.old) for t in history]
-        for i, t in enumerate(history):
-            previous = deltas[max(0, i - window) : i]
+        by_direction: dict[int, list[float]] = defaultdict(list)  # debits apart from credits
+        for t in history:
+            delta = t.new - t.old
+            sign = -1 if t.type == "DEBIT" else 1 if t.type == "CREDIT" else (1 if delta > 0 else -1)
+            previous = by_direction[sign][-window:]
+            by_direction[sign].append(float(delta))
             if len(previous) < min_history:
                 continue
             mean, std = statistics.fmean(previous), statistics.stdev(previous)
-            distance = abs(deltas[i] - mean)
-            if distance > sigma * std and distance > float(tolerance(t.currency)):
+            minor_unit = 2 * float(tolerance(t.currency))
+            floored = max(std, 0.10 * abs(mean), 10 * minor_unit)  # never 0: no flag for a fils
+            distance = abs(float(delta) - mean)
+            if distance > sigma * floored and distance >= 1.0:
                 flags.anomaly.add(t.tx_id)
     return flags
 

@@ -172,15 +172,41 @@ def test_nothing_is_judged_before_min_history() -> None:
 
 
 def test_window_only_looks_back_window_events() -> None:
-    # 10 credits of 50, then 6 debits of 8, then a credit of 50: with window 6 the credits are out of view.
-    rows = [("CREDIT", 50, 0, i * 50, (i + 1) * 50) for i in range(10)]
-    bal = 500
+    # 10 debits of 50, then 6 debits of 8, then a debit of 50: with window 6 the 50s are out of view.
+    rows = nightly(10, 50)
+    bal = rows[-1][4]
     for _ in range(6):
         rows.append(("DEBIT", 8, 0, bal, bal - 8))
         bal -= 8
-    rows.append(("CREDIT", 50, 0, bal, bal + 50))
+    rows.append(("DEBIT", 50, 0, bal, bal - 50))
     assert check(ledger(*rows), CheckOptions(window=6))["delta_anomaly"][-1]
     assert not check(ledger(*rows), CheckOptions(window=30))["delta_anomaly"][-1]
+
+
+def test_debits_and_credits_are_judged_apart() -> None:
+    # a top-up between nightly deductions is no anomaly of the deductions, nor they of it
+    rows = nightly(6)
+    bal = rows[-1][4]
+    rows.append(("CREDIT", 300, 0, bal, bal + 300))
+    rows += [("DEBIT", 8, 0, bal + 300 - 8 * i, bal + 300 - 8 * (i + 1)) for i in range(3)]
+    out = check(ledger(*rows))
+    assert not out["delta_anomaly"].any()
+    assert out["delta_mean"][-1] == pytest.approx(-8.0)  # the credit is not in the debits' mean
+
+
+def test_a_user_whose_deltas_never_vary_is_not_flagged_for_a_fils() -> None:
+    rows = nightly(10, 4.5)
+    bal = rows[-1][4]
+    out = check(ledger(*rows, ("DEBIT", 4.501, 0, bal, bal - 4.501)))
+    assert not out["delta_anomaly"].any()
+    assert out["delta_sigma"][-1] > 0  # σ has its floor: never 0, never an infinite distance
+
+
+def test_an_anomaly_under_one_unit_is_not_material() -> None:
+    rows = nightly(10, 0.1)
+    bal = rows[-1][4]
+    out = check(ledger(*rows, ("DEBIT", 0.9, 0, bal, bal - 0.9)))
+    assert not out["delta_anomaly"].any()
 
 
 # ---------------------------------------------------------------- flags, users, totals
@@ -189,17 +215,25 @@ def test_window_only_looks_back_window_events() -> None:
 def test_red_flags_have_severity_and_plain_reasons() -> None:
     lf = with_checks(ledger(("DEBIT", 4.5, 0, 36, 31.5), ("DEBIT", 8, 0, 36, 27.5)).lazy())
     flags = red_flags(lf).collect()
-    assert flags.select("severity", "check", "reason").rows() == [
+    assert flags.select("severity", "check", "cause", "needs_person", "reason").rows() == [
         (
             "high",
             "mismatch",
+            "unexplained",
+            True,
             "DEBIT 8.000: balance moved -8.500 (from 36.000 to 27.500) but expected -8.000: off by -0.500",
         ),
         (
-            "medium",
+            "low",  # the next transaction starts from this one's oldBalance: it was never applied
             "flow_break",
-            "newBalance 31.500 but next oldBalance 36.000: 4.500 missing (balance rose between transactions, none logged)",
+            "not_applied",
+            False,
+            "newBalance 31.500 but next oldBalance 36.000: the balance rose by 4.500 between the two transactions",
         ),
+    ]
+    assert flags["what_happened"].to_list() == [
+        "The balance moved -8.500 but the block announced -8.000: no pattern explains the -0.500 difference.",
+        "Not applied (?): the next transaction starts from this one's oldBalance 36.000.",
     ]
 
 

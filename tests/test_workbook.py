@@ -219,10 +219,11 @@ def test_currency_roll_forward_in_summary_and_overview(built) -> None:
 
     data = json.loads((workbook.parent / "summary.json").read_text())
     bhd = data["totals"]["BHD"]["roll_forward"]
-    # A, C and D: opening 36 + 30 + 5, closing 29 + 30 − 3; only A's difference
+    # A and C: opening 36 + 30, closing 29 + 30; only A's difference. D's one block was refused by
+    # the Lambda: it never moved the wallet, so it is in no roll-forward (BlockedOverdrafts lists it)
     assert (bhd["opening_balance"], bhd["closing_balance"], bhd["difference"], bhd["unreconciled_users"]) == (
-        "71.000",
-        "56.000",
+        "66.000",
+        "59.000",
         "4.409",
         1,
     )
@@ -276,10 +277,16 @@ def test_red_flags_link_back_to_the_user_and_the_transaction(built) -> None:
     reasons = {r["check"]: r["reason"] for r in rows(flags)}
     assert (
         reasons["flow_break"]
-        == "newBalance 31.500 but next oldBalance 36.000: 4.500 missing (balance rose between transactions, none logged)"
+        == "newBalance 31.500 but next oldBalance 36.000: the balance rose by 4.500 between the two transactions"
     )
-    assert reasons["overdraft"] == "balance went from 5.000 to -3.000: 3.000 below zero"
-    assert [r["severity"] for r in rows(flags)] == ["high", "high", "medium"]
+    assert "overdraft" not in reasons  # D's negative block was refused: the wallet never went below zero
+    assert [(r["severity"], r["cause"], r["needs_person"]) for r in rows(flags)] == [
+        ("high", "unexplained", True),
+        ("low", "not_applied", False),  # the next transaction starts from this one's oldBalance
+    ]
+    blocked = rows(wb["BlockedOverdrafts"])
+    refused = next(r for r in blocked if r["in_ledger"])
+    assert (refused["user_id"], refused["old_balance"], refused["new_balance"]) == (D, 5, -3)
 
 
 # ---------------------------------------------------------------- the Lambda's own signals
@@ -384,6 +391,7 @@ def test_overview_counts_link_to_sheets_with_that_many_rows(built) -> None:
     assert checked == 3
     texts = {row[0].value: [c.value for c in row] for row in overview.iter_rows()}
     assert texts["flow_break"][:4] == ["flow_break", "medium", "1", "1"]
+    assert texts["refused"][2] == "1" and texts["unknown"][2] == "8"  # outcomes: D's block, and 8 without a message
     assert texts["Not-in-sync errors"][1:4] == ["SyncErrors", "3", "3"]
 
 
@@ -395,9 +403,9 @@ def test_charts_are_native_with_their_series(built) -> None:
     assert "Daily credits and debits, BHD" in titles and "Daily credits and debits, SAR" in titles
     assert "Flags per week, by check" in titles and "Lambda signals per week" in titles
     top = [t for t in titles if t.startswith("#")]
-    assert top == [f"#1 {A} (BHD, 2 flags)", f"#2 {D} (BHD, 1 flags)"]
+    assert top == [f"#1 {A} (BHD, 2 flags)"]  # D's only block was refused: no flag
     weekly = charts[titles.index("Flags per week, by check")]
-    assert re.findall(r"<c:f>WeeklySignals!\$([A-Z])\$1</c:f>", weekly) == ["B", "C", "D", "E"]
+    assert re.findall(r"<c:f>WeeklySignals!\$([A-Z])\$1</c:f>", weekly) == ["B", "C", "D", "E", "F", "G"]
     balances = rows(wb["TopUserBalances"])
     first = charts[titles.index(top[0])]
     refs = re.findall(r"<c:f>TopUserBalances!\$[A-Z]\$(\d+):\$[A-Z]\$(\d+)</c:f>", first)

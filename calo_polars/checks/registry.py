@@ -146,11 +146,11 @@ def _mismatch_reason() -> pl.Expr:
 
 def _flow_break_reason() -> pl.Expr:
     return pl.format(
-        "newBalance {} but next oldBalance {}: {} missing (balance {} between transactions, none logged)",
+        "newBalance {} but next oldBalance {}: the balance {} by {} between the two transactions",
         money("new_balance"),
         money("next_old"),
-        money_text_expr(pl.col("flow_gap").abs(), pl.col("currency")),
         pl.when(pl.col("flow_gap") > 0).then(pl.lit("rose")).otherwise(pl.lit("fell")),
+        money_text_expr(pl.col("flow_gap").abs(), pl.col("currency")),
     )
 
 
@@ -725,3 +725,28 @@ def alerts() -> dict[str, tuple[str, str]]:
         **{c.name: (c.count_key, c.alert) for c in CHECKS},
         **{s.name: (s.count_key, s.alert) for s in SIGNALS if s.alert is not None},
     }
+
+
+def checks_markdown() -> str:
+    """Every check and its causes as Markdown tables, as docs/checks.md shows them (a test keeps
+    them equal): the reference is generated from the declarations, never typed twice."""
+    rows = [
+        "| check | severity | when it is raised | sheet | summary.json | --fail-on |",
+        "|---|---|---|---|---|---|",
+    ]
+    rows += [
+        f"| `{c.name}` | {c.severity} | {c.definition} | {c.sheet} | `{c.count_key}`, `{c.users_key}` | `{c.name}` |"
+        for c in CHECKS
+    ]
+    rows += ["", "| check | cause | severity | needs a person |", "|---|---|---|---|"]
+    rows += [
+        f"| `{c.name}` | `{key}` | {cause.severity} | {'yes' if cause.needs_person else 'no'} |"
+        for c in CHECKS
+        for key, cause in c.causes.items()
+    ]
+    rows += ["", "| signal | summary.json | sheet | --fail-on | what it counts |", "|---|---|---|---|---|"]
+    rows += [
+        f"| {g.label} | `{g.count_key}` | {g.sheet or ''} | {f'`{g.name}`' if g.alert else ''} | {g.meaning} |"
+        for g in SIGNALS
+    ]
+    return "\n".join(rows)

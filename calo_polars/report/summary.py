@@ -117,6 +117,7 @@ def summary(result: AuditResult) -> dict[str, Any]:
         "outcomes": outcome_counts(tx),
         **check_counts(result.flags),
         "flow_break_causes": cause_counts(result.flags, "flow_break"),
+        "flags_needing_a_person": int(result.flags["needs_person"].sum()),
         "not_in_sync_errors": notice_count("not_in_sync"),
         "blocked_overdrafts": notice_count("blocked_overdraft"),
         "lambda_errors": errors.height,

@@ -16,7 +16,8 @@ from xlsxwriter.worksheet import Worksheet
 from calo_polars.audit.result import AuditResult
 from calo_polars.audit.selection import selection_text
 from calo_polars.checks.plan import ROLL_FORWARD
-from calo_polars.checks.registry import CHECKS, SEVERITIES, SIGNALS, Signal
+from calo_polars.checks.registry import CHECKS, SEVERITIES, SIGNALS, Signal, check
+from calo_polars.parse.outcomes import OUTCOME_MEANINGS
 from calo_polars.money import minor_unit
 from calo_polars.report.columns import COLUMNS
 from calo_polars.report.xlsx import frames as xlsx
@@ -31,6 +32,16 @@ from calo_polars.report.xlsx.frames import (
 )
 from calo_polars.version import __version__
 
+SEVERITY_STYLES = {"high": "flag_red", "medium": "flag_amber", "low": "flag_yellow"}
+#: Each flow-break cause in a few words, for the Overview.
+CAUSE_MEANINGS = {
+    "refused_applied_later": "a movement the Lambda refused was applied later, outside any logged transaction",
+    "sent_again": "not applied, then the same movement sent again under a new id",
+    "not_applied": "not applied: the next transaction starts from this one's oldBalance",
+    "after_not_in_sync": "after a not-in-sync error: the two balances diverged",
+    "logs_missing": "the export holds no event for a day or more between the two transactions",
+    "unexplained": "nothing in the logs explains the move",
+}
 ERROR_KIND_NAMES = {
     "uncaught_exception": "uncaught exceptions",
     "runtime_crash": "runtime crashes",
@@ -176,9 +187,7 @@ def write_overview(
     for c in CHECKS:
         row += 1
         ws.write_string(row, 0, c.name, styles["label"])
-        ws.write_string(
-            row, 1, c.severity, styles[{"high": "flag_red", "medium": "flag_amber", "low": "flag_yellow"}[c.severity]]
-        )
+        ws.write_string(row, 1, c.severity, styles[SEVERITY_STYLES[c.severity]])
         _link(ws, row, 2, c.sheet, s[c.count_key], styles)
         _link(ws, row, 3, c.sheet, s[c.users_key], styles)
         ws.write_string(row, 4, c.definition)
@@ -186,6 +195,34 @@ def write_overview(
     ws.write_string(row, 0, "All flags, most severe first", styles["label"])
     _link(ws, row, 2, "RedFlags", result.flags.height, styles)
     _link(ws, row, 3, "RedFlags", result.flags["user_id"].n_unique(), styles)
+    row += 1
+    ws.write_string(row, 0, "of which need a person", styles["label"])
+    _link(ws, row, 2, "RedFlags", s["flags_needing_a_person"], styles)
+    ws.write_string(row, 4, "the logs do not explain them, or money is wrong: each says what happened (RedFlags)")
+
+    row += 2
+    ws.write_string(row, 0, "What the Lambda did with each transaction", styles["subtitle"])
+    row += 1
+    _header(ws, row, ["outcome", "", "transactions", "", "what it means"], styles)
+    for outcome, count in s["outcomes"].items():
+        row += 1
+        ws.write_string(row, 0, outcome, styles["label"])
+        _link(ws, row, 2, "Ledger", count, styles)
+        ws.write_string(row, 4, OUTCOME_MEANINGS[outcome])
+
+    row += 2
+    ws.write_string(row, 0, "Flow breaks by cause", styles["subtitle"])
+    row += 1
+    _header(ws, row, ["cause", "severity", "flow breaks", "needs a person", "what it means"], styles)
+    breaks = check("flow_break")
+    for cause, count in s["flow_break_causes"].items():
+        row += 1
+        explained = breaks.causes[cause]
+        ws.write_string(row, 0, cause, styles["label"])
+        ws.write_string(row, 1, explained.severity, styles[SEVERITY_STYLES[explained.severity]])
+        _link(ws, row, 2, breaks.sheet, count, styles)
+        ws.write_string(row, 3, "yes" if explained.needs_person else "no")
+        ws.write_string(row, 4, CAUSE_MEANINGS[cause])
 
     row += 2
     ws.write_string(row, 0, "What the Lambda logged", styles["subtitle"])
