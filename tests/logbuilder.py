@@ -100,6 +100,57 @@ class Log:
         self.end(request, t + 0.01)
         return self.report(request, t + 0.01)
 
+    # What the Lambda logs after a block (../shared/log-format.md §5-6), one method per message.
+
+    def processing(self, request: str, seconds: float, n: int = 0) -> Log:
+        return self.app(request, seconds, "INFO", f"Processing message {uid(n or int(seconds * 1000))}")
+
+    def published(self, request: str, seconds: float) -> Log:
+        return self.app(request, seconds, "INFO", "SubscriptionBalanceUpdated event published")
+
+    def already_synced(self, request: str, seconds: float, *, skipping: bool = False) -> Log:
+        """Both forms the Lambda prints: ``Balance is …`` or ``Skipping the process, balance is …``."""
+        text = "balance is already synced from other listeners"
+        return self.app(request, seconds, "INFO", f"Skipping the process, {text}" if skipping else text.capitalize())
+
+    def refusal(self, request: str, seconds: float, user: str, current: Any, tx_id: str) -> Log:
+        """The overdraft the Lambda refused, as util.inspect prints the object (multi-line)."""
+        return self.app(
+            request,
+            seconds,
+            "INFO",
+            "{\n  message: 'Subscriber will have a negative balance due to this action, the process will terminate.',\n"
+            f"  data: {{\n    userId: '{user}',\n    currentBalance: {inspect_value(current)},\n"
+            f"    transactionId: '{tx_id}'\n  }}\n}}",
+        )
+
+    def sync_error(self, request: str, seconds: float) -> Log:
+        return self.app(
+            request,
+            seconds,
+            "ERROR",
+            "An error occured while syncing the balance TypeError: "
+            "Cannot read properties of null (reading 'getBalance')\n"
+            "    at Zi.exec (/src/syncBalance/useCase.ts:55:37)",
+        )
+
+    def skip_flag_false(self, request: str, seconds: float, action: str = "DONATE_RAMADAN_MEAL") -> Log:
+        return self.app(
+            request,
+            seconds,
+            "INFO",
+            f"Skipping the process, Update Payment Balance Flag is set to false {{ transactionAction: '{action}' }}",
+        )
+
+    def not_in_sync(self, request: str, seconds: float, user: str, subscription: Any, payment: Any) -> Log:
+        return self.app(
+            request,
+            seconds,
+            "ERROR",
+            f"Subscription balance and payment balance are not in sync {{\n  userId: '{user}',\n"
+            f"  subscriptionBalance: {inspect_value(subscription)},\n  paymentBalance: {inspect_value(payment)}\n}}",
+        )
+
     def text(self) -> str:
         return "".join(e + "\n\n" for e in self.events)
 
