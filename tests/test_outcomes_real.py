@@ -8,7 +8,7 @@ are the spec's (published 15,803, already_synced 489, refused 8; 0 overdrafts; 4
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from decimal import Decimal
 from pathlib import Path
 
@@ -186,7 +186,10 @@ def test_the_roll_forward_leaves_refused_blocks_out(real_result, ref: Reference)
             b.ts,
             b.type,
             b.currency,
-            *(x.quantize(q) for x in (b.amount, b.vat, b.old, b.new)),
+            b.amount.quantize(q),
+            b.vat.quantize(q),
+            b.old.quantize(q),
+            b.new.quantize(q),
         )
         for b in ref.blocks.values()
         if b.applied
@@ -321,7 +324,7 @@ def test_blocked_overdrafts_are_joined_to_their_refused_blocks(workbook, ref: Re
 
 
 def test_money_totals_leave_refused_blocks_out(summary: dict, ref: Reference) -> None:
-    debits: Counter[str] = Counter()
+    debits: defaultdict[str, Decimal] = defaultdict(Decimal)
     for b in ref.blocks.values():
         if b.applied and b.sign < 0:
             debits[b.currency] += b.amount

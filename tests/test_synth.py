@@ -331,7 +331,7 @@ def outcomes_from_text(texts: dict[str, str]) -> tuple[dict[str, str], set[str],
                     refused.update(re.findall(r"transactionId: '(\w+)'", body))
     outcome_of: dict[str, str] = {}
     not_in_sync: set[str] = set()
-    for _ts, name, pos, tx_id, nis in sorted(tuple(c) for c in copies):
+    for _ts, name, pos, tx_id, nis in sorted(copies):
         if tx_id in outcome_of:
             continue  # a later copy (an SQS retry) is set aside
         outcome_of[tx_id] = "refused" if tx_id in refused else said.get((name, pos), "unknown")
