@@ -6,12 +6,14 @@ command line run on the bundled sample; the check must then be in every output.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import openpyxl
@@ -21,10 +23,19 @@ SAMPLE = ROOT / "examples" / "sample-logs.zip"
 
 
 def documented_check() -> str:
+    """The declaration the docs show, as the entry to append to ``CHECKS`` (``Check(...),``).
+
+    The block is one ``Check(...)`` (ruff's formatter may show it wrapped in a tuple)."""
     text = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
     found = re.search(r"<!-- example: a check -->\n```python\n(.*?)```", text, re.S)
     assert found, "docs/development.md has no worked example of a check"
-    return found[1]
+    block = textwrap.dedent(found[1])
+    node = ast.parse(block, mode="eval").body
+    calls = node.elts if isinstance(node, ast.Tuple) else [node]
+    assert len(calls) == 1 and isinstance(calls[0], ast.Call), "the example is one Check(...)"
+    source = ast.get_source_segment(block, calls[0])
+    assert source is not None
+    return textwrap.indent(source, "    ") + ",\n"
 
 
 def with_the_check(tmp: Path) -> Path:
