@@ -36,7 +36,7 @@ TRANSACTION_ID = re.compile(r"transactionId: ['\"`]([^'\"`]*)['\"`]")
 
 PSEUDO_ID = "undefined"
 OUTCOMES = ["published", "already_synced", "refused", "failed", "skipped", "unknown"]
-CAUSES = ["sent_again", "not_applied", "after_not_in_sync", "logs_missing", "unexplained"]
+CAUSES = ["refused_applied_later", "sent_again", "not_applied", "after_not_in_sync", "logs_missing", "unexplained"]
 THREE_DECIMALS = {"BHD", "KWD", "OMR"}
 GAP = timedelta(hours=24)
 ALREADY_SYNCED = ("Balance is already synced from other listeners", "Skipping the process, balance is already synced")
@@ -290,11 +290,13 @@ def _max_gap(times: list[datetime], start: datetime, end: datetime) -> timedelta
 
 def _money_checks(ref: Reference, times: list[datetime]) -> None:
     wallets: dict[tuple[str, str], list[Block]] = defaultdict(list)
+    refused: dict[tuple[str, str], list[Block]] = defaultdict(list)
     for b in ref.blocks.values():
         tol = tolerance(b.currency)
         if b.amount < -tol:
             ref.negative_amount.add(b.tx_id)
         if not b.applied:
+            refused[(b.user_id, b.wallet_id)].append(b)
             continue
         wallets[(b.user_id, b.wallet_id)].append(b)
         if b.old < -tol or b.new < -tol:
@@ -314,7 +316,12 @@ def _money_checks(ref: Reference, times: list[datetime]) -> None:
             tol = tolerance(a.currency)
             if abs(b.old - a.new) <= tol:
                 continue
-            if abs(b.old - a.old) <= tol and abs(b.amount - a.amount) <= tol:
+            # the wallet's latest refused block logged up to B: did the balance move by exactly it?
+            before_b = [r for r in refused[(a.user_id, a.wallet_id)] if (r.ts, r.tx_id) <= (b.ts, b.tx_id)]
+            latest = max(before_b, key=lambda r: (r.ts, r.tx_id), default=None)
+            if latest is not None and abs((b.old - a.new) - latest.sign * latest.amount) <= tol:
+                cause = "refused_applied_later"
+            elif abs(b.old - a.old) <= tol and abs(b.amount - a.amount) <= tol:
                 cause = "sent_again"
             elif abs(b.old - a.old) <= tol:
                 cause = "not_applied"

@@ -296,22 +296,22 @@ def negative_payment_balances(result: AuditResult) -> pl.DataFrame:
 
 def with_incidents(errors: pl.DataFrame) -> pl.DataFrame:
     """Each Lambda error event with its ``incident``: the invocation (requestId) it happened in,
-    or the cold start whose init failed. Errors logged under the pseudo-id ``undefined`` (the
-    uncaught exception of a failing init) belong to the nearest failed init in the same file.
+    or the cold start whose init failed. A failed INIT_REPORT is always its own incident (it
+    has no requestId of its own: the one it inherits is the invocation before it). Errors
+    logged under the pseudo-id ``undefined`` (the uncaught exception of a failing init) belong
+    to the nearest failed init in the same file.
     """
-    real = pl.col("request_id").is_not_null() & (pl.col("request_id") != PSEUDO_ID)
-    inits = (
-        errors.filter(~real & (pl.col("kind") == "init_report"))
-        .select("file_id", "ts", _init=pl.format("cold start {}:{}", "file_id", "line_no"))
-        .sort("ts")
-    )
+    init = pl.col("kind") == "init_report"
+    real = pl.col("request_id").is_not_null() & (pl.col("request_id") != PSEUDO_ID) & ~init
+    inits = errors.filter(init).select("file_id", "ts", _init=pl.format("cold start {}:{}", "file_id", "line_no"))
     keyed = errors.with_row_index("_row").sort("ts")
     if inits.height:
-        keyed = keyed.join_asof(inits, on="ts", by="file_id", strategy="nearest", check_sortedness=False)
+        keyed = keyed.join_asof(inits.sort("ts"), on="ts", by="file_id", strategy="nearest", check_sortedness=False)
     else:
         keyed = keyed.with_columns(_init=pl.lit(None, pl.String))
     alone = pl.format("{} {}:{}", "kind", "file_id", "line_no")
-    incident = pl.when(real).then(pl.col("request_id")).otherwise(pl.coalesce("_init", alone))
+    own_init = pl.format("cold start {}:{}", "file_id", "line_no")
+    incident = pl.when(init).then(own_init).when(real).then(pl.col("request_id")).otherwise(pl.coalesce("_init", alone))
     return keyed.sort("_row").with_columns(incident=incident).drop("_row", "_init")
 
 
