@@ -150,7 +150,7 @@ def doc_commands(text: str) -> list[str]:
     """
     found = []
     for block in FENCE.findall(GENERATED.sub("", text)):
-        for line in block.splitlines():
+        for line in re.sub(r"\\\n\s*", " ", block).splitlines():  # continued lines joined
             if "calo-balance " not in line or "[" in line.split("calo-balance", 1)[1] or "..." in line:
                 continue
             command = "calo-balance" + line.split("calo-balance", 1)[1]

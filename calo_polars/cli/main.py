@@ -598,6 +598,17 @@ SYNTH_SECTIONS = {
         "crash_rate",
         "out_of_order",
     ),
+    "What the Lambda did (issue-12 faults)": (
+        "refused_rate",
+        "sent_again_rate",
+        "not_applied_rate",
+        "not_in_sync_rate",
+        "negative_amount_rate",
+        "failed_rate",
+        "skipped_rate",
+        "unknown_rate",
+        "logs_missing_rate",
+    ),
     "Advanced": ("workers",),
 }
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import tempfile
 import zlib
 from collections import Counter
@@ -264,7 +265,13 @@ class StoreWriter:
     def abort(self) -> None:
         for appender in [*self.parts, *self.tables.values()]:
             appender.discard()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        # A reader thread may still be finishing a file in it when a signal stops the run: try
+        # again until the folder is gone (measured: a SIGTERM under load once left it behind).
+        for _ in range(50):
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            if not self.tmp.exists():
+                break
+            time.sleep(0.1)
 
 
 def ingest_into(

@@ -235,7 +235,6 @@ class Writer:
                 self._event(stream, inv, "transaction_lock", LOCK % (
                     lts, lts, rid, u.id, tx.tx_id, u.id, iso, iso, ttl,
                     u.id, tx.tx_id, u.id, iso, iso, ttl))  # fmt: skip
-            t += between(rng, 10, 120)
             after = "already_synced" if kind == "retry" else tx.after
             if after == "refused":  # refused at once (often in the same millisecond): nothing follows
                 t += between(rng, 0, 3)
