@@ -29,8 +29,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 import tempfile
+import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
