@@ -403,7 +403,7 @@ def overview(result: AuditResult, s: dict[str, Any]) -> str:
     ]  # fmt: skip
     flags = result.flags
     rows.append(
-        f'<th colspan="2">all flags</th>{_num(flags.height, "flags")}{_num(flags["user_id"].n_unique(), "flag_users")}'
+        f'<th colspan="2">all flags</th>{_num(flags.height)}{_num(flags["user_id"].n_unique())}'
         f"{_cell('most severe first: the Flags tab')}"
     )
     rows.append(
