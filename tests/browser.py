@@ -69,7 +69,7 @@ def open_page(driver: Any, page: Path, fragment: str = "") -> list[str]:
 
 def screenshot(page: Path, png: Path) -> None:
     """The top of the report, for the docs."""
-    with chromium(1200, 860) as driver:
+    with chromium(1200, 1150) as driver:
         open_page(driver, page)
         driver.save_screenshot(str(png))
 

@@ -63,6 +63,8 @@ table.sortable th[aria-sort=ascending]::after{content:" ▲"}
 table.sortable th[aria-sort=descending]::after{content:" ▼"}
 .sev-high{background:var(--high)}.sev-medium{background:var(--medium)}.sev-low{background:var(--low)}
 code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;word-break:break-all}
+td.t{white-space:nowrap}td.what{min-width:320px;max-width:520px}td.uid{min-width:160px;max-width:180px}
+td.tx{min-width:150px}
 .filters{display:flex;gap:10px;flex-wrap:wrap;align-items:center;margin:8px 0}
 .filters input{width:280px;padding:4px 6px}
 .charts{display:flex;flex-wrap:wrap;gap:18px}
@@ -74,6 +76,7 @@ section{scroll-margin-top:44px}
 section.user{display:none;border:2px solid #263238;padding:0 16px 8px;margin-top:20px}
 section.user:target{display:block}
 .scroll{overflow-x:auto}
+.row{display:flex;gap:28px;flex-wrap:wrap;align-items:flex-start}
 .cards{display:flex;gap:12px;flex-wrap:wrap;margin:12px 0}
 .card{border:1px solid var(--line);border-radius:6px;padding:8px 16px;min-width:140px}
 .card b{display:block;font-size:22px}.card span{color:var(--muted)}
@@ -365,8 +368,7 @@ def overview(result: AuditResult, s: dict[str, Any]) -> str:
     )
     rows = [f"<th>period (UTC)</th>{_cell(_period(s))}"]
     rows += [f"<th>{esc(label)}</th>{_num(s[key], key)}" for label, key in facts]
-    out.append(_table([], rows))
-
+    out.append(f'<div class="row"><div><h3>The run</h3>{_table([], rows)}</div><div>')
     out.append("<h3>Money by currency</h3><p class=note>Gross amounts as logged; never added across currencies.</p>")
     heads: list[Head] = ["currency", ("transactions", "num"), ("users", "num"), "debits (gross)", "credits (gross)"]
     rows = []
@@ -379,7 +381,7 @@ def overview(result: AuditResult, s: dict[str, Any]) -> str:
             + "".join(_money(t[m], cur, key=f"{k}.{m}") for m in ("debit_total", "credit_total", "vat_total"))
             + _money(t["net_change"], cur, key=f"{k}.net_change")
         )
-    out.append(_table([*heads, "VAT", "net change of balances"], rows))
+    out.append(_table([*heads, "VAT", "net change of balances"], rows) + "</div></div>")
 
     out.append(
         "<h3>Roll-forward by currency</h3><p class=note>expected closing = opening + credits − debits; the "
@@ -446,7 +448,7 @@ def _needing_a_person(result: AuditResult) -> str:
     anchors = _user_anchors(result.flags)
     rows = [
         _sev(r["severity"]) + _cell(r["check"]) + _cell(r["cause"]) + _user_cell(r["user_id"], anchors)
-        + _cell(_when(r["ts"])) + _cell(r["what_happened"])
+        + _cell(_when(r["ts"]), cls="t") + _cell(r["what_happened"], cls="what")
         for r in needed.head(MAX_FLAG_ROWS).iter_rows(named=True)
     ]  # fmt: skip
     out.append(_table(["severity", "check", "cause", "user", "time (UTC)", "what happened"], rows, sortable=True))
@@ -465,7 +467,9 @@ def _user_cell(user: Any, anchors: dict[str, str]) -> str:
     anchor = anchors.get(str(user))
     if anchor is None:
         return _cell(user)
-    return f'<td data-v="{esc(user)}"><a class="user-link" href="#{anchor}"><code>{esc(user)}</code></a></td>'
+    return (
+        f'<td class="uid" data-v="{esc(user)}"><a class="user-link" href="#{anchor}"><code>{esc(user)}</code></a></td>'
+    )
 
 
 FLAG_HEADS: list[Head] = [
@@ -481,10 +485,10 @@ def _flag_row(r: dict[str, Any], anchors: dict[str, str], *, with_user: bool = T
         _cell("yes" if r["needs_person"] else "no"),
         _cell(r["check"]),
         _cell(r["cause"]),
-        _cell(r["what_happened"]),
+        _cell(r["what_happened"], cls="what"),
         _user_cell(r["user_id"], anchors) if with_user else "",
-        f"<td><code>{esc(r['tx_id'])}</code></td>",
-        _cell(_when(r["ts"])),
+        f'<td class="tx"><code>{esc(r["tx_id"])}</code></td>',
+        _cell(_when(r["ts"]), cls="t"),
         _cell(r["outcome"]),
         _cell(cur),
         *(_money(r[m], cur) for m in ("amount", "old_balance", "new_balance")),
@@ -544,8 +548,8 @@ def users_section(result: AuditResult, shown: pl.DataFrame, anchors: dict[str, s
     heads += [*ROLL_FORWARD_LABELS.values(), "unreconciled"]
     for user, anchor in anchors.items():
         rf_rows = [
-            _cell(r["currency"]) + _num(r["wallets"]) + _num(r["transactions"]) + _cell(_when(r["first_ts"]))
-            + _cell(_when(r["last_ts"]))
+            _cell(r["currency"]) + _num(r["wallets"]) + _num(r["transactions"]) + _cell(_when(r["first_ts"]), cls="t")
+            + _cell(_when(r["last_ts"]), cls="t")
             + "".join(_money(r[m], r["currency"], alert=m == "difference" and r["unreconciled"]) for m in ROLL_FORWARD)
             + _cell("yes" if r["unreconciled"] else "no")
             for r in mine[user].iter_rows(named=True)
