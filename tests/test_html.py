@@ -352,3 +352,45 @@ def test_an_injected_script_never_runs(browser: Any, hostile: Report) -> None:
     shown = browser.find_element(By.ID, "u1").find_element(By.TAG_NAME, "h2").text
     assert shown.removeprefix("User ").strip() in {SCRIPT_ID, ATTRIBUTE_ID, "plain-user"}
     assert browser.execute_script("return window.__pwned") is None and errors(browser) == []
+
+
+def test_a_run_with_nothing_flagged_still_writes_a_page(tmp_path: Path) -> None:
+    log = Log().invocation(rid(1), 0, full_tx(1, "calm-user", 10, 8, 2), full_tx(2, "calm-user", 8, 6, 2))
+    archive = write_zip(tmp_path / "calm.zip", {"2024-02-10-[$LATEST]c": log.gz()})
+    report = write_report(audit([archive]), tmp_path / "out")
+    page = parse(report.html)
+    assert report.summary["transactions"] == 2 and report.result.flags.is_empty()
+    assert page.rows["flags-table"] == [{}]  # the header row alone
+    assert not [e for e in page.tags("section") if e.attrs.get("class") == "user"]
+    assert "None: every flag is explained" in "".join(page.texts)
+
+
+def test_past_the_row_cap_the_page_says_where_the_rest_is(
+    sample: Report, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from calo_polars.report import html
+
+    monkeypatch.setattr(html, "MAX_FLAG_ROWS", 3)
+    page = tmp_path / "capped.html"
+    html.write_html(sample.result, page, sample.summary)
+    parsed = parse(page)
+    assert len(parsed.rows["flags-table"]) == 1 + 3
+    total = sample.result.flags.height
+    assert f"Showing the 3 most severe of {total:,} flags" in "".join(parsed.texts)
+    assert {r["data-check"] for r in parsed.rows["flags-table"][1:]} <= {"overdraft", "mismatch", "negative_amount"}
+    assert parsed.keyed["flags_needing_a_person"].text == str(sample.summary["flags_needing_a_person"])
+
+
+@pytest.mark.real
+def test_the_real_archive(real_result: AuditResult, tmp_path: Path) -> None:
+    report = write_report(real_result, tmp_path)
+    page = parse(report.html)
+    s = report.summary
+    assert len(page.rows["flags-table"]) - 1 == real_result.flags.height == 693
+    for key, element in page.keyed.items():
+        expected = lookup(s, key)
+        shown = element.attrs["data-v"] if isinstance(expected, str) else int(element.text.replace(",", ""))
+        assert shown == expected, key
+    assert page.keyed["flow_break_causes.unexplained"].text == "65"
+    assert page.keyed["outcomes.refused"].text == "8"
+    assert report.html.stat().st_size < 5_000_000
