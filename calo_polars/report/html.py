@@ -175,9 +175,7 @@ def _sev(severity: str) -> str:
     return _cell(severity, v=SEVERITY_RANK.get(severity, 9), cls=f"sev-{esc(severity)}")
 
 
-def _table(
-    heads: Sequence[str | tuple[str, str]], rows: Iterable[str], *, ident: str = "", sortable: bool = False
-) -> str:
+def _table(heads: Sequence[Head], rows: Iterable[str], *, ident: str = "", sortable: bool = False) -> str:
     """A table; a head given as (label, "num") sorts as a number."""
     cells = []
     for head in heads:
