@@ -16,7 +16,7 @@ SAMPLE_ARGS := --users 64 --days 42 --seed 2024 --overdraft-rate 0.003 --mismatc
   --not-applied-rate 0.05 --not-in-sync-rate 0.004 --negative-amount-rate 0.004 --failed-rate 0.003 \
   --skipped-rate 0.003 --unknown-rate 0.003 --logs-missing-rate 0.025 --error-rate 0.01 --crash-rate 0.15
 
-.PHONY: run test lint install install-dev install-bench sample bench screenshot clean lock wheels test-docker
+.PHONY: run test lint install install-dev install-bench sample bench screenshot screenshot-html clean lock wheels test-docker
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,12 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 # Tests also run the benchmark script on a tiny archive, so they get its extra (pandas) too,
 # and the Ray engine against a real local Ray runtime (the ray extra, ~650 MB).
+# tests/test_html.py drives Debian's Chromium: installed here when it is missing and we are root (CI is).
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[dev,bench,ray]'
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y chromium chromium-driver || { apt-get update && apt-get install -y chromium chromium-driver; }; \
+	fi
 	touch $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed
@@ -83,6 +87,11 @@ bench: $(VENV)/.installed-bench
 
 sample: install
 	$(BIN)/calo-balance synth -o $(SAMPLE) $(SAMPLE_ARGS)
+
+# docs/html-report.png: the top of report.html on the sample, in headless Chromium (make install-dev).
+screenshot-html: install-dev
+	rm -rf build/screenshot-html && $(BIN)/calo-balance report $(SAMPLE) -o build/screenshot-html -f html -q
+	$(BIN)/python -m tests.browser build/screenshot-html/report.html docs/html-report.png
 
 # The README's picture of the workbook's Overview (LibreOffice and poppler-utils: apt-get install libreoffice-calc poppler-utils).
 screenshot: install

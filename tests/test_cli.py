@@ -188,7 +188,7 @@ def test_formats_are_listed_once_and_validated(tmp_path: Path) -> None:
     assert written[-1] == str(out / "summary.json") and len(written) == 1 + 2 * 9
     assert not (out / "calo_balance_reports.xlsx").exists()
     bad = CliRunner().invoke(cli, ["report", str(SAMPLE), "-o", str(out), "-f", "xlsx,pdf"])
-    assert bad.exit_code == 2 and "'pdf' is not a format: choose among xlsx, parquet, csv, json" in bad.stderr
+    assert bad.exit_code == 2 and "'pdf' is not a format: choose among xlsx, html, parquet, csv, json" in bad.stderr
 
 
 def test_every_command_has_help_with_examples() -> None:
@@ -202,3 +202,13 @@ def test_every_command_has_help_with_examples() -> None:
 def test_synth_quiet_prints_nothing(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["synth", "-o", str(tmp_path / "s.zip"), "--users", "3", "--days", "2", "-q"])
     assert (result.exit_code, result.stderr) == (0, "") and (tmp_path / "s.zip").stat().st_size > 0
+
+
+def test_html_is_written_beside_the_workbook_and_listed(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["report", str(SAMPLE), "-o", str(out), "-f", "xlsx,html", "-v"])
+    assert result.exit_code == 0
+    written = result.stdout.splitlines()
+    assert written == [str(out / n) for n in ("calo_balance_reports.xlsx", "report.html", "summary.json")]
+    assert "html " in result.stderr.split("took ", 1)[1]  # its time is shown with the others
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left behind

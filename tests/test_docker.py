@@ -120,10 +120,8 @@ def test_nothing_mounted_says_where_to_mount(tmp_path: Path) -> None:
     done = run_image(tmp_path)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and (
-        f"nothing to audit: none of {tmp_path}/data.zip, {tmp_path}/data exists (IN_DIR): mount the export at one of "
-        "them"
-    ) in lines[0]
+    where = f"none of {tmp_path}/data.zip, {tmp_path}/data exists (IN_DIR): mount the export at one of them"
+    assert len(lines) == 1 and f"nothing to audit: {where}" in lines[0]
 
 
 def test_documented_docker_lines_mount_what_the_image_reads() -> None:

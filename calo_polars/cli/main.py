@@ -321,8 +321,8 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
             metavar="FORMATS",
             multiple=True,
             callback=_formats,
-            help="What to write, comma-separated: xlsx (the workbook), parquet, csv (every table), json (summary.json "
-            "only; it is always written) [default: xlsx].",
+            help="What to write, comma-separated: xlsx (the workbook), html (report.html, one self-contained page), "
+            "parquet, csv (every table), json (summary.json only; it is always written) [default: xlsx].",
         ),
         SHOW_PII,
     )(f)

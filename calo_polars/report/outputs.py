@@ -1,4 +1,4 @@
-"""Outputs: write the report files of an audit (workbook, Parquet, CSV, summary.json) into one folder,
+"""Outputs: write the report files of an audit (workbook, report.html, Parquet, CSV, summary.json) into one folder,
 never inside an input.
 
 The outputs of one run appear together or not at all. Every file is first written into a
@@ -28,6 +28,7 @@ from calo_polars.audit.result import AuditResult
 from calo_polars.errors import OutputError, UsageError
 from calo_polars.read.s3 import is_s3
 from calo_polars.report.exports import TABLES, named_error, write_exports
+from calo_polars.report.html import HTML_NAME, write_html
 from calo_polars.report.summary import summary, summary_bytes
 from calo_polars.report.xlsx.workbook import write_workbook
 
@@ -38,9 +39,10 @@ STAGING_PREFIX, STAGING_SUFFIX = ".calo-outputs-", ".tmp"
 COMMIT = "COMMIT"
 
 
-#: Output formats: the workbook, the tables as Parquet or CSV, summary.json alone.
+#: Output formats: the workbook, the HTML report, the tables as Parquet or CSV, summary.json alone.
 FORMATS: dict[str, str] = {
     "xlsx": "the Excel workbook (calo_balance_reports.xlsx)",
+    "html": "one self-contained web page (report.html): overview, charts, flags, a section per flagged user",
     "parquet": "every table as Parquet (transactions.parquet, flags.parquet, users.parquet...)",
     "csv": "every table as CSV (transactions.csv, flags.csv, users.csv...)",
     "json": "summary.json only (it is written with every format)",
@@ -55,17 +57,19 @@ class Written:
     summary_path: Path
     summary: dict[str, Any]
     workbook: Path | None = None
+    html: Path | None = None
     exports: list[Path] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def paths(self) -> list[Path]:
         """Every file written, summary.json last."""
-        return [*([self.workbook] if self.workbook else []), *self.exports, self.summary_path]
+        first = [p for p in (self.workbook, self.html) if p is not None]
+        return [*first, *self.exports, self.summary_path]
 
 
 def _targets(out: Path) -> set[Path]:
-    names = [WORKBOOK_NAME, SUMMARY_NAME] + [f"{t}.{ext}" for t in TABLES for ext in ("parquet", "csv")]
+    names = [WORKBOOK_NAME, HTML_NAME, SUMMARY_NAME] + [f"{t}.{ext}" for t in TABLES for ext in ("parquet", "csv")]
     return {out / n for n in names}
 
 
@@ -134,6 +138,15 @@ def write_outputs(
             names.append(WORKBOOK_NAME)
             written.workbook = out / WORKBOOK_NAME
             written.seconds["xlsx"] = time.perf_counter() - started
+        if "html" in chosen:
+            started = step("html")
+            try:
+                write_html(result, stage / HTML_NAME, data)  # staged, committed with the others
+            except OSError as exc:
+                raise named_error(exc, stage / HTML_NAME) from None
+            names.append(HTML_NAME)
+            written.html = out / HTML_NAME
+            written.seconds["html"] = time.perf_counter() - started
         exports = [f for f in chosen if f in ("parquet", "csv")]
         if exports:
             started = step("+".join(exports))
