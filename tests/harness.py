@@ -8,6 +8,7 @@ else lost (every transaction of the good files still there).
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -131,3 +132,19 @@ def assert_same_result(one: AuditResult, other: AuditResult) -> None:
     assert one.files.frame().equals(other.files.frame())
     assert one.ingested.problems.ordered() == other.ingested.problems.ordered()
     assert summary_bytes(summary(one)) == summary_bytes(summary(other))
+
+
+def drain(leader: int) -> bytes:
+    """Everything a child wrote to the pseudo-terminal whose leader end is ``leader``, until it
+    closed it; the leader is closed after."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 1 << 16)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return b"".join(chunks)

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from calo_polars.cli.main import cli
 from calo_polars.version import __version__
+from tests.harness import drain
 from tests.logbuilder import Log, full_tx, rid, uid, write_zip
 
 
@@ -127,19 +128,10 @@ def run_on_a_terminal(args: list[str]) -> tuple[int, str, str]:
         [sys.executable, "-m", "calo_polars", *args], stdout=subprocess.PIPE, stderr=follower, env=env
     )
     os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 1 << 16)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
+    printed = drain(leader)
     with proc:
         stdout = proc.stdout.read().decode() if proc.stdout else ""
-    os.close(leader)
-    return proc.returncode, stdout, b"".join(chunks).decode("utf-8", "replace")
+    return proc.returncode, stdout, printed.decode("utf-8", "replace")
 
 
 def test_a_terminal_gets_the_progress_bar_and_the_table(tmp_path: Path) -> None:

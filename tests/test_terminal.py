@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from calo_polars.cli.main import cli
 from calo_polars.cli.progress import SummaryTable, plain_text, shorten
+from tests.harness import drain
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sample-logs.zip"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
@@ -35,17 +36,8 @@ def on_a_terminal(columns: int, args: list[str]) -> tuple[int, str]:
         [sys.executable, "-m", "calo_polars", *args], stdout=subprocess.DEVNULL, stderr=follower, env=env
     )
     os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 1 << 16)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    return proc.wait(), ANSI.sub("", b"".join(chunks).decode("utf-8", "replace"))
+    printed = drain(leader)
+    return proc.wait(), ANSI.sub("", printed.decode("utf-8", "replace"))
 
 
 def table_rows(screen: str) -> list[tuple[str, str, str]]:

@@ -1,25 +1,6 @@
-"""Selections: report one period, some users or some currencies (``--since/--until/--user/--currency``).
+"""Applying a selection to an audit's result: what is reported, never what is checked.
 
-The rule, once for all: **a selection never changes a flag.** The checks always run on the
-full history that was read (a flow break at the start of the period, the 3σ window of a
-user's first transactions in it, need the transactions before it); the selection then chooses
-which transactions, flags and signals are reported. So a transaction is flagged the same way in
-a monthly report and in the full one.
-
-What the selection keeps:
-
-- transactions and their flags: ``since ≤ ts ≤ until`` (UTC), of the given users and currencies;
-- the roll-forward (per user and per currency) is recomputed over the kept transactions:
-  opening = the first kept ``oldBalance`` of each wallet, closing = the last kept
-  ``newBalance``. A flow break on the period's last transaction (its next transaction falls
-  after ``until``) is still listed, but its gap belongs to the next period's opening, so
-  ``difference = flow_gaps + mismatch_diffs + rounding`` holds for every period;
-- the Lambda's notices in the period, of the selected users (under ``--user``/``--currency``,
-  notices without a user are kept when their invocation touched a kept transaction);
-  invocations that started in the period (and touched the selection); duplicate copies of
-  kept transactions' users;
-- what concerns the input, not the books, is always reported whole: files, events read,
-  events not understood, input problems.
+The rule and what a selection keeps are said once, in ``audit.selection``.
 """
 
 from __future__ import annotations

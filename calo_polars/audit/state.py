@@ -42,7 +42,7 @@ from calo_polars.errors import CaloError
 from calo_polars.parse.duplicates import DUPLICATE_SCHEMA
 from calo_polars.parse.ingest import TRANSACTIONS, Ingested, add_notes
 from calo_polars.problems import notes
-from calo_polars.read.s3 import is_s3
+from calo_polars.read.sources import input_holding
 from calo_polars.version import __version__
 
 FORMAT = "calo-polars-state"
@@ -168,16 +168,12 @@ def saving(state: State | None, path: str | Path | None) -> Iterator[Callable[[]
 
 def check_place(inputs: Iterable[str | os.PathLike[str]], path: str | os.PathLike[str]) -> None:
     """Refuse a state file that is, or is inside, a local input: the next run would read it as a log."""
-    where = Path(os.path.realpath(path))
-    for item in inputs:
-        if is_s3(item):
-            continue
-        src = Path(os.path.realpath(item))
-        if src == where or src in where.parents:
-            raise StateError(
-                f"the state file {path} is inside the input {item}: keep it outside the logs "
-                "(the next run would read it as a log)"
-            )
+    item = input_holding(path, inputs)
+    if item is not None:
+        raise StateError(
+            f"the state file {path} is inside the input {item}: keep it outside the logs "
+            "(the next run would read it as a log)"
+        )
 
 
 def lock_path(path: str | os.PathLike[str]) -> Path:

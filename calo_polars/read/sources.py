@@ -108,6 +108,19 @@ def _iter_folder(path: Path, skipped: Counter[str], limits: Limits) -> Iterator[
         yield _failed(printable(str(path)), "empty", "the folder holds no log files")
 
 
+def input_holding(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]]) -> str | None:
+    """The local input that is ``path`` or a folder above it (symlinks resolved), or None:
+    the tool never writes an output or a state file where a later run would read it as a log."""
+    where = Path(os.path.realpath(path))  # never raises, even on a symlink loop
+    for item in inputs:
+        if s3.is_s3(item):
+            continue
+        src = Path(os.path.realpath(item))
+        if src == where or src in where.parents:
+            return str(item)
+    return None
+
+
 def canonical_inputs(inputs: Iterable[str | os.PathLike[str]], problems: Problems) -> list[Path]:
     """The inputs sorted, each path once (a path given twice is noted), all existing.
 

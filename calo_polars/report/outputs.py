@@ -27,6 +27,7 @@ from calo_polars.atomic import is_stale, remove_stale, temp_affixes, write_bytes
 from calo_polars.audit.result import AuditResult
 from calo_polars.errors import OutputError, UsageError
 from calo_polars.read.s3 import is_s3
+from calo_polars.read.sources import input_holding
 from calo_polars.report.exports import TABLES, named_error, write_exports
 from calo_polars.report.html import HTML_NAME, write_html
 from calo_polars.report.summary import summary, summary_bytes
@@ -82,17 +83,16 @@ def check_outdir(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.Path
     out = Path(os.path.realpath(outdir))  # never raises, even on a symlink loop
     if out.exists() and not out.is_dir():
         raise UsageError(f"the output folder {outdir} is a file: give a folder with -o")
+    inputs = list(inputs)
+    holder = input_holding(out, inputs)
+    if holder is not None:
+        raise UsageError(
+            f"the output folder {outdir} is inside the input {holder}: give another folder with -o (the tool never "
+            "writes inside its input)"
+        )
     targets = _targets(out)
     for item in inputs:
-        if is_s3(item):
-            continue
-        src = Path(os.path.realpath(item))
-        if src == out or src in out.parents:
-            raise UsageError(
-                f"the output folder {outdir} is inside the input {item}: give another folder with -o (the tool never "
-                "writes inside its input)"
-            )
-        if src in targets:
+        if not is_s3(item) and Path(os.path.realpath(item)) in targets:
             raise UsageError(f"writing into {outdir} would overwrite the input {item}: give another folder with -o")
 
 
