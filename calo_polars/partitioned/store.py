@@ -187,9 +187,13 @@ class StoreWriter:
         _recover(into)
         self.into, self.partitions = into, partitions
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{into.name}-{os.getpid()}-", suffix=".tmp", dir=into.parent))
-        (self.tmp / "transactions").mkdir()
-        self.parts = [_Appender(part_path(self.tmp, k), TRANSACTIONS) for k in range(partitions)]
-        self.tables = {name: _Appender(self.tmp / f"{name}.parquet", schema) for name, schema in TABLES.items()}
+        try:
+            (self.tmp / "transactions").mkdir()
+            self.parts = [_Appender(part_path(self.tmp, k), TRANSACTIONS) for k in range(partitions)]
+            self.tables = {name: _Appender(self.tmp / f"{name}.parquet", schema) for name, schema in TABLES.items()}
+        except BaseException:  # Ctrl-C, SIGTERM, a full disk: the caller has no writer to abort yet
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
         self.notes: list[pl.DataFrame] = []
         self.kind_counts: list[pl.DataFrame] = []
         self._ids: list[pl.DataFrame] = []  # (hash of tx_id, partition) of every transaction
@@ -295,8 +299,9 @@ def ingest_into(
     def parse(ids: list[int], texts: list[bytes]) -> StoreBatch:
         return prepare(parse_texts(ids, texts, sample_size, mask_pii), partitions)
 
-    writer = StoreWriter(Path(into), partitions)
+    writer = None
     try:
+        writer = StoreWriter(Path(into), partitions)
         n_tx = 0
         for batch in in_order(parse, reading.batches, threads):
             writer.add(batch)
@@ -331,11 +336,13 @@ def ingest_into(
         }
         return writer.commit(manifest, reading.files, reading.problems)
     except (OSError, pl.exceptions.PolarsError, pa.ArrowException) as exc:  # a full disk, a quota, ulimit -f
-        writer.abort()
+        if writer is not None:
+            writer.abort()
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip().splitlines()[0]
         raise OutputError(f"cannot write the store {into}: {why} (an older store there is as it was)") from None
     except BaseException:
-        writer.abort()
+        if writer is not None:
+            writer.abort()
         raise
 
 
