@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -167,6 +167,11 @@ def prepare(batch: BatchResult, partitions: int) -> StoreBatch:
     return StoreBatch(batch, parts, tables, tx.select(pl.col("tx_id").hash(), "partition"))
 
 
+def temp_store(into: Path) -> Path:
+    """The temporary folder an ingest into ``into`` writes (``.<name>-<pid>-<random>.tmp``, beside it)."""
+    return into.parent / f".{into.name}-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+
+
 def _recover(into: Path) -> None:
     """Clean up after an ingest killed (``kill -9``) while writing ``into``: put back the older
     store it had moved aside (when it died between the two renames), remove its temporaries."""
@@ -186,8 +191,10 @@ class StoreWriter:
         into.parent.mkdir(parents=True, exist_ok=True)
         _recover(into)
         self.into, self.partitions = into, partitions
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{into.name}-{os.getpid()}-", suffix=".tmp", dir=into.parent))
+        # The name is chosen before the folder is made, so whoever catches a signal knows what to remove.
+        self.tmp = temp_store(into)
         try:
+            self.tmp.mkdir()
             (self.tmp / "transactions").mkdir()
             self.parts = [_Appender(part_path(self.tmp, k), TRANSACTIONS) for k in range(partitions)]
             self.tables = {name: _Appender(self.tmp / f"{name}.parquet", schema) for name, schema in TABLES.items()}
@@ -343,6 +350,8 @@ def ingest_into(
     except BaseException:
         if writer is not None:
             writer.abort()
+        else:  # a signal between the folder's creation and the assignment
+            remove_stale(Path(into).parent, [(f".{Path(into).name}-{os.getpid()}-", ".tmp")], own=True)
         raise
 
 
