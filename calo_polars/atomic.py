@@ -12,8 +12,8 @@ from __future__ import annotations
 import functools
 import os
 import re
+import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -30,15 +30,13 @@ def _umask() -> int:
 def replacing(path: Path) -> Iterator[Path]:
     """Yield a temporary path in ``path``'s folder; on success it replaces ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    prefix, suffix = temp_affixes(path)
-    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}-", suffix=suffix, dir=path.parent)
-    os.close(fd)
+    tmp = temp_name(path)  # named before it is made: a signal at any point leaves nothing behind
     try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 & ~_umask()))
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -48,17 +46,32 @@ def prepared(path: Path, data: bytes) -> Iterator[Callable[[], None]]:
     renames it into place: what can fail (a full disk) fails before the caller commits anything
     else. The temporary is removed when the block ends without the rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    prefix, suffix = temp_affixes(path)
-    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}-", suffix=suffix, dir=path.parent)
+    tmp = temp_name(path)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
         yield functools.partial(os.replace, tmp, path)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def scratch_folder(path: Path) -> Iterator[Path]:
+    """A temporary folder beside ``path`` (named as ``replacing`` names files), always removed."""
+    folder = temp_name(path)
+    try:
+        folder.mkdir()
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def temp_name(path: Path) -> Path:
+    """A new temporary's name beside ``path``: ``.<stem>-<pid>-<random><suffix>.tmp``."""
+    prefix, suffix = temp_affixes(path)
+    return path.parent / f"{prefix}{os.getpid()}-{secrets.token_hex(4)}{suffix}"
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -102,14 +115,14 @@ def temp_affixes(path: Path) -> tuple[str, str]:
     return f".{path.stem}-", path.suffix + ".tmp"
 
 
-def remove_stale(folder: Path, affixes: Iterable[tuple[str, str]]) -> list[Path]:
+def remove_stale(folder: Path, affixes: Iterable[tuple[str, str]], *, own: bool = False) -> list[Path]:
     """Remove the temporaries a killed run left in ``folder``: entries named ``prefix*suffix``
     (one pair per kind of temporary, e.g. ``temp_affixes``) whose process is gone. Returns
     what was removed; what cannot be removed is left (writing there then says what is wrong)."""
     removed = []
     for prefix, suffix in affixes:
         for entry in folder.glob(f"{glob_escape(prefix)}*{glob_escape(suffix)}"):
-            if not is_stale(entry, prefix):
+            if not own and not is_stale(entry, prefix):  # ``own``: this process's, named by its prefix
                 continue
             try:
                 if entry.is_dir() and not entry.is_symlink():

@@ -639,7 +639,8 @@ class CaloGroup(click.Group):
                 say(exc.line(), err=True)
                 ctx.exit(exc.exit_code)
             except click.UsageError as exc:  # a bad option or value: one line, not click's three
-                hint = f" (see {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+                parsing = isinstance(exc, (click.BadParameter, click.NoSuchOption, click.BadOptionUsage))
+                hint = f" (see {exc.ctx.command_path} --help)" if parsing and exc.ctx is not None else ""
                 say(f"Error: {exc.format_message()}{hint}", err=True)
                 ctx.exit(exc.exit_code)
             except OSError as exc:  # the last resort: a full disk, a quota or a permission no writer named

@@ -28,9 +28,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
-import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -168,6 +167,11 @@ def prepare(batch: BatchResult, partitions: int) -> StoreBatch:
     return StoreBatch(batch, parts, tables, tx.select(pl.col("tx_id").hash(), "partition"))
 
 
+def temp_store(into: Path) -> Path:
+    """The temporary folder an ingest into ``into`` writes (``.<name>-<pid>-<random>.tmp``, beside it)."""
+    return into.parent / f".{into.name}-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+
+
 def _recover(into: Path) -> None:
     """Clean up after an ingest killed (``kill -9``) while writing ``into``: put back the older
     store it had moved aside (when it died between the two renames), remove its temporaries."""
@@ -187,10 +191,16 @@ class StoreWriter:
         into.parent.mkdir(parents=True, exist_ok=True)
         _recover(into)
         self.into, self.partitions = into, partitions
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{into.name}-{os.getpid()}-", suffix=".tmp", dir=into.parent))
-        (self.tmp / "transactions").mkdir()
-        self.parts = [_Appender(part_path(self.tmp, k), TRANSACTIONS) for k in range(partitions)]
-        self.tables = {name: _Appender(self.tmp / f"{name}.parquet", schema) for name, schema in TABLES.items()}
+        # The name is chosen before the folder is made, so whoever catches a signal knows what to remove.
+        self.tmp = temp_store(into)
+        try:
+            self.tmp.mkdir()
+            (self.tmp / "transactions").mkdir()
+            self.parts = [_Appender(part_path(self.tmp, k), TRANSACTIONS) for k in range(partitions)]
+            self.tables = {name: _Appender(self.tmp / f"{name}.parquet", schema) for name, schema in TABLES.items()}
+        except BaseException:  # Ctrl-C, SIGTERM, a full disk: the caller has no writer to abort yet
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
         self.notes: list[pl.DataFrame] = []
         self.kind_counts: list[pl.DataFrame] = []
         self._ids: list[pl.DataFrame] = []  # (hash of tx_id, partition) of every transaction
@@ -265,13 +275,7 @@ class StoreWriter:
     def abort(self) -> None:
         for appender in [*self.parts, *self.tables.values()]:
             appender.discard()
-        # A reader thread may still be finishing a file in it when a signal stops the run: try
-        # again until the folder is gone (measured: a SIGTERM under load once left it behind).
-        for _ in range(50):
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            if not self.tmp.exists():
-                break
-            time.sleep(0.1)
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def ingest_into(
@@ -302,8 +306,9 @@ def ingest_into(
     def parse(ids: list[int], texts: list[bytes]) -> StoreBatch:
         return prepare(parse_texts(ids, texts, sample_size, mask_pii), partitions)
 
-    writer = StoreWriter(Path(into), partitions)
+    writer = None
     try:
+        writer = StoreWriter(Path(into), partitions)
         n_tx = 0
         for batch in in_order(parse, reading.batches, threads):
             writer.add(batch)
@@ -338,11 +343,15 @@ def ingest_into(
         }
         return writer.commit(manifest, reading.files, reading.problems)
     except (OSError, pl.exceptions.PolarsError, pa.ArrowException) as exc:  # a full disk, a quota, ulimit -f
-        writer.abort()
+        if writer is not None:
+            writer.abort()
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip().splitlines()[0]
         raise OutputError(f"cannot write the store {into}: {why} (an older store there is as it was)") from None
     except BaseException:
-        writer.abort()
+        if writer is not None:
+            writer.abort()
+        else:  # a signal between the folder's creation and the assignment
+            remove_stale(Path(into).parent, [(f".{Path(into).name}-{os.getpid()}-", ".tmp")], own=True)
         raise
 
 

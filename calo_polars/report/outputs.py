@@ -15,8 +15,8 @@ Files of other formats written by an earlier run are left as they are.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -127,7 +127,8 @@ def write_outputs(
     try:
         out.mkdir(parents=True, exist_ok=True)
         recover(out)
-        stage = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", suffix=STAGING_SUFFIX, dir=out))
+        stage = out / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}{STAGING_SUFFIX}"  # named, then made:
+        stage.mkdir()  # a signal at any point leaves nothing the finally below does not remove
         names = []
         if "xlsx" in chosen:
             started = step("xlsx")

@@ -15,8 +15,6 @@ atomically: a temporary file in the same folder, then a rename.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -286,14 +284,12 @@ def write_workbook(result: AuditResult, path: Path, summary: dict[str, Any]) -> 
         "remove_timezone": True,
         "constant_memory": constant_memory(sheets),
     }
-    prefix, suffix = atomic.temp_affixes(path)
     with (
         atomic.replacing(path) as tmp,
-        # xlsxwriter's own temporary files, beside the target: removed even when writing fails
-        tempfile.TemporaryDirectory(prefix=f"{prefix}{os.getpid()}-", suffix=suffix, dir=path.parent) as scratch,
+        atomic.scratch_folder(path) as scratch,  # xlsxwriter's own temporaries: removed even when writing fails
         _os_errors(),
     ):
-        options["tmpdir"] = scratch
+        options["tmpdir"] = str(scratch)
         with SafeWorkbook(tmp, options) as wb:  # every text through report.text
             period = summary["period"]
             wb.set_properties(
