@@ -98,7 +98,7 @@ def test_default_command_audits_a_mounted_folder_into_out(tmp_path: Path) -> Non
     done = run_image(tmp_path)
     assert done.returncode == 0, done.stderr
     data = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert data["inputs"] == ["data"] and data["transactions"] == 2344
+    assert data["inputs"] == ["data"] and data["transactions"] == 2232
 
 
 def test_nothing_mounted_says_where_to_mount(tmp_path: Path) -> None:
