@@ -452,3 +452,18 @@ def test_cli_takes_the_outcome_rates(tmp_path: Path) -> None:
     assert truth["outcome_counts"]["refused"] > 0
     both = CliRunner().invoke(cli, ["synth", "-o", str(tmp_path / "x.zip"), "--clean", "--skipped-rate", "0.1"])
     assert both.exit_code == 2 and "do not also give --skipped-rate" in both.stderr
+
+
+def test_missing_days_are_silent_across_shards_and_workers(tmp_path: Path) -> None:
+    """A missing day is missing for every shard (1,100 users: two shards): the silence is found
+    over the whole export, and the archive and truth are the same bytes whatever the workers."""
+    rates = Rates(flow_break=0.01, refused=0.02, not_applied=0.02, logs_missing=0.3)
+    one = synthesize(SynthOptions(users=1100, days=8, seed=12, rates=rates, workers=1), tmp_path / "one.zip")
+    two = synthesize(SynthOptions(users=1100, days=8, seed=12, rates=rates, workers=2), tmp_path / "two.zip")
+    assert one.path.read_bytes() == two.path.read_bytes()
+    assert one.truth_path.read_bytes() == two.truth_path.read_bytes()
+    truth = json.loads(one.truth_path.read_text())
+    assert truth["missing_days"] and len(truth["silences"]) >= 1
+    for day in truth["missing_days"]:  # each silence covers a missing day whole
+        assert any(lo < day + "T00:00:00.000Z" and hi > day + "T23:59:59.999Z" for lo, hi in truth["silences"])
+    assert truth["flow_break_causes"]["logs_missing"] > 0
