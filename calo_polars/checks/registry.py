@@ -56,6 +56,7 @@ class Cause:
     severity: Severity
     needs_person: bool
     what_happened: Callable[[], pl.Expr]
+    summary: str  # the cause in a few words, for the Overview and the HTML report
 
 
 @dataclass(frozen=True)
@@ -285,6 +286,7 @@ CHECKS: tuple[Check, ...] = (
                     "old_balance",
                     "new_balance",
                 ),
+                summary="applied, and the wallet is below zero",
             )
         },
         label="overdrafts",
@@ -327,6 +329,7 @@ CHECKS: tuple[Check, ...] = (
                     _implied_vat_rate().round(0).cast(pl.Int64).cast(pl.String),
                     _text("outcome"),
                 ),
+                summary="a legacy block moved net of VAT while logging vat 0",
             ),
             "unexplained": Cause(
                 "high",
@@ -337,6 +340,7 @@ CHECKS: tuple[Check, ...] = (
                     "expected_delta",
                     "mismatch_diff",
                 ),
+                summary="no pattern explains the difference",
             ),
         },
         label="mismatches",
@@ -388,6 +392,7 @@ CHECKS: tuple[Check, ...] = (
                     "refused: the refused movement was applied later, outside any logged transaction.",
                     "flow_gap",
                 ),
+                summary="a movement the Lambda refused was applied later, outside any logged transaction",
             ),
             "sent_again": Cause(
                 "low",
@@ -398,6 +403,7 @@ CHECKS: tuple[Check, ...] = (
                     _text("outcome"),
                     "old_balance",
                 ),
+                summary="not applied, then the same movement sent again under a new id",
             ),
             "not_applied": Cause(
                 "low",
@@ -407,6 +413,7 @@ CHECKS: tuple[Check, ...] = (
                     _text("outcome"),
                     "old_balance",
                 ),
+                summary="not applied: the next transaction starts from this one's oldBalance",
             ),
             "after_not_in_sync": Cause(
                 "low",
@@ -416,6 +423,7 @@ CHECKS: tuple[Check, ...] = (
                     "the next transaction starts from {}.",
                     "next_old",
                 ),
+                summary="after a not-in-sync error: the two balances diverged",
             ),
             "logs_missing": Cause(
                 "low",
@@ -425,6 +433,7 @@ CHECKS: tuple[Check, ...] = (
                     "{} move is in logs missing from the export (export that period again).",
                     "flow_gap",
                 ),
+                summary="the export holds no event for a day or more between the two transactions",
             ),
             "unexplained": Cause(
                 "medium",
@@ -434,6 +443,7 @@ CHECKS: tuple[Check, ...] = (
                     "message to explain it.",
                     "flow_gap",
                 ),
+                summary="nothing in the logs explains the move",
             ),
         },
         label="flow breaks",
@@ -483,6 +493,7 @@ CHECKS: tuple[Check, ...] = (
                 "low",
                 False,
                 _what("Unusual for this user but consistent: the balance moved {} as announced.", "delta"),
+                summary="unusual for this user but consistent",
             )
         },
         label="delta anomalies",
@@ -530,6 +541,7 @@ CHECKS: tuple[Check, ...] = (
                     "amount",
                     "delta",
                 ),
+                summary="a negative amount moves money the other way",
             )
         },
         label="negative amounts",
@@ -572,6 +584,7 @@ CHECKS: tuple[Check, ...] = (
                     pl.col("previous_currency"),
                     _text("currency"),
                 ),
+                summary="the wallet changed currency",
             )
         },
         label="currency changes",

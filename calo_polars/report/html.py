@@ -29,7 +29,7 @@ from calo_polars.checks.registry import CHECKS, SEVERITIES, SIGNALS, Signal, che
 from calo_polars.money import money_text
 from calo_polars.parse.outcomes import OUTCOME_MEANINGS
 from calo_polars.report.tables import daily_totals
-from calo_polars.report.xlsx.overview import CAUSE_MEANINGS, ERROR_KIND_NAMES, ROLL_FORWARD_LABELS
+from calo_polars.report.xlsx.overview import ERROR_KIND_NAMES, ROLL_FORWARD_LABELS
 from calo_polars.version import __version__
 
 HTML_NAME = "report.html"
@@ -420,7 +420,7 @@ def overview(result: AuditResult, s: dict[str, Any]) -> str:
     breaks = check("flow_break")
     rows = [
         _cell(cause) + _sev(breaks.causes[cause].severity) + _num(n, f"flow_break_causes.{cause}")
-        + _cell("yes" if breaks.causes[cause].needs_person else "no") + _cell(CAUSE_MEANINGS.get(cause, ""))
+        + _cell("yes" if breaks.causes[cause].needs_person else "no") + _cell(breaks.causes[cause].summary)
         for cause, n in s["flow_break_causes"].items()
     ]  # fmt: skip
     out.append(_table(["cause", "severity", ("flow breaks", "num"), "needs a person", "what it means"], rows))

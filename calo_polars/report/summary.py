@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +38,21 @@ def check_counts(flags: pl.DataFrame) -> dict[str, int]:
     return counts
 
 
+def _counts(values: pl.Series, keys: Iterable[str]) -> dict[str, int]:
+    """How many of ``values`` are each of ``keys``, every key listed (0 is a finding too)."""
+    seen = values.cast(pl.String).value_counts(name="n")
+    counts = dict(zip(seen[values.name].to_list(), seen["n"].to_list(), strict=True))
+    return {k: int(counts.get(k, 0)) for k in keys}
+
+
 def outcome_counts(checked: pl.DataFrame) -> dict[str, int]:
     """How many blocks had each outcome (``parse.outcomes``), every outcome listed."""
-    seen = checked.group_by(pl.col("outcome").cast(pl.String)).len()
-    counts = dict(zip(seen["outcome"].to_list(), seen["len"].to_list(), strict=True))
-    return {o: int(counts.get(o, 0)) for o in OUTCOMES}
+    return _counts(checked["outcome"], OUTCOMES)
 
 
 def cause_counts(flags: pl.DataFrame, name: str) -> dict[str, int]:
     """How many flags of check ``name`` had each cause, every cause listed."""
-    mine = flags.filter(pl.col("check") == name).group_by("cause").len()
-    counts = dict(zip(mine["cause"].to_list(), mine["len"].to_list(), strict=True))
-    return {c: int(counts.get(c, 0)) for c in check(name).causes}
+    return _counts(flags.filter(pl.col("check") == name)["cause"], check(name).causes)
 
 
 def _users_in(frame: pl.DataFrame) -> int:

@@ -303,15 +303,17 @@ def with_incidents(errors: pl.DataFrame) -> pl.DataFrame:
     """
     init = pl.col("kind") == "init_report"
     real = pl.col("request_id").is_not_null() & (pl.col("request_id") != PSEUDO_ID) & ~init
-    inits = errors.filter(init).select("file_id", "ts", _init=pl.format("cold start {}:{}", "file_id", "line_no"))
+    cold_start = pl.format("cold start {}:{}", "file_id", "line_no")
+    inits = errors.filter(init).select("file_id", "ts", _init=cold_start)
     keyed = errors.with_row_index("_row").sort("ts")
     if inits.height:
         keyed = keyed.join_asof(inits.sort("ts"), on="ts", by="file_id", strategy="nearest", check_sortedness=False)
     else:
         keyed = keyed.with_columns(_init=pl.lit(None, pl.String))
     alone = pl.format("{} {}:{}", "kind", "file_id", "line_no")
-    own_init = pl.format("cold start {}:{}", "file_id", "line_no")
-    incident = pl.when(init).then(own_init).when(real).then(pl.col("request_id")).otherwise(pl.coalesce("_init", alone))
+    incident = (
+        pl.when(init).then(cold_start).when(real).then(pl.col("request_id")).otherwise(pl.coalesce("_init", alone))
+    )
     return keyed.sort("_row").with_columns(incident=incident).drop("_row", "_init")
 
 

@@ -33,15 +33,6 @@ from calo_polars.report.xlsx.frames import (
 from calo_polars.version import __version__
 
 SEVERITY_STYLES = {"high": "flag_red", "medium": "flag_amber", "low": "flag_yellow"}
-#: Each flow-break cause in a few words, for the Overview.
-CAUSE_MEANINGS = {
-    "refused_applied_later": "a movement the Lambda refused was applied later, outside any logged transaction",
-    "sent_again": "not applied, then the same movement sent again under a new id",
-    "not_applied": "not applied: the next transaction starts from this one's oldBalance",
-    "after_not_in_sync": "after a not-in-sync error: the two balances diverged",
-    "logs_missing": "the export holds no event for a day or more between the two transactions",
-    "unexplained": "nothing in the logs explains the move",
-}
 ERROR_KIND_NAMES = {
     "uncaught_exception": "uncaught exceptions",
     "runtime_crash": "runtime crashes",
@@ -228,7 +219,7 @@ def write_overview(
         ws.write_string(row, 1, explained.severity, styles[SEVERITY_STYLES[explained.severity]])
         _link(ws, row, 2, breaks.sheet, count, styles)
         ws.write_string(row, 3, "yes" if explained.needs_person else "no")
-        ws.write_string(row, 4, CAUSE_MEANINGS[cause])
+        ws.write_string(row, 4, explained.summary)
 
     row += 2
     ws.write_string(row, 0, "What the Lambda logged", styles["subtitle"])
