@@ -56,6 +56,8 @@ from calo_polars.report.alerts import (
     triggered,
     webhook_payload,
 )
+from calo_polars.report.exports import LEDGER_PARQUET
+from calo_polars.report.ledger import CONTEXT, MAX_ROWS
 from calo_polars.report.mail import SECURITY_PORTS, MailSettings, build_message, check_address, html_report, send
 from calo_polars.report.outputs import DEFAULT_FORMATS, FORMATS, check_outdir, write_outputs
 from calo_polars.synth import DEFAULT_RATES, Rates, SynthOptions, synthesize
@@ -305,7 +307,7 @@ SHOW_PII = click.option(
 
 
 def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Where and what to write → ``outdir``, ``formats``, ``show_pii``."""
+    """Where and what to write → ``outdir``, ``formats``, ``full_ledger``, ``show_pii``."""
     return _options(
         click.option(
             "-o",
@@ -323,6 +325,13 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
             callback=_formats,
             help="What to write, comma-separated: xlsx (the workbook), html (report.html, one self-contained page), "
             "parquet, csv (every table), json (summary.json only; it is always written) [default: xlsx].",
+        ),
+        click.option(
+            "--full-ledger",
+            is_flag=True,
+            help=f"Put every transaction in the workbook's Ledger [default: the flagged ones, each with the {CONTEXT} "
+            f"before and after it in the same wallet, at most {MAX_ROWS:,} rows; every transaction is then in "
+            f"{LEDGER_PARQUET} beside the workbook].",
         ),
         SHOW_PII,
     )(f)
@@ -562,7 +571,7 @@ class SectionedCommand(click.Command):
 
 READING = ("endpoint_url", "no_sign_request", "threads", "max_total_bytes", "max_ratio")
 REPORT_SECTIONS = {
-    "Input and output": ("outdir", "formats", "quiet", "verbose", "show_pii"),
+    "Input and output": ("outdir", "formats", "full_ledger", "quiet", "verbose", "show_pii"),
     "Selection (what is reported; the checks always run on everything)": ("since", "until", "users", "currencies"),
     "Checks": ("tolerance", "sigma", "window", "min_history"),
     "Alerts and exit codes": (
@@ -715,7 +724,8 @@ def _problem_lines(problems: list[InputProblem], verbosity: int) -> list[str]:
 
 
 def _run(inputs: tuple[str, ...], from_dir: str | None, outdir: str, formats: tuple[str, ...], options: AuditOptions,
-         engine: Engine, console: Any, clock: Stopwatch, verbosity: int) -> tuple[Any, Any]:  # fmt: skip
+         engine: Engine, console: Any, clock: Stopwatch, verbosity: int,
+         full_ledger: bool) -> tuple[Any, Any]:  # fmt: skip
     """Audit (the inputs, or the store ``from_dir``), write the outputs, then the state."""
     checks, selection, threads = options.checks, options.selection, options.threads
     if from_dir is not None:
@@ -737,7 +747,7 @@ def _run(inputs: tuple[str, ...], from_dir: str | None, outdir: str, formats: tu
         inc = result.incremental
         # The next state is written first and put in place last: it never runs ahead of the outputs.
         with state_file.saving(inc.next if inc else None, inc.path if inc else None) as put_state:
-            written = write_outputs(result, outdir, formats, on_step=bar.step if bar else None)
+            written = write_outputs(result, outdir, formats, on_step=bar.step if bar else None, full_ledger=full_ledger)
             put_state()
         clock.lap("")
     return result, written
@@ -769,6 +779,7 @@ def report(
     threads: int,
     outdir: str | None,
     formats: tuple[str, ...],
+    full_ledger: bool,
     show_pii: bool,
     selection: Selection,
     checks: CheckOptions,
@@ -822,7 +833,9 @@ def report(
         if state:
             state_file.check_place(inputs, state)
         with state_file.locked(state) if state else nullcontext():  # the whole run: read, audit, save
-            result, written = _run(inputs, from_dir, outdir, formats, options, engine, console, clock, verbosity)
+            result, written = _run(
+                inputs, from_dir, outdir, formats, options, engine, console, clock, verbosity, full_ledger
+            )
     except CaloError as exc:
         say(f"calo-balance: {exc}", err=True)
         sys.exit(EXIT_USAGE)

@@ -67,9 +67,10 @@ def _transactions(result: AuditResult, ledger: pl.DataFrame) -> pl.DataFrame:
     return tx.select([*(c for c in tx.columns if c not in where), *where]).sort("user_id", "ts", "tx_id")
 
 
-def export_tables(result: AuditResult) -> dict[str, pl.DataFrame]:
-    """Every export table by name (``TABLES``), helper columns dropped, rows in a fixed order."""
-    ledger = views.ledger(result)
+def export_tables(result: AuditResult, ledger: pl.DataFrame | None = None) -> dict[str, pl.DataFrame]:
+    """Every export table by name (``TABLES``), helper columns dropped, rows in a fixed order;
+    ``ledger``: the complete Ledger when the caller has it already (``tables.ledger``)."""
+    ledger = views.ledger(result) if ledger is None else ledger
     users = views.per_user_summary(result, ledger, views.negative_payment_balances(result))
     frames = {
         "transactions": _transactions(result, ledger),
@@ -123,13 +124,15 @@ WRITERS: dict[str, tuple[str, Callable[[pl.DataFrame, Path, str], None]]] = {
 }
 
 
-def write_exports(result: AuditResult, outdir: Path, formats: list[str]) -> list[Path]:
+def write_exports(
+    result: AuditResult, outdir: Path, formats: list[str], ledger: pl.DataFrame | None = None
+) -> list[Path]:
     """Write every table in each of ``formats`` (``parquet``, ``csv``) into ``outdir``."""
     chosen = [f for f in formats if f in WRITERS]
     if not chosen:
         return []
     written = []
-    for name, frame in export_tables(result).items():
+    for name, frame in export_tables(result, ledger).items():
         for fmt in chosen:
             suffix, write = WRITERS[fmt]
             path = outdir / f"{name}{suffix}"
@@ -139,6 +142,22 @@ def write_exports(result: AuditResult, outdir: Path, formats: list[str]) -> list
                 raise named_error(exc, path) from None
             written.append(path)
     return written
+
+
+#: The complete Ledger beside a workbook whose Ledger sheet is not complete: the transactions
+#: table as ``-f parquet`` writes it (every Ledger column, same values, one row per transaction).
+LEDGER_PARQUET = "transactions.parquet"
+
+
+def write_ledger_parquet(result: AuditResult, outdir: Path, ledger: pl.DataFrame) -> Path:
+    """``transactions.parquet`` alone (``LEDGER_PARQUET``), from the complete Ledger ``ledger``."""
+    path = outdir / LEDGER_PARQUET
+    frame = _transactions(result, ledger)
+    try:
+        write_parquet(frame.select(c for c in frame.columns if not c.startswith("_")), path, "transactions")
+    except (OSError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
+        raise named_error(exc, path) from None
+    return path
 
 
 def named_error(exc: BaseException, path: Path) -> OSError:

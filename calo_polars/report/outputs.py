@@ -28,7 +28,8 @@ from calo_polars.audit.result import AuditResult
 from calo_polars.errors import OutputError, UsageError
 from calo_polars.read.s3 import is_s3
 from calo_polars.read.sources import input_holding
-from calo_polars.report.exports import TABLES, named_error, write_exports
+from calo_polars.report import ledger
+from calo_polars.report.exports import LEDGER_PARQUET, TABLES, named_error, write_exports, write_ledger_parquet
 from calo_polars.report.html import HTML_NAME, write_html
 from calo_polars.report.summary import summary, summary_bytes
 from calo_polars.report.xlsx.workbook import write_workbook
@@ -102,12 +103,15 @@ def write_outputs(
     formats: Iterable[str] = DEFAULT_FORMATS,
     *,
     on_step: Callable[[str], None] | None = None,
+    full_ledger: bool = False,
 ) -> Written:
     """Write the chosen ``formats`` (``FORMATS``), then ``summary.json``, into ``outdir``.
 
     summary.json is always written, and last, so it never describes a file that was not
     written. Each file is written atomically. ``on_step(name)`` is called before each format
-    (for progress displays).
+    (for progress displays). The workbook's Ledger sheet holds the flagged transactions with
+    their context (``report.ledger``), or every transaction with ``full_ledger``; when it is
+    not complete, ``transactions.parquet`` (the complete table) is always written beside it.
     """
     check_outdir(result.inputs, outdir)
     chosen = list(dict.fromkeys(formats))
@@ -115,7 +119,8 @@ def write_outputs(
     if unknown:
         raise UsageError(f"unknown output format {unknown[0]!r}: choose among {', '.join(FORMATS)}")
     out = Path(outdir)
-    data = summary(result)
+    view = ledger.view(result, full=full_ledger) if "xlsx" in chosen else None
+    data = summary(result, None if view is None else view.shown.describe(LEDGER_PARQUET))
     written = Written(out / SUMMARY_NAME, data)
 
     def step(name: str) -> float:
@@ -133,7 +138,7 @@ def write_outputs(
         if "xlsx" in chosen:
             started = step("xlsx")
             try:
-                write_workbook(result, stage / WORKBOOK_NAME, data)
+                write_workbook(result, stage / WORKBOOK_NAME, data, view)
             except OSError as exc:
                 raise named_error(exc, stage / WORKBOOK_NAME) from None
             names.append(WORKBOOK_NAME)
@@ -151,10 +156,15 @@ def write_outputs(
         exports = [f for f in chosen if f in ("parquet", "csv")]
         if exports:
             started = step("+".join(exports))
-            staged = write_exports(result, stage, exports)
+            staged = write_exports(result, stage, exports, None if view is None else view.complete)
             names += [p.name for p in staged]
             written.exports = [out / p.name for p in staged]
             written.seconds["+".join(exports)] = time.perf_counter() - started
+        if view is not None and not view.shown.complete and "parquet" not in exports:  # the complete Ledger beside
+            started = step("ledger parquet")
+            names.append(write_ledger_parquet(result, stage, view.complete).name)
+            written.exports.append(out / LEDGER_PARQUET)
+            written.seconds["ledger parquet"] = time.perf_counter() - started
         try:
             write_bytes(stage / SUMMARY_NAME, summary_bytes(data))
         except OSError as exc:

@@ -88,8 +88,9 @@ def listed_problems(result: AuditResult, limit: int = MAX_LISTED_PROBLEMS) -> li
     ]
 
 
-def summary(result: AuditResult) -> dict[str, Any]:
-    """The summary as a plain dict (see README for every key)."""
+def summary(result: AuditResult, ledger: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The summary as a plain dict (see README for every key); ``ledger`` says what the
+    workbook's Ledger sheet holds (``report.ledger.Shown.describe``), None without a workbook."""
     tx = result.checked
     ing = result.ingested
     notices = ing.notices
@@ -143,6 +144,7 @@ def summary(result: AuditResult) -> dict[str, Any]:
         "transactions": tx.height,
         "duplicate_transactions": result.duplicates.height,
         "users": tx["user_id"].n_unique(),
+        "ledger": ledger,
         "outcomes": outcome_counts(tx),
         **check_counts(result.flags),
         "flow_break_causes": cause_counts(result.flags, "flow_break"),

@@ -59,8 +59,11 @@ def _with_currency(result: AuditResult, frame: pl.DataFrame) -> pl.DataFrame:
 # ---------------------------------------------------------------- the ledger and the users
 
 
-def ledger(result: AuditResult) -> pl.DataFrame:
+def ledger(result: AuditResult, part: pl.DataFrame | None = None) -> pl.DataFrame:
     """Every transaction, by user then time, with the balance recomputed beside the logged one.
+
+    ``part``: one part of ``result.checked`` (each balance history whole inside it) instead of
+    all of it, for outputs written partition by partition.
 
     ``running_balance`` starts from the wallet's first oldBalance and adds each transaction's
     announced move; ``running_diff = newBalance − running_balance`` so a flow gap or a mismatch
@@ -70,7 +73,7 @@ def ledger(result: AuditResult) -> pl.DataFrame:
     history = [*HISTORY, "applied"]
     flags = pl.concat_str([pl.when(pl.col(c)).then(pl.lit(c)) for c in names], separator=", ", ignore_nulls=True)
     rows = (
-        with_derived(result.checked.lazy(), result.options.checks)  # lazy: only the columns selected below
+        with_derived((result.checked if part is None else part).lazy(), result.options.checks)  # lazy: columns below
         .with_columns(
             credit=credit_move(),
             debit=debit_move(),

@@ -20,6 +20,7 @@ from calo_polars.checks.registry import CHECKS, SEVERITIES, SIGNALS, Signal, che
 from calo_polars.money import minor_unit
 from calo_polars.parse.outcomes import OUTCOME_MEANINGS
 from calo_polars.report.columns import COLUMNS
+from calo_polars.report.ledger import ledger_text
 from calo_polars.report.xlsx import frames as xlsx
 from calo_polars.report.xlsx.frames import (
     LINE_HEIGHT,
@@ -139,6 +140,7 @@ def write_overview(
             _link(ws, row, 1, target, value, styles)
         elif value is not None:
             ws.write_number(row, 1, value, styles["count"])
+    row = _ledger_rows(ws, row, s.get("ledger"), styles)
 
     row += 2
     ws.write_string(
@@ -279,6 +281,27 @@ def write_overview(
             ws.write_string(row, 1, what)
 
 
+def _ledger_rows(ws: Worksheet, row: int, ledger: dict[str, Any] | None, styles: Styles) -> int:
+    """What the Ledger sheet shows, and the link to the complete table beside the workbook."""
+    if not ledger:
+        return row
+    row += 1
+    ws.write_string(row, 0, "Transactions in the Ledger", styles["label"])
+    _link(ws, row, 1, "Ledger", ledger["rows"], styles)
+    ws.write_string(row, 2, ledger_text(ledger), styles["note"])
+    if ledger["parquet"]:
+        row += 1
+        ws.write_string(row, 0, "Every transaction", styles["label"])
+        _parquet_link(ws, row, 1, ledger["parquet"], styles)
+        ws.write_string(row, 2, "the complete table, one row per transaction (Parquet: DuckDB, pandas, Power BI)")
+    return row
+
+
+def _parquet_link(ws: Worksheet, row: int, col: int, name: str, styles: Styles) -> None:
+    """A relative link to a file beside the workbook: it keeps working when the folder moves."""
+    ws.write_url(row, col, f"external:{name}", styles["link"], string=name)
+
+
 def sheet_entries(sheet: Sheet) -> list[tuple[str, str]]:
     """README lines of a data sheet: name and what it shows; a table too long for one sheet
     says which continuation sheets hold the rest (``xlsx.sheet_parts``)."""
@@ -324,6 +347,7 @@ def run_facts(summary: dict[str, Any]) -> dict[str, str]:
             f"{s['settings']['min_history']})"
         ),
         "Input problems": f"{s['input_problems']}",
+        **({"Ledger": ledger_text(s["ledger"])} if s.get("ledger") else {}),
         **incremental_facts(s.get("incremental")),
     }
 
@@ -368,13 +392,14 @@ CONVENTIONS = [
     "Two balances are equal when they differ by at most the tolerance (half the currency's minor unit by default).",
     "Red cells are what a check flagged or a difference beyond tolerance; amber ones are worth a look.",
     "Blue, underlined cells are links: a userId in PerUserSummary opens the user's first Ledger row; in other sheets "
-    "it opens the user's PerUserSummary row; a transaction id opens its Ledger row.",
+    "it opens the user's PerUserSummary row; a transaction id opens its Ledger row. An id or user the Ledger does "
+    "not show (see Run facts above) is plain text: its rows are in the complete table beside the workbook.",
     "Sheets of up to 10,000 rows are Excel tables (banded, with filter buttons); longer ones (the Ledger) have an "
     "autofilter. A very large workbook (over 2,000,000 data cells) is written row by row to keep memory flat, and then "
     "has autofilters only.",
-    "A sheet holds at most 1,048,575 rows under its header: a longer table (a Ledger of millions of transactions) goes "
-    "on in continuation sheets named Ledger (2), Ledger (3), …, listed under Sheets above; links land in the sheet "
-    "that holds the row. No row is left out.",
+    "A sheet holds at most 1,048,575 rows under its header: a longer table (a Ledger of millions of transactions, "
+    "with --full-ledger) goes on in continuation sheets named Ledger (2), Ledger (3), …, listed under Sheets above; "
+    "links land in the sheet that holds the row. No row is left out.",
     "Log text is always written as text, never as a formula or a link.",
 ]
 
@@ -405,6 +430,10 @@ def write_readme(ws: Worksheet, summary: dict[str, Any], sheets: list[Sheet], st
         row += 1
         ws.write_string(row, 0, key, styles["label"])
         _wrapped(ws, row, value, styles)
+        if key == "Ledger" and summary["ledger"]["parquet"]:
+            row += 1
+            ws.write_string(row, 0, "Every transaction", styles["label"])
+            _parquet_link(ws, row, 1, summary["ledger"]["parquet"], styles)
     row += 2
     ws.write_string(row, 0, "Sheets, in order", styles["subtitle"])
     entries = list(FIXED_SHEETS.items())

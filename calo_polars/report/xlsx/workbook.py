@@ -29,6 +29,8 @@ from calo_polars.audit.result import AuditResult
 from calo_polars.checks.registry import CHECKS
 from calo_polars.parse.events import EVENT_KINDS
 from calo_polars.report import tables
+from calo_polars.report.ledger import LedgerView, ledger_text
+from calo_polars.report.ledger import view as ledger_view
 from calo_polars.report.tables import LEDGER, PER_USER
 from calo_polars.report.xlsx import frames as xlsx
 from calo_polars.report.xlsx.charts import DAILY, TOP, WEEKLY, write_charts
@@ -89,10 +91,14 @@ def _linked(sheet: Sheet) -> Sheet:
     return sheet
 
 
-def data_sheets(result: AuditResult) -> list[Sheet]:
-    """Every data sheet, in the order an accountant reads them (after the fixed first four)."""
+def data_sheets(result: AuditResult, view: LedgerView | None = None, ledger_about: str | None = None) -> list[Sheet]:
+    """Every data sheet, in the order an accountant reads them (after the fixed first four).
+
+    ``view``: the Ledger and the rows its sheet shows (``report.ledger``; by default the flagged
+    transactions with context); links into the Ledger are made only to the rows it shows."""
     ing = result.ingested
-    ledger = tables.ledger(result)
+    view = view or ledger_view(result)
+    ledger = view.rows
     negative = tables.negative_payment_balances(result)
     users = tables.per_user_summary(result, ledger, negative)
     links = tables.links(ledger, users)
@@ -198,9 +204,10 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
         ),
         Sheet(
             LEDGER,
-            "Every transaction, by user then time: debit and credit as announced, the logged balances, the balance "
-            "recomputed from the wallet's opening and the difference between them (red beyond tolerance), the checks "
-            "that flagged it.",
+            ("Every transaction" if view.shown.complete else "The flagged transactions with their context")
+            + ", by user then time: debit and credit as announced, the logged balances, the balance recomputed from "
+            "the wallet's opening and the difference between them (red beyond tolerance), the checks that flagged it."
+            + (f" {ledger_about}" if ledger_about else ""),
             ledger,
             alerts={"running_diff": "_running_alert"},
         ),
@@ -218,7 +225,7 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
         Sheet(
             TOP,
             "Logged and recomputed balance over time of the ten users with most flags (data of the balance charts).",
-            tables.top_user_balances(ledger, users),
+            tables.top_user_balances(view.complete, users),
         ),
         Sheet("EventKinds", "How many events of each kind were read, and which kinds the tool understands.", kinds),
         Sheet(
@@ -273,9 +280,13 @@ def _os_errors() -> Iterator[None]:
         raise cause from None
 
 
-def write_workbook(result: AuditResult, path: Path, summary: dict[str, Any]) -> None:
-    """Write the workbook atomically: a temporary file in the same folder, then a rename."""
-    sheets = data_sheets(result)
+def write_workbook(result: AuditResult, path: Path, summary: dict[str, Any], view: LedgerView | None = None) -> None:
+    """Write the workbook atomically: a temporary file in the same folder, then a rename.
+
+    ``view``: the Ledger and the rows its sheet shows (``report.ledger.view``); summary.json's
+    ``ledger`` says the same."""
+    about = ledger_text(summary["ledger"]) if summary.get("ledger") else None
+    sheets = data_sheets(result, view, about)
     by_name = {s.name: s for s in sheets}
     options: dict[str, Any] = {
         "strings_to_formulas": False,
