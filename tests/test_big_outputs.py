@@ -32,7 +32,7 @@ def write(
         monkeypatch.setattr(xlsx, "SHEET_ROWS", rows)
     if cells is not None:
         monkeypatch.setattr(workbook, "CONSTANT_MEMORY_CELLS", cells)
-    write_outputs(result, out)
+    write_outputs(result, out, full_ledger=True)  # the long table: every transaction in the Ledger
     return out / WORKBOOK_NAME
 
 

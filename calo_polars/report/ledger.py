@@ -7,8 +7,8 @@ currency: ``HISTORY``) with at least one flag, each flagged transaction and the 
 transactions before and after it in the same history, in the usual Ledger order (by user, then
 time). At most ``MAX_ROWS`` rows: past it, rows are kept by priority (``PRIORITIES``: the flags
 that need a person first, then high, medium, low severity), a whole history's rows of one
-priority at a time, histories in Ledger order, until the cap (only the last history taken may be
-cut); what the cap left out is counted (``Shown``). ``--full-ledger`` asks for every transaction instead.
+priority at a time (kept whole or not at all), histories in Ledger order, each if it still fits;
+what the cap left out is counted (``Shown``). ``--full-ledger`` asks for every transaction instead.
 
 The selection is a function over ONE part of the transactions (``shown_in_part``), since every
 history is whole inside one part; the cap (``cap``) is applied once the parts are put together.
@@ -43,7 +43,7 @@ def flag_priority(flags: pl.DataFrame) -> pl.DataFrame:
     return flags.group_by("tx_id").agg(pl.min_horizontal(rank).min().alias(PRIORITY))
 
 
-def shown_in_part(part: pl.DataFrame, flags: pl.DataFrame, context: int = CONTEXT) -> pl.DataFrame:
+def shown_in_part(part: pl.DataFrame, flags: pl.DataFrame, context: int | None = None) -> pl.DataFrame:
     """The rows of ``part`` the Ledger shows by default, in their order, with ``_priority``.
 
     ``part`` is one part of the Ledger (or of the checked transactions: any frame with
@@ -55,7 +55,7 @@ def shown_in_part(part: pl.DataFrame, flags: pl.DataFrame, context: int = CONTEX
     if part.is_empty():
         return part.with_columns(pl.lit(None, pl.UInt8).alias(PRIORITY))
     ranked = flag_priority(flags).with_columns(pl.col("tx_id").cast(part.schema["tx_id"]))
-    window = 2 * context + 1
+    window = 2 * (CONTEXT if context is None else context) + 1
     best = (
         pl.col("_flag")
         .rolling_min(window_size=window, center=True, min_samples=1)
@@ -127,7 +127,7 @@ def ledger_text(ledger: dict[str, Any]) -> str:
             f" The cap left out {cut['rows']:,} of the {ledger['selected']:,} rows chosen, of which "
             f"{cut['flagged_transactions']:,} flagged transactions (priority {', '.join(cut['priorities'])}): rows are "
             "kept by priority (flags that need a person, then high, medium and low severity), a whole wallet at a "
-            "time, until the cap."
+            "time, each if it still fits."
         )
     if ledger["complete"]:
         return text + " That is every transaction."
@@ -135,31 +135,43 @@ def ledger_text(ledger: dict[str, Any]) -> str:
     return text + f" Every transaction, with the same columns and values, is{where}; --full-ledger puts them all here."
 
 
-def cap(rows: pl.DataFrame, max_rows: int = MAX_ROWS) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The rows kept under ``max_rows`` and those left out, both in Ledger order, ``_priority`` dropped.
+def cap(rows: pl.DataFrame, max_rows: int | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows kept under ``max_rows`` (``MAX_ROWS``) and those left out, in Ledger order.
 
-    ``rows`` is the parts' ``shown_in_part`` rows put together in Ledger order. Rows are taken
-    by priority, then a whole group (one history's rows of one priority) at a time in Ledger
-    order, until ``max_rows``: only the last group taken may be cut.
+    ``rows`` is the parts' ``shown_in_part`` rows put together in Ledger order. A group (one
+    history's rows of one priority) is kept whole or not at all: groups are taken by priority,
+    then in Ledger order, each if it fits in the room left. ``_priority`` stays on the rows
+    left out (to say what they were) and is dropped from those kept.
     """
-    if rows.height <= max_rows:
-        return rows.drop(PRIORITY), rows.clear().drop(PRIORITY)
+    limit = MAX_ROWS if max_rows is None else max_rows
+    if rows.height <= limit:
+        return rows.drop(PRIORITY), rows.clear()
     indexed = rows.with_row_index("_row")
-    first = pl.col("_row").min().over(*HISTORY, PRIORITY)  # a group: one history's rows of one priority
-    order = indexed.select("_row", PRIORITY, first.alias("_first")).sort(PRIORITY, "_first", "_row")
-    keep = order.head(max_rows).select("_row").with_columns(_keep=pl.lit(True))
-    marked = indexed.join(keep, on="_row", how="left", maintain_order="left").with_columns(
-        pl.col("_keep").fill_null(False)
-    )
-    kept = marked.filter(pl.col("_keep")).drop("_row", "_keep", PRIORITY)
-    left = marked.filter(~pl.col("_keep")).drop("_row", "_keep")
+    groups = indexed.group_by(*HISTORY, PRIORITY).agg(_first=pl.col("_row").min(), _n=pl.len()).sort(PRIORITY, "_first")
+    room, keep = limit, []
+    for n in groups["_n"].to_list():  # one step a group: fast enough for a million groups
+        keep.append(n <= room)
+        room -= n if n <= room else 0
+    chosen = groups.select("_first", _keep=pl.Series(keep, dtype=pl.Boolean))
+    first = pl.col("_row").min().over(*HISTORY, PRIORITY).alias("_first")
+    marked = indexed.with_columns(first).join(chosen, on="_first", how="left", maintain_order="left")
+    kept = marked.filter(pl.col("_keep")).drop("_row", "_first", "_keep", PRIORITY)
+    left = marked.filter(~pl.col("_keep")).drop("_row", "_first", "_keep")
     return kept, left
 
 
 def choose(
-    ledger: pl.DataFrame, flags: pl.DataFrame, *, full: bool = False, max_rows: int = MAX_ROWS, context: int = CONTEXT
+    ledger: pl.DataFrame,
+    flags: pl.DataFrame,
+    *,
+    full: bool = False,
+    max_rows: int | None = None,
+    context: int | None = None,
 ) -> tuple[pl.DataFrame, Shown]:
-    """The Ledger sheet's rows from the complete Ledger (one part, or all) and what they are."""
+    """The Ledger sheet's rows from the complete Ledger (one part, or all) and what they are;
+    ``max_rows`` and ``context`` default to ``MAX_ROWS`` and ``CONTEXT``, read at call time."""
+    max_rows = MAX_ROWS if max_rows is None else max_rows
+    context = CONTEXT if context is None else context
     if full:
         return ledger, Shown(ledger.height, ledger.height, True, ledger.height, context=context, max_rows=max_rows)
     selected = shown_in_part(ledger, flags, context)
@@ -191,7 +203,7 @@ class LedgerView:
     shown: Shown
 
 
-def view(result: AuditResult, *, full: bool = False, max_rows: int = MAX_ROWS) -> LedgerView:
+def view(result: AuditResult, *, full: bool = False, max_rows: int | None = None) -> LedgerView:
     """The Ledger of a run: every transaction (``tables.ledger``) and the rows its sheet shows."""
     everything = tables.ledger(result)
     rows, shown = choose(everything, result.flags, full=full, max_rows=max_rows)

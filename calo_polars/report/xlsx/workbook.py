@@ -29,7 +29,7 @@ from calo_polars.audit.result import AuditResult
 from calo_polars.checks.registry import CHECKS
 from calo_polars.parse.events import EVENT_KINDS
 from calo_polars.report import tables
-from calo_polars.report.ledger import LedgerView, ledger_text
+from calo_polars.report.ledger import LedgerView
 from calo_polars.report.ledger import view as ledger_view
 from calo_polars.report.tables import LEDGER, PER_USER
 from calo_polars.report.xlsx import frames as xlsx
@@ -91,7 +91,7 @@ def _linked(sheet: Sheet) -> Sheet:
     return sheet
 
 
-def data_sheets(result: AuditResult, view: LedgerView | None = None, ledger_about: str | None = None) -> list[Sheet]:
+def data_sheets(result: AuditResult, view: LedgerView | None = None) -> list[Sheet]:
     """Every data sheet, in the order an accountant reads them (after the fixed first four).
 
     ``view``: the Ledger and the rows its sheet shows (``report.ledger``; by default the flagged
@@ -204,10 +204,14 @@ def data_sheets(result: AuditResult, view: LedgerView | None = None, ledger_abou
         ),
         Sheet(
             LEDGER,
-            ("Every transaction" if view.shown.complete else "The flagged transactions with their context")
+            (
+                "Every transaction"
+                if view.shown.complete
+                else "The flagged transactions with their context (which ones, and where the others are: Ledger in "
+                "Run facts above)"
+            )
             + ", by user then time: debit and credit as announced, the logged balances, the balance recomputed from "
-            "the wallet's opening and the difference between them (red beyond tolerance), the checks that flagged it."
-            + (f" {ledger_about}" if ledger_about else ""),
+            "the wallet's opening and the difference between them (red beyond tolerance), the checks that flagged it.",
             ledger,
             alerts={"running_diff": "_running_alert"},
         ),
@@ -285,8 +289,7 @@ def write_workbook(result: AuditResult, path: Path, summary: dict[str, Any], vie
 
     ``view``: the Ledger and the rows its sheet shows (``report.ledger.view``); summary.json's
     ``ledger`` says the same."""
-    about = ledger_text(summary["ledger"]) if summary.get("ledger") else None
-    sheets = data_sheets(result, view, about)
+    sheets = data_sheets(result, view)
     by_name = {s.name: s for s in sheets}
     options: dict[str, Any] = {
         "strings_to_formulas": False,

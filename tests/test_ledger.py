@@ -1,0 +1,289 @@
+"""The workbook's Ledger sheet: which transactions it shows, the cap, --full-ledger, the complete
+table beside it (transactions.parquet) and the links into it; on a handmade log with known answers.
+
+The log: user A has a wallet of 12 debits whose 6th does not add up (a mismatch: high severity,
+needs a person) and a clean second wallet in between; user B has 10 debits where the 3rd starts
+again from the 2nd's opening balance (a flow break the Lambda explains: not applied, low); user
+E is clean. So the Ledger shows A's 3rd to 9th and B's 1st to 5th transaction: 12 of 30.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import openpyxl
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from calo_polars import AuditResult, audit
+from calo_polars.cli.main import cli
+from calo_polars.report import ledger
+from calo_polars.report.outputs import write_outputs
+from tests.logbuilder import Log, full_tx, rid, uid
+
+A, B, E = uid(0xA), uid(0xB), uid(0xE)
+HOUR = 3600
+
+
+def tx_id(n: int) -> str:
+    return f"01HR{n:022d}"
+
+
+def build_log() -> str:
+    log = Log()
+    request = 0
+
+    def block(at: float, fields: dict[str, Any]) -> None:
+        nonlocal request
+        request += 1
+        log.start(rid(request), at).tx(rid(request), at + 0.01, **fields).end(rid(request), at + 0.5)
+
+    balance = Decimal(100)
+    for k in range(1, 13):  # A's wallet: 101..112; the 106th moves 0.5 more than it says
+        new = balance - 1 - (Decimal("0.5") if k == 6 else 0)
+        block(k * HOUR, full_tx(100 + k, A, balance, new, 1))
+        balance = new
+    second = '{"walletId":"wallet#second","deliveryId":"d"}'
+    for k in range(1, 4):  # A's second wallet, between the first one's rows: 121..123, clean
+        block(k * HOUR + 60, full_tx(120 + k, A, 50 - k + 1, 50 - k, 1, metadata=second))
+    opening = [200, 199, 199, *range(198, 191, -1)]  # the 3rd starts from the 2nd's opening: not applied
+    for k, old in enumerate(opening, start=1):  # B: 201..210
+        block(k * HOUR + 120, full_tx(200 + k, B, old, old - 1, 1))
+    for k in range(1, 6):  # E: 301..305, clean
+        block(k * HOUR + 180, full_tx(300 + k, E, 10 - k + 1, 10 - k, 1))
+    return log.text()
+
+
+SHOWN = [tx_id(n) for n in (*range(103, 110), *range(201, 206))]
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory: pytest.TempPathFactory) -> AuditResult:
+    path = tmp_path_factory.mktemp("ledger") / "logs.log"
+    path.write_text(build_log(), encoding="utf-8")
+    return audit([path])
+
+
+def rows(ws: Any) -> list[dict[str, Any]]:
+    values = list(ws.iter_rows(values_only=True))
+    return [dict(zip(values[0], r, strict=True)) for r in values[1:]]
+
+
+def written(result: AuditResult, out: Path, **kwargs: Any) -> tuple[openpyxl.Workbook, dict[str, Any]]:
+    done = write_outputs(result, out, **kwargs)
+    assert done.workbook is not None
+    return openpyxl.load_workbook(done.workbook), json.loads(done.summary_path.read_text())
+
+
+def test_the_flags_are_the_ones_the_log_was_built_with(result: AuditResult) -> None:
+    got = sorted(result.flags.select("tx_id", "check", "severity", "needs_person").rows())
+    assert got == [(tx_id(106), "mismatch", "high", True), (tx_id(202), "flow_break", "low", False)]
+    assert result.checked.height == 30
+
+
+def test_the_ledger_shows_each_flag_with_three_before_and_after_in_its_wallet(result: AuditResult) -> None:
+    rows_, shown = ledger.choose(ledger.view(result, full=True).complete, result.flags)
+    assert rows_["tx_id"].to_list() == SHOWN  # in Ledger order: by user then time; A's second wallet left out
+    assert (shown.rows, shown.of, shown.selected, shown.complete, shown.left_out_rows) == (12, 30, 12, False, 0)
+
+
+def test_the_selection_works_part_by_part(result: AuditResult) -> None:
+    """Parts of whole users, each selected on its own, then put together, give the same rows."""
+    full = ledger.view(result, full=True).complete
+    parts = [full.filter(pl.col("user_id") == u) for u in (A, B, E)]
+    together = pl.concat([ledger.shown_in_part(p, result.flags) for p in parts])
+    assert together.equals(ledger.shown_in_part(full, result.flags))
+    assert together[ledger.PRIORITY].to_list() == [0] * 7 + [3] * 5  # A's mismatch needs a person; B's is low
+
+
+def test_context_counts_rows_of_the_same_wallet_only(result: AuditResult) -> None:
+    full = ledger.view(result, full=True).complete
+    assert ledger.shown_in_part(full, result.flags, 0)["tx_id"].to_list() == [tx_id(106), tx_id(202)]
+    wide = ledger.shown_in_part(full, result.flags, 10)["tx_id"].to_list()
+    assert wide == [tx_id(n) for n in (*range(101, 113), *range(201, 211))]  # never A's second wallet, never E
+
+
+def test_the_cap_keeps_whole_wallets_by_priority_and_says_what_it_left_out(
+    result: AuditResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ledger, "MAX_ROWS", 8)  # room for A's 7 rows; B's 5 do not fit
+    wb, summary = written(result, tmp_path / "out")
+    assert [r["tx_id"] for r in rows(wb["Ledger"])] == SHOWN[:7]
+    assert summary["ledger"] == {
+        "rows": 7,
+        "of": 30,
+        "complete": False,
+        "shows": "flagged transactions with context",
+        "context": 3,
+        "max_rows": 8,
+        "selected": 12,
+        "left_out_by_cap": {"rows": 5, "flagged_transactions": 1, "priorities": ["low"]},
+        "parquet": "transactions.parquet",
+    }
+    text = ledger.ledger_text(summary["ledger"])
+    assert text.startswith("The Ledger shows 7 of 30 transactions: the flagged transactions of every wallet")
+    assert "The cap left out 5 of the 12 rows chosen, of which 1 flagged transactions (priority low)" in text
+    readme = [r[1] for r in wb["README"].iter_rows(values_only=True) if r[0] == "Ledger"]
+    assert readme[0] == text and readme[1].startswith("The flagged transactions with their context (which ones")
+    monkeypatch.setattr(ledger, "MAX_ROWS", 6)  # A's wallet does not fit; B's does, whole
+    wb, summary = written(result, tmp_path / "out4")
+    assert [r["tx_id"] for r in rows(wb["Ledger"])] == SHOWN[7:]
+    assert summary["ledger"]["left_out_by_cap"] == {
+        "rows": 7,
+        "flagged_transactions": 1,
+        "priorities": ["needs a person"],
+    }
+
+
+def parquet_rows(path: Path) -> dict[str, dict[str, Any]]:
+    """transactions.parquet read back by DuckDB, by tx_id."""
+    con = duckdb.connect()
+    cur = con.execute("SELECT * FROM read_parquet(?)", [str(path)])
+    names = [d[0] for d in cur.description]
+    return {r[names.index("tx_id")]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
+
+
+def same(cell: Any, stored: Any) -> bool:
+    """A workbook cell equals the Parquet value: money and counts as numbers, times to the millisecond."""
+    if isinstance(stored, Decimal):
+        return cell is not None and abs(Decimal(str(cell)) - stored) < Decimal("1e-9")
+    if hasattr(stored, "tzinfo"):
+        return cell == stored.replace(tzinfo=None)
+    if isinstance(stored, bool):
+        return cell is stored
+    return cell == stored
+
+
+def test_a_capped_ledger_and_its_parquet_hold_every_transaction_once(result: AuditResult, tmp_path: Path) -> None:
+    wb, summary = written(result, tmp_path / "out")
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "calo_balance_reports.xlsx",
+        "summary.json",
+        "transactions.parquet",
+    ]
+    stored = parquet_rows(out / "transactions.parquet")
+    table = pq.read_table(out / "transactions.parquet")  # pyarrow too: one row per transaction, each id once
+    ids = table.column("tx_id").to_pylist()
+    assert len(ids) == len(set(ids)) == 30 == summary["ledger"]["of"] == summary["transactions"]
+    assert set(ids) == set(result.checked["tx_id"].cast(pl.String).to_list())
+    shown = rows(wb["Ledger"])
+    assert len(shown) == summary["ledger"]["rows"] == 12
+    for row in shown:  # every Ledger row is in the Parquet with the same values, column by column
+        theirs = stored[row["tx_id"]]
+        wrong = {c: (v, theirs[c]) for c, v in row.items() if not same(v, theirs[c])}
+        assert wrong == {}, row["tx_id"]
+
+
+#: Sheets whose ids are not links into the Ledger: the Ledger itself, the raw sample, the chart data.
+NOT_LINKED = {"Ledger", "SampleRaw", "TopUserBalances"}
+
+
+def test_links_land_on_their_row_or_are_not_made(result: AuditResult, tmp_path: Path) -> None:
+    wb, _ = written(result, tmp_path / "out")
+    ledger_ws = wb["Ledger"]
+    header = [c.value for c in ledger_ws[1]]
+    shown = {r["tx_id"] for r in rows(ledger_ws)}
+    linked, plain = 0, set()
+    for ws in (w for w in wb.worksheets if w.title not in NOT_LINKED):
+        names = [c.value for c in ws[1]]
+        for column in ("tx_id", "next_tx_id", "user_id"):
+            if column not in names or (column == "user_id" and ws.title != "PerUserSummary"):
+                continue  # elsewhere a userId opens PerUserSummary
+            for r in range(2, ws.max_row + 1):
+                cell = ws.cell(r, names.index(column) + 1)
+                if cell.value is None:
+                    continue
+                if cell.hyperlink is None:
+                    plain.add(cell.value)
+                    continue
+                sheet, ref = cell.hyperlink.location.rsplit("!", 1)
+                row = int(ref.lstrip("A"))
+                want = "user_id" if column == "user_id" else "tx_id"
+                assert sheet.strip("'") == "Ledger" and ledger_ws.cell(row, header.index(want) + 1).value == cell.value
+                if column == "user_id":  # the user's first Ledger row
+                    assert row == 2 or ledger_ws.cell(row - 1, header.index("user_id") + 1).value != cell.value
+                linked += 1
+    assert not plain & shown  # an id the Ledger shows is always linked
+    assert plain == {E}  # E has no flag, so no Ledger row: plain text
+    assert linked >= 4
+
+
+def test_links_are_not_made_to_rows_the_cap_left_out(
+    result: AuditResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ledger, "MAX_ROWS", 8)
+    wb, _ = written(result, tmp_path / "out")
+    flags = rows(wb["RedFlags"])
+    header = [c.value for c in wb["RedFlags"][1]]
+    cells = {wb["RedFlags"].cell(r, header.index("tx_id") + 1).value: r for r in range(2, len(flags) + 2)}
+    linked = {t: wb["RedFlags"].cell(r, header.index("tx_id") + 1).hyperlink for t, r in cells.items()}
+    assert linked[tx_id(106)] is not None and linked[tx_id(202)] is None  # B's flag: its rows were left out
+    location = linked[tx_id(106)].location
+    ledger_rows = rows(wb["Ledger"])
+    assert ledger_rows[int(location.rsplit("!A", 1)[1]) - 2]["tx_id"] == tx_id(106)
+    summary_cells = {c.value: c for c in wb["PerUserSummary"]["A"][1:]}
+    assert summary_cells[B].hyperlink is None
+
+
+def test_full_ledger_shows_every_transaction_and_writes_no_parquet(result: AuditResult, tmp_path: Path) -> None:
+    wb, summary = written(result, tmp_path / "out", full_ledger=True)
+    assert [r["tx_id"] for r in rows(wb["Ledger"])] == result.checked["tx_id"].cast(pl.String).to_list()
+    assert summary["ledger"]["complete"] and summary["ledger"]["parquet"] is None
+    assert summary["ledger"]["rows"] == summary["ledger"]["of"] == 30
+    assert not (tmp_path / "out" / "transactions.parquet").exists()
+    overview = [[c.value for c in row] for row in wb["Overview"].iter_rows()]
+    assert not any(r[0] == "Every transaction" for r in overview)
+    assert any(r[0] == "Transactions in the Ledger" and r[2].startswith("The Ledger shows every") for r in overview)
+
+
+def test_overview_and_readme_link_the_parquet_beside_the_workbook(result: AuditResult, tmp_path: Path) -> None:
+    wb, summary = written(result, tmp_path / "out")
+    for sheet, column in (("Overview", "B"), ("README", "B")):
+        ws = wb[sheet]
+        label = next(r for r in range(1, ws.max_row + 1) if ws.cell(r, 1).value == "Every transaction")
+        cell = ws[f"{column}{label}"]
+        assert cell.hyperlink is not None and cell.hyperlink.target == "transactions.parquet"  # relative
+        assert cell.value == "transactions.parquet"
+        assert (tmp_path / "out" / cell.hyperlink.target).is_file()
+    overview = {r[0]: r for r in wb["Overview"].iter_rows(values_only=True) if r[0]}
+    assert overview["Transactions in the Ledger"][1] == "12"
+    assert overview["Transactions in the Ledger"][2] == ledger.ledger_text(summary["ledger"])
+    assert "12 of 30 transactions" in overview["Transactions in the Ledger"][2]
+
+
+def test_with_format_parquet_the_table_is_written_once(result: AuditResult, tmp_path: Path) -> None:
+    done = write_outputs(result, tmp_path / "out", ["xlsx", "parquet"])
+    names = [p.name for p in done.paths]
+    assert names.count("transactions.parquet") == 1 and len(names) == len(set(names))
+    assert json.loads(done.summary_path.read_text())["ledger"]["parquet"] == "transactions.parquet"
+
+
+def test_without_a_workbook_there_is_no_ledger(result: AuditResult, tmp_path: Path) -> None:
+    done = write_outputs(result, tmp_path / "out", ["json"])
+    assert json.loads(done.summary_path.read_text())["ledger"] is None
+    assert [p.name for p in done.paths] == ["summary.json"]
+
+
+def test_the_cli_option(tmp_path: Path) -> None:
+    log = tmp_path / "logs.log"
+    log.write_text(build_log(), encoding="utf-8")
+    runner = CliRunner()
+    out = tmp_path / "full"
+    done = runner.invoke(cli, ["report", str(log), "-o", str(out), "--full-ledger"])
+    assert done.exit_code == 0, done.output
+    assert done.stdout.splitlines() == [str(out / "calo_balance_reports.xlsx"), str(out / "summary.json")]
+    assert json.loads((out / "summary.json").read_text())["ledger"]["complete"] is True
+    out = tmp_path / "default"
+    done = runner.invoke(cli, ["report", str(log), "-o", str(out)])
+    assert done.exit_code == 0, done.output
+    assert str(out / "transactions.parquet") in done.stdout.splitlines()
+    help_text = runner.invoke(cli, ["report", "--help"]).output
+    section = help_text.split("Input and output:", 1)[1].split("\n\n", 1)[0]
+    assert "--full-ledger" in section
