@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 from calo_polars import AuditResult, audit
 from calo_polars.cli.main import cli
-from calo_polars.report import ledger
+from calo_polars.report import bounded, ledger
 from calo_polars.report.outputs import write_outputs
 from tests.logbuilder import Log, full_tx, rid, uid
 
@@ -287,3 +287,53 @@ def test_the_cli_option(tmp_path: Path) -> None:
     help_text = runner.invoke(cli, ["report", "--help"]).output
     section = help_text.split("Input and output:", 1)[1].split("\n\n", 1)[0]
     assert "--full-ledger" in section
+
+
+# ---------------------------------------------------------------- the other sheets that grow with the input
+
+
+@pytest.fixture(scope="module")
+def sample_result() -> AuditResult:
+    from tests.test_sample import SAMPLE
+
+    return audit([SAMPLE])
+
+
+def test_long_signal_sheets_keep_their_most_telling_rows_and_the_rest_is_in_parquet(
+    sample_result: AuditResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bounded, "MAX_ROWS", 5)
+    wb, summary = written(sample_result, tmp_path / "out")
+    out = tmp_path / "out"
+    capped = summary["capped_sheets"]
+    assert set(capped) == {"SyncErrors", "NegativePaymentBalance", "OtherNotices"}
+    assert capped["SyncErrors"] == {
+        "rows": 5,
+        "of": summary["not_in_sync_errors"],
+        "kept": "the largest differences subscription − payment",
+        "parquet": "sync_errors.parquet",
+    }
+    for sheet, info in capped.items():
+        whole = pl.read_parquet(out / info["parquet"])
+        shown = rows(wb[sheet])
+        assert len(shown) == 5 and whole.height == info["of"] > 5
+        if sheet == "SyncErrors":  # the five largest differences, in time order
+            biggest = sorted(abs(float(d)) for d in whole["sync_difference"].drop_nulls())[-5:]
+            assert sorted(abs(r["sync_difference"]) for r in shown) == pytest.approx(biggest)
+            assert [r["ts"] for r in shown] == sorted(r["ts"] for r in shown)
+        keys = {(r["file"], r["line_no"], r["user_id"]) for r in whole.iter_rows(named=True)}
+        assert all((r["file"], r["line_no"], r["user_id"]) in keys for r in shown)  # each logged line once
+        readme = [r[1] for r in wb["README"].iter_rows(values_only=True) if r[0] == sheet and r[1]]
+        said = f"{sheet} shows 5 of {info['of']:,} rows"
+        assert readme[0].startswith(said) and said in readme[1]  # in Run facts and under Sheets
+        overview = wb["Overview"]
+        label = next(r for r in range(1, overview.max_row + 1) if overview.cell(r, 1).value == f"{sheet}: every row")
+        assert overview.cell(label, 2).hyperlink.target == info["parquet"]
+    assert len(rows(wb["RedFlags"])) == len(sample_result.flags) > 5  # flags are never capped
+
+
+def test_short_signal_sheets_stay_whole(sample_result: AuditResult, tmp_path: Path) -> None:
+    wb, summary = written(sample_result, tmp_path / "out")
+    assert summary["capped_sheets"] == {}
+    assert len(rows(wb["SyncErrors"])) == summary["not_in_sync_errors"]
+    assert not list(tmp_path.glob("out/sync_errors.parquet"))

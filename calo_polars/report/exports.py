@@ -93,7 +93,8 @@ def _portable(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _arrow(frame: pl.DataFrame, table: str) -> pa.Table:
-    """The frame as Arrow, with each column's glossary meaning and the table's description."""
+    """The frame as Arrow, with each column's glossary meaning and the table's description
+    (``TABLES``, or ``bounded.BOUNDED`` for a capped sheet's whole table)."""
     data = _portable(frame).to_arrow()
     fields = []
     for f in data.schema:
@@ -101,9 +102,17 @@ def _arrow(frame: pl.DataFrame, table: str) -> pa.Table:
         fields.append(pa.field(f.name, kind, nullable=True, metadata={"description": COLUMNS[f.name].meaning}))
     schema = pa.schema(
         fields,
-        metadata={"calo_polars.version": __version__, "calo_polars.table": table, "description": TABLES[table]},
+        metadata={"calo_polars.version": __version__, "calo_polars.table": table, "description": _about(table)},
     )
     return data.cast(schema)
+
+
+def _about(table: str) -> str:
+    if table in TABLES:
+        return TABLES[table]
+    from calo_polars.report.bounded import BOUNDED  # a capped sheet's whole table, beside the workbook
+
+    return next(b.about for b in BOUNDED.values() if b.table == table)
 
 
 def write_parquet(frame: pl.DataFrame, path: Path, table: str) -> None:
@@ -155,6 +164,16 @@ def write_ledger_parquet(result: AuditResult, outdir: Path, ledger: pl.DataFrame
     frame = _transactions(result, ledger)
     try:
         write_parquet(frame.select(c for c in frame.columns if not c.startswith("_")), path, "transactions")
+    except (OSError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
+        raise named_error(exc, path) from None
+    return path
+
+
+def write_table_parquet(frame: pl.DataFrame, outdir: Path, table: str) -> Path:
+    """One table as ``<table>.parquet`` in ``outdir``, helper columns dropped; errors name the file."""
+    path = outdir / f"{table}.parquet"
+    try:
+        write_parquet(frame.select(c for c in frame.columns if not c.startswith("_")), path, table)
     except (OSError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
         raise named_error(exc, path) from None
     return path

@@ -28,8 +28,15 @@ from calo_polars.audit.result import AuditResult
 from calo_polars.errors import OutputError, UsageError
 from calo_polars.read.s3 import is_s3
 from calo_polars.read.sources import input_holding
-from calo_polars.report import ledger
-from calo_polars.report.exports import LEDGER_PARQUET, TABLES, named_error, write_exports, write_ledger_parquet
+from calo_polars.report import bounded, ledger
+from calo_polars.report.exports import (
+    LEDGER_PARQUET,
+    TABLES,
+    named_error,
+    write_exports,
+    write_ledger_parquet,
+    write_table_parquet,
+)
 from calo_polars.report.html import HTML_NAME, write_html
 from calo_polars.report.summary import summary, summary_bytes
 from calo_polars.report.xlsx.workbook import write_workbook
@@ -72,6 +79,7 @@ class Written:
 
 def _targets(out: Path) -> set[Path]:
     names = [WORKBOOK_NAME, HTML_NAME, SUMMARY_NAME] + [f"{t}.{ext}" for t in TABLES for ext in ("parquet", "csv")]
+    names += [f"{b.table}.parquet" for b in bounded.BOUNDED.values()]
     return {out / n for n in names}
 
 
@@ -120,7 +128,13 @@ def write_outputs(
         raise UsageError(f"unknown output format {unknown[0]!r}: choose among {', '.join(FORMATS)}")
     out = Path(outdir)
     view = ledger.view(result, full=full_ledger) if "xlsx" in chosen else None
-    data = summary(result, None if view is None else view.shown.describe(LEDGER_PARQUET))
+    signals = bounded.full_tables(result) if view is not None else {}  # capped sheets: whole tables beside
+    too_long = bounded.describe(signals)
+    data = summary(
+        result,
+        None if view is None else view.shown.describe(LEDGER_PARQUET),
+        None if view is None else too_long,
+    )
     written = Written(out / SUMMARY_NAME, data)
 
     def step(name: str) -> float:
@@ -165,6 +179,12 @@ def write_outputs(
             names.append(write_ledger_parquet(result, stage, view.complete).name)
             written.exports.append(out / LEDGER_PARQUET)
             written.seconds["ledger parquet"] = time.perf_counter() - started
+        if too_long:
+            started = step("sheets parquet")
+            for sheet in too_long:
+                names.append(write_table_parquet(signals[sheet], stage, bounded.BOUNDED[sheet].table).name)
+                written.exports.append(out / names[-1])
+            written.seconds["sheets parquet"] = time.perf_counter() - started
         try:
             write_bytes(stage / SUMMARY_NAME, summary_bytes(data))
         except OSError as exc:

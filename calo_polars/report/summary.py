@@ -88,9 +88,12 @@ def listed_problems(result: AuditResult, limit: int = MAX_LISTED_PROBLEMS) -> li
     ]
 
 
-def summary(result: AuditResult, ledger: dict[str, Any] | None = None) -> dict[str, Any]:
+def summary(
+    result: AuditResult, ledger: dict[str, Any] | None = None, capped_sheets: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The summary as a plain dict (see README for every key); ``ledger`` says what the
-    workbook's Ledger sheet holds (``report.ledger.Shown.describe``), None without a workbook."""
+    workbook's Ledger sheet holds (``report.ledger.Shown.describe``) and ``capped_sheets``
+    which other sheets were capped (``report.bounded.describe``); both None without a workbook."""
     tx = result.checked
     ing = result.ingested
     notices = ing.notices
@@ -145,6 +148,7 @@ def summary(result: AuditResult, ledger: dict[str, Any] | None = None) -> dict[s
         "duplicate_transactions": result.duplicates.height,
         "users": tx["user_id"].n_unique(),
         "ledger": ledger,
+        "capped_sheets": capped_sheets,
         "outcomes": outcome_counts(tx),
         **check_counts(result.flags),
         "flow_break_causes": cause_counts(result.flags, "flow_break"),

@@ -19,6 +19,7 @@ from calo_polars.checks.plan import ROLL_FORWARD
 from calo_polars.checks.registry import CHECKS, SEVERITIES, SIGNALS, Signal, check
 from calo_polars.money import minor_unit
 from calo_polars.parse.outcomes import OUTCOME_MEANINGS
+from calo_polars.report.bounded import capped_text
 from calo_polars.report.columns import COLUMNS
 from calo_polars.report.ledger import ledger_text
 from calo_polars.report.xlsx import frames as xlsx
@@ -141,6 +142,7 @@ def write_overview(
         elif value is not None:
             ws.write_number(row, 1, value, styles["count"])
     row = _ledger_rows(ws, row, s.get("ledger"), styles)
+    row = _capped_rows(ws, row, s, styles)
 
     row += 2
     ws.write_string(
@@ -297,6 +299,16 @@ def _ledger_rows(ws: Worksheet, row: int, ledger: dict[str, Any] | None, styles:
     return row
 
 
+def _capped_rows(ws: Worksheet, row: int, summary: dict[str, Any], styles: Styles) -> int:
+    """Each sheet capped past ``bounded.MAX_ROWS``: what it shows, and the link to its whole table."""
+    for sheet, info in (summary.get("capped_sheets") or {}).items():
+        row += 1
+        ws.write_string(row, 0, f"{sheet}: every row", styles["label"])
+        _parquet_link(ws, row, 1, info["parquet"], styles)
+        ws.write_string(row, 2, capped_text(sheet, info), styles["note"])
+    return row
+
+
 def _parquet_link(ws: Worksheet, row: int, col: int, name: str, styles: Styles) -> None:
     """A relative link to a file beside the workbook: it keeps working when the folder moves."""
     ws.write_url(row, col, f"external:{name}", styles["link"], string=name)
@@ -348,6 +360,7 @@ def run_facts(summary: dict[str, Any]) -> dict[str, str]:
         ),
         "Input problems": f"{s['input_problems']}",
         **({"Ledger": ledger_text(s["ledger"])} if s.get("ledger") else {}),
+        **{sheet: capped_text(sheet, info) for sheet, info in (s.get("capped_sheets") or {}).items()},
         **incremental_facts(s.get("incremental")),
     }
 
@@ -415,6 +428,14 @@ def _wrapped(ws: Worksheet, row: int, text: str, styles: Styles) -> None:
         ws.set_row(row, height)
 
 
+def _beside(summary: dict[str, Any]) -> dict[str, str]:
+    """Sheet → the Parquet file beside the workbook that holds its whole table (when it is capped)."""
+    files = {sheet: info["parquet"] for sheet, info in (summary.get("capped_sheets") or {}).items()}
+    if summary.get("ledger") and summary["ledger"]["parquet"]:
+        files["Ledger"] = summary["ledger"]["parquet"]
+    return files
+
+
 def write_readme(ws: Worksheet, summary: dict[str, Any], sheets: list[Sheet], styles: Styles) -> None:
     """How to read the workbook: run facts, every sheet in order, definitions, conventions."""
     ws.set_column(0, 0, 28)
@@ -430,10 +451,11 @@ def write_readme(ws: Worksheet, summary: dict[str, Any], sheets: list[Sheet], st
         row += 1
         ws.write_string(row, 0, key, styles["label"])
         _wrapped(ws, row, value, styles)
-        if key == "Ledger" and summary["ledger"]["parquet"]:
+        beside = _beside(summary).get(key)
+        if beside:
             row += 1
-            ws.write_string(row, 0, "Every transaction", styles["label"])
-            _parquet_link(ws, row, 1, summary["ledger"]["parquet"], styles)
+            ws.write_string(row, 0, "Every transaction" if key == "Ledger" else f"{key}: every row", styles["label"])
+            _parquet_link(ws, row, 1, beside, styles)
     row += 2
     ws.write_string(row, 0, "Sheets, in order", styles["subtitle"])
     entries = list(FIXED_SHEETS.items())

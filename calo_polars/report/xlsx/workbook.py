@@ -29,6 +29,7 @@ from calo_polars.audit.result import AuditResult
 from calo_polars.checks.registry import CHECKS
 from calo_polars.parse.events import EVENT_KINDS
 from calo_polars.report import tables
+from calo_polars.report.bounded import capped, capped_text, describe, full_tables
 from calo_polars.report.ledger import LedgerView
 from calo_polars.report.ledger import view as ledger_view
 from calo_polars.report.tables import LEDGER, PER_USER
@@ -102,6 +103,8 @@ def data_sheets(result: AuditResult, view: LedgerView | None = None) -> list[She
     negative = tables.negative_payment_balances(result)
     users = tables.per_user_summary(result, ledger, negative)
     links = tables.links(ledger, users)
+    signals = full_tables(result, negative)  # capped past bounded.MAX_ROWS
+    too_long = describe(signals)
 
     def flagged(check: str, *extra: str) -> pl.DataFrame:
         rows = result.with_file(result.derived(result.checked.filter(pl.col(check))))  # by user then time, as checked
@@ -151,7 +154,7 @@ def data_sheets(result: AuditResult, view: LedgerView | None = None) -> list[She
             "SyncErrors",
             "'Subscription balance and payment balance are not in sync' errors: both balances, the difference "
             "subscription − payment, and the transaction the invocation had just synced for the user.",
-            links.add(tables.sync_errors(result)),
+            links.add(capped("SyncErrors", signals["SyncErrors"])),
             {"payment_balance": "negative", "subscription_vs_new": "nonzero"},
         ),
         Sheet(
@@ -165,7 +168,7 @@ def data_sheets(result: AuditResult, view: LedgerView | None = None) -> list[She
             "NegativePaymentBalance",
             "Every negative paymentBalance logged, once: from a transaction block (with the not-in-sync error that "
             "repeated it) or only from a not-in-sync error.",
-            links.add(negative),
+            links.add(capped("NegativePaymentBalance", signals["NegativePaymentBalance"])),
             {"payment_balance": "negative"},
         ),
         Sheet(
@@ -192,7 +195,7 @@ def data_sheets(result: AuditResult, view: LedgerView | None = None) -> list[She
         Sheet(
             "OtherNotices",
             "Every other notice: CloudWatch metrics the Lambda emitted (EMF) and init reports without error.",
-            links.add(tables.other_notices(result)),
+            links.add(capped("OtherNotices", signals["OtherNotices"])),
         ),
         Sheet(
             "DuplicateEvents",
@@ -248,6 +251,9 @@ def data_sheets(result: AuditResult, view: LedgerView | None = None) -> list[She
             result.with_file(ing.sample),
         ),
     ]
+    for s in specs:  # a capped sheet says so (report.bounded)
+        if s.name in too_long:
+            s.about += " " + capped_text(s.name, too_long[s.name])
     return [_linked(s) for s in specs]
 
 
