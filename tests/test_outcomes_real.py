@@ -294,10 +294,17 @@ def test_flow_breaks_sheet_links_both_transactions_by_request_id_file_and_line(w
     assert wrong[:5] == []
 
 
-def test_ledger_sheet_shows_every_outcome(workbook, ref: Reference) -> None:
+def test_ledger_sheet_shows_every_outcome(workbook, report_dir: Path, summary: dict, ref: Reference) -> None:
+    """The Ledger sheet's rows (the flagged ones with context) and the complete Ledger beside it
+    (transactions.parquet, read by pyarrow) carry each block's outcome."""
     rows = sheet_dicts(workbook["Ledger"])
     got = {r["tx_id"]: (r["outcome"], r["not_in_sync_after"]) for r in rows if r.get("tx_id")}
-    assert diff(got, {t: (b.outcome, b.not_in_sync_after) for t, b in ref.blocks.items()}) == []
+    assert len(got) == summary["ledger"]["rows"] < len(ref.blocks)
+    want = {t: (b.outcome, b.not_in_sync_after) for t, b in ref.blocks.items()}
+    assert diff(got, {t: want[t] for t in got}) == []
+    tx = pq.read_table(report_dir / "transactions.parquet").to_pydict()
+    every = dict(zip(tx["tx_id"], zip(tx["outcome"], tx["not_in_sync_after"], strict=True), strict=True))
+    assert diff(every, want) == []
 
 
 def test_parquet_exports_carry_the_outcome_columns(report_dir: Path, real_result, ref: Reference) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import openpyxl
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -166,7 +167,8 @@ def test_workbook_reads_back_with_sheets_headers_panes_and_formats(workbook) -> 
     assert header[:5] == ["severity", "needs_person", "check", "cause", "what_happened"] and "reason" in header
     assert flags.freeze_panes == "A2"
     assert flags.tables["tbl_RedFlags"].ref.startswith("A1:")  # small sheets are Excel tables
-    assert wb["Ledger"].auto_filter.ref == f"A1:Y{16_300 + 1}" and not wb["Ledger"].tables  # large ones filter
+    shown = sum(1 for _ in wb["Ledger"].iter_rows(min_row=2))  # the flagged transactions with context: a table
+    assert 0 < shown < 16_300 and wb["Ledger"].tables["tbl_Ledger"].ref == f"A1:Y{shown + 1}"
     # mismatches, overdrafts (all 8 refused: none applied), flow breaks, anomalies, negative amounts
     assert flags.max_row - 1 == 5 + 0 + 496 + 186 + 6
     assert flags.conditional_formatting  # severity and flag highlighting
@@ -199,6 +201,9 @@ def test_overview_counts_link_to_the_sheets_that_hold_them(workbook) -> None:
         label = row[0].value
         for cell in row:
             if not cell.hyperlink:
+                continue
+            if cell.hyperlink.location is None:  # the complete Ledger beside the workbook, a relative link
+                assert (label, cell.hyperlink.target) == ("Every transaction", "transactions.parquet")
                 continue
             links += 1
             sheet, target = link_target(cell)
@@ -269,25 +274,31 @@ def test_roll_forward_closes_for_every_clean_user_and_explains_every_difference(
     assert clean == len(users) - len({t.user_id for t in raw_transactions if t.tx_id in flagged})
 
 
-def test_user_links_open_their_ledger_rows_and_the_ledger_ends_at_the_difference(workbook) -> None:
+def test_user_links_open_their_ledger_rows_and_the_ledger_ends_at_the_difference(workbook, report_dir: Path) -> None:
+    """The Ledger shows the flagged users' rows; the complete Ledger (transactions.parquet, read
+    by pyarrow) holds all 16,300, each wallet ending at the user's roll-forward difference."""
     wb = workbook
     summary, ledger = wb["PerUserSummary"], wb["Ledger"]
     rows = sheet_rows(ledger)
+    every = pq.read_table(report_dir / "transactions.parquet").to_pylist()
+    assert len(every) == len({r["tx_id"] for r in every}) == 16_300
+    assert {r["tx_id"] for r in rows} <= {r["tx_id"] for r in every}
     last: dict[str, dict] = {}
-    for r in rows:
+    for r in every:
         if r["outcome"] != "refused":  # a refused block has no running balance: it did not move the wallet
             last[r["user_id"]] = r
+    shown = {r["user_id"] for r in rows}
     differences = {r["user_id"]: r["difference"] for r in sheet_rows(summary)}
     for i in range(2, summary.max_row + 1):
         cell = summary.cell(i, 1)
-        if cell.value not in last:  # a user with signals only has no Ledger row to open
+        if cell.value not in shown:  # no flag (or signals only): no Ledger row to open
             assert cell.hyperlink is None
             continue
         sheet, target = link_target(cell)
         assert sheet == "Ledger" and rows[target - 2]["user_id"] == cell.value
         assert target == 2 or rows[target - 3]["user_id"] != cell.value  # the user's first row
     for user, row in last.items():  # one wallet each in this archive: the last running_diff is the difference
-        assert row["running_diff"] == pytest.approx(differences[user], abs=1e-6)
+        assert float(row["running_diff"]) == pytest.approx(differences[user], abs=1e-6)
     assert [(r["user_id"], r["ts"], r["tx_id"]) for r in rows] == sorted(
         (r["user_id"], r["ts"], r["tx_id"]) for r in rows
     )

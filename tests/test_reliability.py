@@ -613,7 +613,7 @@ def test_a_year_0_stamp_is_unparsed_not_a_crash_and_the_rest_read(tmp_path: Path
 
 def test_stamps_from_1899_to_9999_keep_every_per_period_table_small(tmp_path: Path) -> None:
     files = [stamped_log(tmp_path / f"{year}.log", year, 900 + i) for i, year in enumerate(["1899", "2024", "9999"])]
-    run = report(tmp_path, *files, args=("-f", "xlsx,csv"))
+    run = report(tmp_path, *files, args=("-f", "xlsx,csv", "--full-ledger"))  # no flag: only then in the Ledger
     assert run.exit_code == 0, run.stderr
     assert run.summary["transactions"] == 3
     assert run.summary["period"]["first"].startswith("1899-02-10") and run.summary["period"]["last"].startswith("9999")
