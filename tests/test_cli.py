@@ -201,7 +201,7 @@ def test_html_is_written_beside_the_workbook_and_listed(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["report", str(SAMPLE), "-o", str(out), "-f", "xlsx,html", "-v"])
     assert result.exit_code == 0
     written = result.stdout.splitlines()
-    names = ("calo_balance_reports.xlsx", "report.html", "transactions.parquet", "summary.json")  # the Ledger is capped
+    names = ("calo_balance_reports.xlsx", "report.html", "ledger.parquet", "summary.json")  # the Ledger is capped
     assert written == [str(out / n) for n in names]
     assert "html " in result.stderr.split("took ", 1)[1]  # its time is shown with the others
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left behind

@@ -1,5 +1,6 @@
 """The workbook's Ledger sheet: which transactions it shows, the cap, --full-ledger, the complete
-table beside it (transactions.parquet) and the links into it; on a handmade log with known answers.
+table beside it (ledger.parquet; transactions.parquet with -f parquet) and the links into it; on
+a handmade log with known answers.
 
 The log: user A has a wallet of 12 debits whose 6th does not add up (a mismatch: high severity,
 needs a person) and a clean second wallet in between; user B has 10 debits where the 3rd starts
@@ -124,7 +125,7 @@ def test_the_cap_keeps_whole_wallets_by_priority_and_says_what_it_left_out(
         "max_rows": 8,
         "selected": 12,
         "left_out_by_cap": {"rows": 5, "flagged_transactions": 1, "priorities": ["low"]},
-        "parquet": "transactions.parquet",
+        "parquet": "ledger.parquet",
     }
     text = ledger.ledger_text(summary["ledger"])
     assert text.startswith("The Ledger shows 7 of 30 transactions: the flagged transactions of every wallet")
@@ -142,11 +143,15 @@ def test_the_cap_keeps_whole_wallets_by_priority_and_says_what_it_left_out(
 
 
 def parquet_rows(path: Path) -> dict[str, dict[str, Any]]:
-    """transactions.parquet read back by DuckDB, by tx_id."""
+    """A Parquet file read back by DuckDB, by tx_id."""
     con = duckdb.connect()
     cur = con.execute("SELECT * FROM read_parquet(?)", [str(path)])
     names = [d[0] for d in cur.description]
     return {r[names.index("tx_id")]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
+
+
+def ids_in_order(table: Any) -> list[str]:
+    return [str(t) for t in table.column("tx_id").to_pylist()]
 
 
 def same(cell: Any, stored: Any) -> bool:
@@ -163,13 +168,11 @@ def same(cell: Any, stored: Any) -> bool:
 def test_a_capped_ledger_and_its_parquet_hold_every_transaction_once(result: AuditResult, tmp_path: Path) -> None:
     wb, summary = written(result, tmp_path / "out")
     out = tmp_path / "out"
-    assert sorted(p.name for p in out.iterdir()) == [
-        "calo_balance_reports.xlsx",
-        "summary.json",
-        "transactions.parquet",
-    ]
-    stored = parquet_rows(out / "transactions.parquet")
-    table = pq.read_table(out / "transactions.parquet")  # pyarrow too: one row per transaction, each id once
+    assert sorted(p.name for p in out.iterdir()) == ["calo_balance_reports.xlsx", "ledger.parquet", "summary.json"]
+    stored = parquet_rows(out / "ledger.parquet")
+    table = pq.read_table(out / "ledger.parquet")  # pyarrow too: one row per transaction, each id once
+    assert table.column_names == [c.value for c in wb["Ledger"][1]]  # the Ledger's columns, in its order
+    assert ids_in_order(table) == result.checked["tx_id"].cast(pl.String).to_list()
     ids = table.column("tx_id").to_pylist()
     assert len(ids) == len(set(ids)) == 30 == summary["ledger"]["of"] == summary["transactions"]
     assert set(ids) == set(result.checked["tx_id"].cast(pl.String).to_list())
@@ -237,7 +240,7 @@ def test_full_ledger_shows_every_transaction_and_writes_no_parquet(result: Audit
     assert [r["tx_id"] for r in rows(wb["Ledger"])] == result.checked["tx_id"].cast(pl.String).to_list()
     assert summary["ledger"]["complete"] and summary["ledger"]["parquet"] is None
     assert summary["ledger"]["rows"] == summary["ledger"]["of"] == 30
-    assert not (tmp_path / "out" / "transactions.parquet").exists()
+    assert not list((tmp_path / "out").glob("*.parquet"))
     overview = [[c.value for c in row] for row in wb["Overview"].iter_rows()]
     assert not any(r[0] == "Every transaction" for r in overview)
     assert any(r[0] == "Transactions in the Ledger" and r[2].startswith("The Ledger shows every") for r in overview)
@@ -249,8 +252,8 @@ def test_overview_and_readme_link_the_parquet_beside_the_workbook(result: AuditR
         ws = wb[sheet]
         label = next(r for r in range(1, ws.max_row + 1) if ws.cell(r, 1).value == "Every transaction")
         cell = ws[f"{column}{label}"]
-        assert cell.hyperlink is not None and cell.hyperlink.target == "transactions.parquet"  # relative
-        assert cell.value == "transactions.parquet"
+        assert cell.hyperlink is not None and cell.hyperlink.target == "ledger.parquet"  # relative
+        assert cell.value == "ledger.parquet"
         assert (tmp_path / "out" / cell.hyperlink.target).is_file()
     overview = {r[0]: r for r in wb["Overview"].iter_rows(values_only=True) if r[0]}
     assert overview["Transactions in the Ledger"][1] == "12"
@@ -260,9 +263,15 @@ def test_overview_and_readme_link_the_parquet_beside_the_workbook(result: AuditR
 
 def test_with_format_parquet_the_table_is_written_once(result: AuditResult, tmp_path: Path) -> None:
     done = write_outputs(result, tmp_path / "out", ["xlsx", "parquet"])
-    names = [p.name for p in done.paths]
-    assert names.count("transactions.parquet") == 1 and len(names) == len(set(names))
-    assert json.loads(done.summary_path.read_text())["ledger"]["parquet"] == "transactions.parquet"
+    names = [p.name for p in done.paths]  # transactions.parquet holds every Ledger column: no ledger.parquet
+    assert names.count("transactions.parquet") == 1 and "ledger.parquet" not in names
+    summary = json.loads(done.summary_path.read_text())
+    assert summary["ledger"]["parquet"] == "transactions.parquet"
+    wb = openpyxl.load_workbook(done.workbook)
+    stored = parquet_rows(tmp_path / "out" / "transactions.parquet")
+    assert len(stored) == 30
+    for row in rows(wb["Ledger"]):  # the same values there too
+        assert {c: v for c, v in row.items() if not same(v, stored[row["tx_id"]][c])} == {}
 
 
 def test_without_a_workbook_there_is_no_ledger(result: AuditResult, tmp_path: Path) -> None:
@@ -283,7 +292,7 @@ def test_the_cli_option(tmp_path: Path) -> None:
     out = tmp_path / "default"
     done = runner.invoke(cli, ["report", str(log), "-o", str(out)])
     assert done.exit_code == 0, done.output
-    assert str(out / "transactions.parquet") in done.stdout.splitlines()
+    assert str(out / "ledger.parquet") in done.stdout.splitlines()
     help_text = runner.invoke(cli, ["report", "--help"]).output
     section = help_text.split("Input and output:", 1)[1].split("\n\n", 1)[0]
     assert "--full-ledger" in section

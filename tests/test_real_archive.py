@@ -203,7 +203,7 @@ def test_overview_counts_link_to_the_sheets_that_hold_them(workbook) -> None:
             if not cell.hyperlink:
                 continue
             if cell.hyperlink.location is None:  # the complete Ledger beside the workbook, a relative link
-                assert (label, cell.hyperlink.target) == ("Every transaction", "transactions.parquet")
+                assert (label, cell.hyperlink.target) == ("Every transaction", "ledger.parquet")
                 continue
             links += 1
             sheet, target = link_target(cell)
@@ -275,12 +275,12 @@ def test_roll_forward_closes_for_every_clean_user_and_explains_every_difference(
 
 
 def test_user_links_open_their_ledger_rows_and_the_ledger_ends_at_the_difference(workbook, report_dir: Path) -> None:
-    """The Ledger shows the flagged users' rows; the complete Ledger (transactions.parquet, read
+    """The Ledger shows the flagged users' rows; the complete Ledger (ledger.parquet, read
     by pyarrow) holds all 16,300, each wallet ending at the user's roll-forward difference."""
     wb = workbook
     summary, ledger = wb["PerUserSummary"], wb["Ledger"]
     rows = sheet_rows(ledger)
-    every = pq.read_table(report_dir / "transactions.parquet").to_pylist()
+    every = pq.read_table(report_dir / "ledger.parquet").to_pylist()
     assert len(every) == len({r["tx_id"] for r in every}) == 16_300
     assert {r["tx_id"] for r in rows} <= {r["tx_id"] for r in every}
     last: dict[str, dict] = {}

@@ -392,8 +392,8 @@ def test_overview_counts_link_to_sheets_with_that_many_rows(built) -> None:
             if not cell.hyperlink:
                 continue
             if cell.hyperlink.location is None:  # the one external link: the complete Ledger beside the workbook
-                assert (label, cell.hyperlink.target, cell.value) == ("Every transaction", "transactions.parquet",
-                                                                      "transactions.parquet")  # fmt: skip
+                assert (label, cell.hyperlink.target, cell.value) == ("Every transaction", "ledger.parquet",
+                                                                      "ledger.parquet")  # fmt: skip
                 continue
             sheet, target = link(cell)
             assert sheet in wb.sheetnames and target == 1

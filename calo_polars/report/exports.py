@@ -110,6 +110,8 @@ def _arrow(frame: pl.DataFrame, table: str) -> pa.Table:
 def _about(table: str) -> str:
     if table in TABLES:
         return TABLES[table]
+    if table == LEDGER_PARQUET.removesuffix(".parquet"):
+        return LEDGER_ABOUT
     from calo_polars.report.bounded import BOUNDED  # a capped sheet's whole table, beside the workbook
 
     return next(b.about for b in BOUNDED.values() if b.table == table)
@@ -153,20 +155,24 @@ def write_exports(
     return written
 
 
-#: The complete Ledger beside a workbook whose Ledger sheet is not complete: the transactions
-#: table as ``-f parquet`` writes it (every Ledger column, same values, one row per transaction).
-LEDGER_PARQUET = "transactions.parquet"
+#: The complete Ledger beside a workbook whose Ledger sheet is not complete: the Ledger's own
+#: columns, one row per transaction, in its order. With ``-f parquet`` the transactions table
+#: holds all of it (every Ledger column, the same values, and more), and is linked instead.
+LEDGER_PARQUET = "ledger.parquet"
+LEDGER_ABOUT = (
+    "The complete Ledger: one row per transaction, by user then time, with the columns and values of the workbook's "
+    "Ledger sheet (which shows only the flagged transactions with their context)."
+)
 
 
-def write_ledger_parquet(result: AuditResult, outdir: Path, ledger: pl.DataFrame) -> Path:
-    """``transactions.parquet`` alone (``LEDGER_PARQUET``), from the complete Ledger ``ledger``."""
-    path = outdir / LEDGER_PARQUET
-    frame = _transactions(result, ledger)
-    try:
-        write_parquet(frame.select(c for c in frame.columns if not c.startswith("_")), path, "transactions")
-    except (OSError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
-        raise named_error(exc, path) from None
-    return path
+def ledger_parquet(formats: list[str]) -> str:
+    """The file beside the workbook that holds the complete Ledger: transactions.parquet when it is exported."""
+    return "transactions.parquet" if "parquet" in formats else LEDGER_PARQUET
+
+
+def write_ledger_parquet(outdir: Path, ledger: pl.DataFrame) -> Path:
+    """``ledger.parquet`` (``LEDGER_PARQUET``): the complete Ledger ``ledger`` (``tables.ledger``)."""
+    return write_table_parquet(ledger, outdir, LEDGER_PARQUET.removesuffix(".parquet"))
 
 
 def write_table_parquet(frame: pl.DataFrame, outdir: Path, table: str) -> Path:

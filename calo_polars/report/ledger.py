@@ -1,14 +1,15 @@
 """Which transactions the workbook's Ledger sheet shows: the flagged ones with their context.
 
 A person reads the Ledger to see what happened around a flag, not to scroll 30 million rows
-(the complete table is ``transactions.parquet``, written beside the workbook whenever the Ledger
-is not complete). So by default the Ledger holds, for every balance history (user, wallet,
-currency: ``HISTORY``) with at least one flag, each flagged transaction and the ``CONTEXT``
-transactions before and after it in the same history, in the usual Ledger order (by user, then
-time). At most ``MAX_ROWS`` rows: past it, rows are kept by priority (``PRIORITIES``: the flags
-that need a person first, then high, medium, low severity), a whole history's rows of one
-priority at a time (kept whole or not at all), histories in Ledger order, each if it still fits;
-what the cap left out is counted (``Shown``). ``--full-ledger`` asks for every transaction instead.
+(the complete Ledger is ``ledger.parquet``, written beside the workbook whenever the Ledger sheet
+is not complete; ``transactions.parquet`` when ``-f parquet`` writes it anyway). So by default
+the Ledger holds, for every balance history (user, wallet, currency: ``HISTORY``) with at least
+one flag, each flagged transaction and the ``CONTEXT`` transactions before and after it in the
+same history, in the usual Ledger order (by user, then time). At most ``MAX_ROWS`` rows: past it,
+rows are kept by priority (``PRIORITIES``: the flags that need a person first, then high, medium,
+low severity), a whole history's rows of one priority at a time (kept whole or not at all),
+histories in Ledger order, each if it still fits; what the cap left out is counted (``Shown``).
+``--full-ledger`` asks for every transaction instead.
 
 The selection is a function over ONE part of the transactions (``shown_in_part``), since every
 history is whole inside one part; the cap (``cap``) is applied once the parts are put together.
@@ -132,7 +133,9 @@ def ledger_text(ledger: dict[str, Any]) -> str:
     if ledger["complete"]:
         return text + " That is every transaction."
     where = f" in {ledger['parquet']}, beside this workbook" if ledger["parquet"] else " in the Parquet export"
-    return text + f" Every transaction, with the same columns and values, is{where}; --full-ledger puts them all here."
+    return (
+        text + f" Every transaction, with the Ledger's columns and values, is{where}; --full-ledger puts them all here."
+    )
 
 
 def cap(rows: pl.DataFrame, max_rows: int | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:

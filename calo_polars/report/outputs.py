@@ -32,6 +32,7 @@ from calo_polars.report import bounded, ledger
 from calo_polars.report.exports import (
     LEDGER_PARQUET,
     TABLES,
+    ledger_parquet,
     named_error,
     write_exports,
     write_ledger_parquet,
@@ -79,7 +80,7 @@ class Written:
 
 def _targets(out: Path) -> set[Path]:
     names = [WORKBOOK_NAME, HTML_NAME, SUMMARY_NAME] + [f"{t}.{ext}" for t in TABLES for ext in ("parquet", "csv")]
-    names += [f"{b.table}.parquet" for b in bounded.BOUNDED.values()]
+    names += [LEDGER_PARQUET, *(f"{b.table}.parquet" for b in bounded.BOUNDED.values())]
     return {out / n for n in names}
 
 
@@ -119,7 +120,8 @@ def write_outputs(
     written. Each file is written atomically. ``on_step(name)`` is called before each format
     (for progress displays). The workbook's Ledger sheet holds the flagged transactions with
     their context (``report.ledger``), or every transaction with ``full_ledger``; when it is
-    not complete, ``transactions.parquet`` (the complete table) is always written beside it.
+    not complete, ``ledger.parquet`` (the complete Ledger) is always written beside it (with
+    ``parquet`` among the formats, ``transactions.parquet`` holds it, and is not written twice).
     """
     check_outdir(result.inputs, outdir)
     chosen = list(dict.fromkeys(formats))
@@ -132,7 +134,7 @@ def write_outputs(
     too_long = bounded.describe(signals)
     data = summary(
         result,
-        None if view is None else view.shown.describe(LEDGER_PARQUET),
+        None if view is None else view.shown.describe(ledger_parquet(chosen)),
         None if view is None else too_long,
     )
     written = Written(out / SUMMARY_NAME, data)
@@ -176,7 +178,7 @@ def write_outputs(
             written.seconds["+".join(exports)] = time.perf_counter() - started
         if view is not None and not view.shown.complete and "parquet" not in exports:  # the complete Ledger beside
             started = step("ledger parquet")
-            names.append(write_ledger_parquet(result, stage, view.complete).name)
+            names.append(write_ledger_parquet(stage, view.complete).name)
             written.exports.append(out / LEDGER_PARQUET)
             written.seconds["ledger parquet"] = time.perf_counter() - started
         if too_long:
