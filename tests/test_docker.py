@@ -101,7 +101,8 @@ def test_default_command_audits_a_mounted_zip_into_out(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     done = run_image(tmp_path)
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["calo_balance_reports.xlsx", "summary.json"]
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["calo_balance_reports.xlsx", "ledger.parquet", "summary.json"]  # the Ledger is capped
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["inputs"] == ["data.zip"]
 
 

@@ -64,7 +64,7 @@ def test_failed_summary_write_leaves_the_previous_summary_whole(
     with pytest.raises(OutputError, match="No space left on device"):
         write_outputs(audit(files[:1]), out)
     assert (out / SUMMARY_NAME).read_bytes() == old
-    assert sorted(p.name for p in out.iterdir()) == [WORKBOOK_NAME, SUMMARY_NAME]
+    assert sorted(p.name for p in out.iterdir()) == [WORKBOOK_NAME, "ledger.parquet", SUMMARY_NAME]  # no flag: beside
 
 
 def test_unwritable_output_is_one_line_and_exit_2(tmp_path: Path) -> None:

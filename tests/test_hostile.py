@@ -53,7 +53,7 @@ def test_unsafe_member_names_are_reported_never_used_as_paths_and_still_read(
         f"member name holds {why}: never used as a path (nothing is extracted); its content was read",
     )
     assert_nothing_else_lost(run, extra={f"01HR{905:022d}", f"01HR{906:022d}"})
-    assert tree(tmp_path) - before == {"out", "out/summary.json", "out/calo_balance_reports.xlsx"}
+    assert tree(tmp_path) - before == {"out", "out/summary.json", "out/calo_balance_reports.xlsx", "out/ledger.parquet"}
     assert not (tmp_path.parent / "escaped").exists()
     assert not any(line.startswith("warning: forged") for line in run.stderr.splitlines())
 
