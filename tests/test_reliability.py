@@ -587,6 +587,7 @@ def test_control_characters_in_names_are_escaped_in_every_printed_line(tmp_path:
     assert printable(str(folder)) in result.stderr and "\\x1b[31m\\x07dir" in result.stderr  # the warning
     assert result.stdout.splitlines() == [
         f"{tmp_path}/o\\x1bu\\nt/calo_balance_reports.xlsx",
+        f"{tmp_path}/o\\x1bu\\nt/ledger.parquet",  # no flag: the Ledger sheet is empty, the whole table beside
         f"{tmp_path}/o\\x1bu\\nt/summary.json",
     ]
     assert json.loads((out / "summary.json").read_text())["transactions"] == 2 + 1
