@@ -57,12 +57,37 @@ typedef struct {
     } u;
 } View;
 
-static int col_push(Col *c, const void *value, int valid) {
-    if (vec_grow(&c->data, (c->n + 1) * c->size)) return -1;
-    memcpy(c->data.p + c->n * c->size, value, c->size);
+static int vec_exact(Vec *v, size_t need) {
+    if (need <= v->cap) return 0;
+    char *p = realloc(v->p, need);
+    if (!p) return -1;
+    v->p = p;
+    v->cap = need;
+    return 0;
+}
+
+static int col_reserve(Col *c, size_t n) {
+    if (vec_exact(&c->data, n * c->size + 16)) return -1;
+    if (c->nullable && vec_exact(&c->bits, ((n + 7) >> 3) + 1)) return -1;
+    return 0;
+}
+
+static inline int col_push(Col *c, const void *value, int valid) {
+    if ((c->n + 1) * c->size > c->data.cap && vec_grow(&c->data, (c->n + 1) * c->size)) return -1;
+    char *dst = c->data.p + c->n * c->size;
+    switch (c->size) { /* fixed sizes, so the copies are inlined */
+    case 4:
+        memcpy(dst, value, 4);
+        break;
+    case 8:
+        memcpy(dst, value, 8);
+        break;
+    default:
+        memcpy(dst, value, 16);
+    }
     if (c->nullable) {
         size_t byte = c->n >> 3;
-        if (vec_grow(&c->bits, byte + 1)) return -1;
+        if (byte >= c->bits.cap && vec_grow(&c->bits, byte + 1)) return -1;
         if ((c->n & 7) == 0) c->bits.p[byte] = 0;
         if (valid) c->bits.p[byte] |= (char)(1u << (c->n & 7));
     }
@@ -410,7 +435,7 @@ static void out_free(Out *o) {
         if (col_push((col), (val), (valid))) o->oom = 1;       \
     } while (0)
 
-static void push_view(Out *o, Col *c, size_t off, size_t len) {
+static inline void push_view(Out *o, Col *c, size_t off, size_t len) {
     View v = view_of((const char *)o->base, off, len, 0);
     PUSH(c, &v, 1);
 }
@@ -840,6 +865,27 @@ static PyObject *tokenize(PyObject *self, PyObject *args) {
     o->sc.saved = PyEval_SaveThread();
     for (Py_ssize_t i = 0; i < n; i++) { /* the tuple holds the bytes objects, which are immutable */
         memcpy(joined.p + offs[i], PyBytes_AS_STRING(PyTuple_GET_ITEM(texts, i)), offs[i + 1] - offs[i]);
+    }
+    {   /* exact sizes of the head and body columns first (a cheap pass), so no column is reallocated */
+        size_t heads = 0, lines = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const unsigned char *s = o->base + offs[i], *end = o->base + offs[i + 1];
+            int first = 1;
+            for (;;) {
+                const unsigned char *nl = memchr(s, '\n', (size_t)(end - s));
+                const unsigned char *e = nl ? nl : end;
+                if (e > s) {
+                    lines++;
+                    if (first || (e - s >= 25 && stamp_shape(s) && s[24] == ' ')) heads++;
+                    first = 0;
+                }
+                if (!nl) break;
+                s = nl + 1;
+            }
+        }
+        for (int c = 0; c < N_HEAD_COLS; c++) o->oom |= col_reserve(&o->heads[c], heads) != 0;
+        for (int c = 0; c < N_BODY_COLS; c++) o->oom |= col_reserve(&o->body[c], lines - heads) != 0;
+        for (int c = 0; c < N_KV_COLS; c++) o->oom |= col_reserve(&o->kv[c], (lines - heads) / 4 * 3) != 0;
     }
     uint32_t event = 0;
     long pending = -1;
