@@ -65,7 +65,8 @@ def image_command() -> list[str]:
 def test_dockerfile_is_multi_stage_slim_and_non_root() -> None:
     froms = [args for op, args in instructions() if op == "FROM"]
     # the build stage compiles the tokenizer (the full image has gcc); the image itself is slim
-    assert len(froms) == 2 and re.match(r"python:3\.11 AS build$", froms[0]) and re.match(r"python:3\.11-slim$", froms[1])
+    assert len(froms) == 2
+    assert re.match(r"python:3\.11 AS build$", froms[0]) and re.match(r"python:3\.11-slim$", froms[1])
     final = final_stage()
     users = [args for op, args in final if op == "USER"]
     assert users and users[-1] not in ("root", "0")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
@@ -41,7 +42,9 @@ FUZZ = settings(
 )
 
 
-def same_tables(file_ids: list[int], texts: list[str | bytes], max_chars: int = tokenize.MAX_LINE_CHARS) -> None:
+def same_tables(
+    file_ids: Sequence[int], texts: Sequence[str | bytes], max_chars: int = tokenize.MAX_LINE_CHARS
+) -> None:
     """Both paths, every table equal (dtypes, order, nulls)."""
     (slow, slow_long, slow_kv) = tokenize.polars_lines(file_ids, texts, max_chars)
     (fast, fast_long, fast_kv) = tokenize.fast_lines(file_ids, texts, max_chars)
