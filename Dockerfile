@@ -14,14 +14,15 @@ WORKDIR /src
 COPY requirements.lock pyproject.toml setup.py README.md ./
 COPY calo_polars ./calo_polars
 COPY wheels /wheels
-# $offline is empty or one word (SC2086); ".[s3]" is this source, its dependencies pinned above (DL3013).
+# $offline is empty or one word (SC2086); ".[s3]" is this source, its dependencies pinned above (DL3013);
+# the last check runs isolated (-I), so the source in /src cannot stand in for the installed package.
 # hadolint ignore=SC2086,DL3013
 RUN offline=""; if ls /wheels/*.whl >/dev/null 2>&1; then offline="--no-index"; fi \
     && python3 -m venv --without-pip /opt/venv \
     && pip --python /opt/venv/bin/python install --no-cache-dir $offline --find-links /wheels --requirement requirements.lock \
     && pip --python /opt/venv/bin/python install --no-cache-dir $offline --find-links /wheels --no-deps ".[s3]" \
     && pip --python /opt/venv/bin/python check \
-    && /opt/venv/bin/python -c "from calo_polars.parse import tokenize; assert tokenize.AVAILABLE, 'tokenizer not built'"
+    && /opt/venv/bin/python -I -c "from calo_polars.parse import tokenize; assert tokenize.AVAILABLE, 'tokenizer not built'"
 
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 calo \
