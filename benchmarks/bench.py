@@ -368,7 +368,7 @@ def profile_check(archive: Path) -> list[tuple[str, float]]:
     to more than the wall time). The serial rows (after reading) are wall seconds.
     """
     from calo_polars.audit import run as audit_mod
-    from calo_polars.parse import ingest
+    from calo_polars.parse import ingest, tokenize
     from calo_polars.read import sources
 
     spent: dict[str, float] = defaultdict(float)
@@ -386,9 +386,10 @@ def profile_check(archive: Path) -> list[tuple[str, float]]:
         setattr(module, name, wrapper)
 
     parse = [
-        (ingest, "lines_frame", "lines: split on \\n, explode (Polars)"),
-        (ingest, "split_events", "split_events: heads, fields by shape, kinds, request ids"),
-        (ingest, "key_values", "key_values: util.inspect key/value lines"),
+        (ingest, "events_of", "events: lines, heads, key/value pairs (C tokenizer, or the three Polars rows below)"),
+        (tokenize, "lines_frame", "lines: split on \\n, explode (Polars)"),
+        (tokenize, "split_events", "split_events: heads, fields by shape, kinds, request ids"),
+        (tokenize, "key_values", "key_values: util.inspect key/value lines"),
         (ingest, "refine_objects", "refine_objects"),
         (ingest, "transactions", "transactions: pivot + typed columns"),
         (ingest, "notices", "notices"),
