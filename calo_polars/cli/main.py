@@ -851,6 +851,8 @@ def report(
                 if name != "write"
             )
             say(f"took {clock.total():.2f} s: {steps}; settings {written.summary['settings']}", err=True)
+            for line in engine.placement_lines():
+                say(line, err=True)
         for path in written.paths:
             say(str(path))
         if state:

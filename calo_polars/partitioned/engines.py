@@ -11,6 +11,9 @@ results in the order given, so every engine gives the same merged result.
   without an address (and no ``RAY_ADDRESS``) a local Ray runtime with ``workers`` CPUs is
   started and stopped.
   A Ray runtime already started by the caller (``ray.is_initialized()``) is used as it is.
+  Tasks are spread over the nodes (each reads its own partition from shared storage: there
+  is no data on the driver's node to stay near), and each says which node ran it
+  (``Engine.ran_on``, printed by ``report -v``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import os
 import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from calo_polars.errors import CaloError, UsageError
@@ -42,6 +45,8 @@ class Engine:
     kind: str = "local"
     workers: int = 1
     ray_address: str | None = None
+    #: Where each call of the last ``map`` ran, in call order: (Ray node id, node IP); empty for local runs.
+    ran_on: list[tuple[str, str]] = field(default_factory=list, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in ENGINES:
@@ -54,7 +59,9 @@ class Engine:
     def map(self, fn: Callable[..., R], calls: Sequence[tuple[Any, ...]]) -> list[R]:
         """``fn(*args)`` for each ``args`` of ``calls``, results in the same order."""
         if self.kind == "ray":
-            return run_ray(fn, calls, self.workers, self.ray_address)
+            placed = run_ray(fn, calls, self.workers, self.ray_address)
+            self.ran_on[:] = [where for where, _ in placed]
+            return [result for _, result in placed]
         if self.workers == 1 or len(calls) <= 1:
             return [fn(*args) for args in calls]
         return run_pool(fn, calls, self.workers)
@@ -63,6 +70,16 @@ class Engine:
         if self.kind == "ray":
             return f"ray ({self.ray_address or f'local, {self.workers} CPUs'})"
         return "this process" if self.workers == 1 else f"{self.workers} worker processes"
+
+    def placement_lines(self) -> list[str]:
+        """For ``-v``: per Ray node of the last ``map``, the calls (partitions) it ran."""
+        by_node: dict[tuple[str, str], list[int]] = {}
+        for k, where in enumerate(self.ran_on):
+            by_node.setdefault(where, []).append(k)
+        return [
+            f"ray node {ip} ({node_id[:12]}): partition{'s' if len(ks) > 1 else ''} {', '.join(map(str, ks))}"
+            for (node_id, ip), ks in by_node.items()
+        ]
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -92,8 +109,18 @@ def _leave_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def run_ray(fn: Callable[..., R], calls: Sequence[tuple[Any, ...]], workers: int, address: str | None) -> list[R]:
-    """``fn`` over ``calls`` as Ray tasks (one a call), on a cluster or a local runtime."""
+def _on_node(fn: Callable[..., R], *args: Any) -> tuple[tuple[str, str], R]:
+    """A Ray task: ``fn(*args)`` and the node that ran it (its id and IP)."""
+    import ray
+
+    return (ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address()), fn(*args)
+
+
+def run_ray(
+    fn: Callable[..., R], calls: Sequence[tuple[Any, ...]], workers: int, address: str | None
+) -> list[tuple[tuple[str, str], R]]:
+    """``fn`` over ``calls`` as Ray tasks (one a call), on a cluster or a local runtime: where
+    each ran and its result."""
     try:
         import ray
     except ImportError:
@@ -113,13 +140,16 @@ def run_ray(fn: Callable[..., R], calls: Sequence[tuple[Any, ...]], workers: int
             ) from None
         started = True
     try:
-        task = ray.remote(fn)
-        return list(ray.get([task.remote(*args) for args in calls]))
+        task = ray.remote(_on_node).options(scheduling_strategy="SPREAD")
+        return list(ray.get([task.remote(fn, *args) for args in calls]))
     except ray.exceptions.RayTaskError as exc:
         cause = exc.cause
         what = str(cause) if isinstance(cause, CaloError) else f"{type(cause).__name__}: {cause}"
         hint = " (on a cluster, is the store on storage every node sees, at the same path?)" if address else ""
         raise EngineError(f"a Ray task failed: {what.splitlines()[0] if what else '?'}{hint}") from None
+    except ray.exceptions.RayError as exc:  # a worker or node died, an object was lost: the cluster, not the task
+        what = str(exc).strip().splitlines()
+        raise EngineError(f"the Ray cluster lost a task: {type(exc).__name__}: {what[0] if what else '?'}") from None
     finally:
         if started:
             ray.shutdown()
