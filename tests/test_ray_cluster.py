@@ -287,6 +287,7 @@ def check_on_both_nodes(cluster: Cluster, archive: Path, tmp_path: Path, partiti
     driver.mkdir()
     run = run_on_cluster(cluster, address, "../store", driver, "two")
     assert run.code == 0, run.stderr[-2000:]
+    assert not re.search(r"^\d{4}-\d\d-\d\d .*(INFO|WARNING)", run.stderr, re.MULTILINE), run.stderr  # Ray's own
     placed = run.placements()
     assert sorted(k for ks in placed.values() for k in ks) == list(range(partitions)), run.stderr[-2000:]
     assert set(placed) == {node[:12] for node in cluster.node_ids}, (placed, cluster.node_ids)  # both nodes
@@ -305,7 +306,27 @@ def test_two_node_run_equals_one_shot_on_a_generated_archive(cluster: Cluster, s
     check_on_both_nodes(cluster, synthetic, tmp_path, partitions=8, address=cluster.address)
 
 
+@pytest.mark.real
 def test_two_node_run_through_ray_client_equals_one_shot_on_the_real_archive(
     cluster: Cluster, real_archive: Path, tmp_path: Path
 ) -> None:
     check_on_both_nodes(cluster, real_archive, tmp_path, partitions=6, address=cluster.client_address)
+
+
+def test_a_worker_lost_on_the_cluster_is_one_line(cluster: Cluster, tmp_path: Path) -> None:
+    """A task whose worker process dies (as the OOM killer would do it): Ray retries it, then one line."""
+    said = tmp_path / "error.txt"
+    driver = (
+        "import os, pathlib\n"
+        "from calo_polars.partitioned.engines import Engine, EngineError\n"
+        "try:\n"
+        f"    Engine('ray', ray_address={cluster.address!r}).map(os._exit, [(3,)])\n"
+        "except EngineError as exc:\n"
+        f"    pathlib.Path({str(said)!r}).write_text(str(exc))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", driver], cwd=tmp_path, env=cluster.env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0 and said.exists(), done.stderr[-2000:]
+    assert said.read_text().startswith("the Ray cluster lost a task: WorkerCrashedError: "), said.read_text()
+    assert len(said.read_text().splitlines()) == 1

@@ -18,6 +18,7 @@ results in the order given, so every engine gives the same merged result.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import signal
@@ -129,11 +130,13 @@ def run_ray(
     address = address or os.environ.get("RAY_ADDRESS")
     if not ray.is_initialized():
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report sent home
+        # Ray's "Connected to"/"Started a local Ray instance" lines are not ours to print (-q prints nothing).
+        logging.getLogger("ray").setLevel(logging.ERROR)
         try:
             if address:
-                ray.init(address=address, log_to_driver=False)
+                ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
             else:
-                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise UsageError(
                 f"cannot start or reach Ray{f' at {address}' if address else ''}: {str(exc).splitlines()[0]}"
