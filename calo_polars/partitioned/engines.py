@@ -11,9 +11,11 @@ results in the order given, so every engine gives the same merged result.
   without an address (and no ``RAY_ADDRESS``) a local Ray runtime with ``workers`` CPUs is
   started and stopped.
   A Ray runtime already started by the caller (``ray.is_initialized()``) is used as it is.
-  Tasks are spread over the nodes (each reads its own partition from shared storage: there
-  is no data on the driver's node to stay near), and each says which node ran it
-  (``Engine.ran_on``, printed by ``report -v``).
+  The first task of each CPU of the cluster is placed on that CPU's node, so that every node
+  starts at once (left to Ray, short tasks all run on the first worker up while the other
+  nodes start theirs); the others go wherever a CPU is free first (``SPREAD``: each task
+  reads its own partition from shared storage, there is no data to stay near). Each task
+  says which node ran it (``Engine.ran_on``, printed by ``report -v``).
 """
 
 from __future__ import annotations
@@ -117,6 +119,24 @@ def _on_node(fn: Callable[..., R], *args: Any) -> tuple[tuple[str, str], R]:
     return (ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address()), fn(*args)
 
 
+def _first_round(nodes: list[dict[str, Any]]) -> list[str]:
+    """One node id per CPU of the cluster's alive nodes, the nodes interleaved by their share of CPUs."""
+    slots = [
+        ((j + 0.5) / cpus, node["NodeID"])
+        for node in nodes
+        if node.get("Alive") and (cpus := int(node.get("Resources", {}).get("CPU", 0)))
+        for j in range(cpus)
+    ]
+    return [node_id for _, node_id in sorted(slots)]
+
+
+def _placement(node_id: str) -> Any:
+    """On that node (another one if it is gone), even if it must wait there for a free CPU."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return NodeAffinitySchedulingStrategy(node_id, soft=True)
+
+
 def run_ray(
     fn: Callable[..., R], calls: Sequence[tuple[Any, ...]], workers: int, address: str | None
 ) -> list[tuple[tuple[str, str], R]]:
@@ -143,16 +163,19 @@ def run_ray(
             ) from None
         started = True
     try:
-        task = ray.remote(_on_node).options(scheduling_strategy="SPREAD")
-        return list(ray.get([task.remote(fn, *args) for args in calls]))
+        task = ray.remote(_on_node)
+        first = _first_round(ray.nodes())
+        places = [_placement(first[k]) if k < len(first) else "SPREAD" for k in range(len(calls))]
+        refs = [task.options(scheduling_strategy=p).remote(fn, *a) for p, a in zip(places, calls, strict=True)]
+        return list(ray.get(refs))
     except ray.exceptions.RayTaskError as exc:
         cause = exc.cause
         what = str(cause) if isinstance(cause, CaloError) else f"{type(cause).__name__}: {cause}"
         hint = " (on a cluster, is the store on storage every node sees, at the same path?)" if address else ""
         raise EngineError(f"a Ray task failed: {what.splitlines()[0] if what else '?'}{hint}") from None
     except ray.exceptions.RayError as exc:  # a worker or node died, an object was lost: the cluster, not the task
-        what = str(exc).strip().splitlines()
-        raise EngineError(f"the Ray cluster lost a task: {type(exc).__name__}: {what[0] if what else '?'}") from None
+        lines = str(exc).strip().splitlines()
+        raise EngineError(f"the Ray cluster lost a task: {type(exc).__name__}: {lines[0] if lines else '?'}") from None
     finally:
         if started:
             ray.shutdown()
