@@ -7,7 +7,8 @@ process (a driver in another folder, on a relative store path), once through the
 address (a driver on a node) and once through Ray Client (``ray://``, a driver outside the
 cluster), and must write what the one-shot ``report`` writes: summary.json byte for byte, every
 Parquet table (read back with pyarrow) and every workbook cell; ``-v`` says which node checked
-which partition, and both nodes must have checked some.
+which partition, and both nodes must have checked some. A worker that dies, a wrong token and
+an address nothing answers at are each one line.
 
 The cluster is stopped when the module ends, even when a test fails: each node's ``ray start
 --block`` is sent SIGTERM (it stops its own Ray processes), what is left of its process group is
@@ -330,3 +331,18 @@ def test_a_worker_lost_on_the_cluster_is_one_line(cluster: Cluster, tmp_path: Pa
     assert done.returncode == 0 and said.exists(), done.stderr[-2000:]
     assert said.read_text().startswith("the Ray cluster lost a task: WorkerCrashedError: "), said.read_text()
     assert len(said.read_text().splitlines()) == 1
+
+
+def test_a_wrong_token_or_address_is_one_line(cluster: Cluster, synthetic: Path, tmp_path: Path) -> None:
+    """Another cluster's token, and a port nothing listens on (at once, not after Ray's five minutes)."""
+    code, stderr, store = ingest(tmp_path, synthetic, args=("--partitions", "2"))
+    assert code == 0, stderr
+    wrong = Cluster({**cluster.env, "RAY_AUTH_TOKEN": secrets.token_hex(32)}, address=cluster.address)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{s.getsockname()[1]}"
+    for who, address in ((wrong, cluster.address), (cluster, closed)):
+        run = run_on_cluster(who, address, str(store), tmp_path, "out")
+        assert run.code == 2, run.stderr
+        assert run.stderr.startswith(f"calo-balance: cannot start or reach Ray at {address}: "), run.stderr
+        assert len(run.stderr.splitlines()) == 1, run.stderr

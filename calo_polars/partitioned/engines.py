@@ -20,11 +20,14 @@ results in the order given, so every engine gives the same merged result.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Sequence
+import socket
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -119,6 +122,32 @@ def _on_node(fn: Callable[..., R], *args: Any) -> tuple[tuple[str, str], R]:
     return (ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address()), fn(*args)
 
 
+@contextlib.contextmanager
+def _fd2_silenced() -> Iterator[None]:
+    """File descriptor 2 to /dev/null for a while: Ray's C++ code writes there, past ``sys.stderr``."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _reachable(address: str, timeout: float = 10.0) -> None:
+    """A ``HOST:PORT`` address that nothing answers at fails now: ``ray.init`` would wait about
+    five minutes before saying so. Other addresses (``auto``, ``ray://``) are Ray's to resolve."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConnectionError(f"nothing answers there ({exc.strerror or exc})") from None
+
+
 def _first_round(nodes: list[dict[str, Any]]) -> list[str]:
     """One node id per CPU of the cluster's alive nodes, the nodes interleaved by their share of CPUs."""
     slots = [
@@ -154,7 +183,9 @@ def run_ray(
         logging.getLogger("ray").setLevel(logging.ERROR)
         try:
             if address:
-                ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+                _reachable(address)
+                with _fd2_silenced():  # Ray's C++ retry warnings (a wrong token: 20 lines in 25 s) bury our line
+                    ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
             else:
                 ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
         except (ConnectionError, RuntimeError, ValueError) as exc:
