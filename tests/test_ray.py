@@ -8,6 +8,7 @@ CI is not set (under CI=true a missing Ray fails).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,12 @@ def test_ray_run_equals_one_shot(ray_runtime: Any, logs: Path, tmp_path: Path, p
 def test_cli_engine_ray_writes_the_same_summary(ray_runtime: Any, logs: Path, tmp_path: Path) -> None:
     one = report(tmp_path, logs, args=("--format", "json"), out="one")
     ingest_into([logs], tmp_path / "store", partitions=4)
-    two = report(tmp_path, args=("--from", str(tmp_path / "store"), "--engine", "ray", "--format", "json"), out="two")
+    args = ("--from", str(tmp_path / "store"), "--engine", "ray", "--format", "json", "-v")
+    two = report(tmp_path, args=args, out="two")
     assert two.exit_code == one.exit_code == 0
     assert (one.out / "summary.json").read_bytes() == (two.out / "summary.json").read_bytes()
+    node = ray_runtime.get_runtime_context().get_node_id()[:12]  # -v: the one node checked every partition
+    assert re.search(rf"^ray node \S+ \({node}\): partitions 0, 1, 2, 3$", two.stderr, re.MULTILINE), two.stderr
 
 
 def test_a_failed_ray_task_is_one_line(ray_runtime: Any, logs: Path, tmp_path: Path) -> None:

@@ -514,7 +514,10 @@ def _mail_settings(
     return MailSettings(to, sender, host, port or SECURITY_PORTS[security], security, user, password)
 
 
-REPORT_VERBOSE = "Also print every input problem (not only the first 50), the settings and how long each step took."
+REPORT_VERBOSE = (
+    "Also print every input problem (not only the first 50), the settings, how long each step took"
+    " and (--engine ray) which node checked which partition."
+)
 
 
 REPORT_QUIET = "Print nothing unless the exit code is not 0 (then one line saying why) or an alert was not delivered."
@@ -864,6 +867,8 @@ def report(
                 if name != "write"
             )
             say(f"took {clock.total():.2f} s: {steps}; settings {written.summary['settings']}", err=True)
+            for line in engine.placement_lines():
+                say(line, err=True)
         for path in written.paths:
             say(str(path))
         if state:
