@@ -24,6 +24,7 @@ from xlsxwriter.worksheet import Worksheet
 from calo_polars.checks.registry import CHECKS
 from calo_polars.money import minor_unit_expr
 from calo_polars.report.columns import describe
+from calo_polars.report.xlsx import sheetdata
 
 EXCEL_MAX_ROWS = 1_048_576
 EXCEL_MAX_CHARS = 32_767
@@ -193,6 +194,13 @@ def text_lines(frame: pl.DataFrame, widths: dict[str, float]) -> list[int]:
     Excel's printing do not grow rows for wrapped text on their own)."""
     if not widths or frame.is_empty():
         return []
+    return line_counts(frame, widths).to_list()
+
+
+def line_counts(frame: pl.DataFrame, widths: dict[str, float]) -> pl.Series:
+    """``text_lines`` as a series (1 for every row when nothing wraps)."""
+    if not widths:
+        return pl.Series("lines", [1] * frame.height, dtype=pl.Int32)
     per_column = [
         pl.col(col)
         .cast(pl.String)
@@ -202,8 +210,7 @@ def text_lines(frame: pl.DataFrame, widths: dict[str, float]) -> list[int]:
         .list.sum()
         for col, width in widths.items()
     ]
-    lines = frame.select(pl.max_horizontal(per_column).clip(1, MAX_LINES).cast(pl.Int32))
-    return lines.to_series().to_list()
+    return frame.select(pl.max_horizontal(per_column).clip(1, MAX_LINES).cast(pl.Int32).alias("lines")).to_series()
 
 
 def _clip(s: str) -> str:
@@ -270,8 +277,11 @@ def _column_writer(
     return lambda r, i: values[i] is not None and ws.write_string(r, c, _clip(values[i]), fmt)
 
 
-#: Rows turned into Python values at a time: a whole 800k-row Ledger as Python lists took 1 GB.
+#: Rows turned into Python values (or XML) at a time: a whole 800k-row Ledger as Python lists took 1 GB.
 CHUNK_ROWS = 50_000
+#: Whether frames are written as XML built in Polars (``sheetdata``) where they can be; False writes
+#: every cell through xlsxwriter (the reference the tests compare with).
+FAST = True
 
 
 def write_frame(
@@ -288,7 +298,8 @@ def write_frame(
 ) -> None:
     """Write a frame at row ``top``: header, typed cells, links, table or filter, widths, marks.
 
-    Cells are written row by row (what xlsxwriter's ``constant_memory`` mode needs, where a
+    Cells are written row by row as XML built in Polars (``sheetdata``; see ``FAST``), or where
+    that cannot be, cell by cell (what xlsxwriter's ``constant_memory`` mode needs, where a
     row is flushed once the next one starts), ``CHUNK_ROWS`` at a time. ``table`` None
     decides by size (``TABLE_MAX_ROWS``; never in constant-memory mode); ``name`` names the
     Excel table.
@@ -305,8 +316,15 @@ def write_frame(
         ws.set_column(c, c, width)
         if kind == "long_text":
             wrapped[col] = width
+    fast = n > 0 and FAST and sheetdata.usable(ws, frame, columns, links, top)
     for start in range(0, n, CHUNK_ROWS):
         rows = frame.slice(start, CHUNK_ROWS)
+        if fast:
+            lines = line_counts(rows, wrapped)
+            sheetdata.write_body(
+                ws, rows, columns, styles, first=top + 1 + start, lines=lines, links=links, budget=budget, alerts=alerts
+            )
+            continue
         writers = [
             _column_writer(ws, rows, col, c, styles, links.get(col), budget, alerts.get(col))
             for c, col in enumerate(columns)

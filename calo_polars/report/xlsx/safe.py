@@ -8,6 +8,7 @@ forget, and a new ``write_string`` anywhere is safe by construction.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import xlsxwriter
@@ -21,7 +22,74 @@ def _text(value: Any) -> Any:
 
 
 class SafeWorksheet(Worksheet):
-    """A worksheet whose text cells, links and comments hold only what XML (and Excel) can."""
+    """A worksheet whose text cells, links and comments hold only what XML (and Excel) can.
+
+    It also takes rows as ready XML (``add_body``, from ``sheetdata.write_body``: text
+    already through ``xml_text``), written after the rows xlsxwriter holds above them; in
+    ``constant_memory`` mode they go straight to xlsxwriter's row file, so memory stays flat.
+    """
+
+    takes_body = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._body: list[str] = []
+        self._body_rows: tuple[int, int] | None = None
+        self._body_links: list[str] = []
+
+    def has_body(self) -> bool:
+        return self._body_rows is not None
+
+    def add_body(self, first: int, last: int, xml: str, links: str) -> None:
+        """Rows ``first``..``last`` (0-based) as ``<row>`` XML, and their ``<hyperlink>`` elements."""
+        if self.constant_memory:
+            self._opt_reopen()
+            if self.previous_row < first:
+                self._write_single_row(first)  # flush the row xlsxwriter holds (the header)
+            self.row_data_fh.write(xml)
+        else:
+            self._body.append(xml)
+        start = first if self._body_rows is None else self._body_rows[0]
+        self._body_rows = (start, last)
+        self._check_dimensions(last, 0)
+        if self.constant_memory:
+            self.previous_row = last + 1  # rows up to here are written: xlsxwriter refuses them from now on
+        if links:
+            self._body_links.append(links)
+
+    def _write_sheet_data(self) -> None:
+        if self._body_rows is None:
+            return super()._write_sheet_data()
+        first, last = self._body_rows
+        if any(first <= row <= last and cells for row, cells in self.table.items()):
+            raise RuntimeError(f"cells written over the rows of sheet {self.name!r} given as XML")
+        low, high = self.dim_rowmin, self.dim_rowmax
+        self._xml_start_tag("sheetData")
+        try:
+            if low < first:
+                self.dim_rowmax = first - 1
+                self._write_rows()
+            for xml in self._body:
+                self.fh.write(xml)
+            if high > last:
+                self.dim_rowmin, self.dim_rowmax = last + 1, high
+                self._write_rows()
+        finally:
+            self.dim_rowmin, self.dim_rowmax = low, high
+        self._xml_end_tag("sheetData")
+        return None
+
+    def _write_hyperlinks(self) -> None:
+        if not self._body_links:
+            return super()._write_hyperlinks()
+        fh, self.fh = self.fh, io.StringIO()
+        try:
+            super()._write_hyperlinks()
+            theirs = self.fh.getvalue().removeprefix("<hyperlinks>").removesuffix("</hyperlinks>")
+        finally:
+            self.fh = fh
+        self.fh.write(f"<hyperlinks>{theirs}{''.join(self._body_links)}</hyperlinks>")
+        return None
 
     def write_string(self, row: int, col: int, string: str, *args: Any) -> int:
         return super().write_string(row, col, xml_text(str(string)), *args)
