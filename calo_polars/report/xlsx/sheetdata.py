@@ -76,17 +76,6 @@ def _clip(text: pl.Expr, limit: int = EXCEL_MAX_CHARS) -> pl.Expr:
     return pl.when(text.str.len_chars() > limit).then(text.str.slice(0, limit - 1) + "…").otherwise(text)
 
 
-def _xml_text(values: pl.Series) -> pl.Series:
-    """``report.text.xml_text`` of each value: illegal characters as visible escapes, then clipped."""
-    frame = values.to_frame("s")
-    if frame.select(pl.col("s").str.contains(ILLEGAL_PATTERN).any()).item():
-        s = pl.col("s")
-        for ch in ILLEGAL_CHARS:
-            s = s.str.replace_all(ch, _escape(XML_ILLEGAL.match(ch)), literal=True)  # type: ignore[arg-type]
-        frame = frame.select(s)
-    return frame.select(_clip(pl.col("s"))).to_series()
-
-
 def _utf16(values: pl.Series) -> pl.Series:
     """xlsxwriter's own cut of a text past 32,767 UTF-16 units (only texts over 16,383 characters can be)."""
     long = values.to_frame("s").select(pl.arg_where(pl.col("s").str.len_chars() > EXCEL_MAX_CHARS // 2)).to_series()
@@ -144,6 +133,23 @@ def _ht(lines: int) -> str:
     return f"{int(LINE_HEIGHT * lines * 4.0 / 3.0 + 0.5) * 0.75:.16g}"
 
 
+def _money_style(col: str, rows: pl.DataFrame, styles: Any, alerts: dict[str, str]) -> pl.Expr:
+    """The money format id of each row: the currency's decimals (0, 2 or 3), red when alerted."""
+    decimals = minor_unit_expr(pl.col("currency")) if "currency" in rows.columns else pl.lit(2)
+    decimals = pl.when(decimals.is_in([0, 3])).then(decimals).otherwise(2)
+    alert = pl.col(alerts[col]).fill_null(False) if col in alerts else pl.lit(False)
+    xf = pl.lit("")
+    for d in (0, 2, 3):
+        for a in (False, True):
+            style = pl.lit(str(styles.money(d, alert=a)._get_xf_index()))
+            xf = pl.when((decimals == d) & (alert == a)).then(style).otherwise(xf)
+    return xf
+
+
+def _split(values: pl.Series, names: list[str], n: int) -> dict[str, pl.Series]:
+    return {name: values.slice(i * n, n).rename(name) for i, name in enumerate(names)}
+
+
 def write_body(
     ws: Worksheet,
     rows: pl.DataFrame,
@@ -156,115 +162,138 @@ def write_body(
     budget: dict[str, int],
     alerts: dict[str, str],
 ) -> None:
-    """Write ``rows`` as sheet rows ``first``, ``first + 1``…: one chunk of ``frames.write_frame``."""
+    """Write ``rows`` as sheet rows ``first``, ``first + 1``…: one chunk of ``frames.write_frame``.
+
+    Three passes whatever the width: the values column-wise in Polars, then the two steps
+    Python does once per chunk (the digits of numbers that are not whole, the shared-string
+    index of each distinct text), then the XML in one Polars pass."""
     n = rows.height
-    cm = ws.constant_memory
-    parts: dict[str, pl.Series] = {}  # column → a cell's text after its row and column ref
-    link_xml: list[str] = []
-    for c, col in enumerate(columns):
-        kind = describe(col).kind
-        letter = xl_col_to_name(c)
+    kinds = [describe(col).kind for col in columns]
+    numbers = [f"n{i}" for i, k in enumerate(kinds) if k in NUMBER_KINDS]
+    texts = [f"t{i}" for i, k in enumerate(kinds) if k not in NUMBER_KINDS and k != "flag"]
+    values: list[pl.Expr] = []
+    for i, (col, kind) in enumerate(zip(columns, kinds, strict=True)):
         if kind in NUMBER_KINDS:
-            values = g16(rows.select(_numbers(col, kind)).to_series())
+            values.append(_numbers(col, kind).alias(f"n{i}"))
             if kind == "money":
-                decimals = minor_unit_expr(pl.col("currency")) if "currency" in rows.columns else pl.lit(2)
-                decimals = pl.when(decimals.is_in([0, 3])).then(decimals).otherwise(2)
-                alert = pl.col(alerts[col]).fill_null(False) if col in alerts else pl.lit(False)
-                xf = pl.lit("")
-                for d in (0, 2, 3):
-                    for a in (False, True):
-                        s = str(styles.money(d, alert=a)._get_xf_index())
-                        xf = pl.when((decimals == d) & (alert == a)).then(pl.lit(s)).otherwise(xf)
-                xfs = rows.select(xf).to_series()
-            else:
-                xfs = pl.Series([str(styles[kind]._get_xf_index())]).new_from_index(0, n)
-            parts[col] = (
-                pl.DataFrame({"v": values, "s": xfs})
-                .select(pl.concat_str(pl.lit('" s="'), pl.col("s"), pl.lit('"><v>'), pl.col("v"), pl.lit("</v></c>")))
-                .to_series()
-            )
+                values.append(_money_style(col, rows, styles, alerts).alias(f"s{i}"))
         elif kind == "flag":
-            xf = styles["flag"]._get_xf_index()
-            flag = pl.col(col).cast(pl.Boolean)
-            parts[col] = rows.select(
-                pl.when(flag)
-                .then(pl.lit(f'" s="{xf}" t="b"><v>1</v></c>'))
-                .when(~flag)
-                .then(pl.lit(f'" s="{xf}" t="b"><v>0</v></c>'))
-            ).to_series()
+            values.append(pl.col(col).cast(pl.Boolean).alias(f"b{i}"))
+        elif col in links:
+            values.append(pl.col(col).cast(pl.String).alias(f"t{i}"))
+            eligible = pl.col(col).is_not_null() & pl.col(links[col]).is_not_null()
+            values.append(((eligible.cum_sum() <= budget[col]) & eligible).alias(f"k{i}"))
+            values.append(_attribute(pl.col(links[col]).str.slice(len("internal:"))).alias(f"loc{i}"))
         else:
-            raw = rows.select(pl.col(col).cast(pl.String)).to_series()
-            if col in links:
-                display = _xml_text(raw)
-                eligible = rows.select(raw.is_not_null() & pl.col(links[col]).is_not_null()).to_series()
-                is_link = (eligible.cum_sum() <= budget[col]) & eligible
-                budget[col] -= int(is_link.sum())
-                ws.hlink_count += int(is_link.sum())
-                fmt = pl.when(is_link).then(pl.lit(f'" s="{styles["link"]._get_xf_index()}"')).otherwise(pl.lit('"'))
-                location = pl.col(links[col]).str.slice(len("internal:"))
-                link_xml.append(
-                    rows.with_columns(d=display, k=is_link, rn=pl.int_range(first + 1, first + 1 + n).cast(pl.String))
-                    .select(
-                        pl.when("k").then(
-                            pl.concat_str(
-                                pl.lit(f'<hyperlink ref="{letter}'),
-                                pl.col("rn"),
-                                pl.lit('" location="'),
-                                _attribute(location),
-                                pl.lit('" display="'),
-                                _attribute(pl.col("d")),
-                                pl.lit('"/>'),
-                            )
-                        )
-                    )
-                    .to_series()
-                )
-            else:
-                display = _xml_text(rows.select(_clip(pl.col(col).cast(pl.String))).to_series())
-                style = styles["wrap" if kind == "long_text" else "text"]._get_xf_index()
-                fmt = pl.lit(f'" s="{style}"')
-            text = _utf16(display)
-            cell = pl.concat_str(fmt, pl.lit(' t="s"><v>'), pl.col("v"), pl.lit("</v></c>"))
-            if cm:
-                cell = pl.concat_str(fmt, pl.lit(' t="inlineStr"><is>'), pl.col("v"), pl.lit("</is></c>"))
-            body = _inline(text) if cm else _shared(ws, text)
-            parts[col] = rows.with_columns(v=body).select(pl.when(pl.col("v").is_not_null()).then(cell)).to_series()
-    _emit(ws, parts, lines, first, link_xml)
+            values.append(_clip(pl.col(col).cast(pl.String)).alias(f"t{i}"))
+    work = rows.select(values).with_columns(lines.alias("lines"))
+    # texts: xml_text (the escapes only in a column that needs them), xlsxwriter's UTF-16 cut
+    if texts:
+        odd = work.select(
+            *(pl.col(t).str.contains(ILLEGAL_PATTERN).any().alias(t) for t in texts),
+            *((pl.col(t).str.len_chars().max() > EXCEL_MAX_CHARS // 2).fill_null(False).alias(f"L{t}") for t in texts),
+        ).row(0, named=True)
+        escaped = []
+        for t in texts:
+            e = pl.col(t)
+            if odd[t]:
+                for ch in ILLEGAL_CHARS:
+                    e = e.str.replace_all(ch, _escape(XML_ILLEGAL.match(ch)), literal=True)  # type: ignore[arg-type]
+            escaped.append(_clip(e).alias(f"d{t[1:]}"))  # d: the link's display text
+        work = work.with_columns(escaped)
+        work = work.with_columns(
+            _utf16(work[f"d{t[1:]}"]).alias(t) if odd[f"L{t}"] else pl.col(f"d{t[1:]}").alias(t) for t in texts
+        )
+    for i, col in enumerate(columns):
+        if col in links:
+            used = int(work[f"k{i}"].sum())
+            budget[col] -= used
+            ws.hlink_count += used
+    if numbers:
+        work = work.with_columns(_split(g16(pl.concat([work[c] for c in numbers])), numbers, n).values())
+    if texts:
+        stacked = pl.concat([work[t] for t in texts])
+        body = _inline(stacked) if ws.constant_memory else _shared(ws, stacked)
+        work = work.with_columns(_split(body, texts, n).values())
+    _emit(ws, work, columns, kinds, styles, links, first)
 
 
-def _emit(ws: Worksheet, parts: dict[str, pl.Series], lines: pl.Series, first: int, link_xml: list[pl.Series]) -> None:
+def _emit(
+    ws: Worksheet,
+    work: pl.DataFrame,
+    columns: list[str],
+    kinds: list[str],
+    styles: Any,
+    links: dict[str, str],
+    first: int,
+) -> None:
     """Join the cells into rows and give them (and the links) to the worksheet."""
-    n = lines.len()
-    frame = pl.DataFrame({"rn": pl.int_range(first + 1, first + 1 + n, eager=True).cast(pl.String), "lines": lines})
-    frame = frame.with_columns(pl.Series(f"c{i}", part) for i, part in enumerate(parts.values()))
-    cells = [
-        pl.concat_str(pl.lit(f'<c r="{xl_col_to_name(i)}'), pl.col("rn"), pl.col(f"c{i}")) for i in range(len(parts))
-    ]
+    n = work.height
+    rn = pl.col("rn")
+    cells, hyperlinks = [], []
+    for i, (col, kind) in enumerate(zip(columns, kinds, strict=True)):
+        ref = [pl.lit(f'<c r="{xl_col_to_name(i)}'), rn]
+        if kind in NUMBER_KINDS:
+            xf = pl.col(f"s{i}") if kind == "money" else pl.lit(str(styles[kind]._get_xf_index()))
+            cells.append(pl.concat_str(*ref, pl.lit('" s="'), xf, pl.lit('"><v>'), pl.col(f"n{i}"), pl.lit("</v></c>")))
+            continue
+        if kind == "flag":
+            xf = styles["flag"]._get_xf_index()
+            b = pl.col(f"b{i}")
+            v = pl.when(b).then(pl.lit("1")).when(~b).then(pl.lit("0"))
+            cells.append(pl.concat_str(*ref, pl.lit(f'" s="{xf}" t="b"><v>'), v, pl.lit("</v></c>")))
+            continue
+        if col in links:
+            is_link = pl.col(f"k{i}")
+            fmt = pl.when(is_link).then(pl.lit(f'" s="{styles["link"]._get_xf_index()}"')).otherwise(pl.lit('"'))
+            hyperlinks.append(
+                pl.when(is_link).then(
+                    pl.concat_str(
+                        pl.lit(f'<hyperlink ref="{xl_col_to_name(i)}'),
+                        rn,
+                        pl.lit('" location="'),
+                        pl.col(f"loc{i}"),
+                        pl.lit('" display="'),
+                        _attribute(pl.col(f"d{i}")),
+                        pl.lit('"/>'),
+                    )
+                )
+            )
+        else:
+            fmt = pl.lit(f'" s="{styles["wrap" if kind == "long_text" else "text"]._get_xf_index()}"')
+        if ws.constant_memory:
+            cells.append(pl.concat_str(*ref, fmt, pl.lit(' t="inlineStr"><is>'), pl.col(f"t{i}"), pl.lit("</is></c>")))
+        else:
+            cells.append(pl.concat_str(*ref, fmt, pl.lit(' t="s"><v>'), pl.col(f"t{i}"), pl.lit("</v></c>")))
     heights = {k: _ht(k) for k in range(2, 28)}
     start = (
         pl.when(pl.col("lines") > 1)
         .then(
             pl.concat_str(
                 pl.lit('<row r="'),
-                pl.col("rn"),
+                rn,
                 pl.lit('" ht="'),
                 pl.col("lines").replace_strict(list(heights), list(heights.values()), default="15"),
                 pl.lit('" customHeight="1">'),
             )
         )
-        .otherwise(pl.concat_str(pl.lit('<row r="'), pl.col("rn"), pl.lit('">')))
+        .otherwise(pl.concat_str(pl.lit('<row r="'), rn, pl.lit('">')))
     )
-    out = frame.select(
-        cells=pl.concat_str(cells, ignore_nulls=True) if cells else pl.lit(""),
-        start=start,
-        index=pl.int_range(0, n),
-    ).filter(pl.col("cells") != "")
+    out = (
+        work.with_columns(rn=pl.int_range(first + 1, first + 1 + n).cast(pl.String), index=pl.int_range(0, n))
+        .select(
+            "index",
+            cells=pl.concat_str(cells, ignore_nulls=True) if cells else pl.lit(""),
+            start=start,
+            links=pl.concat_str(hyperlinks, ignore_nulls=True) if hyperlinks else pl.lit(""),
+        )
+        .filter(pl.col("cells") != "")
+    )
     if out.is_empty():
         return
-    xml = out.select(pl.concat_str("start", "cells", pl.lit("</row>")).str.join("")).item()
-    last = first + out["index"].max()  # type: ignore[operator]
-    links = ""
-    if link_xml:
-        frame = pl.DataFrame([x.rename(f"l{i}") for i, x in enumerate(link_xml)])
-        links = frame.select(pl.concat_str(pl.all(), ignore_nulls=True).str.join("")).item()
-    ws.add_body(first, last, xml, links)
+    xml, link_xml, last = out.select(
+        pl.concat_str("start", "cells", pl.lit("</row>")).str.join(""),
+        pl.col("links").str.join(""),
+        pl.col("index").max(),
+    ).row(0)
+    ws.add_body(first, first + last, xml, link_xml)
