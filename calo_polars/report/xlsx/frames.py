@@ -85,6 +85,8 @@ class Styles:
 
     def __init__(self, workbook: xlsxwriter.Workbook) -> None:
         self._formats = {name: workbook.add_format(spec) for name, spec in STYLES.items()}
+        for fmt in self._formats.values():  # ids in STYLES order, not in order of first use: the same
+            fmt._get_xf_index()  # whether cells are written one by one or as XML (``sheetdata``)
 
     def __getitem__(self, name: str) -> Format:
         return self._formats[name]

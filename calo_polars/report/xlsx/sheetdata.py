@@ -51,7 +51,7 @@ def usable(ws: Worksheet, frame: pl.DataFrame, columns: list[str], links: dict[s
         if col in links:
             if kind in NUMBER_KINDS or kind == "flag":
                 return False
-            target = pl.col(links[col])
+            target = pl.col(links[col]).cast(pl.String)
             checks.append(
                 (target.is_null() | (target.str.starts_with("internal:") & (target.str.len_chars() <= MAX_LINK))).all()
             )
@@ -183,7 +183,7 @@ def write_body(
             values.append(pl.col(col).cast(pl.String).alias(f"t{i}"))
             eligible = pl.col(col).is_not_null() & pl.col(links[col]).is_not_null()
             values.append(((eligible.cum_sum() <= budget[col]) & eligible).alias(f"k{i}"))
-            values.append(_attribute(pl.col(links[col]).str.slice(len("internal:"))).alias(f"loc{i}"))
+            values.append(_attribute(pl.col(links[col]).cast(pl.String).str.slice(len("internal:"))).alias(f"loc{i}"))
         else:
             values.append(_clip(pl.col(col).cast(pl.String)).alias(f"t{i}"))
     work = rows.select(values).with_columns(lines.alias("lines"))
