@@ -5,6 +5,7 @@ and awkward numbers; and the frames it cannot take still go cell by cell."""
 
 from __future__ import annotations
 
+import io
 import math
 import random
 import struct
@@ -17,6 +18,7 @@ from typing import Any
 import openpyxl
 import polars as pl
 import pytest
+from xlsxwriter.sharedstrings import SharedStrings
 
 from calo_polars.report.xlsx import frames, sheetdata
 from calo_polars.report.xlsx.frames import Styles, write_frame
@@ -185,3 +187,12 @@ def test_numbers_have_xlsxwriters_sixteen_digits() -> None:
     values += [struct.unpack("d", struct.pack("Q", rng.getrandbits(64)))[0] for _ in range(2000)]
     values = [v for v in values if v is None or math.isfinite(v)]
     assert g16(pl.Series(values, dtype=pl.Float64)).to_list() == [None if v is None else f"{v:.16G}" for v in values]
+
+
+def test_shared_strings_are_written_as_xlsxwriter_writes_them() -> None:
+    strings = [t for t in TEXTS if t is not None] + [chr(c) + "x" for c in range(0x20)] + ["\ufffe", "_X00a0_", " "]
+    theirs = SharedStrings()
+    theirs._set_filehandle(io.StringIO())
+    for text in strings:
+        theirs._write_si(text)
+    assert sheetdata.shared_strings_xml(strings) == theirs.fh.getvalue()

@@ -9,12 +9,17 @@ forget, and a new ``write_string`` anywhere is safe by construction.
 from __future__ import annotations
 
 import io
+import zipfile
 from typing import Any
 
 import xlsxwriter
+import xlsxwriter.packager
+import xlsxwriter.workbook
+from xlsxwriter.sharedstrings import SharedStrings
 from xlsxwriter.worksheet import Worksheet
 
 from calo_polars.report.text import chart_text, sheet_name, xml_text
+from calo_polars.report.xlsx import sheetdata
 
 
 def _text(value: Any) -> Any:
@@ -109,10 +114,42 @@ def _named(options: dict[str, Any] | None) -> dict[str, Any] | None:
     return {**options, "name": chart_text(options["name"])}
 
 
+#: zlib level of the workbook's parts. Level 1 deflates the real archive's 21 MB of XML in 0.12 s
+#: CPU instead of 0.39 s at zlib's default 6, for a file 24 % bigger (3.9 MB instead of 3.2 MB).
+DEFLATE_LEVEL = 1
+
+
+class _ZipFile(zipfile.ZipFile):
+    """xlsxwriter's zip, deflating at ``DEFLATE_LEVEL`` (it passes no level of its own)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{"compresslevel": DEFLATE_LEVEL, **kwargs})
+
+    def writestr(self, zinfo_or_arcname: Any, data: Any, compress_type: Any = None, compresslevel: Any = None) -> None:
+        level = DEFLATE_LEVEL if compresslevel is None else compresslevel
+        super().writestr(zinfo_or_arcname, data, compress_type, level)
+
+
+class _SharedStrings(SharedStrings):
+    """xlsxwriter's shared strings part, its ``<si>`` elements made in Polars (``sheetdata``)."""
+
+    def _write_sst_strings(self) -> None:
+        self.fh.write(sheetdata.shared_strings_xml(self.string_table.string_array))
+
+
 class SafeWorkbook(xlsxwriter.Workbook):
     """The workbook the report writes: every text goes through ``report.text``."""
 
     worksheet_class = SafeWorksheet
+
+    def _store_workbook(self) -> None:
+        zip_file, shared = xlsxwriter.workbook.ZipFile, xlsxwriter.packager.SharedStrings
+        xlsxwriter.workbook.ZipFile = _ZipFile  # type: ignore[misc]  (only while this workbook is stored)
+        xlsxwriter.packager.SharedStrings = _SharedStrings  # type: ignore[misc]
+        try:
+            super()._store_workbook()
+        finally:
+            xlsxwriter.workbook.ZipFile, xlsxwriter.packager.SharedStrings = zip_file, shared  # type: ignore[misc]
 
     def add_worksheet(self, name: str | None = None, worksheet_class: Any = None) -> Any:
         return super().add_worksheet(None if name is None else sheet_name(name), worksheet_class)

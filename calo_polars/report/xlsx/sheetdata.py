@@ -102,9 +102,19 @@ def _shared(ws: Worksheet, values: pl.Series) -> pl.Series:
     return values.replace_strict(unique, pl.Series(index, dtype=pl.Int64), default=None).cast(pl.String)
 
 
+#: What xlsxwriter writes as ``_xHHHH_`` (``XMLwriter._escape_control_characters``).
+CONTROL_PATTERN = r"[\x00-\x08\x0B-\x1F\x{FFFE}\x{FFFF}]"
+CONTROL_CHARS = [chr(c) for c in (*range(0x00, 0x09), *range(0x0B, 0x20), 0xFFFE, 0xFFFF)]
+
+
 def _inline(values: pl.Series) -> pl.Series:
-    """An inline string cell's body as xlsxwriter's ``constant_memory`` mode writes it."""
-    s = pl.col("s").str.replace_all(r"(_x[0-9a-fA-F]{4}_)", "_x005F${1}").str.replace_all("\r", "_x000D_", literal=True)
+    """A string's ``<t>`` element (or rich runs) as xlsxwriter writes it, inline or shared: control
+    characters as ``_xHHHH_`` (a literal ``_xHHHH_`` escaped first), ``xml:space`` for leading or
+    trailing whitespace, ``&<>`` escaped; a text that looks like rich runs (``<r>…</r>``) as is."""
+    s = pl.col("s").str.replace_all(r"(_x[0-9a-fA-F]{4}_)", "_x005F${1}")
+    if values.to_frame("s").select(pl.col("s").str.contains(CONTROL_PATTERN).any()).item():
+        for ch in CONTROL_CHARS:
+            s = s.str.replace_all(ch, f"_x{ord(ch):04X}_", literal=True)
     rich = s.str.starts_with("<r>") & s.str.ends_with("</r>")
     preserve = s.str.contains(f"^{SPACE}|{SPACE}$")
     data = s.str.replace_all("&", "&amp;", literal=True).str.replace_all("<", "&lt;", literal=True)
@@ -117,6 +127,12 @@ def _inline(values: pl.Series) -> pl.Series:
         .otherwise(pl.concat_str(pl.lit("<t>"), data, pl.lit("</t>")))
     )
     return values.to_frame("s").select(body).to_series()
+
+
+def shared_strings_xml(strings: list[str]) -> str:
+    """The ``<si>`` elements of the workbook's shared strings, as ``SharedStrings._write_si`` writes them."""
+    body = _inline(pl.Series("s", strings, dtype=pl.String))
+    return body.to_frame("b").select(pl.concat_str(pl.lit("<si>"), pl.col("b"), pl.lit("</si>")).str.join("")).item()
 
 
 def _attribute(text: pl.Expr) -> pl.Expr:

@@ -245,6 +245,9 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
 #: memory stays flat (xlsxwriter otherwise holds ~170 bytes a cell: 2 GB for a 600k-row
 #: Ledger). Its price: no Excel tables (sheets get a plain autofilter instead).
 CONSTANT_MEMORY_CELLS = 2_000_000
+#: Cells up to which xlsxwriter keeps the workbook's parts in memory (``in_memory``) rather than
+#: in temporary files it writes, reads back and removes (~100 bytes of XML a cell).
+IN_MEMORY_CELLS = 1_000_000
 
 
 def write_sheet(wb: xlsxwriter.Workbook, sheet: Sheet, styles: Styles) -> None:
@@ -283,6 +286,7 @@ def write_workbook(result: AuditResult, path: Path, summary: dict[str, Any]) -> 
         "strings_to_numbers": False,
         "remove_timezone": True,
         "constant_memory": constant_memory(sheets),
+        "in_memory": sum(s.frame.height * len(s.columns) for s in sheets) <= IN_MEMORY_CELLS,
     }
     with (
         atomic.replacing(path) as tmp,
