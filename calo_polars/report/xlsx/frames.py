@@ -25,6 +25,7 @@ from calo_polars.checks.registry import CHECKS
 from calo_polars.money import minor_unit_expr
 from calo_polars.report.columns import describe
 from calo_polars.report.xlsx import sheetdata
+from calo_polars.report.xlsx.numbers import excel_number
 
 EXCEL_MAX_ROWS = 1_048_576
 EXCEL_MAX_CHARS = 32_767
@@ -34,9 +35,6 @@ EXCEL_MAX_URLS = 65_530
 #: longer ones get a plain autofilter, which stays cheap to open and works with
 #: ``constant_memory`` (tables do not).
 TABLE_MAX_ROWS = 10_000
-#: Excel's day number of 1970-01-01 (the 1900 date system).
-EXCEL_EPOCH_DAY = 25_569
-MS_PER_DAY = 86_400_000
 
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 DATE_FORMAT = "yyyy-mm-dd"
@@ -165,12 +163,8 @@ def _width(name: str, values: pl.Series, kind: str) -> float:
 def _cells(frame: pl.DataFrame, name: str, kind: str) -> list[Any]:
     """The column as the values xlsxwriter writes: floats for numbers, money and times."""
     col = pl.col(name)
-    if kind in ("money", "float", "count"):
-        expr = col.cast(pl.Float64)
-    elif kind == "datetime":
-        expr = col.dt.epoch("ms").cast(pl.Float64) / MS_PER_DAY + EXCEL_EPOCH_DAY
-    elif kind == "date":
-        expr = col.cast(pl.Int32).cast(pl.Float64) + EXCEL_EPOCH_DAY
+    if kind in ("money", "float", "count", "datetime", "date"):
+        expr = excel_number(col, kind)
     elif kind == "flag":
         expr = col.cast(pl.Boolean)
     else:
@@ -324,7 +318,16 @@ def write_frame(
         if fast:
             lines = line_counts(rows, wrapped)
             sheetdata.write_body(
-                ws, rows, columns, styles, first=top + 1 + start, lines=lines, links=links, budget=budget, alerts=alerts
+                ws,
+                rows,
+                columns,
+                styles,
+                first=top + 1 + start,
+                lines=lines,
+                line_height=LINE_HEIGHT,
+                links=links,
+                budget=budget,
+                alerts=alerts,
             )
             continue
         writers = [

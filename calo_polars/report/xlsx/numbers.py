@@ -14,6 +14,18 @@ import polars as pl
 
 #: Below this, a whole number's ``%.16G`` is its integer's digits (never exponent notation).
 WHOLE_MAX = 1e15
+#: Excel's day number of 1970-01-01 (the 1900 date system).
+EXCEL_EPOCH_DAY = 25_569
+MS_PER_DAY = 86_400_000
+
+
+def excel_number(col: pl.Expr, kind: str) -> pl.Expr:
+    """A number column (glossary kind money, float, count, datetime or date) as the Excel numbers its cells hold."""
+    if kind == "datetime":
+        return col.dt.epoch("ms").cast(pl.Float64) / MS_PER_DAY + EXCEL_EPOCH_DAY
+    if kind == "date":
+        return col.cast(pl.Int32).cast(pl.Float64) + EXCEL_EPOCH_DAY
+    return col.cast(pl.Float64)
 
 
 def g16(values: pl.Series) -> pl.Series:

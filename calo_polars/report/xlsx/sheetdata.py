@@ -25,7 +25,7 @@ from xlsxwriter.worksheet import Worksheet
 from calo_polars.money import minor_unit_expr
 from calo_polars.report.columns import describe
 from calo_polars.report.text import EXCEL_MAX_CHARS, XML_ILLEGAL, _escape
-from calo_polars.report.xlsx.numbers import g16
+from calo_polars.report.xlsx.numbers import excel_number, g16
 
 NUMBER_KINDS = ("money", "float", "count", "datetime", "date")
 #: What ``report.text.xml_text`` replaces, as a Polars (Rust) pattern (lone surrogates cannot be in a Polars string).
@@ -62,14 +62,7 @@ def usable(ws: Worksheet, frame: pl.DataFrame, columns: list[str], links: dict[s
 
 def _numbers(col: str, kind: str) -> pl.Expr:
     """The column as the Excel numbers ``frames._cells`` makes of it."""
-    from calo_polars.report.xlsx.frames import EXCEL_EPOCH_DAY, MS_PER_DAY  # (frames imports this module)
-
-    c = pl.col(col)
-    if kind == "datetime":
-        return c.dt.epoch("ms").cast(pl.Float64) / MS_PER_DAY + EXCEL_EPOCH_DAY
-    if kind == "date":
-        return c.cast(pl.Int32).cast(pl.Float64) + EXCEL_EPOCH_DAY
-    return c.cast(pl.Float64)
+    return excel_number(pl.col(col), kind)
 
 
 def _clip(text: pl.Expr, limit: int = EXCEL_MAX_CHARS) -> pl.Expr:
@@ -142,11 +135,9 @@ def _attribute(text: pl.Expr) -> pl.Expr:
     return text
 
 
-def _ht(lines: int) -> str:
-    """The ``ht`` attribute xlsxwriter writes for ``set_row(r, LINE_HEIGHT * lines)``."""
-    from calo_polars.report.xlsx.frames import LINE_HEIGHT
-
-    return f"{int(LINE_HEIGHT * lines * 4.0 / 3.0 + 0.5) * 0.75:.16g}"
+def _ht(points: float) -> str:
+    """The ``ht`` attribute xlsxwriter writes for ``set_row(r, points)``."""
+    return f"{int(points * 4.0 / 3.0 + 0.5) * 0.75:.16g}"
 
 
 def _money_style(col: str, rows: pl.DataFrame, styles: Any, alerts: dict[str, str]) -> pl.Expr:
@@ -174,6 +165,7 @@ def write_body(
     *,
     first: int,
     lines: pl.Series,
+    line_height: float,
     links: dict[str, str],
     budget: dict[str, int],
     alerts: dict[str, str],
@@ -231,7 +223,7 @@ def write_body(
         stacked = pl.concat([work[t] for t in texts])
         body = _inline(stacked) if ws.constant_memory else _shared(ws, stacked)
         work = work.with_columns(_split(body, texts, n).values())
-    _emit(ws, work, columns, kinds, styles, links, first)
+    _emit(ws, work, columns, kinds, styles, links, first, line_height)
 
 
 def _emit(
@@ -242,6 +234,7 @@ def _emit(
     styles: Any,
     links: dict[str, str],
     first: int,
+    line_height: float,
 ) -> None:
     """Join the cells into rows and give them (and the links) to the worksheet."""
     n = work.height
@@ -281,7 +274,7 @@ def _emit(
             cells.append(pl.concat_str(*ref, fmt, pl.lit(' t="inlineStr"><is>'), pl.col(f"t{i}"), pl.lit("</is></c>")))
         else:
             cells.append(pl.concat_str(*ref, fmt, pl.lit(' t="s"><v>'), pl.col(f"t{i}"), pl.lit("</v></c>")))
-    heights = {k: _ht(k) for k in range(2, 28)}
+    heights = {k: _ht(line_height * k) for k in range(2, 28)}
     start = (
         pl.when(pl.col("lines") > 1)
         .then(
