@@ -18,12 +18,14 @@ from typing import Any
 import openpyxl
 import polars as pl
 import pytest
+from xlsxwriter.exceptions import OverlappingRange
 from xlsxwriter.sharedstrings import SharedStrings
+from xlsxwriter.worksheet import Worksheet
 
 from calo_polars.report.xlsx import frames, sheetdata
 from calo_polars.report.xlsx.frames import Styles, write_frame
 from calo_polars.report.xlsx.numbers import g16
-from calo_polars.report.xlsx.safe import SafeWorkbook
+from calo_polars.report.xlsx.safe import SafeWorkbook, SafeWorksheet
 
 LONG = "x" * 40_000
 #: Past 16,383 characters, emoji (two UTF-16 units each) make xlsxwriter cut the text shorter.
@@ -196,3 +198,31 @@ def test_shared_strings_are_written_as_xlsxwriter_writes_them() -> None:
     for text in strings:
         theirs._write_si(text)
     assert sheetdata.shared_strings_xml(strings) == theirs.fh.getvalue()
+
+
+def test_tables_are_xlsxwriters_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = hostile_frame(200)
+
+    def book(path: Path) -> dict[str, bytes]:
+        with SafeWorkbook(path) as wb:
+            write_frame(wb.add_worksheet("Data"), frame, Styles(wb), links={"user_id": "_user_link"}, table=True)
+        with zipfile.ZipFile(path) as z:
+            return {n: z.read(n) for n in ("xl/tables/table1.xml", "xl/worksheets/sheet1.xml")}
+
+    ours = book(tmp_path / "ours.xlsx")
+    monkeypatch.setattr(SafeWorksheet, "add_table", Worksheet.add_table)
+    monkeypatch.setattr(SafeWorksheet, "merge_range", Worksheet.merge_range)
+    assert ours == book(tmp_path / "theirs.xlsx")
+
+
+def test_overlapping_tables_and_merges_are_refused_as_xlsxwriter_refuses_them(tmp_path: Path) -> None:
+    with SafeWorkbook(tmp_path / "x.xlsx") as wb:
+        ws = wb.add_worksheet("Data")
+        ws.add_table(0, 0, 100, 3, {"name": "one"})
+        with pytest.raises(OverlappingRange, match="Table range 'D50:E60' overlaps previous table range 'A1:D101'"):
+            ws.add_table(49, 3, 59, 4, {"name": "two"})
+        with pytest.raises(OverlappingRange, match="Merge range 'B3:B4' overlaps previous table range 'A1:D101'"):
+            ws.merge_range("B3:B4", "x")
+        ws.merge_range(200, 0, 201, 0, "merged")
+        with pytest.raises(OverlappingRange, match="overlaps previous merge range"):
+            ws.add_table(150, 0, 250, 1, {"name": "three"})
