@@ -8,7 +8,9 @@ from __future__ import annotations
 import io
 import math
 import random
+import shutil
 import struct
+import subprocess
 import zipfile
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -22,10 +24,13 @@ from xlsxwriter.exceptions import OverlappingRange
 from xlsxwriter.sharedstrings import SharedStrings
 from xlsxwriter.worksheet import Worksheet
 
-from calo_polars.report.xlsx import frames, sheetdata
+from calo_polars.audit.run import audit
+from calo_polars.report.summary import summary
+from calo_polars.report.xlsx import frames, sheetdata, workbook
 from calo_polars.report.xlsx.frames import Styles, write_frame
 from calo_polars.report.xlsx.numbers import g16
 from calo_polars.report.xlsx.safe import SafeWorkbook, SafeWorksheet
+from tests.test_sample import SAMPLE
 
 LONG = "x" * 40_000
 #: Past 16,383 characters, emoji (two UTF-16 units each) make xlsxwriter cut the text shorter.
@@ -226,3 +231,23 @@ def test_overlapping_tables_and_merges_are_refused_as_xlsxwriter_refuses_them(tm
         ws.merge_range(200, 0, 201, 0, "merged")
         with pytest.raises(OverlappingRange, match="overlaps previous merge range"):
             ws.add_table(150, 0, 250, 1, {"name": "three"})
+
+
+@pytest.mark.skipif(shutil.which("libreoffice") is None, reason="LibreOffice is not installed")
+def test_libreoffice_reads_the_same_workbook_as_cell_by_cell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = audit([SAMPLE])
+    data = summary(result)
+    sheets: dict[str, dict[str, bytes]] = {}
+    for mode in ("slow", "fast"):
+        monkeypatch.setattr(frames, "FAST", mode == "fast")
+        folder = tmp_path / mode
+        folder.mkdir()
+        workbook.write_workbook(result, folder / "book.xlsx", data)
+        subprocess.run(
+            ["libreoffice", "--headless", f"-env:UserInstallation=file://{tmp_path}/lo-profile", "--convert-to",
+             "csv:Text - txt - csv (StarCalc):44,34,UTF8,1,,0,false,true,false,false,false,-1", "book.xlsx"],
+            cwd=folder, check=True, capture_output=True, timeout=600,
+        )  # fmt: skip
+        sheets[mode] = {p.name: p.read_bytes() for p in folder.glob("book-*.csv")}
+    assert len(sheets["fast"]) == 29 and "book-Ledger.csv" in sheets["fast"]
+    assert sheets["fast"] == sheets["slow"]
