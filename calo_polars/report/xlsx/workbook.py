@@ -260,9 +260,14 @@ def write_sheet(wb: xlsxwriter.Workbook, sheet: Sheet, styles: Styles) -> None:
         write_frame(ws, rows, styles, name=name, highlight=sheet.highlight, links=sheet.links, alerts=sheet.alerts)
 
 
+def cells(sheets: list[Sheet]) -> int:
+    """The data sheets' cells (rows × written columns)."""
+    return sum(s.frame.height * len(s.columns) for s in sheets)
+
+
 def constant_memory(sheets: list[Sheet]) -> bool:
     """Whether the workbook is big enough for ``constant_memory`` mode (``CONSTANT_MEMORY_CELLS``)."""
-    return sum(s.frame.height * len(s.columns) for s in sheets) > CONSTANT_MEMORY_CELLS
+    return cells(sheets) > CONSTANT_MEMORY_CELLS
 
 
 @contextmanager
@@ -286,8 +291,8 @@ def write_workbook(result: AuditResult, path: Path, summary: dict[str, Any]) -> 
         "strings_to_numbers": False,
         "remove_timezone": True,
         "constant_memory": constant_memory(sheets),
-        "in_memory": sum(s.frame.height * len(s.columns) for s in sheets) <= IN_MEMORY_CELLS,
     }
+    options["in_memory"] = not options["constant_memory"] and cells(sheets) <= IN_MEMORY_CELLS  # (xlsxwriter: not both)
     with (
         atomic.replacing(path) as tmp,
         atomic.scratch_folder(path) as scratch,  # xlsxwriter's own temporaries: removed even when writing fails
