@@ -104,22 +104,31 @@ def _inline(values: pl.Series) -> pl.Series:
     """A string's ``<t>`` element (or rich runs) as xlsxwriter writes it, inline or shared: control
     characters as ``_xHHHH_`` (a literal ``_xHHHH_`` escaped first), ``xml:space`` for leading or
     trailing whitespace, ``&<>`` escaped; a text that looks like rich runs (``<r>…</r>``) as is."""
-    s = pl.col("s").str.replace_all(r"(_x[0-9a-fA-F]{4}_)", "_x005F${1}")
-    if values.to_frame("s").select(pl.col("s").str.contains(CONTROL_PATTERN).any()).item():
+    frame = values.to_frame("s")
+    escape, control, markup = frame.select(
+        pl.col("s").str.contains(r"_x[0-9a-fA-F]{4}_").any().alias("escape"),
+        pl.col("s").str.contains(CONTROL_PATTERN).any().alias("control"),
+        pl.col("s").str.contains("[&<>]").any().alias("markup"),
+    ).row(0)  # each step only where some text needs it
+    s = pl.col("s")
+    if escape:
+        s = s.str.replace_all(r"(_x[0-9a-fA-F]{4}_)", "_x005F${1}")
+    if control:
         for ch in CONTROL_CHARS:
             s = s.str.replace_all(ch, f"_x{ord(ch):04X}_", literal=True)
-    rich = s.str.starts_with("<r>") & s.str.ends_with("</r>")
+    data = s
+    if markup:
+        data = s.str.replace_all("&", "&amp;", literal=True).str.replace_all("<", "&lt;", literal=True)
+        data = data.str.replace_all(">", "&gt;", literal=True)
     preserve = s.str.contains(f"^{SPACE}|{SPACE}$")
-    data = s.str.replace_all("&", "&amp;", literal=True).str.replace_all("<", "&lt;", literal=True)
-    data = data.str.replace_all(">", "&gt;", literal=True)
     body = (
-        pl.when(rich)
-        .then(s)
-        .when(preserve)
+        pl.when(preserve)
         .then(pl.concat_str(pl.lit('<t xml:space="preserve">'), data, pl.lit("</t>")))
         .otherwise(pl.concat_str(pl.lit("<t>"), data, pl.lit("</t>")))
     )
-    return values.to_frame("s").select(body).to_series()
+    if markup:  # rich runs need a "<"
+        body = pl.when(s.str.starts_with("<r>") & s.str.ends_with("</r>")).then(s).otherwise(body)
+    return frame.select(body).to_series()
 
 
 def shared_strings_xml(strings: list[str]) -> str:
@@ -236,25 +245,30 @@ def _emit(
     first: int,
     line_height: float,
 ) -> None:
-    """Join the cells into rows and give them (and the links) to the worksheet."""
+    """Join the cells into rows and give them (and the links) to the worksheet.
+
+    A row is one ``concat_str`` of its cells' pieces: a column without nulls in the chunk puts its
+    pieces in directly, a column with nulls as one cell string (null when the value is, so the
+    whole cell drops out)."""
     n = work.height
     rn = pl.col("rn")
-    cells, hyperlinks = [], []
+    cells: list[tuple[str, list[Any]]] = []  # (the column whose null means no cell, the cell's pieces)
+    hyperlinks = []
     for i, (col, kind) in enumerate(zip(columns, kinds, strict=True)):
-        ref = [pl.lit(f'<c r="{xl_col_to_name(i)}'), rn]
+        ref: list[Any] = [f'<c r="{xl_col_to_name(i)}', rn]
         if kind in NUMBER_KINDS:
-            xf = pl.col(f"s{i}") if kind == "money" else pl.lit(str(styles[kind]._get_xf_index()))
-            cells.append(pl.concat_str(*ref, pl.lit('" s="'), xf, pl.lit('"><v>'), pl.col(f"n{i}"), pl.lit("</v></c>")))
+            xf = pl.col(f"s{i}") if kind == "money" else str(styles[kind]._get_xf_index())
+            cells.append((f"n{i}", [*ref, '" s="', xf, '"><v>', pl.col(f"n{i}"), "</v></c>"]))
             continue
         if kind == "flag":
             xf = styles["flag"]._get_xf_index()
             b = pl.col(f"b{i}")
             v = pl.when(b).then(pl.lit("1")).when(~b).then(pl.lit("0"))
-            cells.append(pl.concat_str(*ref, pl.lit(f'" s="{xf}" t="b"><v>'), v, pl.lit("</v></c>")))
+            cells.append((f"b{i}", [*ref, f'" s="{xf}" t="b"><v>', v, "</v></c>"]))
             continue
         if col in links:
             is_link = pl.col(f"k{i}")
-            fmt = pl.when(is_link).then(pl.lit(f'" s="{styles["link"]._get_xf_index()}"')).otherwise(pl.lit('"'))
+            fmt: Any = pl.when(is_link).then(pl.lit(f'" s="{styles["link"]._get_xf_index()}"')).otherwise(pl.lit('"'))
             hyperlinks.append(
                 pl.when(is_link).then(
                     pl.concat_str(
@@ -269,40 +283,52 @@ def _emit(
                 )
             )
         else:
-            fmt = pl.lit(f'" s="{styles["wrap" if kind == "long_text" else "text"]._get_xf_index()}"')
+            fmt = f'" s="{styles["wrap" if kind == "long_text" else "text"]._get_xf_index()}"'
         if ws.constant_memory:
-            cells.append(pl.concat_str(*ref, fmt, pl.lit(' t="inlineStr"><is>'), pl.col(f"t{i}"), pl.lit("</is></c>")))
+            cells.append((f"t{i}", [*ref, fmt, ' t="inlineStr"><is>', pl.col(f"t{i}"), "</is></c>"]))
         else:
-            cells.append(pl.concat_str(*ref, fmt, pl.lit(' t="s"><v>'), pl.col(f"t{i}"), pl.lit("</v></c>")))
+            cells.append((f"t{i}", [*ref, fmt, ' t="s"><v>', pl.col(f"t{i}"), "</v></c>"]))
     heights = {k: _ht(line_height * k) for k in range(2, 28)}
     start = (
         pl.when(pl.col("lines") > 1)
         .then(
             pl.concat_str(
-                pl.lit('<row r="'),
-                rn,
                 pl.lit('" ht="'),
                 pl.col("lines").replace_strict(list(heights), list(heights.values()), default="15"),
                 pl.lit('" customHeight="1">'),
             )
         )
-        .otherwise(pl.concat_str(pl.lit('<row r="'), rn, pl.lit('">')))
+        .otherwise(pl.lit('">'))
     )
+    nulls = {name: work[name].null_count() for name, _ in cells}
+    pieces: list[Any] = ['<row r="', rn, start]
+    for name, parts in cells:
+        if nulls[name]:
+            pieces.append(pl.concat_str([pl.lit(p) if isinstance(p, str) else p for p in parts]))
+        else:
+            pieces += parts
+    pieces.append("</row>")
+    merged: list[Any] = []
+    for piece in pieces:  # neighbouring literals as one
+        if isinstance(piece, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += piece
+        else:
+            merged.append(piece)
+    full = all(nulls.values()) and cells  # no column without nulls: a row may have no cell at all
+    has_cell = pl.any_horizontal(pl.col(name).is_not_null() for name, _ in cells) if full else pl.lit(cells != [])
     out = (
         work.with_columns(rn=pl.int_range(first + 1, first + 1 + n).cast(pl.String), index=pl.int_range(0, n))
         .select(
             "index",
-            cells=pl.concat_str(cells, ignore_nulls=True) if cells else pl.lit(""),
-            start=start,
+            has_cell.alias("has_cell"),
+            xml=pl.concat_str([pl.lit(p) if isinstance(p, str) else p for p in merged], ignore_nulls=True),
             links=pl.concat_str(hyperlinks, ignore_nulls=True) if hyperlinks else pl.lit(""),
         )
-        .filter(pl.col("cells") != "")
+        .filter("has_cell")
     )
     if out.is_empty():
         return
     xml, link_xml, last = out.select(
-        pl.concat_str("start", "cells", pl.lit("</row>")).str.join(""),
-        pl.col("links").str.join(""),
-        pl.col("index").max(),
+        pl.col("xml").str.join(""), pl.col("links").str.join(""), pl.col("index").max()
     ).row(0)
     ws.add_body(first, first + last, xml, link_xml)
