@@ -4,8 +4,8 @@ Formats are declared once (``STYLES``) and created once per workbook; a cell's l
 from its column's glossary kind (``columns.py``), money by the row's currency decimals. Values
 are converted column-wise in Polars (money and times to Excel numbers); the rows are then
 written as XML built in Polars (``sheetdata``: the same XML xlsxwriter writes; the real archive's
-workbook in 1.1 CPU-s instead of 4.6), or,
-for a frame that path cannot take, one cell at a time through xlsxwriter (``_column_writer``).
+workbook in 1.1 CPU-s instead of 4.6), or, for a frame that path cannot take, one cell at a time
+through xlsxwriter (``_column_writer``).
 
 A column whose name starts with ``_`` is a helper, never written: a link target
 (``Sheet.links``) or a red-alert mask (``Sheet.alerts``) computed in Polars beside the data.
