@@ -251,3 +251,14 @@ def test_libreoffice_reads_the_same_workbook_as_cell_by_cell(tmp_path: Path, mon
         sheets[mode] = {p.name: p.read_bytes() for p in folder.glob("book-*.csv")}
     assert len(sheets["fast"]) == 29 and "book-Ledger.csv" in sheets["fast"]
     assert sheets["fast"] == sheets["slow"]
+
+
+def test_the_workbook_is_deflated_by_isal_only_while_it_is_stored(tmp_path: Path) -> None:
+    before = zipfile._get_compressor  # type: ignore[attr-defined]
+    with SafeWorkbook(tmp_path / "x.xlsx") as wb:
+        wb.add_worksheet("Data").write_string(0, 0, "text " * 10_000)
+    assert zipfile._get_compressor is before  # type: ignore[attr-defined]
+    with zipfile.ZipFile(tmp_path / "x.xlsx") as z:
+        assert z.testzip() is None
+        info = z.getinfo("xl/sharedStrings.xml")
+        assert info.compress_type == zipfile.ZIP_DEFLATED and info.compress_size < info.file_size / 10
