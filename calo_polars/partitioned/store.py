@@ -35,11 +35,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from calo_polars.atomic import glob_escape, is_stale, remove_stale
 from calo_polars.errors import CaloError, NoUsableInput, OutputError, UsageError
@@ -64,6 +63,9 @@ from calo_polars.problems import NOTE_SCHEMA, InputProblem, Problems
 from calo_polars.read.inflate import Limits
 from calo_polars.read.s3 import S3Options, resolve
 from calo_polars.version import __version__
+
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq  # (imported when a store is written: pyarrow.fs, ssl… cost 40 ms at start-up)
 
 FORMAT = "calo-polars store"
 FORMAT_VERSION = 2  # 2: transactions carry their outcome, invocations their START time (issue 12)
@@ -125,12 +127,16 @@ class _Appender:
         if table is None or table.num_rows == 0:
             return
         if self._writer is None:
+            import pyarrow.parquet as pq
+
             self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
         self._writer.write_table(table)
         self.rows += table.num_rows
 
     def close(self) -> None:
         if self._writer is None:  # no rows: an empty file with the schema
+            import pyarrow.parquet as pq
+
             pq.write_table(_plain(pl.DataFrame(schema=self.schema)), self.path)
         else:
             self._writer.close()

@@ -13,8 +13,6 @@ timeout; a failure is one line on stderr and never changes the audit's exit code
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -182,6 +180,9 @@ def redacted(url: str) -> str:
 
 def post(url: str, payload: dict[str, Any], timeout: float = 10.0) -> str | None:
     """POST ``payload`` as JSON; None when delivered (2xx), else a one-line reason."""
+    import urllib.error  # (lazy: only when a webhook is posted)
+    import urllib.request
+
     body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     request = urllib.request.Request(
         url,

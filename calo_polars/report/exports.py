@@ -27,7 +27,6 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from calo_polars.atomic import replacing
 from calo_polars.audit.result import AuditResult
@@ -119,6 +118,8 @@ def _about(table: str) -> str:
 
 def write_parquet(frame: pl.DataFrame, path: Path, table: str) -> None:
     """One table as a zstd-compressed Parquet file, written atomically."""
+    import pyarrow.parquet as pq  # (lazy: only for Parquet outputs)
+
     with replacing(path) as tmp:
         pq.write_table(_arrow(frame, table), tmp, compression="zstd")
 

@@ -11,14 +11,15 @@ that is not encrypted.
 
 from __future__ import annotations
 
-import smtplib
-import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
-from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import smtplib
+    from email.message import EmailMessage
 
 #: ``--smtp-security`` → the port used when ``--smtp-port`` is not given.
 SECURITY_PORTS = {"starttls": 587, "tls": 465, "none": 25}
@@ -73,6 +74,8 @@ def body_text(payload: dict[str, Any]) -> str:
 
 def build_message(settings: MailSettings, payload: dict[str, Any], attachments: Iterable[Path] = ()) -> EmailMessage:
     """The e-mail: subject = the webhook's header, body = its blocks as text, plus attachments."""
+    from email.message import EmailMessage  # (lazy: only when an e-mail is sent)
+
     message = EmailMessage()
     message["Subject"] = payload["blocks"][0]["text"]["text"]
     message["From"] = settings.sender
@@ -99,6 +102,9 @@ def html_report(outdir: str | Path, since: float) -> list[Path]:
 
 def send(settings: MailSettings, message: EmailMessage) -> str | None:
     """Send ``message``; None when the server accepted it for every recipient, else a one-line reason."""
+    import smtplib  # (lazy: only when an e-mail is sent)
+    import ssl
+
     where = settings.where()
     context = ssl.create_default_context()
     try:

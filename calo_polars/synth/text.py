@@ -7,6 +7,7 @@ such as ``60.181000000000004`` appears exactly where the Lambda's float arithmet
 
 from __future__ import annotations
 
+import functools
 import random
 import struct
 from datetime import date, timedelta
@@ -15,7 +16,7 @@ from decimal import Decimal
 from isal import isal_zlib
 
 DAY_MS = 86_400_000
-_HMS = [f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
+_HMS = functools.cache(lambda: [f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)])
 _DIGITS = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
 _PAIRS = [a + b for a in _DIGITS for b in _DIGITS]  # every 10-bit value as two digits
 #: gzip header as CloudWatch writes it: no name, mtime 0, OS "unknown" (0xff).
@@ -65,7 +66,7 @@ class Clock:
 
     def stamp(self, ms: int) -> str:
         within = ms % DAY_MS
-        return f"{self.date_text(ms)}T{_HMS[within // 1000]}.{within % 1000:03d}Z"
+        return f"{self.date_text(ms)}T{_HMS()[within // 1000]}.{within % 1000:03d}Z"
 
 
 def parse_stamp(text: str) -> int:

@@ -2,8 +2,10 @@
 
 Formats are declared once (``STYLES``) and created once per workbook; a cell's look is chosen
 from its column's glossary kind (``columns.py``), money by the row's currency decimals. Values
-are converted column-wise in Polars (money and times to Excel numbers) before the per-cell
-writes, which are the only Python loop: xlsxwriter writes one cell at a time.
+are converted column-wise in Polars (money and times to Excel numbers); the rows are then
+written as XML built in Polars (``sheetdata``: the same XML xlsxwriter writes; the real archive's
+workbook in 1.1 CPU-s instead of 4.6), or, for a frame that path cannot take, one cell at a time
+through xlsxwriter (``_column_writer``).
 
 A column whose name starts with ``_`` is a helper, never written: a link target
 (``Sheet.links``) or a red-alert mask (``Sheet.alerts``) computed in Polars beside the data.
@@ -24,6 +26,8 @@ from xlsxwriter.worksheet import Worksheet
 from calo_polars.checks.registry import CHECKS
 from calo_polars.money import minor_unit_expr
 from calo_polars.report.columns import describe
+from calo_polars.report.xlsx import sheetdata
+from calo_polars.report.xlsx.numbers import excel_number
 
 EXCEL_MAX_ROWS = 1_048_576
 EXCEL_MAX_CHARS = 32_767
@@ -33,9 +37,6 @@ EXCEL_MAX_URLS = 65_530
 #: longer ones get a plain autofilter, which stays cheap to open and works with
 #: ``constant_memory`` (tables do not).
 TABLE_MAX_ROWS = 10_000
-#: Excel's day number of 1970-01-01 (the 1900 date system).
-EXCEL_EPOCH_DAY = 25_569
-MS_PER_DAY = 86_400_000
 
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 DATE_FORMAT = "yyyy-mm-dd"
@@ -84,6 +85,8 @@ class Styles:
 
     def __init__(self, workbook: xlsxwriter.Workbook) -> None:
         self._formats = {name: workbook.add_format(spec) for name, spec in STYLES.items()}
+        for fmt in self._formats.values():  # ids in STYLES order, not in order of first use: the same
+            fmt._get_xf_index()  # whether cells are written one by one or as XML (``sheetdata``)
 
     def __getitem__(self, name: str) -> Format:
         return self._formats[name]
@@ -162,12 +165,8 @@ def _width(name: str, values: pl.Series, kind: str) -> float:
 def _cells(frame: pl.DataFrame, name: str, kind: str) -> list[Any]:
     """The column as the values xlsxwriter writes: floats for numbers, money and times."""
     col = pl.col(name)
-    if kind in ("money", "float", "count"):
-        expr = col.cast(pl.Float64)
-    elif kind == "datetime":
-        expr = col.dt.epoch("ms").cast(pl.Float64) / MS_PER_DAY + EXCEL_EPOCH_DAY
-    elif kind == "date":
-        expr = col.cast(pl.Int32).cast(pl.Float64) + EXCEL_EPOCH_DAY
+    if kind in ("money", "float", "count", "datetime", "date"):
+        expr = excel_number(col, kind)
     elif kind == "flag":
         expr = col.cast(pl.Boolean)
     else:
@@ -193,6 +192,13 @@ def text_lines(frame: pl.DataFrame, widths: dict[str, float]) -> list[int]:
     Excel's printing do not grow rows for wrapped text on their own)."""
     if not widths or frame.is_empty():
         return []
+    return line_counts(frame, widths).to_list()
+
+
+def line_counts(frame: pl.DataFrame, widths: dict[str, float]) -> pl.Series:
+    """``text_lines`` as a series (1 for every row when nothing wraps)."""
+    if not widths:
+        return pl.Series("lines", [1] * frame.height, dtype=pl.Int32)
     per_column = [
         pl.col(col)
         .cast(pl.String)
@@ -202,8 +208,7 @@ def text_lines(frame: pl.DataFrame, widths: dict[str, float]) -> list[int]:
         .list.sum()
         for col, width in widths.items()
     ]
-    lines = frame.select(pl.max_horizontal(per_column).clip(1, MAX_LINES).cast(pl.Int32))
-    return lines.to_series().to_list()
+    return frame.select(pl.max_horizontal(per_column).clip(1, MAX_LINES).cast(pl.Int32).alias("lines")).to_series()
 
 
 def _clip(s: str) -> str:
@@ -270,8 +275,11 @@ def _column_writer(
     return lambda r, i: values[i] is not None and ws.write_string(r, c, _clip(values[i]), fmt)
 
 
-#: Rows turned into Python values at a time: a whole 800k-row Ledger as Python lists took 1 GB.
+#: Rows turned into Python values (or XML) at a time: a whole 800k-row Ledger as Python lists took 1 GB.
 CHUNK_ROWS = 50_000
+#: Whether frames are written as XML built in Polars (``sheetdata``) where they can be; False writes
+#: every cell through xlsxwriter (the reference the tests compare with).
+FAST = True
 
 
 def write_frame(
@@ -288,7 +296,8 @@ def write_frame(
 ) -> None:
     """Write a frame at row ``top``: header, typed cells, links, table or filter, widths, marks.
 
-    Cells are written row by row (what xlsxwriter's ``constant_memory`` mode needs, where a
+    Cells are written row by row as XML built in Polars (``sheetdata``; see ``FAST``), or where
+    that cannot be, cell by cell (what xlsxwriter's ``constant_memory`` mode needs, where a
     row is flushed once the next one starts), ``CHUNK_ROWS`` at a time. ``table`` None
     decides by size (``TABLE_MAX_ROWS``; never in constant-memory mode); ``name`` names the
     Excel table.
@@ -305,8 +314,24 @@ def write_frame(
         ws.set_column(c, c, width)
         if kind == "long_text":
             wrapped[col] = width
+    fast = n > 0 and FAST and sheetdata.usable(ws, frame, columns, links, top)
     for start in range(0, n, CHUNK_ROWS):
         rows = frame.slice(start, CHUNK_ROWS)
+        if fast:
+            lines = line_counts(rows, wrapped)
+            sheetdata.write_body(
+                ws,
+                rows,
+                columns,
+                styles,
+                first=top + 1 + start,
+                lines=lines,
+                line_height=LINE_HEIGHT,
+                links=links,
+                budget=budget,
+                alerts=alerts,
+            )
+            continue
         writers = [
             _column_writer(ws, rows, col, c, styles, links.get(col), budget, alerts.get(col))
             for c, col in enumerate(columns)

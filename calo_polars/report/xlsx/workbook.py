@@ -262,6 +262,9 @@ def data_sheets(result: AuditResult, view: LedgerView | None = None) -> list[She
 #: memory stays flat (xlsxwriter otherwise holds ~170 bytes a cell: 2 GB for a 600k-row
 #: Ledger). Its price: no Excel tables (sheets get a plain autofilter instead).
 CONSTANT_MEMORY_CELLS = 2_000_000
+#: Cells up to which xlsxwriter keeps the workbook's parts in memory (``in_memory``) rather than
+#: in temporary files it writes, reads back and removes (~100 bytes of XML a cell).
+IN_MEMORY_CELLS = 1_000_000
 
 
 def write_sheet(wb: xlsxwriter.Workbook, sheet: Sheet, styles: Styles) -> None:
@@ -274,9 +277,14 @@ def write_sheet(wb: xlsxwriter.Workbook, sheet: Sheet, styles: Styles) -> None:
         write_frame(ws, rows, styles, name=name, highlight=sheet.highlight, links=sheet.links, alerts=sheet.alerts)
 
 
+def cells(sheets: list[Sheet]) -> int:
+    """The data sheets' cells (rows × written columns)."""
+    return sum(s.frame.height * len(s.columns) for s in sheets)
+
+
 def constant_memory(sheets: list[Sheet]) -> bool:
     """Whether the workbook is big enough for ``constant_memory`` mode (``CONSTANT_MEMORY_CELLS``)."""
-    return sum(s.frame.height * len(s.columns) for s in sheets) > CONSTANT_MEMORY_CELLS
+    return cells(sheets) > CONSTANT_MEMORY_CELLS
 
 
 @contextmanager
@@ -304,6 +312,7 @@ def write_workbook(result: AuditResult, path: Path, summary: dict[str, Any], vie
         "remove_timezone": True,
         "constant_memory": constant_memory(sheets),
     }
+    options["in_memory"] = not options["constant_memory"] and cells(sheets) <= IN_MEMORY_CELLS  # (xlsxwriter: not both)
     with (
         atomic.replacing(path) as tmp,
         atomic.scratch_folder(path) as scratch,  # xlsxwriter's own temporaries: removed even when writing fails
