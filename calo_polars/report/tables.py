@@ -7,6 +7,7 @@ exactly one sheet (``NOTICE_SHEETS``), so no logged signal is left out.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import polars as pl
@@ -65,12 +66,26 @@ def ledger(result: AuditResult) -> pl.DataFrame:
     ``running_balance`` starts from the wallet's first oldBalance and adds each transaction's
     announced move; ``running_diff = newBalance − running_balance`` so a flow gap or a mismatch
     shows as a step, and on a wallet's last row it is that wallet's roll-forward difference.
+    The whole table at once: ``ledger_parts`` gives it part by part.
     """
+    frames = list(ledger_parts(result))
+    return pl.concat(frames) if frames else ledger_of(result, result.parts.empty())
+
+
+def ledger_parts(result: AuditResult) -> Iterator[pl.DataFrame]:
+    """``ledger`` one part of the checked transactions at a time (``CheckedParts``), in order:
+    the parts one after another are the whole Ledger."""
+    for part in result.parts:
+        yield ledger_of(result, part)
+
+
+def ledger_of(result: AuditResult, part: pl.DataFrame) -> pl.DataFrame:
+    """The Ledger rows of one part of the checked transactions (whole users: see ``ledger``)."""
     names = list(CHECK_NAMES)
     history = [*HISTORY, "applied"]
     flags = pl.concat_str([pl.when(pl.col(c)).then(pl.lit(c)) for c in names], separator=", ", ignore_nulls=True)
     rows = (
-        with_derived(result.checked.lazy(), result.options.checks)  # lazy: only the columns selected below
+        with_derived(part.lazy(), result.options.checks)  # lazy: only the columns selected below
         .with_columns(
             credit=credit_move(),
             debit=debit_move(),
@@ -188,7 +203,11 @@ def per_user_summary(result: AuditResult, ledger_frame: pl.DataFrame, negative: 
 
 def _synced_transaction(result: AuditResult, frame: pl.DataFrame) -> pl.DataFrame:
     """Join each notice to the user's transaction logged just before it in the same invocation."""
-    tx = result.checked.select("request_id", USER, "ts", "tx_id", "new_balance", _tx_payment_balance="payment_balance")
+    requests = frame["request_id"].cast(pl.String).unique().implode()  # only these transactions can match
+    tx = result.parts.filter(
+        pl.col("request_id").cast(pl.String).is_in(requests),
+        "request_id", USER, "ts", "tx_id", "new_balance", _tx_payment_balance="payment_balance",
+    )  # fmt: skip
     return frame.sort("ts").join_asof(
         tx.sort("ts"), on="ts", by=["request_id", USER], strategy="backward", check_sortedness=False
     )
@@ -226,7 +245,9 @@ def sync_errors(result: AuditResult) -> pl.DataFrame:
 
 def blocked_overdrafts(result: AuditResult) -> pl.DataFrame:
     """The Lambda's refusals, with the refused transaction when it was also logged."""
-    refused = result.checked.select(
+    wanted = _notices(result, "BlockedOverdrafts")["transaction_id"].cast(pl.String).unique().implode()
+    refused = result.parts.filter(
+        pl.col("tx_id").cast(pl.String).is_in(wanted),
         transaction_id="tx_id",
         amount="amount",
         type="type",
@@ -258,7 +279,8 @@ def negative_payment_balances(result: AuditResult) -> pl.DataFrame:
     not-in-sync errors with a negative payment balance no transaction block logged.
     """
     neg = pl.col("payment_balance") < 0
-    tx = result.checked.filter(neg).select(
+    tx = result.parts.filter(
+        neg,
         "ts",
         USER,
         "tx_id",
@@ -399,18 +421,26 @@ def invocation_issues(result: AuditResult) -> pl.DataFrame:
 
 def daily_totals(result: AuditResult) -> pl.DataFrame:
     """Per currency and UTC day: transactions, the roll-forward's credits and debits, flags."""
+    by_day = result.parts.map(
+        lambda part: (
+            with_derived(part.lazy(), result.options.checks)
+            .group_by("currency", date=pl.col("ts").dt.date())
+            .agg(
+                transactions=pl.len(),
+                credits=credit_move().sum(),
+                debits=debit_move().sum(),
+                flags=pl.sum_horizontal(*[pl.col(c).sum() for c in CHECK_NAMES]),
+            )
+            .collect(engine="in-memory")
+        )
+    )  # per part, then added up per currency and day: exact (Decimal), never across currencies
     return (
-        with_derived(result.checked.lazy(), result.options.checks)
-        .group_by("currency", date=pl.col("ts").dt.date())
+        by_day.group_by("currency", "date")
         .agg(
-            transactions=pl.len(),
-            credits=credit_move().sum(),
-            debits=debit_move().sum(),
-            flags=pl.sum_horizontal(*[pl.col(c).sum() for c in CHECK_NAMES]),
+            pl.col("transactions").sum().cast(by_day.schema["transactions"]), pl.col("credits", "debits", "flags").sum()
         )
         .with_columns(pl.col("flags").cast(pl.UInt32))
         .sort("currency", "date")
-        .collect(engine="in-memory")
     )
 
 
@@ -428,7 +458,13 @@ def weekly_signals(result: AuditResult) -> pl.DataFrame:
 
     The rows are bounded: a period longer than ``MAX_WEEKS`` keeps the weeks with data only."""
     week = pl.col("ts").dt.truncate("1w").dt.date().alias("week")
-    checks = result.checked.group_by(week).agg(**{name: pl.col(check).sum() for name, check in WEEKLY_CHECKS.items()})
+    checks = (
+        result.parts.map(
+            lambda part: part.group_by(week).agg(**{name: pl.col(c).sum() for name, c in WEEKLY_CHECKS.items()})
+        )
+        .group_by("week")
+        .agg(pl.col(list(WEEKLY_CHECKS)).sum())
+    )  # per part, then added up
     kind = pl.col("kind")
     signals = result.ingested.notices.group_by(week).agg(
         not_in_sync=(kind == "not_in_sync").sum(),
