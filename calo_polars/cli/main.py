@@ -370,7 +370,8 @@ def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
             default=1,
             show_default=True,
             help=(
-                "With --from: partitions checked at once, in worker processes (or Ray CPUs with a local --engine ray)."
+                "Partitions of a store checked at once, in worker processes (or Ray CPUs with a local --engine ray); "
+                "with INPUTS, the run goes through a temporary store."
             ),
         ),
         click.option(
@@ -378,7 +379,7 @@ def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(ENGINES),
             default="local",
             show_default=True,
-            help="With --from: run the partitions here (local) or as Ray tasks (ray; pip install 'calo-polars[ray]').",
+            help="Run a store's partitions here (local) or as Ray tasks (ray; pip install 'calo-polars[ray]').",
         ),
         click.option(
             "--ray-address",

@@ -98,7 +98,7 @@ def data_sheets(result: AuditResult) -> list[Sheet]:
     links = tables.links(ledger, users)
 
     def flagged(check: str, *extra: str) -> pl.DataFrame:
-        rows = result.with_file(result.derived(result.checked.filter(pl.col(check))))  # by user then time, as checked
+        rows = result.with_file(result.derived(result.parts.filter(pl.col(check))))  # by user then time, part by part
         earlier = result.carried_rows() if check == "flow_break" else None  # --state: breaks into this export first
         if earlier is not None:
             rows = pl.concat([earlier.select(rows.columns), rows])
