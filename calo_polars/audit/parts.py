@@ -79,9 +79,21 @@ class CheckedParts:
         for files in self._ranges or []:
             yield self._read(files)
 
+    def _scan(self, files: list[Path]) -> pl.LazyFrame:
+        """One spilled range as a lazy scan of its files (not sorted: the caller sorts what it keeps)."""
+        return pl.scan_parquet(files).cast(self.schema)  # type: ignore[arg-type]  # polars#14468
+
     def _read(self, files: list[Path]) -> pl.DataFrame:
-        frame = pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
-        return frame.cast(self.schema).sort(USER, *ORDER)  # type: ignore[arg-type]  # polars#14468
+        return self._scan(files).sort(USER, *ORDER).collect(engine="in-memory")
+
+    def lazy(self) -> Iterator[pl.LazyFrame]:
+        """Each part as a LazyFrame, its rows in no particular order (for sums and counts: a spilled
+        part then reads only the columns the plan uses)."""
+        if self._frames is not None:
+            yield from (f.lazy() for f in self._frames)
+            return
+        for files in self._ranges or []:
+            yield self._scan(files)
 
     def empty(self) -> pl.DataFrame:
         return pl.DataFrame(schema=self.schema)
@@ -93,10 +105,26 @@ class CheckedParts:
 
     def filter(self, predicate: pl.Expr, *columns: str | pl.Expr, **named: str | pl.Expr) -> pl.DataFrame:
         """The rows of every part where ``predicate`` holds (``columns`` of them as ``select`` takes
-        them, or all), in order: for the few rows an output needs (flags, negative balances, a selection)."""
-        if not columns and not named:
-            return self.map(lambda part: part.filter(predicate))
-        return self.map(lambda part: part.filter(predicate).select(*columns, **named))
+        them, or all), in order: for the few rows an output needs (flags, negative balances, a
+        selection). A spilled part is filtered as it is read, then only what is kept is sorted."""
+        frames = []
+        for part in self.lazy():
+            kept = part.filter(predicate)
+            if self.on_disk:
+                kept = kept.sort(USER, *ORDER)
+            if columns or named:
+                kept = kept.select(*columns, **named)
+            frames.append(kept.collect(engine="in-memory"))
+        if frames:
+            return pl.concat(frames)
+        empty = self.empty().lazy()
+        return (empty.select(*columns, **named) if columns or named else empty).collect()
+
+    def aggregate(self, plan: Callable[[pl.LazyFrame], pl.LazyFrame]) -> pl.DataFrame:
+        """``plan`` (a group-by, a sum) of every part, concatenated: to be added up by the caller
+        over parts (a part never splits a user). ``plan`` of an empty part when there is none."""
+        frames = [plan(part).collect(engine="in-memory") for part in self.lazy()]
+        return pl.concat(frames) if frames else plan(self.empty().lazy()).collect(engine="in-memory")
 
     def map(self, fn: Callable[[pl.DataFrame], pl.DataFrame]) -> pl.DataFrame:
         """``fn`` of every part, concatenated in order (``fn`` of an empty part when there is none)."""

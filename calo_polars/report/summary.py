@@ -91,7 +91,7 @@ def listed_problems(result: AuditResult, limit: int = MAX_LISTED_PROBLEMS) -> li
 def _transaction_facts(result: AuditResult) -> dict[str, Any]:
     """Period, counts of transactions, users and outcomes, added up part by part (a part never
     splits a user, so distinct users add up too)."""
-    facts = result.parts.map(
+    facts = result.parts.aggregate(
         lambda part: part.select(
             first=pl.col("ts").min(),
             last=pl.col("ts").max(),

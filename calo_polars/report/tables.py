@@ -202,15 +202,25 @@ def per_user_summary(result: AuditResult, ledger_frame: pl.DataFrame, negative: 
 
 
 def _synced_transaction(result: AuditResult, frame: pl.DataFrame) -> pl.DataFrame:
-    """Join each notice to the user's transaction logged just before it in the same invocation."""
-    requests = frame["request_id"].cast(pl.String).unique().implode()  # only these transactions can match
-    tx = result.parts.filter(
-        pl.col("request_id").cast(pl.String).is_in(requests),
-        "request_id", USER, "ts", "tx_id", "new_balance", _tx_payment_balance="payment_balance",
-    )  # fmt: skip
-    return frame.sort("ts").join_asof(
-        tx.sort("ts"), on="ts", by=["request_id", USER], strategy="backward", check_sortedness=False
-    )
+    """Join each notice to the user's transaction logged just before it in the same invocation.
+
+    A notice only matches a transaction of its own user, so the join runs part by part (a part
+    holds whole users): each part's notices against that part's transactions only."""
+    notices = frame.sort("ts").with_row_index("_notice")
+    found = []
+    for part in result.parts.lazy():
+        tx = part.select("request_id", USER, "ts", "tx_id", "new_balance", _tx_payment_balance="payment_balance")
+        tx = tx.collect(engine="in-memory")
+        mine = notices.join(tx.select(USER).unique(), on=USER, how="semi", nulls_equal=True)
+        if mine.height:
+            joined = mine.select("_notice", "ts", "request_id", USER).join_asof(
+                tx.sort("ts"), on="ts", by=["request_id", USER], strategy="backward", check_sortedness=False
+            )
+            found.append(joined.drop("ts", "request_id", USER))
+    if not found:
+        none = result.parts.empty().select("tx_id", "new_balance", _tx_payment_balance="payment_balance")
+        return notices.drop("_notice").hstack(none.clear(notices.height))
+    return notices.join(pl.concat(found), on="_notice", how="left").sort("_notice").drop("_notice")
 
 
 def sync_errors(result: AuditResult) -> pl.DataFrame:
@@ -421,9 +431,9 @@ def invocation_issues(result: AuditResult) -> pl.DataFrame:
 
 def daily_totals(result: AuditResult) -> pl.DataFrame:
     """Per currency and UTC day: transactions, the roll-forward's credits and debits, flags."""
-    by_day = result.parts.map(
+    by_day = result.parts.aggregate(
         lambda part: (
-            with_derived(part.lazy(), result.options.checks)
+            with_derived(part, result.options.checks)
             .group_by("currency", date=pl.col("ts").dt.date())
             .agg(
                 transactions=pl.len(),
@@ -431,7 +441,6 @@ def daily_totals(result: AuditResult) -> pl.DataFrame:
                 debits=debit_move().sum(),
                 flags=pl.sum_horizontal(*[pl.col(c).sum() for c in CHECK_NAMES]),
             )
-            .collect(engine="in-memory")
         )
     )  # per part, then added up per currency and day: exact (Decimal), never across currencies
     return (
@@ -459,7 +468,7 @@ def weekly_signals(result: AuditResult) -> pl.DataFrame:
     The rows are bounded: a period longer than ``MAX_WEEKS`` keeps the weeks with data only."""
     week = pl.col("ts").dt.truncate("1w").dt.date().alias("week")
     checks = (
-        result.parts.map(
+        result.parts.aggregate(
             lambda part: part.group_by(week).agg(**{name: pl.col(c).sum() for name, c in WEEKLY_CHECKS.items()})
         )
         .group_by("week")
