@@ -209,8 +209,8 @@ def _synced_transaction(result: AuditResult, frame: pl.DataFrame) -> pl.DataFram
     notices = frame.sort("ts").with_row_index("_notice")
     found = []
     for part in result.parts.lazy():
-        tx = part.select("request_id", USER, "ts", "tx_id", "new_balance", _tx_payment_balance="payment_balance")
-        tx = tx.collect(engine="in-memory")
+        columns = part.select("request_id", USER, "ts", "tx_id", "new_balance", _tx_payment_balance="payment_balance")
+        tx = columns.collect(engine="in-memory")
         mine = notices.join(tx.select(USER).unique(), on=USER, how="semi", nulls_equal=True)
         if mine.height:
             joined = mine.select("_notice", "ts", "request_id", USER).join_asof(
