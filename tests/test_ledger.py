@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 from calo_polars import AuditResult, audit
 from calo_polars.cli.main import cli
-from calo_polars.report import bounded, ledger
+from calo_polars.report import bounded, ledger, tables
 from calo_polars.report.outputs import write_outputs
 from tests.logbuilder import Log, full_tx, rid, uid
 
@@ -89,14 +89,14 @@ def test_the_flags_are_the_ones_the_log_was_built_with(result: AuditResult) -> N
 
 
 def test_the_ledger_shows_each_flag_with_three_before_and_after_in_its_wallet(result: AuditResult) -> None:
-    rows_, shown = ledger.choose(ledger.view(result, full=True).complete, result.flags)
+    rows_, shown = ledger.choose(tables.ledger(result), result.flags)
     assert rows_["tx_id"].to_list() == SHOWN  # in Ledger order: by user then time; A's second wallet left out
     assert (shown.rows, shown.of, shown.selected, shown.complete, shown.left_out_rows) == (12, 30, 12, False, 0)
 
 
 def test_the_selection_works_part_by_part(result: AuditResult) -> None:
     """Parts of whole users, each selected on its own, then put together, give the same rows."""
-    full = ledger.view(result, full=True).complete
+    full = tables.ledger(result)
     parts = [full.filter(pl.col("user_id") == u) for u in (A, B, E)]
     together = pl.concat([ledger.shown_in_part(p, result.flags) for p in parts])
     assert together.equals(ledger.shown_in_part(full, result.flags))
@@ -104,7 +104,7 @@ def test_the_selection_works_part_by_part(result: AuditResult) -> None:
 
 
 def test_context_counts_rows_of_the_same_wallet_only(result: AuditResult) -> None:
-    full = ledger.view(result, full=True).complete
+    full = tables.ledger(result)
     assert ledger.shown_in_part(full, result.flags, 0)["tx_id"].to_list() == [tx_id(106), tx_id(202)]
     wide = ledger.shown_in_part(full, result.flags, 10)["tx_id"].to_list()
     assert wide == [tx_id(n) for n in (*range(101, 113), *range(201, 211))]  # never A's second wallet, never E

@@ -139,8 +139,12 @@ def test_report_from_is_checked_and_fails_in_one_line(tmp_path: Path) -> None:
     logs = cross_partition_log(tmp_path)
     both = report(tmp_path, logs, args=("--from", str(empty)))
     assert both.exit_code == 2 and "not both" in both.stderr
-    workers_alone = report(tmp_path, logs, args=("--workers", "2"))
-    assert workers_alone.exit_code == 2 and "--from" in workers_alone.stderr
+    workers_alone = report(tmp_path, logs, args=("--workers", "2", "--format", "json"), out="alone")
+    one_shot = report(tmp_path, logs, args=("--format", "json"), out="one")
+    assert workers_alone.exit_code == one_shot.exit_code == 0  # --workers alone: through a temporary store
+    assert (workers_alone.out / "summary.json").read_bytes() == (one_shot.out / "summary.json").read_bytes()
+    with_state = report(tmp_path, logs, args=("--workers", "2", "--state", str(tmp_path / "w.zip")))
+    assert with_state.exit_code == 2 and "--state" in with_state.stderr
     code, _, store = ingest(tmp_path, logs)
     assert code == 0
     for args, text in [

@@ -98,7 +98,12 @@ def write(path: Path, frame: pl.DataFrame, *, fast: bool, constant_memory: bool,
     mp.setattr(frames, "FAST", fast)
     calls: list[int] = []
     real = sheetdata.write_body
-    mp.setattr(sheetdata, "write_body", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def counted(*a: Any, **k: Any) -> Any:
+        calls.append(1)
+        return real(*a, **k)
+
+    mp.setattr(sheetdata, "write_body", counted)
     options = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
     with SafeWorkbook(path, {**options, "constant_memory": constant_memory, "tmpdir": str(path.parent)}) as wb:
         styles = Styles(wb)

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import polars as pl
 
+from calo_polars.audit.parts import CheckedParts
 from calo_polars.audit.result import AuditResult
 from calo_polars.audit.selection import Selection
 from calo_polars.checks.plan import currency_totals, per_user
@@ -27,7 +28,7 @@ def apply(result: AuditResult, selection: Selection) -> AuditResult:
     """The result limited to ``selection`` (see the module docstring); flags are never recomputed."""
     if not selection.active:
         return result
-    tx = result.checked.filter(selection.in_period() & selection.of_who())
+    tx = result.parts.filter(selection.in_period() & selection.of_who())  # what is kept is held, part by part
     kept_ids = tx["tx_id"].implode()
     books = _books(result.derived(tx))
     users, totals = pl.collect_all([per_user(books), currency_totals(books)], engine="in-memory")
@@ -36,7 +37,7 @@ def apply(result: AuditResult, selection: Selection) -> AuditResult:
     invocations = ing.invocations.filter(selection.in_period("first_ts"))
     duplicates = result.duplicates.filter(selection.in_period())
     if selection.by_who:
-        who = result.checked.filter(selection.of_who())["user_id"].cast(pl.String).unique().to_list()
+        who = result.parts.filter(selection.of_who(), "user_id")["user_id"].cast(pl.String).unique().to_list()
         if not selection.currencies:
             who = sorted(set(who) | set(selection.users))
         requests = tx["request_id"].unique().implode()
@@ -55,7 +56,7 @@ def apply(result: AuditResult, selection: Selection) -> AuditResult:
     )
     return replace(
         result,
-        checked=tx,
+        parts=CheckedParts.of([tx], result.parts.schema),
         flags=result.flags.filter(pl.col("tx_id").is_in(kept_ids)),
         users=users,
         totals=totals,

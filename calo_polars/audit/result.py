@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from calo_polars.audit import state
+from calo_polars.audit.parts import CheckedParts
 from calo_polars.audit.selection import Selection
 from calo_polars.checks.plan import CheckOptions, with_derived
 from calo_polars.parse.events import FileIndex
@@ -44,11 +45,21 @@ class AuditResult:
     inputs: list[str]
     options: AuditOptions
     ingested: Ingested
-    checked: pl.DataFrame  # every transaction, its window columns and flags (STORED_CHECK_COLUMNS), by user then time
+    parts: CheckedParts  # every transaction, its window columns and flags (STORED_CHECK_COLUMNS), by user then time
     flags: pl.DataFrame  # one row per flag, with severity and reason
     users: pl.DataFrame  # one row per user and currency
     totals: pl.DataFrame  # one row per currency
     incremental: state.Incremental | None = None  # with --state: what was carried in, and the next state
+
+    @property
+    def checked(self) -> pl.DataFrame:
+        """Every checked transaction in one frame (``parts`` collected): for small runs and tests.
+        Outputs iterate ``parts`` instead, so a store of any size is read one user range at a time."""
+        return self.parts.collect()
+
+    def close(self) -> None:
+        """Remove what the result keeps on disk (the spilled parts of a store run)."""
+        self.parts.close()
 
     @property
     def transactions(self) -> pl.DataFrame:

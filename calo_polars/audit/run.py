@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import polars as pl
 
 from calo_polars.audit import filters, state
+from calo_polars.audit.parts import CheckedParts
 from calo_polars.audit.result import AuditOptions, AuditResult
 from calo_polars.checks.plan import (
     ORDER,
@@ -100,21 +101,29 @@ def combine(
     *,
     in_user_order: bool,
     incremental: state.Incremental | None = None,
+    parts: CheckedParts | None = None,
 ) -> AuditResult:
     """The result of an audit from ``check_partition`` of every part of the users: concatenated,
     put in the outputs' order, selected. Each part's rows come sorted by user then time;
     parts ``in_user_order`` (user ranges) need no sort to make the whole table so, hash
-    partitions do. With ``incremental`` (--state) the next state is built from the result."""
-    checked, flags, users, flows = (pl.concat([d[i] for d in done]) for i in range(4))
-    if not in_user_order and len(done) > 1:
-        checked = checked.sort(USER, *ORDER)
-    ingested.transaction_parts = [checked.select(list(TRANSACTIONS))]  # the same columns, not a copy
+    partitions do. ``parts`` given (stage 2 of a store: the checked rows spilled to disk by
+    user range), the first table of each ``done`` is not used. With ``incremental`` (--state)
+    the next state is built from the result."""
+    if parts is None:
+        frames = [d[0] for d in done]
+        if not in_user_order and len(done) > 1:
+            frames = [pl.concat(frames).sort(USER, *ORDER)]
+        parts = CheckedParts.of(frames, dict(done[0][0].schema) if done else None)
+        ingested.transaction_parts = [f.select(list(TRANSACTIONS)) for f in frames]  # the same columns, not a copy
+    else:
+        ingested.transaction_parts = []  # on disk, in ``parts``
+    flags, users, flows = (pl.concat([d[i] for d in done]) for i in range(1, 4))
     users = sort_users(users.lazy()).collect()
     totals = totals_from(flows.lazy(), users.lazy()).collect()
     flags = sort_flags(explain_silences(flags, ingested.invocations).lazy()).collect()
     if incremental:
         earlier = [d[4] for d in done if len(d) > 4]  # the fifth table of a part with context rows
         incremental.carried_rows = pl.concat(earlier) if earlier else None
-        incremental.finish(checked, flags, ingested)
-    result = AuditResult(inputs, options, ingested, checked, flags, users, totals, incremental)
+        incremental.finish(parts.collect(), flags, ingested)
+    result = AuditResult(inputs, options, ingested, parts, flags, users, totals, incremental)
     return filters.apply(result, options.selection)

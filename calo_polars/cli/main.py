@@ -38,7 +38,8 @@ from calo_polars.checks.plan import CheckOptions
 from calo_polars.cli.params import Number, count
 from calo_polars.cli.progress import AuditProgress, input_size, plain_text, say, stderr_console, summary_table
 from calo_polars.cli.signals import Interrupted, interruptible
-from calo_polars.errors import CaloError
+from calo_polars.errors import CaloError, UsageError
+from calo_polars.partitioned import oneshot
 from calo_polars.partitioned.engines import ENGINES, Engine
 from calo_polars.partitioned.merge import audit_store
 from calo_polars.partitioned.store import DEFAULT_PARTITIONS, ingest_into, open_store
@@ -86,7 +87,9 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
 
 def unknown_users(result: AuditResult, selection: Selection) -> list[str]:
     """A warning for each ``--user`` of whom nothing was read: an empty report says why."""
-    seen = set(result.checked["user_id"].cast(pl.String).to_list())
+    if not selection.users:
+        return []
+    seen = set(result.parts.filter(pl.lit(True), "user_id")["user_id"].cast(pl.String).to_list())
     seen |= set(result.ingested.notices["user_id"].cast(pl.String).drop_nulls().to_list())
     return [
         f"warning: --user {printable(user)}: no transaction or message of this user was read; the report is empty"
@@ -353,11 +356,6 @@ def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
     def command(
         *args: Any, from_dir: str | None, workers: int, engine: str, ray_address: str | None, **kwargs: Any
     ) -> Any:
-        if from_dir is None and (workers != 1 or engine != "local" or ray_address):
-            raise click.UsageError(
-                "--workers, --engine and --ray-address run the partitions of a store: give --from DIR (see "
-                "calo-balance ingest)"
-            )
         try:
             chosen = Engine(engine, workers, ray_address)
         except CaloError as exc:
@@ -381,7 +379,8 @@ def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
             default=1,
             show_default=True,
             help=(
-                "With --from: partitions checked at once, in worker processes (or Ray CPUs with a local --engine ray)."
+                "Partitions of a store checked at once, in worker processes (or Ray CPUs with a local --engine ray); "
+                "with INPUTS, the run goes through a temporary store."
             ),
         ),
         click.option(
@@ -389,7 +388,7 @@ def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(ENGINES),
             default="local",
             show_default=True,
-            help="With --from: run the partitions here (local) or as Ray tasks (ray; pip install 'calo-polars[ray]').",
+            help="Run a store's partitions here (local) or as Ray tasks (ray; pip install 'calo-polars[ray]').",
         ),
         click.option(
             "--ray-address",
@@ -731,28 +730,50 @@ def _run(inputs: tuple[str, ...], from_dir: str | None, outdir: str, formats: tu
          full_ledger: bool) -> tuple[Any, Any]:  # fmt: skip
     """Audit (the inputs, or the store ``from_dir``), write the outputs, then the state."""
     checks, selection, threads = options.checks, options.selection, options.threads
+    through: Any = nullcontext()  # a temporary store for a one-shot run too big to hold (``oneshot``)
+    bar, size = None, 0
     if from_dir is not None:
         clock.current = "partitions"
-        result = audit_store(from_dir, checks, selection=selection, threads=threads, engine=engine)
-        bar = None
     else:
         sources = resolve(inputs, options.s3)
+        size = oneshot.stored_bytes(sources)
+        if engine != Engine() or oneshot.needs_store(size):
+            if options.state:
+                raise UsageError("--state reads its inputs in one process: not with --workers/--engine")
+            through = oneshot.temporary_store(outdir)
         bar = AuditProgress(console, *input_size(sources)) if verbosity >= 0 and console.is_terminal else None
-    with bar or nullcontext():
-        if from_dir is None:
-            result = audit(
-                sources,
-                options,
-                on_batch=bar.on_batch if bar else None,
-                on_stage=clock.then(bar.step if bar else None),
-            )
-        clock.lap("write")
-        inc = result.incremental
-        # The next state is written first and put in place last: it never runs ahead of the outputs.
-        with state_file.saving(inc.next if inc else None, inc.path if inc else None) as put_state:
-            written = write_outputs(result, outdir, formats, on_step=bar.step if bar else None, full_ledger=full_ledger)
-            put_state()
-        clock.lap("")
+    result: AuditResult | None = None
+    try:
+        with bar or nullcontext(), through as temporary:
+            if from_dir is not None:
+                result = audit_store(from_dir, checks, selection=selection, threads=threads, engine=engine)
+            elif temporary is not None:
+                if verbosity > 0:
+                    say(f"{size / 1e6:,.0f} MB of input: read through a temporary store ({temporary})", err=True)
+                ingest_into(sources, temporary, partitions=oneshot.partitions_for(size), threads=threads,
+                            limits=options.limits, mask_pii=options.mask_pii, s3=options.s3,
+                            on_batch=bar.on_batch if bar else None)  # fmt: skip
+                clock.then(bar.step if bar else None)("checks")
+                result = audit_store(temporary, checks, selection=selection, threads=threads, engine=engine)
+            else:
+                result = audit(
+                    sources,
+                    options,
+                    on_batch=bar.on_batch if bar else None,
+                    on_stage=clock.then(bar.step if bar else None),
+                )
+            clock.lap("write")
+            inc = result.incremental
+            # The next state is written first and put in place last: it never runs ahead of the outputs.
+            with state_file.saving(inc.next if inc else None, inc.path if inc else None) as put_state:
+                written = write_outputs(
+                    result, outdir, formats, on_step=bar.step if bar else None, full_ledger=full_ledger
+                )
+                put_state()
+            clock.lap("")
+    finally:
+        if result is not None:
+            result.close()  # the checked rows a store run spilled: the outputs are written
     return result, written
 
 

@@ -61,7 +61,7 @@ from calo_polars.parse.records import UNPARSED_SCHEMA
 from calo_polars.pii import mask_strings
 from calo_polars.problems import NOTE_SCHEMA, InputProblem, Problems
 from calo_polars.read.inflate import Limits
-from calo_polars.read.s3 import S3Options, resolve
+from calo_polars.read.s3 import S3Options, S3Source, resolve
 from calo_polars.version import __version__
 
 if TYPE_CHECKING:
@@ -285,7 +285,7 @@ class StoreWriter:
 
 
 def ingest_into(
-    inputs: Iterable[str | os.PathLike[str]],
+    inputs: Iterable[str | os.PathLike[str] | S3Source],
     into: str | os.PathLike[str],
     *,
     partitions: int = DEFAULT_PARTITIONS,

@@ -22,8 +22,10 @@ Each file is written atomically (``atomic.replacing``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
@@ -34,6 +36,9 @@ from calo_polars.report import tables as views
 from calo_polars.report.columns import COLUMNS
 from calo_polars.report.text import csv_safe
 from calo_polars.version import __version__
+
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq
 
 #: Export table → what one row is (written into each Parquet file and the README).
 TABLES: dict[str, str] = {
@@ -58,21 +63,33 @@ CSV_DATETIME = "%Y-%m-%dT%H:%M:%S%.3fZ"
 LEDGER_COLUMNS = ["credit", "debit", "running_balance", "running_diff", "flagged"]
 
 
-def _transactions(result: AuditResult, ledger: pl.DataFrame) -> pl.DataFrame:
-    tx = result.with_file(result.transactions).join(
+def _transactions(result: AuditResult, part: pl.DataFrame, ledger: pl.DataFrame) -> pl.DataFrame:
+    """The transactions table's rows of one part of the checked transactions (``ledger``: its Ledger rows)."""
+    table = result.derived(part)
+    table = table.cast({name: pl.String for name, dtype in table.schema.items() if dtype == pl.Categorical})
+    tx = result.with_file(table).join(
         ledger.select("tx_id", *LEDGER_COLUMNS), on="tx_id", how="left", maintain_order="left"
     )
     where = ["file", "line_no"]
     return tx.select([*(c for c in tx.columns if c not in where), *where]).sort("user_id", "ts", "tx_id")
 
 
-def export_tables(result: AuditResult, ledger: pl.DataFrame | None = None) -> dict[str, pl.DataFrame]:
-    """Every export table by name (``TABLES``), helper columns dropped, rows in a fixed order;
-    ``ledger``: the complete Ledger when the caller has it already (``tables.ledger``)."""
-    ledger = views.ledger(result) if ledger is None else ledger
-    users = views.per_user_summary(result, ledger, views.negative_payment_balances(result))
+def transaction_parts(result: AuditResult) -> Iterator[pl.DataFrame]:
+    """The transactions export one part at a time, in order: the parts one after another are the
+    whole table (parts are user ranges in user order, each sorted as the table is)."""
+    for part in result.parts:
+        yield _helpers_dropped(_transactions(result, part, views.ledger_of(result, part)))
+
+
+def _helpers_dropped(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.select(c for c in frame.columns if not c.startswith("_"))
+
+
+def small_tables(result: AuditResult) -> dict[str, pl.DataFrame]:
+    """Every export table but ``transactions``, whole (they are a few rows a user or a flag)."""
+    no_ledger = result.parts.empty().select("user_id")  # the users' Ledger links are not exported
+    users = views.per_user_summary(result, no_ledger, views.negative_payment_balances(result))
     frames = {
-        "transactions": _transactions(result, ledger),
         "flags": result.with_file(result.flags),
         "users": users,
         "currency_totals": result.totals,
@@ -82,7 +99,19 @@ def export_tables(result: AuditResult, ledger: pl.DataFrame | None = None) -> di
         "unparsed_events": result.with_file(result.ingested.unparsed),
         "input_problems": result.ingested.problems.frame().rename({"kind": "problem"}),
     }
-    return {name: frame.select(c for c in frame.columns if not c.startswith("_")) for name, frame in frames.items()}
+    return {name: _helpers_dropped(frame) for name, frame in frames.items()}
+
+
+def export_tables(result: AuditResult) -> dict[str, pl.DataFrame]:
+    """Every export table by name (``TABLES``), helper columns dropped, rows in a fixed order,
+    each whole (``write_exports`` streams ``transactions`` part by part instead)."""
+    parts = list(transaction_parts(result))
+    whole = pl.concat(parts) if parts else _helpers_dropped(_transactions(result, result.parts.empty(), _no_ledger()))
+    return {"transactions": whole, **small_tables(result)}
+
+
+def _no_ledger() -> pl.DataFrame:
+    return pl.DataFrame(schema={"tx_id": pl.String, **dict.fromkeys(LEDGER_COLUMNS, pl.String)})
 
 
 def _portable(frame: pl.DataFrame) -> pl.DataFrame:
@@ -118,41 +147,128 @@ def _about(table: str) -> str:
 
 def write_parquet(frame: pl.DataFrame, path: Path, table: str) -> None:
     """One table as a zstd-compressed Parquet file, written atomically."""
-    import pyarrow.parquet as pq  # (lazy: only for Parquet outputs)
-
-    with replacing(path) as tmp:
-        pq.write_table(_arrow(frame, table), tmp, compression="zstd")
+    with ParquetParts(path, table) as writer:
+        writer.add(frame)
 
 
 def write_csv(frame: pl.DataFrame, path: Path, table: str) -> None:
     """One table as CSV (see the module docstring for the formats), written atomically."""
-    with replacing(path) as tmp:
-        csv_safe(frame).write_csv(tmp, datetime_format=CSV_DATETIME, line_terminator="\n")
+    with CsvParts(path, table) as writer:
+        writer.add(frame)
 
 
-WRITERS: dict[str, tuple[str, Callable[[pl.DataFrame, Path, str], None]]] = {
-    "parquet": (".parquet", write_parquet),
-    "csv": (".csv", write_csv),
+class _Parts:
+    """A table written part by part into a temporary beside ``path``, renamed into place when
+    the block ends without an error (``atomic.replacing``)."""
+
+    def __init__(self, path: Path, table: str) -> None:
+        self.path, self.table, self.rows = path, table, 0
+        self._replacing = replacing(path)
+
+    def __enter__(self) -> _Parts:
+        self.tmp = self._replacing.__enter__()
+        return self
+
+    def add(self, frame: pl.DataFrame) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Close the file (before the rename)."""
+
+    def discard(self) -> None:
+        """Close the file after an error (the temporary is then removed)."""
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        if kind is None:
+            try:
+                self.finish()
+            except BaseException as failed:  # a full disk when the footer is written: no rename
+                self._replacing.__exit__(type(failed), failed, failed.__traceback__)
+                raise
+        else:
+            self.discard()
+        self._replacing.__exit__(kind, exc, tb)
+
+
+class ParquetParts(_Parts):
+    """One row group (or more) a part, every part cast to the first one's schema."""
+
+    _writer: pq.ParquetWriter | None = None
+
+    def add(self, frame: pl.DataFrame) -> None:
+        import pyarrow.parquet as pq  # (lazy: only for Parquet outputs)
+
+        data = _arrow(frame, self.table)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.tmp, data.schema, compression="zstd")
+        elif data.schema != self._writer.schema:
+            data = data.cast(self._writer.schema)
+        self._writer.write_table(data)
+        self.rows += frame.height
+
+    def finish(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def discard(self) -> None:
+        if self._writer is not None:
+            with suppress(OSError, pa.ArrowException):
+                self._writer.close()
+
+
+class CsvParts(_Parts):
+    """The header once, then each part's rows appended."""
+
+    def add(self, frame: pl.DataFrame) -> None:
+        with open(self.tmp, "ab" if self._started else "wb") as out:
+            csv_safe(frame).write_csv(
+                out, datetime_format=CSV_DATETIME, line_terminator="\n", include_header=not self._started
+            )
+        self._started = True
+        self.rows += frame.height
+
+    _started = False
+
+
+WRITERS: dict[str, tuple[str, type[_Parts]]] = {
+    "parquet": (".parquet", ParquetParts),
+    "csv": (".csv", CsvParts),
 }
 
 
-def write_exports(
-    result: AuditResult, outdir: Path, formats: list[str], ledger: pl.DataFrame | None = None
-) -> list[Path]:
-    """Write every table in each of ``formats`` (``parquet``, ``csv``) into ``outdir``."""
+def write_exports(result: AuditResult, outdir: Path, formats: list[str]) -> list[Path]:
+    """Write every table in each of ``formats`` (``parquet``, ``csv``) into ``outdir``.
+
+    ``transactions`` is written part by part (``transaction_parts``: one part of the checked
+    transactions at a time, in every format at once), the other tables whole."""
     chosen = [f for f in formats if f in WRITERS]
     if not chosen:
         return []
     written = []
-    for name, frame in export_tables(result, ledger).items():
-        for fmt in chosen:
-            suffix, write = WRITERS[fmt]
-            path = outdir / f"{name}{suffix}"
-            try:
-                write(frame, path, name)
-            except (OSError, pl.exceptions.PolarsError, pa.ArrowException) as exc:  # a full disk, a quota...
-                raise named_error(exc, path) from None
-            written.append(path)
+    tables: dict[str, Iterable[pl.DataFrame]] = {"transactions": transaction_parts(result)}
+    tables.update((name, [frame]) for name, frame in small_tables(result).items())
+    for name, frames in tables.items():
+        paths = [outdir / f"{name}{WRITERS[fmt][0]}" for fmt in chosen]
+        current = paths[0]
+        try:
+            with ExitStack() as stack:
+                writers = [
+                    stack.enter_context(WRITERS[fmt][1](path, name)) for fmt, path in zip(chosen, paths, strict=True)
+                ]
+                empty = True
+                for frame in frames:
+                    empty = False
+                    for writer in writers:
+                        current = writer.path
+                        writer.add(frame)
+                if empty:  # no transaction at all: the header (the schema) alone
+                    frame = _helpers_dropped(_transactions(result, result.parts.empty(), _no_ledger()))
+                    for writer in writers:
+                        current = writer.path
+                        writer.add(frame)
+        except (OSError, pl.exceptions.PolarsError, pa.ArrowException) as exc:  # a full disk, a quota...
+            raise named_error(exc, current) from None
+        written += paths
     return written
 
 
@@ -171,16 +287,20 @@ def ledger_parquet(formats: list[str]) -> str:
     return "transactions.parquet" if "parquet" in formats else LEDGER_PARQUET
 
 
-def write_ledger_parquet(outdir: Path, ledger: pl.DataFrame) -> Path:
-    """``ledger.parquet`` (``LEDGER_PARQUET``): the complete Ledger ``ledger`` (``tables.ledger``)."""
+def write_ledger_parquet(outdir: Path, ledger: Iterable[pl.DataFrame]) -> Path:
+    """``ledger.parquet`` (``LEDGER_PARQUET``): the complete Ledger, written part by part
+    (``tables.ledger_parts``: it is never held whole)."""
     return write_table_parquet(ledger, outdir, LEDGER_PARQUET.removesuffix(".parquet"))
 
 
-def write_table_parquet(frame: pl.DataFrame, outdir: Path, table: str) -> Path:
-    """One table as ``<table>.parquet`` in ``outdir``, helper columns dropped; errors name the file."""
+def write_table_parquet(frames: pl.DataFrame | Iterable[pl.DataFrame], outdir: Path, table: str) -> Path:
+    """One table (a frame, or its parts in order) as ``<table>.parquet`` in ``outdir``, helper
+    columns dropped; errors name the file."""
     path = outdir / f"{table}.parquet"
     try:
-        write_parquet(frame.select(c for c in frame.columns if not c.startswith("_")), path, table)
+        with ParquetParts(path, table) as writer:
+            for frame in [frames] if isinstance(frames, pl.DataFrame) else frames:
+                writer.add(_helpers_dropped(frame))
     except (OSError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
         raise named_error(exc, path) from None
     return path

@@ -18,6 +18,7 @@ So it works on one frame today and on partitions streamed one by one.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,20 +165,28 @@ def cap(rows: pl.DataFrame, max_rows: int | None = None) -> tuple[pl.DataFrame, 
 
 
 def choose(
-    ledger: pl.DataFrame,
+    ledger: pl.DataFrame | Iterable[pl.DataFrame],
     flags: pl.DataFrame,
     *,
     full: bool = False,
     max_rows: int | None = None,
     context: int | None = None,
 ) -> tuple[pl.DataFrame, Shown]:
-    """The Ledger sheet's rows from the complete Ledger (one part, or all) and what they are;
+    """The Ledger sheet's rows from the complete Ledger (one frame, or its parts one after
+    another: each part is selected alone, only the rows shown are kept) and what they are;
     ``max_rows`` and ``context`` default to ``MAX_ROWS`` and ``CONTEXT``, read at call time."""
     max_rows = MAX_ROWS if max_rows is None else max_rows
     context = CONTEXT if context is None else context
+    parts = [ledger] if isinstance(ledger, pl.DataFrame) else ledger
     if full:
-        return ledger, Shown(ledger.height, ledger.height, True, ledger.height, context=context, max_rows=max_rows)
-    selected = shown_in_part(ledger, flags, context)
+        everything = pl.concat(list(parts))
+        n = everything.height
+        return everything, Shown(n, n, True, n, context=context, max_rows=max_rows)
+    of, chosen = 0, []
+    for part in parts:
+        of += part.height
+        chosen.append(shown_in_part(part, flags, context))
+    selected = pl.concat(chosen)
     kept, left = cap(selected, max_rows)
     ranked = flag_priority(flags).with_columns(pl.col("tx_id").cast(left.schema["tx_id"]))
     left_flagged = left.join(ranked, on="tx_id", how="semi") if left.height else left
@@ -185,7 +194,7 @@ def choose(
     priorities = tuple(names[p] for p in sorted(left[PRIORITY].unique().to_list())) if left.height else ()
     shown = Shown(
         kept.height,
-        ledger.height,
+        of,
         False,
         selected.height,
         left.height,
@@ -199,15 +208,19 @@ def choose(
 
 @dataclass
 class LedgerView:
-    """The complete Ledger, the rows its sheet shows, and what they are."""
+    """The rows the Ledger sheet shows and what they are; the complete Ledger is not held
+    (``parts`` makes it again, one part at a time, for ledger.parquet and the balance charts)."""
 
-    complete: pl.DataFrame
     rows: pl.DataFrame
     shown: Shown
+    result: AuditResult
+
+    def parts(self) -> Iterator[pl.DataFrame]:
+        """The complete Ledger, part by part, in order (``tables.ledger_parts``)."""
+        return tables.ledger_parts(self.result)
 
 
 def view(result: AuditResult, *, full: bool = False, max_rows: int | None = None) -> LedgerView:
-    """The Ledger of a run: every transaction (``tables.ledger``) and the rows its sheet shows."""
-    everything = tables.ledger(result)
-    rows, shown = choose(everything, result.flags, full=full, max_rows=max_rows)
-    return LedgerView(everything, rows, shown)
+    """The Ledger of a run: the rows its sheet shows, chosen part by part (``choose``)."""
+    rows, shown = choose(tables.ledger_parts(result), result.flags, full=full, max_rows=max_rows)
+    return LedgerView(rows, shown, result)

@@ -172,13 +172,13 @@ def write_outputs(
         exports = [f for f in chosen if f in ("parquet", "csv")]
         if exports:
             started = step("+".join(exports))
-            staged = write_exports(result, stage, exports, None if view is None else view.complete)
+            staged = write_exports(result, stage, exports)
             names += [p.name for p in staged]
             written.exports = [out / p.name for p in staged]
             written.seconds["+".join(exports)] = time.perf_counter() - started
         if view is not None and not view.shown.complete and "parquet" not in exports:  # the complete Ledger beside
             started = step("ledger parquet")
-            names.append(write_ledger_parquet(stage, view.complete).name)
+            names.append(write_ledger_parquet(stage, view.parts()).name)
             written.exports.append(out / LEDGER_PARQUET)
             written.seconds["ledger parquet"] = time.perf_counter() - started
         if too_long:

@@ -45,11 +45,6 @@ def _counts(values: pl.Series, keys: Iterable[str]) -> dict[str, int]:
     return {k: int(counts.get(k, 0)) for k in keys}
 
 
-def outcome_counts(checked: pl.DataFrame) -> dict[str, int]:
-    """How many blocks had each outcome (``parse.outcomes``), every outcome listed."""
-    return _counts(checked["outcome"], OUTCOMES)
-
-
 def cause_counts(flags: pl.DataFrame, name: str) -> dict[str, int]:
     """How many flags of check ``name`` had each cause, every cause listed."""
     return _counts(flags.filter(pl.col("check") == name)["cause"], check(name).causes)
@@ -88,13 +83,42 @@ def listed_problems(result: AuditResult, limit: int = MAX_LISTED_PROBLEMS) -> li
     ]
 
 
+def _transaction_facts(result: AuditResult) -> dict[str, Any]:
+    """Period, counts of transactions, users and outcomes, added up part by part (a part never
+    splits a user, so distinct users add up too)."""
+    facts = result.parts.aggregate(
+        lambda part: part.select(
+            first=pl.col("ts").min(),
+            last=pl.col("ts").max(),
+            transactions=pl.len(),
+            users=pl.col("user_id").n_unique(),
+            outcome=pl.col("outcome").cast(pl.String).value_counts(name="n").implode(),
+        )
+    )
+    counted = (
+        facts.select(pl.col("outcome").explode())
+        .unnest("outcome")
+        .drop_nulls("outcome")
+        .group_by("outcome")
+        .agg(pl.col("n").sum())
+    )
+    found = dict(zip(counted["outcome"].to_list(), counted["n"].to_list(), strict=True))
+    return {
+        "first": facts["first"].min(),
+        "last": facts["last"].max(),
+        "transactions": int(facts["transactions"].sum()),
+        "users": int(facts["users"].sum()),
+        "outcomes": {k: int(found.get(k, 0)) for k in OUTCOMES},
+    }
+
+
 def summary(
     result: AuditResult, ledger: dict[str, Any] | None = None, capped_sheets: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The summary as a plain dict (see README for every key); ``ledger`` says what the
     workbook's Ledger sheet holds (``report.ledger.Shown.describe``) and ``capped_sheets``
     which other sheets were capped (``report.bounded.describe``); both None without a workbook."""
-    tx = result.checked
+    tx = _transaction_facts(result)
     ing = result.ingested
     notices = ing.notices
     inv = ing.invocations
@@ -128,7 +152,7 @@ def summary(
         "tool": {"name": "calo-polars", "version": __version__},
         "inputs": sorted(i if is_s3(i) else Path(i).name for i in result.inputs),
         "selection": result.options.selection.describe(),
-        "period": {"first": _iso(tx["ts"].min()), "last": _iso(tx["ts"].max())},
+        "period": {"first": _iso(tx["first"]), "last": _iso(tx["last"])},
         "settings": {
             "tolerance": "half the currency's minor unit" if options.tolerance is None else str(options.tolerance),
             "sigma": options.sigma,
@@ -144,12 +168,12 @@ def summary(
         "events": ing.events,
         "invocations": real_inv.height,
         "incomplete_invocations": real_inv.filter(pl.col("status") != "complete").height,
-        "transactions": tx.height,
+        "transactions": tx["transactions"],
         "duplicate_transactions": result.duplicates.height,
-        "users": tx["user_id"].n_unique(),
+        "users": tx["users"],
         "ledger": ledger,
         "capped_sheets": capped_sheets,
-        "outcomes": outcome_counts(tx),
+        "outcomes": tx["outcomes"],
         **check_counts(result.flags),
         "flow_break_causes": cause_counts(result.flags, "flow_break"),
         "flags_needing_a_person": int(result.flags["needs_person"].sum()),

@@ -7,6 +7,7 @@ exactly one sheet (``NOTICE_SHEETS``), so no logged signal is left out.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import polars as pl
@@ -68,12 +69,26 @@ def ledger(result: AuditResult, part: pl.DataFrame | None = None) -> pl.DataFram
     ``running_balance`` starts from the wallet's first oldBalance and adds each transaction's
     announced move; ``running_diff = newBalance − running_balance`` so a flow gap or a mismatch
     shows as a step, and on a wallet's last row it is that wallet's roll-forward difference.
+    The whole table at once: ``ledger_parts`` gives it part by part.
     """
+    frames = list(ledger_parts(result))
+    return pl.concat(frames) if frames else ledger_of(result, result.parts.empty())
+
+
+def ledger_parts(result: AuditResult) -> Iterator[pl.DataFrame]:
+    """``ledger`` one part of the checked transactions at a time (``CheckedParts``), in order:
+    the parts one after another are the whole Ledger."""
+    for part in result.parts:
+        yield ledger_of(result, part)
+
+
+def ledger_of(result: AuditResult, part: pl.DataFrame) -> pl.DataFrame:
+    """The Ledger rows of one part of the checked transactions (whole users: see ``ledger``)."""
     names = list(CHECK_NAMES)
     history = [*HISTORY, "applied"]
     flags = pl.concat_str([pl.when(pl.col(c)).then(pl.lit(c)) for c in names], separator=", ", ignore_nulls=True)
     rows = (
-        with_derived((result.checked if part is None else part).lazy(), result.options.checks)  # lazy: columns below
+        with_derived(part.lazy(), result.options.checks)  # lazy: only the columns selected below
         .with_columns(
             credit=credit_move(),
             debit=debit_move(),
@@ -190,11 +205,25 @@ def per_user_summary(result: AuditResult, ledger_frame: pl.DataFrame, negative: 
 
 
 def _synced_transaction(result: AuditResult, frame: pl.DataFrame) -> pl.DataFrame:
-    """Join each notice to the user's transaction logged just before it in the same invocation."""
-    tx = result.checked.select("request_id", USER, "ts", "tx_id", "new_balance", _tx_payment_balance="payment_balance")
-    return frame.sort("ts").join_asof(
-        tx.sort("ts"), on="ts", by=["request_id", USER], strategy="backward", check_sortedness=False
-    )
+    """Join each notice to the user's transaction logged just before it in the same invocation.
+
+    A notice only matches a transaction of its own user, so the join runs part by part (a part
+    holds whole users): each part's notices against that part's transactions only."""
+    notices = frame.sort("ts").with_row_index("_notice")
+    found = []
+    for part in result.parts.lazy():
+        columns = part.select("request_id", USER, "ts", "tx_id", "new_balance", _tx_payment_balance="payment_balance")
+        tx = columns.collect(engine="in-memory")
+        mine = notices.join(tx.select(USER).unique(), on=USER, how="semi", nulls_equal=True)
+        if mine.height:
+            joined = mine.select("_notice", "ts", "request_id", USER).join_asof(
+                tx.sort("ts"), on="ts", by=["request_id", USER], strategy="backward", check_sortedness=False
+            )
+            found.append(joined.drop("ts", "request_id", USER))
+    if not found:
+        none = result.parts.empty().select("tx_id", "new_balance", _tx_payment_balance="payment_balance")
+        return notices.drop("_notice").hstack(none.clear(notices.height))
+    return notices.join(pl.concat(found), on="_notice", how="left").sort("_notice").drop("_notice")
 
 
 def sync_errors(result: AuditResult) -> pl.DataFrame:
@@ -229,7 +258,9 @@ def sync_errors(result: AuditResult) -> pl.DataFrame:
 
 def blocked_overdrafts(result: AuditResult) -> pl.DataFrame:
     """The Lambda's refusals, with the refused transaction when it was also logged."""
-    refused = result.checked.select(
+    wanted = _notices(result, "BlockedOverdrafts")["transaction_id"].cast(pl.String).unique().implode()
+    refused = result.parts.filter(
+        pl.col("tx_id").cast(pl.String).is_in(wanted),
         transaction_id="tx_id",
         amount="amount",
         type="type",
@@ -261,7 +292,8 @@ def negative_payment_balances(result: AuditResult) -> pl.DataFrame:
     not-in-sync errors with a negative payment balance no transaction block logged.
     """
     neg = pl.col("payment_balance") < 0
-    tx = result.checked.filter(neg).select(
+    tx = result.parts.filter(
+        neg,
         "ts",
         USER,
         "tx_id",
@@ -402,18 +434,25 @@ def invocation_issues(result: AuditResult) -> pl.DataFrame:
 
 def daily_totals(result: AuditResult) -> pl.DataFrame:
     """Per currency and UTC day: transactions, the roll-forward's credits and debits, flags."""
+    by_day = result.parts.aggregate(
+        lambda part: (
+            with_derived(part, result.options.checks)
+            .group_by("currency", date=pl.col("ts").dt.date())
+            .agg(
+                transactions=pl.len(),
+                credits=credit_move().sum(),
+                debits=debit_move().sum(),
+                flags=pl.sum_horizontal(*[pl.col(c).sum() for c in CHECK_NAMES]),
+            )
+        )
+    )  # per part, then added up per currency and day: exact (Decimal), never across currencies
     return (
-        with_derived(result.checked.lazy(), result.options.checks)
-        .group_by("currency", date=pl.col("ts").dt.date())
+        by_day.group_by("currency", "date")
         .agg(
-            transactions=pl.len(),
-            credits=credit_move().sum(),
-            debits=debit_move().sum(),
-            flags=pl.sum_horizontal(*[pl.col(c).sum() for c in CHECK_NAMES]),
+            pl.col("transactions").sum().cast(by_day.schema["transactions"]), pl.col("credits", "debits", "flags").sum()
         )
         .with_columns(pl.col("flags").cast(pl.UInt32))
         .sort("currency", "date")
-        .collect(engine="in-memory")
     )
 
 
@@ -431,7 +470,13 @@ def weekly_signals(result: AuditResult) -> pl.DataFrame:
 
     The rows are bounded: a period longer than ``MAX_WEEKS`` keeps the weeks with data only."""
     week = pl.col("ts").dt.truncate("1w").dt.date().alias("week")
-    checks = result.checked.group_by(week).agg(**{name: pl.col(check).sum() for name, check in WEEKLY_CHECKS.items()})
+    checks = (
+        result.parts.aggregate(
+            lambda part: part.group_by(week).agg(**{name: pl.col(c).sum() for name, c in WEEKLY_CHECKS.items()})
+        )
+        .group_by("week")
+        .agg(pl.col(list(WEEKLY_CHECKS)).sum())
+    )  # per part, then added up
     kind = pl.col("kind")
     signals = result.ingested.notices.group_by(week).agg(
         not_in_sync=(kind == "not_in_sync").sum(),
@@ -460,8 +505,9 @@ def weekly_signals(result: AuditResult) -> pl.DataFrame:
 TOP_USERS = 10
 
 
-def top_user_balances(ledger_frame: pl.DataFrame, users: pl.DataFrame) -> pl.DataFrame:
-    """The logged and recomputed balance over time of the ten users with most flags."""
+def top_user_balances(ledger_parts: Iterable[pl.DataFrame], users: pl.DataFrame) -> pl.DataFrame:
+    """The logged and recomputed balance over time of the ten users with most flags, from the
+    complete Ledger's parts (only those users' rows are kept)."""
     top = (
         users.filter(pl.col("flags") > 0)
         .sort("flags", USER, descending=[True, False])
@@ -470,8 +516,11 @@ def top_user_balances(ledger_frame: pl.DataFrame, users: pl.DataFrame) -> pl.Dat
         .with_row_index("rank", offset=1)
         .with_columns(pl.col("rank").cast(pl.UInt32))
     )
+    keys = top.select(USER, "currency")
+    rows = [part.join(keys, on=[USER, "currency"], how="semi", maintain_order="left") for part in ledger_parts]
     return (
-        ledger_frame.with_row_index("_i")
+        pl.concat(rows)
+        .with_row_index("_i")
         .join(top, on=[USER, "currency"], how="inner")
         .sort("rank", "_i")
         .select("rank", USER, "currency", "flags", "ts", "new_balance", "running_balance")

@@ -336,11 +336,11 @@ def write_frame(
             _column_writer(ws, rows, col, c, styles, links.get(col), budget, alerts.get(col))
             for c, col in enumerate(columns)
         ]
-        lines = text_lines(rows, wrapped) or [1] * rows.height
+        row_lines = text_lines(rows, wrapped) or [1] * rows.height
         for i in range(rows.height):
             r = top + 1 + start + i
-            if lines[i] > 1:
-                ws.set_row(r, LINE_HEIGHT * lines[i])
+            if row_lines[i] > 1:
+                ws.set_row(r, LINE_HEIGHT * row_lines[i])
             for write in writers:
                 write(r, i)
     last_col = max(len(columns) - 1, 0)

@@ -42,7 +42,7 @@ def g16(values: pl.Series) -> pl.Series:
         rest=~whole & pl.col("x").is_not_null(),
     )
     result = out["g"]
-    rest = out.select(pl.arg_where("rest")).to_series()
+    rest = out.select(pl.arg_where(pl.col("rest"))).to_series()
     if rest.len():
         values = x.gather(rest)
         distinct = values.unique()

@@ -41,6 +41,11 @@ class SafeWorksheet(Worksheet):
     """
 
     takes_body = True
+    # xlsxwriter's own attributes this class reads (set in Worksheet.__init__, unannotated there)
+    previous_row: int
+    dim_rowmin: int
+    dim_rowmax: int
+    fh: Any
 
     def __init__(self) -> None:
         super().__init__()
@@ -50,7 +55,7 @@ class SafeWorksheet(Worksheet):
         self._table_rects: list[tuple[tuple[int, int, int, int], str]] = []
 
     @convert_range_args
-    def add_table(  # type: ignore[override]
+    def add_table(
         self, first_row: int, first_col: int, last_row: int, last_col: int, options: dict[str, Any] | None = None
     ) -> int:
         """xlsxwriter's ``add_table``, without its cell-by-cell overlap bookkeeping (a dict entry per cell:
@@ -83,7 +88,7 @@ class SafeWorksheet(Worksheet):
         return result
 
     @convert_range_args
-    def merge_range(self, first_row: int, first_col: int, last_row: int, last_col: int, *args: Any) -> int:  # type: ignore[override]
+    def merge_range(self, first_row: int, first_col: int, last_row: int, last_col: int, *args: Any) -> int:
         rect = (min(first_row, last_row), min(first_col, last_col), max(first_row, last_row), max(first_col, last_col))
         for other, name in self._table_rects:
             if _overlap(rect, other):
@@ -199,12 +204,12 @@ class SafeWorkbook(xlsxwriter.Workbook):
 
     def _store_workbook(self) -> None:
         # only while this workbook is stored: its shared strings made in Polars, its parts deflated by isal
-        xlsxwriter.packager.SharedStrings = _SharedStrings  # type: ignore[misc]
+        xlsxwriter.packager.SharedStrings = _SharedStrings
         zipfile._get_compressor = _compressor  # type: ignore[attr-defined]
         try:
             super()._store_workbook()
         finally:
-            xlsxwriter.packager.SharedStrings = SharedStrings  # type: ignore[misc]
+            xlsxwriter.packager.SharedStrings = SharedStrings
             zipfile._get_compressor = _ZIP_COMPRESSOR  # type: ignore[attr-defined]
 
     def add_worksheet(self, name: str | None = None, worksheet_class: Any = None) -> Any:

@@ -107,7 +107,7 @@ def data_sheets(result: AuditResult, view: LedgerView | None = None) -> list[She
     too_long = describe(signals)
 
     def flagged(check: str, *extra: str) -> pl.DataFrame:
-        rows = result.with_file(result.derived(result.checked.filter(pl.col(check))))  # by user then time, as checked
+        rows = result.with_file(result.derived(result.parts.filter(pl.col(check))))  # by user then time, part by part
         earlier = result.carried_rows() if check == "flow_break" else None  # --state: breaks into this export first
         if earlier is not None:
             rows = pl.concat([earlier.select(rows.columns), rows])
@@ -232,7 +232,7 @@ def data_sheets(result: AuditResult, view: LedgerView | None = None) -> list[She
         Sheet(
             TOP,
             "Logged and recomputed balance over time of the ten users with most flags (data of the balance charts).",
-            tables.top_user_balances(view.complete, users),
+            tables.top_user_balances(view.parts(), users),
         ),
         Sheet("EventKinds", "How many events of each kind were read, and which kinds the tool understands.", kinds),
         Sheet(
