@@ -267,3 +267,15 @@ def test_the_workbook_is_deflated_by_isal_only_while_it_is_stored(tmp_path: Path
         assert z.testzip() is None
         info = z.getinfo("xl/sharedStrings.xml")
         assert info.compress_type == zipfile.ZIP_DEFLATED and info.compress_size < info.file_size / 10
+
+
+@pytest.mark.parametrize(("fast", "constant_memory"), [(True, False), (False, False), (True, True), (False, True)])
+def test_text_shaped_like_rich_runs_is_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast: bool, constant_memory: bool
+) -> None:
+    """xlsxwriter copies a string shaped ``<r>…</r>`` into the XML as is: a logged "<r>&</r>" made
+    the whole workbook unreadable. It is written as text, behind a zero-width space."""
+    frame = pl.DataFrame({"reason": ["<r>&</r>", "<r><t>x</t></r>", "a <r>&</r>"]})
+    path = write(tmp_path / "rich.xlsx", frame, fast=fast, constant_memory=constant_memory, mp=monkeypatch)
+    ws = openpyxl.load_workbook(path).worksheets[0]
+    assert [ws.cell(r, 1).value for r in range(2, 5)] == ["\u200b<r>&</r>", "\u200b<r><t>x</t></r>", "a <r>&</r>"]

@@ -49,6 +49,8 @@ def xml_text(text: str, limit: int = EXCEL_MAX_CHARS) -> str:
     """``text`` as an XML part of the workbook can hold it: illegal characters as visible escapes, cut at ``limit``."""
     if XML_ILLEGAL.search(text):
         text = XML_ILLEGAL.sub(_escape, text)
+    if text.startswith("<r>") and text.endswith("</r>"):  # xlsxwriter would copy it in as rich-text runs,
+        text = "\u200b" + text  # unescaped ("<r>&</r>" broke the workbook): a zero-width space in front
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

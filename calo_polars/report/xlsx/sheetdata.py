@@ -66,6 +66,9 @@ def _numbers(col: str, kind: str) -> pl.Expr:
 
 
 def _clip(text: pl.Expr, limit: int = EXCEL_MAX_CHARS) -> pl.Expr:
+    """``xml_text``'s last steps: a zero-width space before text shaped like rich runs, the cut."""
+    rich = text.str.starts_with("<r>") & text.str.ends_with("</r>")
+    text = pl.when(rich).then(pl.lit("\u200b") + text).otherwise(text)
     return pl.when(text.str.len_chars() > limit).then(text.str.slice(0, limit - 1) + "…").otherwise(text)
 
 
