@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import random
 import shutil
+import signal
 import tempfile
 import time
 from collections import Counter, defaultdict, deque
@@ -313,6 +314,12 @@ def _build_for(options: SynthOptions, index: int, kind: str) -> Shard:
     return shard
 
 
+def _ignore_ctrl_c() -> None:
+    """In a worker: Ctrl-C reaches the whole process group, and the parent stops the workers itself
+    (a worker's KeyboardInterrupt sent back as its result would otherwise end the run as "Aborted!")."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _shards(options: SynthOptions, kind: str) -> Iterator[Shard]:
     """The shards in order; at most one more than the workers is built ahead of the writer."""
     count = max(1, -(-options.users // SHARD_USERS))
@@ -321,14 +328,21 @@ def _shards(options: SynthOptions, kind: str) -> Iterator[Shard]:
             yield _build_for(options, i, kind)
         return
     context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
-    with ProcessPoolExecutor(max_workers=options.workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=options.workers, mp_context=context, initializer=_ignore_ctrl_c) as pool:
         pending: deque[Future[Shard]] = deque()
-        for i in range(count):
-            pending.append(pool.submit(_build_for, options, i, kind))
-            if len(pending) > options.workers:
+        try:
+            for i in range(count):
+                pending.append(pool.submit(_build_for, options, i, kind))
+                if len(pending) > options.workers:
+                    yield pending.popleft().result()
+            while pending:
                 yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        except BaseException:  # Ctrl-C, a full disk: stop the shards in flight instead of finishing them
+            for future in pending:
+                future.cancel()
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
+            raise
 
 
 class _SortedRuns:
