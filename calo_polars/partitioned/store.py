@@ -277,9 +277,7 @@ class StoreWriter:
             appender.close()
         cross = self._cross_duplicates(files)
         cross.write_parquet(self.tmp / "cross_duplicates.parquet")
-        pl.DataFrame(
-            {"file": files.paths, "stored_bytes": files.stored_bytes, "raw_bytes": files.raw_bytes}, schema=FILE_SCHEMA
-        ).write_parquet(self.tmp / "files.parquet")
+        _write_files(self.tmp / "files.parquet", files)
         pl.DataFrame([vars(p) for p in problems.items], schema=PROBLEM_SCHEMA, orient="row").write_parquet(
             self.tmp / "problems.parquet"
         )
@@ -309,6 +307,24 @@ class StoreWriter:
         for appender in [*self.parts, *self.tables.values()]:
             appender.discard()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _write_files(path: Path, files: FileIndex, rows: int = 200_000) -> None:
+    """The file index as Parquet, ``rows`` files at a time (a year's 2 M paths are never copied at once)."""
+    out = _Appender(path, FILE_SCHEMA)
+    try:
+        for at in range(0, len(files), rows):
+            part = {
+                "file": files.paths[at : at + rows],
+                "stored_bytes": files.stored_bytes[at : at + rows],
+                "raw_bytes": files.raw_bytes[at : at + rows],
+            }
+            out.add(_plain(pl.DataFrame(part, schema=FILE_SCHEMA)))
+            out.flush()
+        out.close()
+    except BaseException:
+        out.discard()
+        raise
 
 
 def ingest_into(
