@@ -41,3 +41,23 @@ def test_buffered_row_groups_hold_the_rows_of_one_group_a_batch(
         assert a[name].equals(b[name]), name  # every row, in order
     groups = pq.ParquetFile(tmp_path / "every" / "transactions" / "part-0000.parquet").metadata.num_row_groups
     assert groups > 3 and pq.ParquetFile(store.part_path(tmp_path / "once", 0)).metadata.num_row_groups == 1
+
+
+def test_notes_become_the_same_problems_with_an_index_of_the_files_they_name() -> None:
+    from calo_polars.parse.events import FileIndex
+    from calo_polars.parse.ingest import add_notes
+    from calo_polars.problems import NOTE_SCHEMA, PROBLEM_KINDS, Problems
+
+    kinds = sorted(PROBLEM_KINDS)[:5]
+    files = FileIndex([f"f{i}" for i in range(100)], list(range(100)), list(range(100)))
+    notes = pl.DataFrame(
+        {"file_id": [7, 3, 7, 99, 0], "line_no": [1, 2, 3, 4, 5], "kind": kinds, "message": list("vwxyz")},
+        schema=NOTE_SCHEMA,
+    )
+    whole, named = Problems(), Problems()
+    add_notes(whole, notes, files)
+    store._add_notes(named, notes, files)
+    assert named.items == whole.items and [p.file for p in named.items] == ["f7", "f3", "f7", "f99", "f0"]
+    empty = Problems()
+    store._add_notes(empty, pl.DataFrame(schema=NOTE_SCHEMA), files)
+    assert empty.items == []
