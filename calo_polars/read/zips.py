@@ -79,8 +79,10 @@ def unsafe_name(name: str) -> str | None:
 # ---------------------------------------------------------------- the central directory, kept compactly
 
 #: zipfile's central-directory record: its size, and where the name/extra/comment lengths and offset are.
-_CD_SIZE = zipfile.sizeCentralDir
-_CD_STRUCT = struct.Struct(zipfile.structCentralDir)
+_CD_STRUCT = struct.Struct("<4s4B4HL2L5H2L")  # APPNOTE 4.3.12, zipfile's structCentralDir (not in its stubs)
+_CD_SIZE = _CD_STRUCT.size
+_CD_MAGIC = b"PK\x01\x02"
+_END64_SIZES = 56 + 20  # the zip64 end record and its locator (zipfile's sizeEndCentDir64 + ...Locator)
 _CHUNK = 16 << 20  # the central directory is read this much at a time
 _HAS_END_OFFSET = "_end_offset" in zipfile.ZipInfo.__slots__  # Python ≥ 3.12 checks overlapping members with it
 
@@ -215,7 +217,7 @@ class CompactZipFile(zipfile.ZipFile):
         self._comment = endrec[zipfile._ECD_COMMENT]  # type: ignore[attr-defined]
         concat = endrec[zipfile._ECD_LOCATION] - size_cd - offset_cd  # type: ignore[attr-defined]
         if endrec[zipfile._ECD_SIGNATURE] == zipfile.stringEndArchive64:  # type: ignore[attr-defined]
-            concat -= zipfile.sizeEndCentDir64 + zipfile.sizeEndCentDir64Locator
+            concat -= _END64_SIZES
         self.start_dir = offset_cd + concat
         if self.start_dir < 0:
             raise zipfile.BadZipFile("Bad offset for central directory")
@@ -226,7 +228,7 @@ class CompactZipFile(zipfile.ZipFile):
         records = array("Q")
         selected = _Selection()  # while the directory is in order, members are selected as they are read
         last = b""
-        encoding = self.metadata_encoding
+        encoding = getattr(self, "metadata_encoding", None)
         total = 0
         while total < size_cd:
             at = self.start_dir + region.tell()
@@ -234,7 +236,7 @@ class CompactZipFile(zipfile.ZipFile):
             if len(head) != _CD_SIZE:
                 raise zipfile.BadZipFile("Truncated central directory")
             fields = _CD_STRUCT.unpack(head)
-            if fields[0] != zipfile.stringCentralDir:
+            if fields[0] != _CD_MAGIC:
                 raise zipfile.BadZipFile("Bad magic number for central directory")
             name = region.read(fields[12])
             extra = region.read(fields[13])
@@ -287,7 +289,7 @@ class CompactZipFile(zipfile.ZipFile):
             head += os.pread(fd, min(_CD_SIZE + n + m + k, room) - len(head), record + len(head))
         at = _CD_SIZE
         x = _info(fields, head[at : at + n], head[at + n : at + n + m], head[at + n + m : at + n + m + k],
-                  self.listing.concat, self.metadata_encoding)  # fmt: skip
+                  self.listing.concat, getattr(self, "metadata_encoding", None))  # fmt: skip
         if _HAS_END_OFFSET:
             offsets = self.listing.header_offsets
             i = bisect.bisect_right(offsets, x.header_offset)

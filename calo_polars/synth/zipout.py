@@ -20,6 +20,12 @@ _ZIP64_LIMIT = (1 << 31) - 1
 _FILECOUNT_LIMIT = (1 << 16) - 1
 _DEFLATE_VERSION = 20
 _ZIP64_VERSION = 45
+# The records of the zip format (APPNOTE 4.3), as zipfile spells them (its names are not in its stubs).
+_FILE_HEADER, _FILE_HEADER_MAGIC = "<4s2B4HL2L2H", b"PK\x03\x04"
+_CENTRAL_DIR, _CENTRAL_DIR_MAGIC = "<4s4B4HL2L5H2L", b"PK\x01\x02"
+_END64, _END64_MAGIC = "<4sQ2H2L4Q", b"PK\x06\x06"
+_END64_LOCATOR, _END64_LOCATOR_MAGIC = "<4sLQL", b"PK\x06\x07"
+_END, _END_MAGIC = "<4s4H2LH", b"PK\x05\x06"
 
 
 def deflate(data: bytes, level: int = 1) -> tuple[bytes, int]:
@@ -46,8 +52,8 @@ class ZipStream:
         if b"\0" in encoded or size > _ZIP64_LIMIT or len(deflated) > _ZIP64_LIMIT:
             raise ValueError(f"{name!r}: not a member this writer supports")
         header = struct.pack(
-            zipfile.structFileHeader,
-            zipfile.stringFileHeader,
+            _FILE_HEADER,
+            _FILE_HEADER_MAGIC,
             _DEFLATE_VERSION,
             0,
             0,
@@ -67,8 +73,8 @@ class ZipStream:
         if offset > _ZIP64_LIMIT:
             offset, extra, version = 0xFFFFFFFF, struct.pack("<HHQ", 1, 8, offset), _ZIP64_VERSION
         record = struct.pack(
-            zipfile.structCentralDir,
-            zipfile.stringCentralDir,
+            _CENTRAL_DIR,
+            _CENTRAL_DIR_MAGIC,
             version,
             3,  # made on Unix
             version,
@@ -104,8 +110,8 @@ class ZipStream:
         if count > _FILECOUNT_LIMIT or start > _ZIP64_LIMIT or size > _ZIP64_LIMIT:
             self.fp.write(
                 struct.pack(
-                    zipfile.structEndArchive64,
-                    zipfile.stringEndArchive64,
+                    _END64,
+                    _END64_MAGIC,
                     44,
                     _ZIP64_VERSION,
                     _ZIP64_VERSION,
@@ -117,8 +123,8 @@ class ZipStream:
                     start,
                 )
             )
-            self.fp.write(struct.pack(zipfile.structEndArchive64Locator, zipfile.stringEndArchive64Locator, 0, end, 1))
+            self.fp.write(struct.pack(_END64_LOCATOR, _END64_LOCATOR_MAGIC, 0, end, 1))
             count, size, start = min(count, 0xFFFF), min(size, 0xFFFFFFFF), min(start, 0xFFFFFFFF)
-        end_record = struct.pack(zipfile.structEndArchive, zipfile.stringEndArchive, 0, 0, count, count, size, start, 0)
+        end_record = struct.pack(_END, _END_MAGIC, 0, 0, count, count, size, start, 0)
         self.fp.write(end_record)
         self.fp.flush()
