@@ -52,3 +52,10 @@ def test_production_scenario_runs_both_stages_and_keeps_the_rest_of_results(tmp_
     found = text.split("Found: ", 1)[1].split("\n", 1)[0]
     for kind, label in [("overdraft", "overdraft events"), ("mismatch", "mismatches"), ("flow_break", "flow breaks")]:
         assert f"{truth['fault_counts'][kind]:,} {label}" in found
+    assert "peak RSS" in text.split("Archive: ", 1)[1].split("\n", 1)[0]  # the generator's, measured at the first run
+    store = tmp_path / "kept-store"
+    done = subprocess.run([*cmd, "--store", str(store), "--stage1-only"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    text = out.read_text(encoding="utf-8")
+    assert (store / "manifest.json").is_file() and f"The store is kept at `{store}`" in text
+    assert "not run (`--stage1-only`)" in text and text.count("## A production year on one machine") == 1

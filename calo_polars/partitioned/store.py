@@ -4,7 +4,7 @@
 (``ingest.open_inputs`` / ``parse_texts``, masking included) and writes, batch by batch::
 
     DIR/manifest.json                  format, version, partitions, hash rule, inputs, options, counts
-    DIR/transactions/part-KKKK.parquet one file a partition, one row group a batch
+    DIR/transactions/part-KKKK.parquet one file a partition, a row group every ~128 MB of rows
     DIR/notices.parquet, invocations.parquet, unparsed.parquet, sample.parquet
     DIR/problems.parquet (input problems, masked as asked), files.parquet (the file index)
     DIR/cross_duplicates.parquet       copies of an id logged under users of other partitions
@@ -115,25 +115,43 @@ def _plain(frame: pl.DataFrame) -> pa.Table:
     return frame.to_arrow(compat_level=pl.CompatLevel.oldest())
 
 
+#: Rows waiting to be written, over every file of a store, before each file writes them as one
+#: row group: a row group a batch and partition (a year: 1,200 batches × 64 partitions of ~400
+#: rows) made the writers' footers grow with the input (~3 KB a row group) and the groups tiny.
+BUFFER_BYTES = 128 << 20
+
+
 class _Appender:
     """One Parquet file written a row group at a time (opened at the first rows)."""
 
     def __init__(self, path: Path, schema: dict[str, pl.DataType]) -> None:
         self.path, self.schema, self.rows = path, schema, 0
         self._writer: pq.ParquetWriter | None = None
+        self._pending: list[pa.Table] = []
+        self.pending_bytes = 0
 
     def add(self, table: pa.Table | None) -> None:
-        """Append a row group (``_plain`` of a frame; None or empty: nothing)."""
+        """Append rows (``_plain`` of a frame; None or empty: nothing), written at the next ``flush``."""
         if table is None or table.num_rows == 0:
             return
+        self._pending.append(table)
+        self.pending_bytes += table.nbytes
+        self.rows += table.num_rows
+
+    def flush(self) -> None:
+        """The rows added since the last flush, written as one row group."""
+        if not self._pending:
+            return
+        table = pa.concat_tables(self._pending)
+        self._pending, self.pending_bytes = [], 0
         if self._writer is None:
             import pyarrow.parquet as pq
 
             self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
         self._writer.write_table(table)
-        self.rows += table.num_rows
 
     def close(self) -> None:
+        self.flush()
         if self._writer is None:  # no rows: an empty file with the schema
             import pyarrow.parquet as pq
 
@@ -143,6 +161,7 @@ class _Appender:
             self._writer = None
 
     def discard(self) -> None:
+        self._pending, self.pending_bytes = [], 0
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -217,6 +236,10 @@ class StoreWriter:
             self.parts[k].add(table)
         for name, appender in self.tables.items():
             appender.add(batch.tables.get(name))
+        appenders = [*self.parts, *self.tables.values()]
+        if sum(a.pending_bytes for a in appenders) > BUFFER_BYTES:
+            for appender in appenders:
+                appender.flush()
         self._ids.append(batch.ids)
         self.notes.append(batch.result.notes)
         self.kind_counts.append(batch.result.kind_counts)
@@ -226,7 +249,17 @@ class StoreWriter:
         over every copy of those ids: the same copies the one-shot run sets aside)."""
         ids = pl.concat(self._ids) if self._ids else pl.DataFrame(schema={"tx_id": pl.UInt64, "partition": pl.UInt16})
         self._ids.clear()
-        crossing = ids.group_by("tx_id").agg(pl.col("partition").n_unique()).filter(pl.col("partition") > 1)["tx_id"]
+        # Sorted by (hash, partition), a hash seen in two partitions has two neighbours that differ in
+        # partition: ~30 B a transaction at the peak, where a group_by took ~90 (2.7 GB for a year's 30 M).
+        ids = ids.sort("tx_id", "partition")
+        crossing = (
+            ids.filter(
+                (pl.col("tx_id") == pl.col("tx_id").shift(1)) & (pl.col("partition") != pl.col("partition").shift(1))
+            )
+            .get_column("tx_id")
+            .unique()
+        )
+        del ids
         if crossing.is_empty():
             return pl.DataFrame(schema=DUPLICATE_SCHEMA)
         rows = pl.concat(
@@ -250,9 +283,7 @@ class StoreWriter:
             appender.close()
         cross = self._cross_duplicates(files)
         cross.write_parquet(self.tmp / "cross_duplicates.parquet")
-        pl.DataFrame(
-            {"file": files.paths, "stored_bytes": files.stored_bytes, "raw_bytes": files.raw_bytes}, schema=FILE_SCHEMA
-        ).write_parquet(self.tmp / "files.parquet")
+        _write_files(self.tmp / "files.parquet", files)
         pl.DataFrame([vars(p) for p in problems.items], schema=PROBLEM_SCHEMA, orient="row").write_parquet(
             self.tmp / "problems.parquet"
         )
@@ -282,6 +313,37 @@ class StoreWriter:
         for appender in [*self.parts, *self.tables.values()]:
             appender.discard()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _add_notes(problems: Problems, notes: pl.DataFrame, files: FileIndex) -> None:
+    """``add_notes`` with an index of only the files the notes name (a full ``files.frame()``
+    copies every path: 355 MB for a year's 2 M files, for a few thousand notes)."""
+    ids = notes["file_id"].unique().sort()
+    named = FileIndex(
+        [files.paths[i] for i in ids], [files.stored_bytes[i] for i in ids], [files.raw_bytes[i] for i in ids]
+    )
+    remapped = notes.with_columns(
+        pl.col("file_id").replace_strict(ids, pl.int_range(ids.len(), eager=True), return_dtype=pl.UInt32)
+    )
+    add_notes(problems, remapped, named)
+
+
+def _write_files(path: Path, files: FileIndex, rows: int = 200_000) -> None:
+    """The file index as Parquet, ``rows`` files at a time (a year's 2 M paths are never copied at once)."""
+    out = _Appender(path, FILE_SCHEMA)
+    try:
+        for at in range(0, len(files), rows):
+            part = {
+                "file": files.paths[at : at + rows],
+                "stored_bytes": files.stored_bytes[at : at + rows],
+                "raw_bytes": files.raw_bytes[at : at + rows],
+            }
+            out.add(_plain(pl.DataFrame(part, schema=FILE_SCHEMA)))
+            out.flush()
+        out.close()
+    except BaseException:
+        out.discard()
+        raise
 
 
 def ingest_into(
@@ -324,7 +386,7 @@ def ingest_into(
         release_freed_memory()
         if len(reading.files) == 0:
             raise NoUsableInput(f"nothing to ingest in {', '.join(names)}: {reading.problems.why_nothing_read()}")
-        add_notes(
+        _add_notes(
             reading.problems,
             pl.concat(writer.notes) if writer.notes else pl.DataFrame(schema=NOTE_SCHEMA),
             reading.files,

@@ -23,26 +23,30 @@ more between the two transactions: decided here, over every shard's log streams)
 from __future__ import annotations
 
 import bisect
+import contextlib
+import heapq
 import json
 import multiprocessing
 import os
 import random
+import shutil
+import signal
 import tempfile
 import time
-import zipfile
-from collections import Counter, defaultdict
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from calo_polars.errors import UsageError
 
 from .ledger import TOL, Calendar, Fault, Ledger, Msg, Rates, Tx
 from .streams import Options, Writer
 from .text import DAY_MS, Clock, between, gzip_member, hex_id, uuid4
+from .zipout import ZipStream, deflate
 
 SHARD_USERS = 1000
 ROOT = "balance-sync-logs"
@@ -121,6 +125,7 @@ class Shard:
     blocks: int
     transactions: int
     users: int
+    zipped: list[tuple[str, bytes, int, int, int]] = field(default_factory=list)  # (name, deflated, CRC, size, raw)
 
 
 @dataclass
@@ -284,15 +289,89 @@ def _retries(msgs: list[Msg], rng: random.Random, cal: Calendar) -> list[Msg]:
 # ---------------------------------------------------------------- running and writing
 
 
-def _shards(options: SynthOptions) -> Iterator[Shard]:
+def _merge_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The spans joined wherever the gap between them is shorter than ``SILENCE_MS``: the same
+    silences come out of ``_silences`` (a silence is bounded by events), from a few spans a shard."""
+    out: list[tuple[int, int]] = []
+    for first, last in sorted(spans):
+        if out and first - out[-1][1] < SILENCE_MS:
+            out[-1] = (out[-1][0], max(out[-1][1], last))
+        else:
+            out.append((first, last))
+    return out
+
+
+def _build_for(options: SynthOptions, index: int, kind: str) -> Shard:
+    """A shard as the main process writes it (in the worker): files in name order, spans merged,
+    outcomes sorted by id, and for a zip every file already deflated as its member."""
+    shard = build_shard(options, index)
+    shard.files.sort(key=lambda f: f[0])
+    shard.spans = _merge_spans(shard.spans)
+    shard.outcomes.sort()
+    if kind == "zip":
+        shard.zipped = [(name, *deflate(data), len(data), size) for name, data, size in shard.files]
+        shard.files = []
+    return shard
+
+
+def _ignore_ctrl_c() -> None:
+    """In a worker: Ctrl-C reaches the whole process group, and the parent stops the workers itself
+    (a worker's KeyboardInterrupt sent back as its result would otherwise end the run as "Aborted!")."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _shards(options: SynthOptions, kind: str) -> Iterator[Shard]:
+    """The shards in order; at most one more than the workers is built ahead of the writer."""
     count = max(1, -(-options.users // SHARD_USERS))
     if options.workers <= 1 or count == 1:
         for i in range(count):
-            yield build_shard(options, i)
+            yield _build_for(options, i, kind)
         return
     context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
-    with ProcessPoolExecutor(max_workers=options.workers, mp_context=context) as pool:
-        yield from pool.map(build_shard, [options] * count, range(count))
+    with ProcessPoolExecutor(max_workers=options.workers, mp_context=context, initializer=_ignore_ctrl_c) as pool:
+        pending: deque[Future[Shard]] = deque()
+        try:
+            for i in range(count):
+                pending.append(pool.submit(_build_for, options, i, kind))
+                if len(pending) > options.workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        except BaseException:  # Ctrl-C, a full disk: stop the shards in flight instead of finishing them
+            for future in pending:
+                future.cancel()
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
+            raise
+
+
+class _SortedRuns:
+    """Lists of ids too long to hold (every transaction id of a year): each shard's sorted run
+    spilled to a file in a temporary folder, merged in order when the truth is written."""
+
+    def __init__(self, beside: Path) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix=f".{beside.name}.", dir=beside.parent))
+        self.runs: dict[str, list[Path]] = defaultdict(list)
+        self.counts: Counter[str] = Counter()
+
+    def add(self, name: str, ids: Iterable[str]) -> None:
+        """One shard's ids of list ``name``, already sorted."""
+        path = self.folder / f"{len(self.runs[name])}-{name}.txt"
+        with open(path, "w", encoding="ascii") as f:
+            n = 0
+            for tx_id in ids:
+                f.write(tx_id + "\n")
+                n += 1
+        self.runs[name].append(path)
+        self.counts[name] += n
+
+    def merged(self, name: str) -> Iterator[str]:
+        with contextlib.ExitStack() as stack:
+            files = [stack.enter_context(open(path, encoding="ascii")) for path in self.runs[name]]
+            yield from heapq.merge(*[(line.rstrip("\n") for line in f) for f in files])
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def truth_path_for(out: Path) -> Path:
@@ -307,7 +386,12 @@ def truth_path_for(out: Path) -> Path:
 def synthesize(
     options: SynthOptions, out: str | os.PathLike[str], truth: str | os.PathLike[str] | None = None
 ) -> SynthReport:
-    """Write a synthetic export to ``out`` (``.zip``, ``.gz`` or a folder) and its ground truth."""
+    """Write a synthetic export to ``out`` (``.zip``, ``.gz`` or a folder) and its ground truth.
+
+    Memory: a zip or a folder is written shard by shard as the shards arrive (at most one more
+    shard than the workers in flight); the lists of every transaction id go to sorted runs on
+    disk. Only a ``.gz`` (meant for small inputs) is held whole, to concatenate in name order.
+    """
     began = time.perf_counter()
     out = Path(out)
     kind = "zip" if out.suffix == ".zip" else "gz" if out.suffix == ".gz" else "folder"
@@ -315,108 +399,156 @@ def synthesize(
         raise UsageError(f"{out}: exists and is not an empty folder; give a new folder, a .zip or a .gz")
     if options.users < 1 or options.days < 1:
         raise UsageError("--users and --days must be at least 1")
-    files: list[tuple[str, bytes, int]] = []
+    tpath = Path(truth) if truth else truth_path_for(out)
+    rng = random.Random(f"{options.seed}/archive")
+    task = uuid4(rng)
+    junk = _junk(task, rng)
+    prefix = f"{ROOT}/{task}/"
+    gz_files: list[tuple[str, bytes]] = []
     counts: Counter[str] = Counter()
     faults: list[dict[str, Any]] = []
     incomplete: list[dict[str, str]] = []
-    outcomes: dict[str, list[str]] = {k: [] for k in OUTCOMES}
-    not_in_sync_after: list[str] = []
     spans: list[tuple[int, int]] = []
     totals: Counter[str] = Counter()
-    for shard in _shards(options):
-        files += shard.files
-        counts.update(shard.counts)
-        faults += shard.faults
-        spans += shard.spans
-        for tx_id, outcome, nis in shard.outcomes:
-            outcomes[outcome].append(tx_id)
-            if nis:
-                not_in_sync_after.append(tx_id)
-        incomplete += shard.incomplete
-        totals.update(
-            invocations=shard.invocations, blocks=shard.blocks, transactions=shard.transactions, users=shard.users
-        )
-    rng = random.Random(f"{options.seed}/archive")
-    task = uuid4(rng)
-    members = _members(files, task, rng)
-    if kind == "zip":
-        _write_zip(out, members, options)
-    elif kind == "gz":
-        _atomic_write(out, b"".join(data for name, data in members if name.endswith(".gz")))
-    else:
-        for name, data in members:
-            target = out.joinpath(*name.split("/"))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-    raw = sum(size for _, _, size in files)
-    stored = sum(len(data) for _, data, _ in files)
-    silences = _silences(spans)
-    _resolve_causes(faults, silences)
-    faults.sort(key=lambda f: (FAULT_KINDS.index(f["kind"]), f["user_id"], f["ts"], f["tx_id"]))
-    fault_counts = {k: sum(1 for f in faults if f["kind"] == k) for k in FAULT_KINDS}
-    stamp = Clock(options.start).stamp
-    cal = options.calendar()
-    tpath = Path(truth) if truth else truth_path_for(out)
-    document = {
-        "generator": "calo-polars synth",
-        "options": options.record(),
-        "archive": {
-            "layout": kind,
-            "files": len(files),
-            "raw_bytes": raw,
-            "users": totals["users"],
-            "transactions": totals["transactions"],
-            "transaction_blocks": totals["blocks"],
-            "invocations": totals["invocations"],
-        },
-        "event_kinds": dict(sorted(counts.items())),
-        "fault_counts": fault_counts,
-        "outcome_counts": {k: len(v) for k, v in outcomes.items()},
-        "flow_break_causes": {c: sum(1 for f in faults if f.get("cause") == c) for c in CAUSES},
-        "missing_days": [stamp(cal.day_ms(d))[:10] for d in sorted(cal.dark)],
-        "silences": [[stamp(lo), stamp(hi)] for lo, hi in silences],
-        "incomplete_invocations": sorted(incomplete, key=lambda i: i["request_id"]),
-        "faults": faults,
-        "outcomes": {k: sorted(v) for k, v in outcomes.items()},
-        "not_in_sync_after": sorted(not_in_sync_after),
-    }
-    _atomic_write(tpath, (json.dumps(document, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
-    outcome_counts = {k: len(v) for k, v in outcomes.items()}
-    cause_counts = {c: sum(1 for f in faults if f.get("cause") == c) for c in CAUSES}
+    runs = _SortedRuns(tpath)
+    tmp = _temp_beside(out) if kind == "zip" else None
+    try:
+        with contextlib.ExitStack() as stack:
+            zip_out: ZipStream | None = None
+            if tmp is not None:
+                fp = stack.enter_context(open(tmp, "wb"))
+                exported = options.start + timedelta(days=options.days + 1)
+                zip_out = ZipStream(fp, (exported.year, exported.month, exported.day, 10, 19, 50), 0o100664 << 16)
+                for name, data in junk:  # every junk name sorts before the logs (`__MACOSX`, `.DS_Store`)
+                    zip_out.add(name, *deflate(data), len(data))
+            for shard in _shards(options, kind):
+                for name, deflated, crc, size, raw_size in shard.zipped:
+                    assert zip_out is not None
+                    zip_out.add(f"{prefix}{name}/000000.gz", deflated, crc, size)
+                    totals.update(files=1, raw=raw_size, stored=size)
+                for name, data, raw_size in shard.files:
+                    totals.update(files=1, raw=raw_size, stored=len(data))
+                    if kind == "gz":
+                        gz_files.append((f"{prefix}{name}/000000.gz", data))
+                    else:
+                        target = out.joinpath(*f"{prefix}{name}/000000.gz".split("/"))
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_bytes(data)
+                counts.update(shard.counts)
+                faults += shard.faults
+                spans += shard.spans
+                for outcome in OUTCOMES:
+                    runs.add(outcome, (tx_id for tx_id, o, _ in shard.outcomes if o == outcome))
+                runs.add("not_in_sync_after", (tx_id for tx_id, _, nis in shard.outcomes if nis))
+                incomplete += shard.incomplete
+                totals.update(
+                    invocations=shard.invocations, blocks=shard.blocks, transactions=shard.transactions,
+                    users=shard.users,
+                )  # fmt: skip
+                del shard
+            if zip_out is not None:
+                zip_out.close()
+        if tmp is not None:
+            os.replace(tmp, out)
+        elif kind == "gz":
+            _atomic_write(out, b"".join(data for _, data in sorted(gz_files)))
+        else:
+            for name, data in junk:
+                target = out.joinpath(*name.split("/"))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+        del gz_files
+        silences = _silences(spans)
+        _resolve_causes(faults, silences)
+        faults.sort(key=lambda f: (FAULT_KINDS.index(f["kind"]), f["user_id"], f["ts"], f["tx_id"]))
+        fault_counts = {k: sum(1 for f in faults if f["kind"] == k) for k in FAULT_KINDS}
+        stamp = Clock(options.start).stamp
+        cal = options.calendar()
+        outcome_counts = {k: runs.counts[k] for k in OUTCOMES}
+        cause_counts = {c: sum(1 for f in faults if f.get("cause") == c) for c in CAUSES}
+        document = {
+            "generator": "calo-polars synth",
+            "options": options.record(),
+            "archive": {
+                "layout": kind,
+                "files": totals["files"],
+                "raw_bytes": totals["raw"],
+                "users": totals["users"],
+                "transactions": totals["transactions"],
+                "transaction_blocks": totals["blocks"],
+                "invocations": totals["invocations"],
+            },
+            "event_kinds": dict(sorted(counts.items())),
+            "fault_counts": fault_counts,
+            "outcome_counts": outcome_counts,
+            "flow_break_causes": cause_counts,
+            "missing_days": [stamp(cal.day_ms(d))[:10] for d in sorted(cal.dark)],
+            "silences": [[stamp(lo), stamp(hi)] for lo, hi in silences],
+            "incomplete_invocations": sorted(incomplete, key=lambda i: i["request_id"]),
+            "faults": faults,
+            "outcomes": {k: _LIST + k for k in OUTCOMES},
+            "not_in_sync_after": _LIST + "not_in_sync_after",
+        }
+        _write_truth(tpath, document, runs)
+    finally:
+        runs.remove()
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
     return SynthReport(
-        out, tpath, len(files), raw, stored, totals["transactions"], fault_counts, time.perf_counter() - began,
-        outcome_counts, cause_counts,
+        out, tpath, totals["files"], totals["raw"], totals["stored"], totals["transactions"], fault_counts,
+        time.perf_counter() - began, outcome_counts, cause_counts,
     )  # fmt: skip
 
 
-def _members(files: list[tuple[str, bytes, int]], task: str, rng: random.Random) -> list[tuple[str, bytes]]:
-    """Every archive member, sorted by name as in the real export, macOS junk included."""
-    ds_store = b"\x00\x00\x00\x01Bud1" + bytes(6148 - 8)
-    apple_double = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(120 - 24)
-    members = [
-        (f"__MACOSX/{ROOT}/._.DS_Store", apple_double),
-        (f"__MACOSX/{ROOT}/{task}/._.DS_Store", apple_double),
-        (f"{ROOT}/.DS_Store", ds_store),
-        (f"{ROOT}/{task}/.DS_Store", ds_store[:8] + hex_id(rng, 8).encode() + bytes(4096)),
-    ]
-    members += [(f"{ROOT}/{task}/{name}/000000.gz", data) for name, data, _ in files]
-    return sorted(members)
+#: Stands in the truth's JSON for a list streamed from the sorted runs (``_write_truth``).
+_LIST = "\u0000sorted-run:"
 
 
-def _write_zip(out: Path, members: list[tuple[str, bytes]], options: SynthOptions) -> None:
-    exported = options.start + timedelta(days=options.days + 1)
-    tmp = _temp_beside(out)
+def _write_truth(path: Path, document: dict[str, Any], runs: _SortedRuns) -> None:
+    """The truth as ``json.dumps(document, indent=1)`` would write it with each list of ids in
+    place, those lists streamed from ``runs`` (a year's ids never held as one string)."""
+    text = json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+    marker = json.dumps(_LIST, ensure_ascii=False)[:-1]  # the opening quote and the escaped prefix
+    tmp = _temp_beside(path)
     try:
-        with zipfile.ZipFile(tmp, "w") as zf:
-            for name, data in members:
-                info = zipfile.ZipInfo(name, date_time=(exported.year, exported.month, exported.day, 10, 19, 50))
-                info.create_system = 3
-                info.external_attr = 0o100664 << 16
-                zf.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
-        os.replace(tmp, out)
+        with open(tmp, "w", encoding="utf-8") as f:
+            pos = 0
+            while (at := text.find(marker, pos)) >= 0:
+                close = text.index('"', at + len(marker))
+                name = text[at + len(marker) : close]
+                line = text[text.rindex("\n", 0, at) + 1 : at]
+                depth = len(line) - len(line.lstrip(" "))  # indent=1: one space a level
+                f.write(text[pos:at])
+                _write_list(f, runs.merged(name), depth)
+                pos = close + 1
+            f.write(text[pos:])
+        os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _write_list(f: IO[str], ids: Iterator[str], depth: int) -> None:
+    """A list of strings as ``json.dumps(indent=1)`` writes it at nesting ``depth``."""
+    first = True
+    for tx_id in ids:
+        f.write(("[\n" if first else ",\n") + " " * (depth + 1) + json.dumps(tx_id, ensure_ascii=False))
+        first = False
+    f.write("[]" if first else "\n" + " " * depth + "]")
+
+
+def _junk(task: str, rng: random.Random) -> list[tuple[str, bytes]]:
+    """The macOS junk an export made on a Mac holds, sorted by name (all before the logs)."""
+    ds_store = b"\x00\x00\x00\x01Bud1" + bytes(6148 - 8)
+    apple_double = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(120 - 24)
+    return sorted(
+        [
+            (f"__MACOSX/{ROOT}/._.DS_Store", apple_double),
+            (f"__MACOSX/{ROOT}/{task}/._.DS_Store", apple_double),
+            (f"{ROOT}/.DS_Store", ds_store),
+            (f"{ROOT}/{task}/.DS_Store", ds_store[:8] + hex_id(rng, 8).encode() + bytes(4096)),
+        ]
+    )
 
 
 def _temp_beside(path: Path) -> str:
