@@ -55,6 +55,9 @@ MODES = {
     "e": "calo-balance ingest --into (16 partitions) + report --from --workers 2 (no workbook)",
 }
 PARTITIONS = 16
+#: The real export (issue 13's end-to-end target), beside the checkout as the tests expect it.
+REAL_ARCHIVE = HERE.parent.parent / "shared" / "data" / "balance-sync-logs.zip"
+REAL_RUNS = 5
 
 
 # ---------------------------------------------------------------- the archive
@@ -357,6 +360,35 @@ def run_mode(mode: str, archive: Path, limit: int) -> dict[str, Any]:
     return result
 
 
+def real_end_to_end(archive: Path, runs: int = REAL_RUNS) -> list[dict[str, float]]:
+    """``calo-balance report ARCHIVE`` as a user runs it (a fresh process: start-up, imports,
+    the workbook and summary.json), ``runs`` times: wall and CPU seconds, peak RSS of each."""
+    out = []
+    with tempfile.TemporaryDirectory(prefix="calo-bench-real-") as tmp:
+        for _ in range(runs):
+            began = time.perf_counter()
+            proc = subprocess.Popen([sys.executable, "-m", "calo_polars", "report", str(archive), "-o", tmp, "-q"])
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - began
+            if os.waitstatus_to_exitcode(status) not in (0, 3):
+                raise SystemExit(f"the real-archive run failed with status {status}")
+            out.append({"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024})
+    return out
+
+
+def real_lines(archive: Path, runs: list[dict[str, float]]) -> list[str]:
+    walls = sorted(r["wall"] for r in runs)
+    best = min(runs, key=lambda r: r["wall"])
+    median = walls[len(walls) // 2]
+    return [
+        "",
+        f"(r) the real archive end to end (`calo-balance report {archive.name}`: start-up, imports, workbook, "
+        f"summary.json; {len(runs)} runs): best {best['wall']:.2f} s wall ({best['cpu']:.2f} CPU s, "
+        f"{best['rss_mb']:,.0f} MB peak RSS), median {median:.2f} s; target ≤ 1.5 s: "
+        + ("met." if median <= 1.5 else "not met."),
+    ]
+
+
 # ---------------------------------------------------------------- profile of (b)
 
 
@@ -486,6 +518,10 @@ def main() -> None:
     parser.add_argument("--modes", default="abcde", help="which modes to run [abcde]")
     parser.add_argument("--profile", action="store_true", help="also time each stage of (b)")
     parser.add_argument(
+        "--also-gb", default="", help="more archive sizes (GB, comma-separated) for the floor and (b) only, e.g. 4"
+    )
+    parser.add_argument("--real", type=Path, default=REAL_ARCHIVE, help="the real export for row (r) [../shared]")
+    parser.add_argument(
         "--note", default="", help="a line printed above the table (e.g. 'preliminary: shared machine')"
     )
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
@@ -550,6 +586,17 @@ def main() -> None:
             "of the raw log text); its peak RSS is the whole process tree's, its CPU s includes the pool workers' "
             "(sampled every 20 ms).",
         ]
+    for gb in (float(g) for g in args.also_gb.split(",") if g.strip()):
+        more, _ = archive_for(gb, args.seed, args.workers, args.data)
+        extra = {}
+        for mode in "ab":
+            print(f"running ({mode}) at {gb:g} GB ...", file=sys.stderr)
+            extra[mode] = run_mode(mode, more, 0)
+        lines += ["", f"At {gb:g} GB (`{more.name}`, {extra['a']['raw_bytes'] / 1e6:,.0f} MB of log text):", ""]
+        lines += table(extra, extra["a"]["raw_bytes"])
+    if args.real.exists():
+        print("running (r) the real archive end to end ...", file=sys.stderr)
+        lines += real_lines(args.real, real_end_to_end(args.real))
     if args.profile:
         lines += ["", "## Where the time of (b) goes", "", "| stage | seconds |", "|---|---:|"]
         lines += [f"| {label} | {seconds:.2f} |" for label, seconds in profile_check(archive)]

@@ -7,18 +7,23 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+SAMPLE = BENCH.parents[1] / "examples" / "sample-logs.zip"  # stands in for the real export in row (r)
 
 
 def test_bench_runs_every_mode_and_writes_its_table(tmp_path: Path) -> None:
     out = tmp_path / "RESULTS.md"
     cmd = [sys.executable, str(BENCH), "--raw-gb", "0.002", "--baseline-mb", "1", "--data", str(tmp_path / "data"),
-           "--workers", "1", "--profile", "--note", "tiny run", "--out", str(out)]  # fmt: skip
+           "--workers", "1", "--profile", "--note", "tiny run", "--out", str(out), "--also-gb", "0.001",
+           "--real", str(SAMPLE)]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     text = out.read_text(encoding="utf-8")
     assert "**tiny run**" in text and "Machine: " in text and "polars " in text and "pandas " in text
     rows = [line for line in text.splitlines() if line.startswith("| (")]
-    assert [row.split("|")[1].strip() for row in rows] == ["(a)", "(b)", "(c)", "(d)", "(e)"]
+    assert [row.split("|")[1].strip() for row in rows] == ["(a)", "(b)", "(c)", "(d)", "(e)", "(a)", "(b)"]
+    assert "At 0.001 GB (`synth-0.001gb-seed7.zip`" in text  # the second size: floor and (b) only
+    real = next(line for line in text.splitlines() if line.startswith("(r) the real archive end to end"))
+    assert "sample-logs.zip" in real and "5 runs" in real and "target ≤ 1.5 s" in real
     assert "(e) in detail: ingest" in text and "store takes" in text
     assert "(on 1 MB, scaled)" in rows[3]  # the baseline ran on a subset
     assert "Targets (issue 3)" in text and "## Where the time of (b) goes" in text and "total audit()" in text

@@ -71,15 +71,19 @@ def ledger(result: AuditResult, part: pl.DataFrame | None = None) -> pl.DataFram
     shows as a step, and on a wallet's last row it is that wallet's roll-forward difference.
     The whole table at once: ``ledger_parts`` gives it part by part.
     """
-    frames = list(ledger_parts(result))
-    return pl.concat(frames) if frames else ledger_of(result, result.parts.empty())
+    return pl.concat(list(ledger_parts(result)))
 
 
 def ledger_parts(result: AuditResult) -> Iterator[pl.DataFrame]:
     """``ledger`` one part of the checked transactions at a time (``CheckedParts``), in order:
-    the parts one after another are the whole Ledger."""
+    the parts one after another are the whole Ledger; an empty Ledger is one empty part (so a
+    reader always has the columns)."""
+    empty = True
     for part in result.parts:
+        empty = False
         yield ledger_of(result, part)
+    if empty:
+        yield ledger_of(result, result.parts.empty())
 
 
 def ledger_of(result: AuditResult, part: pl.DataFrame) -> pl.DataFrame:
