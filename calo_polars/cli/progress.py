@@ -8,7 +8,6 @@ log file, a pipe or a CI job gets the plain summary table and nothing else.
 from __future__ import annotations
 
 import io
-import os
 import time
 import zipfile
 from collections.abc import Iterable
@@ -25,6 +24,7 @@ from rich.text import Text
 from calo_polars.audit.selection import selection_text
 from calo_polars.checks.registry import CHECKS, SIGNALS, Signal
 from calo_polars.parse.events import FileIndex
+from calo_polars.partitioned.oneshot import folder_size
 from calo_polars.problems import printable
 from calo_polars.read.s3 import S3Source
 
@@ -41,10 +41,8 @@ def input_size(inputs: Iterable[Any]) -> tuple[int, int]:
         path = Path(item)
         try:
             if path.is_dir():
-                for root, _, names in os.walk(path):
-                    for name in names:
-                        files += 1
-                        size += Path(root, name).stat().st_size
+                in_folder = folder_size(path)
+                files, size = files + in_folder[0], size + in_folder[1]
             elif zipfile.is_zipfile(path):
                 with zipfile.ZipFile(path) as zf:
                     members = [i for i in zf.infolist() if not i.is_dir()]

@@ -51,6 +51,16 @@ def store_above() -> int | None:
         raise UsageError(f"{STORE_ABOVE_ENV}={value!r}: {exc} (a size such as 512M or 2G, 0 or off)") from None
 
 
+def folder_size(path: Path) -> tuple[int, int]:
+    """(files, bytes) in a folder, read recursively (what a folder input holds)."""
+    files = size = 0
+    for root, _, names in os.walk(path):
+        for name in names:
+            files += 1
+            size += Path(root, name).stat().st_size
+    return files, size
+
+
 def stored_bytes(sources: Iterable[Any]) -> int:
     """The inputs' size on disk or in S3 (files as they are: a zip's size, a folder's files),
     cheap at any size (no zip directory is read)."""
@@ -62,8 +72,7 @@ def stored_bytes(sources: Iterable[Any]) -> int:
         path = Path(item)
         try:
             if path.is_dir():
-                for root, _, names in os.walk(path):
-                    size += sum(Path(root, n).stat().st_size for n in names)
+                size += folder_size(path)[1]
             else:
                 size += path.stat().st_size
         except OSError:
