@@ -76,9 +76,14 @@ def _transactions(result: AuditResult, part: pl.DataFrame, ledger: pl.DataFrame)
 
 def transaction_parts(result: AuditResult) -> Iterator[pl.DataFrame]:
     """The transactions export one part at a time, in order: the parts one after another are the
-    whole table (parts are user ranges in user order, each sorted as the table is)."""
+    whole table (parts are user ranges in user order, each sorted as the table is); a run with no
+    transaction gives one empty part (the header, the schema)."""
+    empty = True
     for part in result.parts:
+        empty = False
         yield _helpers_dropped(_transactions(result, part, views.ledger_of(result, part)))
+    if empty:
+        yield _helpers_dropped(_transactions(result, result.parts.empty(), _no_ledger()))
 
 
 def _helpers_dropped(frame: pl.DataFrame) -> pl.DataFrame:
@@ -100,14 +105,6 @@ def small_tables(result: AuditResult) -> dict[str, pl.DataFrame]:
         "input_problems": result.ingested.problems.frame().rename({"kind": "problem"}),
     }
     return {name: _helpers_dropped(frame) for name, frame in frames.items()}
-
-
-def export_tables(result: AuditResult) -> dict[str, pl.DataFrame]:
-    """Every export table by name (``TABLES``), helper columns dropped, rows in a fixed order,
-    each whole (``write_exports`` streams ``transactions`` part by part instead)."""
-    parts = list(transaction_parts(result))
-    whole = pl.concat(parts) if parts else _helpers_dropped(_transactions(result, result.parts.empty(), _no_ledger()))
-    return {"transactions": whole, **small_tables(result)}
 
 
 def _no_ledger() -> pl.DataFrame:
@@ -143,18 +140,6 @@ def _about(table: str) -> str:
     from calo_polars.report.bounded import BOUNDED  # a capped sheet's whole table, beside the workbook
 
     return next(b.about for b in BOUNDED.values() if b.table == table)
-
-
-def write_parquet(frame: pl.DataFrame, path: Path, table: str) -> None:
-    """One table as a zstd-compressed Parquet file, written atomically."""
-    with ParquetParts(path, table) as writer:
-        writer.add(frame)
-
-
-def write_csv(frame: pl.DataFrame, path: Path, table: str) -> None:
-    """One table as CSV (see the module docstring for the formats), written atomically."""
-    with CsvParts(path, table) as writer:
-        writer.add(frame)
 
 
 class _Parts:
@@ -255,14 +240,7 @@ def write_exports(result: AuditResult, outdir: Path, formats: list[str]) -> list
                 writers = [
                     stack.enter_context(WRITERS[fmt][1](path, name)) for fmt, path in zip(chosen, paths, strict=True)
                 ]
-                empty = True
                 for frame in frames:
-                    empty = False
-                    for writer in writers:
-                        current = writer.path
-                        writer.add(frame)
-                if empty:  # no transaction at all: the header (the schema) alone
-                    frame = _helpers_dropped(_transactions(result, result.parts.empty(), _no_ledger()))
                     for writer in writers:
                         current = writer.path
                         writer.add(frame)
