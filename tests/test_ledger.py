@@ -11,6 +11,7 @@ E is clean. So the Ledger shows A's 3rd to 9th and B's 1st to 5th transaction: 1
 from __future__ import annotations
 
 import json
+import threading
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from click.testing import CliRunner
 
 from calo_polars import AuditResult, audit
 from calo_polars.cli.main import cli
-from calo_polars.report import bounded, ledger, tables
+from calo_polars.report import bounded, ledger, outputs, tables
 from calo_polars.report.outputs import write_outputs
 from tests.logbuilder import Log, full_tx, rid, uid
 
@@ -182,6 +183,38 @@ def test_a_capped_ledger_and_its_parquet_hold_every_transaction_once(result: Aud
         theirs = stored[row["tx_id"]]
         wrong = {c: (v, theirs[c]) for c, v in row.items() if not same(v, theirs[c])}
         assert wrong == {}, row["tx_id"]
+
+
+def test_a_small_ledger_is_made_once_and_written_beside_the_workbook_in_a_thread(
+    result: AuditResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Ledger of a small run is made once for the sheet's selection, the balance charts and
+    ledger.parquet (``ledger.HELD_ROWS``); ledger.parquet is written in a thread beside the
+    workbook (and committed with it: the same files, summary.json last)."""
+    made, threads = [], []
+    ledger_of, write_ledger_parquet = tables.ledger_of, outputs.write_ledger_parquet
+
+    def counted(*args: Any) -> pl.DataFrame:
+        made.append(1)
+        return ledger_of(*args)
+
+    def recorded(*args: Any) -> Path:
+        threads.append(threading.current_thread())
+        return write_ledger_parquet(*args)
+
+    monkeypatch.setattr(tables, "ledger_of", counted)
+    monkeypatch.setattr(outputs, "write_ledger_parquet", recorded)
+    written_ = write_outputs(result, tmp_path / "out")
+    assert len(made) == len(result.parts) == 1
+    assert threads and threads[0] is not threading.main_thread()
+    assert [p.name for p in written_.paths] == ["calo_balance_reports.xlsx", "ledger.parquet", "summary.json"]
+    monkeypatch.setattr(ledger, "HELD_ROWS", 0)  # a bigger run makes it again for each output
+    made.clear()
+    write_outputs(result, tmp_path / "again")
+    assert len(made) == 3
+    assert pq.read_table(tmp_path / "again" / "ledger.parquet").equals(
+        pq.read_table(tmp_path / "out" / "ledger.parquet")
+    )
 
 
 #: Sheets whose ids are not links into the Ledger: the Ledger itself, the raw sample, the chart data.
