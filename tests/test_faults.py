@@ -14,7 +14,8 @@ import pytest
 
 from calo_polars import AuditOptions, audit
 from calo_polars.errors import OutputError
-from calo_polars.parse.ingest import ingest
+from calo_polars.parse.ingest import ingest, open_inputs
+from calo_polars.read.inflate import Limits
 from calo_polars.report.outputs import SUMMARY_NAME, WORKBOOK_NAME, write_outputs
 from calo_polars.report.summary import summary, summary_bytes
 from calo_polars.report.xlsx import workbook
@@ -197,6 +198,21 @@ def test_same_tables_whatever_the_batch_size(tmp_path: Path) -> None:
     assert whole.transactions.equals(tiny.transactions) and whole.flags.equals(tiny.flags)
     assert whole.users.equals(tiny.users) and whole.duplicates.equals(tiny.duplicates)
     assert whole.ingested.problems.frame().equals(tiny.ingested.problems.frame())
+
+
+def test_a_small_input_is_split_among_the_threads() -> None:
+    """An input smaller than one batch is still parsed as one batch a thread (``input_bytes``),
+    and that gives the tables of one batch."""
+    stored = SAMPLE.stat().st_size
+    for threads, batches in ((1, 1), (2, 2), (3, 3)):
+        reading = open_inputs([SAMPLE], threads=threads, batch_bytes=32 << 20, limits=Limits(), input_bytes=stored)
+        assert len(list(reading.batches)) == batches, threads
+    whole = audit([SAMPLE], input_bytes=0)  # unknown size: one batch
+    split = audit([SAMPLE])  # measured: two batches
+    assert summary_bytes(summary(whole)) == summary_bytes(summary(split))
+    for name in ("notices", "invocations", "unparsed", "sample"):
+        assert getattr(whole.ingested, name).equals(getattr(split.ingested, name)), name
+    assert whole.transactions.equals(split.transactions) and whole.flags.equals(split.flags)
 
 
 def test_same_tables_whatever_the_user_ranges(tmp_path: Path) -> None:

@@ -10,7 +10,10 @@ E is clean. So the Ledger shows A's 3rd to 9th and B's 1st to 5th transaction: 1
 
 from __future__ import annotations
 
+import errno
 import json
+import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,8 @@ from click.testing import CliRunner
 
 from calo_polars import AuditResult, audit
 from calo_polars.cli.main import cli
-from calo_polars.report import bounded, ledger, tables
+from calo_polars.errors import OutputError
+from calo_polars.report import bounded, exports, ledger, outputs, tables
 from calo_polars.report.outputs import write_outputs
 from tests.logbuilder import Log, full_tx, rid, uid
 
@@ -182,6 +186,76 @@ def test_a_capped_ledger_and_its_parquet_hold_every_transaction_once(result: Aud
         theirs = stored[row["tx_id"]]
         wrong = {c: (v, theirs[c]) for c, v in row.items() if not same(v, theirs[c])}
         assert wrong == {}, row["tx_id"]
+
+
+def test_a_small_ledger_is_made_once_and_written_beside_the_workbook_in_a_thread(
+    result: AuditResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Ledger of a small run is made once for the sheet's selection, the balance charts and
+    ledger.parquet (``ledger.HELD_ROWS``); ledger.parquet is written in a thread beside the
+    workbook (and committed with it: the same files, summary.json last)."""
+    made, threads = [], []
+    ledger_of, write_ledger_parquet = tables.ledger_of, outputs.write_ledger_parquet
+
+    def counted(*args: Any) -> pl.DataFrame:
+        made.append(1)
+        return ledger_of(*args)
+
+    def recorded(*args: Any) -> Path:
+        threads.append(threading.current_thread())
+        return write_ledger_parquet(*args)
+
+    monkeypatch.setattr(tables, "ledger_of", counted)
+    monkeypatch.setattr(outputs, "write_ledger_parquet", recorded)
+    written_ = write_outputs(result, tmp_path / "out")
+    assert len(made) == len(result.parts) == 1
+    assert threads and threads[0] is not threading.main_thread()
+    assert [p.name for p in written_.paths] == ["calo_balance_reports.xlsx", "ledger.parquet", "summary.json"]
+    monkeypatch.setattr(ledger, "HELD_ROWS", 0)  # a bigger run makes it again for each output
+    made.clear()
+    write_outputs(result, tmp_path / "again")
+    assert len(made) == 3
+    assert pq.read_table(tmp_path / "again" / "ledger.parquet").equals(
+        pq.read_table(tmp_path / "out" / "ledger.parquet")
+    )
+
+
+def test_a_full_disk_beside_the_workbook_fails_the_run_and_leaves_the_outputs_as_they_were(
+    result: AuditResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ledger.parquet's thread fails (a full disk): the run says which file, in one line, and
+    writes nothing (no staging folder left, the earlier outputs kept); a workbook that fails
+    while the thread writes leaves nothing either (the folder is removed once the thread is done)."""
+    out = tmp_path / "out"
+    write_outputs(result, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def full(stage: Path, *_: Any) -> Path:
+        time.sleep(0.2)  # still writing when the workbook is done
+        raise OSError(errno.ENOSPC, "No space left on device", str(stage / "ledger.parquet"))
+
+    monkeypatch.setattr(outputs, "write_ledger_parquet", full)
+    with pytest.raises(OutputError, match=r"ledger\.parquet: No space left on device"):
+        write_outputs(result, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+    still_there = []
+
+    def slow(stage: Path, parts: Any) -> Path:
+        time.sleep(0.3)
+        still_there.append(stage.is_dir())  # not removed under the thread
+        return write_ledger_parquet(stage, parts)
+
+    def no_workbook(*_: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    write_ledger_parquet = exports.write_ledger_parquet
+    monkeypatch.setattr(outputs, "write_ledger_parquet", slow)
+    monkeypatch.setattr(outputs, "write_workbook", no_workbook)
+    with pytest.raises(OutputError):
+        write_outputs(result, out)
+    assert still_there == [True]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 #: Sheets whose ids are not links into the Ledger: the Ledger itself, the raw sample, the chart data.

@@ -28,6 +28,7 @@ from calo_polars.checks.silences import explain_silences
 from calo_polars.errors import NoUsableInput
 from calo_polars.parse.events import FileIndex
 from calo_polars.parse.ingest import TRANSACTIONS, Ingested, ingest
+from calo_polars.partitioned import oneshot
 from calo_polars.read.s3 import S3Source, resolve
 
 
@@ -53,6 +54,7 @@ def audit(
     *,
     on_batch: Callable[[FileIndex, int], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
+    input_bytes: int | None = None,
 ) -> AuditResult:
     """Read the inputs, then run the check plan on each user range and return every table.
 
@@ -61,7 +63,9 @@ def audit(
     ``s3://`` URLs or ``S3Source`` objects. The checks run on everything read;
     ``options.selection`` then limits what the result reports (``filters``).
     ``on_batch(files, transactions_so_far)`` is called after each batch read, and
-    ``on_stage("checks")`` once reading is done (both for progress displays).
+    ``on_stage("checks")`` once reading is done (both for progress displays). ``input_bytes``:
+    the inputs' stored size if the caller has it (``oneshot.stored_bytes``, measured otherwise),
+    so that a small input is still read and parsed on every thread (``ingest``).
     Raises ``NoUsableInput`` when not a single log file could be read.
     """
     sources = resolve(inputs, options.s3)
@@ -77,6 +81,7 @@ def audit(
         part_rows=options.part_rows,
         on_batch=on_batch,
         already_read=incremental.prior.already_read() if incremental else None,
+        input_bytes=oneshot.stored_bytes(sources) if input_bytes is None else input_bytes,
     )
     if len(ingested.files) == 0 and not ingested.read_before:
         raise NoUsableInput(f"nothing to audit in {', '.join(names)}: {ingested.problems.why_nothing_read()}")

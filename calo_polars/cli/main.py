@@ -761,6 +761,7 @@ def _run(inputs: tuple[str, ...], from_dir: str | None, outdir: str, formats: tu
                     options,
                     on_batch=bar.on_batch if bar else None,
                     on_stage=clock.then(bar.step if bar else None),
+                    input_bytes=size,
                 )
             clock.lap("write")
             inc = result.incremental

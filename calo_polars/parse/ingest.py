@@ -301,8 +301,10 @@ def _read_texts(
     return result, packed
 
 
-def _concat(frames: list[pl.DataFrame], schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    return pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema)
+def _concat(frames: list[pl.DataFrame], schema: dict[str, pl.DataType], *, rechunk: bool = False) -> pl.DataFrame:
+    """The frames one after another; ``rechunk``: in one chunk, so that a float sum or mean over
+    it (an invocation's duration) is the same whether the rows came in one batch or several."""
+    return pl.concat(frames, how="vertical", rechunk=rechunk) if frames else pl.DataFrame(schema=schema)
 
 
 def add_notes(problems: Problems, notes: pl.DataFrame, files: FileIndex) -> None:
@@ -333,9 +335,11 @@ def open_inputs(
     batch_bytes: int,
     limits: Limits,
     already_read: Mapping[bytes, str] | None = None,
+    input_bytes: int | None = None,
 ) -> Reading:
     """Start reading ``inputs`` (nothing is read until the batches are iterated); files whose
-    digest is in ``already_read`` are skipped (``Reading.read_before``)."""
+    digest is in ``already_read`` are skipped (``Reading.read_before``). ``input_bytes`` (the
+    inputs' stored size) given, a batch holds at most a ``threads``-th of it (``member_batches``)."""
     problems = Problems()
     skipped: Counter[str] = Counter()
     files = FileIndex()
@@ -343,7 +347,9 @@ def open_inputs(
     members = iter_members(
         inputs, problems, skipped, threads=threads, limits=limits, already_read=already_read, read_before=read_before
     )
-    return Reading(files, problems, skipped, member_batches(members, files, batch_bytes=batch_bytes), read_before)
+    share = -(-input_bytes // threads) if input_bytes and threads > 1 else None
+    batches = member_batches(members, files, batch_bytes=batch_bytes, stored_share=share)
+    return Reading(files, problems, skipped, batches, read_before)
 
 
 def in_order(
@@ -406,15 +412,24 @@ def ingest(
     part_rows: int = PART_ROWS,
     on_batch: Callable[[FileIndex, int], None] | None = None,
     already_read: Mapping[bytes, str] | None = None,
+    input_bytes: int | None = None,
 ) -> Ingested:
     """Read every input and return the tables the checks need.
 
     With ``mask_pii`` (the default) emails and phone numbers are masked in every text
     column kept and in the problem messages (see ``pii``). ``on_batch(files,
     transactions_so_far)`` is called after each batch (for progress bars). Files whose
-    digest is in ``already_read`` are not read (``Ingested.read_before``).
+    digest is in ``already_read`` are not read (``Ingested.read_before``). ``input_bytes``: the
+    inputs' stored size, when known, so that a small input is split among the ``threads``.
     """
-    reading = open_inputs(inputs, threads=threads, batch_bytes=batch_bytes, limits=limits, already_read=already_read)
+    reading = open_inputs(
+        inputs,
+        threads=threads,
+        batch_bytes=batch_bytes,
+        limits=limits,
+        already_read=already_read,
+        input_bytes=input_bytes,
+    )
     files, problems = reading.files, reading.problems
 
     def progress(transactions_so_far: int) -> None:
@@ -425,9 +440,9 @@ def ingest(
     counts = event_counts(r.kind_counts for r in results)
     pieces = big["transactions"]
     tables = {
-        "notices": _concat(big["notices"], NOTICES),
-        "invocations": _concat(big["invocations"], INVOCATIONS),
-        "unparsed": _concat([r.unparsed for r in results], UNPARSED_SCHEMA),
+        "notices": _concat(big["notices"], NOTICES, rechunk=True),
+        "invocations": _concat(big["invocations"], INVOCATIONS, rechunk=True),
+        "unparsed": _concat([r.unparsed for r in results], UNPARSED_SCHEMA, rechunk=True),
         "sample": _concat([r.sample for r in results], SAMPLE_SCHEMA),
     }
     batch_notes = _concat([r.notes for r in results], NOTE_SCHEMA)
@@ -464,8 +479,12 @@ def assemble(
     """The ``Ingested`` of a run, in the order every output expects, from the tables read
     (``tables``: notices, invocations, unparsed, and every batch's sample) and the
     transactions with each id once (``parts``; ``duplicates`` has the copies set aside)."""
+    # The first ``sample_size`` blocks of the run (each batch gave its first), then the copies
+    # among them set aside: the same rows however the files were batched (taken after the
+    # copies were dropped, a run in one batch had fewer rows than one in several).
     copies = duplicates.select("file_id", "line_no")
-    sample = tables["sample"].join(copies, on=["file_id", "line_no"], how="anti")
+    first = tables["sample"].sort("ts", "tx_id", "file_id", "line_no").head(sample_size)
+    sample = first.join(copies, on=["file_id", "line_no"], how="anti", maintain_order="left")
     return Ingested(
         files=files,
         kind_counts=kind_counts,
@@ -473,7 +492,7 @@ def assemble(
         notices=tables["notices"].sort("file_id", "line_no"),  # file order, whatever a join did
         invocations=tables["invocations"],
         unparsed=tables["unparsed"].sort("file_id", "line_no"),
-        sample=sample.sort("ts", "tx_id", "file_id", "line_no").head(sample_size),
+        sample=sample,
         problems=problems,
         skipped=skipped,
         read_before=read_before or [],

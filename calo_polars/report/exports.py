@@ -129,6 +129,8 @@ def _arrow(frame: pl.DataFrame, table: str) -> pa.Table:
         fields,
         metadata={"calo_polars.version": __version__, "calo_polars.table": table, "description": _about(table)},
     )
+    if all(f.type == c.type for f, c in zip(schema, data.columns, strict=True)):
+        return pa.Table.from_arrays(data.columns, schema=schema)  # the metadata only: no cast (nor pyarrow.compute)
     return data.cast(schema)
 
 

@@ -206,21 +206,32 @@ def choose(
     return kept, shown
 
 
+#: A run of at most this many transactions, held in memory, has its Ledger made once and kept
+#: for every output that reads it (the sheet's selection, the balance charts, ledger.parquet;
+#: ~20 MB at this size); a bigger one makes it again part by part for each, never holding it whole.
+HELD_ROWS = 100_000
+
+
 @dataclass
 class LedgerView:
     """The rows the Ledger sheet shows and what they are; the complete Ledger is not held
-    (``parts`` makes it again, one part at a time, for ledger.parquet and the balance charts)."""
+    (``parts`` makes it again, one part at a time, for ledger.parquet and the balance charts),
+    but for a small run (``HELD_ROWS``: ``held``, made once)."""
 
     rows: pl.DataFrame
     shown: Shown
     result: AuditResult
+    held: list[pl.DataFrame] | None = None
 
     def parts(self) -> Iterator[pl.DataFrame]:
         """The complete Ledger, part by part, in order (``tables.ledger_parts``)."""
-        return tables.ledger_parts(self.result)
+        return iter(self.held) if self.held is not None else tables.ledger_parts(self.result)
 
 
 def view(result: AuditResult, *, full: bool = False, max_rows: int | None = None) -> LedgerView:
     """The Ledger of a run: the rows its sheet shows, chosen part by part (``choose``)."""
-    rows, shown = choose(tables.ledger_parts(result), result.flags, full=full, max_rows=max_rows)
-    return LedgerView(rows, shown, result)
+    small = not result.parts.on_disk and result.parts.height <= HELD_ROWS
+    held = list(tables.ledger_parts(result)) if small else None
+    parts = held if held is not None else tables.ledger_parts(result)
+    rows, shown = choose(parts, result.flags, full=full, max_rows=max_rows)
+    return LedgerView(rows, shown, result, held)

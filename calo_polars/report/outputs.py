@@ -19,6 +19,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,16 +146,23 @@ def write_outputs(
         return time.perf_counter()
 
     stage = None
+    beside: Future[list[tuple[str, str, float]]] | None = None
     try:
         out.mkdir(parents=True, exist_ok=True)
         recover(out)
         stage = out / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}{STAGING_SUFFIX}"  # named, then made:
         stage.mkdir()  # a signal at any point leaves nothing the finally below does not remove
         names = []
+        exports = [f for f in chosen if f in ("parquet", "csv")]
+        whole_ledger = view is not None and not view.shown.complete and "parquet" not in exports
+        if view is not None and (whole_ledger or too_long):  # the Parquet files beside, written while the workbook is
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="calo-beside")
+            beside = pool.submit(_write_beside, stage, view if whole_ledger else None, signals, too_long)
+            pool.shutdown(wait=False)
         if "xlsx" in chosen:
             started = step("xlsx")
             try:
-                write_workbook(result, stage / WORKBOOK_NAME, data, view)
+                write_workbook(result, stage / WORKBOOK_NAME, data, view, signals)
             except OSError as exc:
                 raise named_error(exc, stage / WORKBOOK_NAME) from None
             names.append(WORKBOOK_NAME)
@@ -169,24 +177,19 @@ def write_outputs(
             names.append(HTML_NAME)
             written.html = out / HTML_NAME
             written.seconds["html"] = time.perf_counter() - started
-        exports = [f for f in chosen if f in ("parquet", "csv")]
         if exports:
             started = step("+".join(exports))
             staged = write_exports(result, stage, exports)
             names += [p.name for p in staged]
             written.exports = [out / p.name for p in staged]
             written.seconds["+".join(exports)] = time.perf_counter() - started
-        if view is not None and not view.shown.complete and "parquet" not in exports:  # the complete Ledger beside
-            started = step("ledger parquet")
-            names.append(write_ledger_parquet(stage, view.parts()).name)
-            written.exports.append(out / LEDGER_PARQUET)
-            written.seconds["ledger parquet"] = time.perf_counter() - started
-        if too_long:
-            started = step("sheets parquet")
-            for sheet in too_long:
-                names.append(write_table_parquet(signals[sheet], stage, bounded.BOUNDED[sheet].table).name)
-                written.exports.append(out / names[-1])
-            written.seconds["sheets parquet"] = time.perf_counter() - started
+        if beside is not None:
+            for label, name, seconds in beside.result():  # its error (a full disk, naming the file) raised here
+                step(label)
+                names.append(name)
+                written.exports.append(out / name)
+                key = f"{label} (beside xlsx)"  # overlapped the workbook: not added to the run's time
+                written.seconds[key] = written.seconds.get(key, 0.0) + seconds
         try:
             write_bytes(stage / SUMMARY_NAME, summary_bytes(data))
         except OSError as exc:
@@ -199,9 +202,30 @@ def write_outputs(
             "(the previous outputs are as they were)"
         ) from None
     finally:
+        if beside is not None:
+            wait([beside])  # never remove the staging folder under the thread writing into it
         if stage is not None:
             shutil.rmtree(stage, ignore_errors=True)
     return written
+
+
+def _write_beside(
+    stage: Path, view: ledger.LedgerView | None, signals: dict[str, Any], too_long: Iterable[str]
+) -> list[tuple[str, str, float]]:
+    """The Parquet files beside the workbook: the complete Ledger (``view`` given: its sheet is
+    not, and no ``-f parquet`` holds it), the whole tables of capped sheets. Run in a thread
+    beside the workbook (mostly Python, holding the GIL; these mostly Arrow and Polars, which
+    release it): (progress label, file name, seconds) of each file, in the order they are committed."""
+    done = []
+    if view is not None:
+        started = time.perf_counter()
+        name = write_ledger_parquet(stage, view.parts()).name
+        done.append(("ledger parquet", name, time.perf_counter() - started))
+    for sheet in too_long:
+        started = time.perf_counter()
+        name = write_table_parquet(signals[sheet], stage, bounded.BOUNDED[sheet].table).name
+        done.append(("sheets parquet", name, time.perf_counter() - started))
+    return done
 
 
 def _what(exc: OSError, stage: Path | None) -> str:

@@ -92,18 +92,21 @@ def _linked(sheet: Sheet) -> Sheet:
     return sheet
 
 
-def data_sheets(result: AuditResult, view: LedgerView | None = None) -> list[Sheet]:
+def data_sheets(
+    result: AuditResult, view: LedgerView | None = None, signals: dict[str, pl.DataFrame] | None = None
+) -> list[Sheet]:
     """Every data sheet, in the order an accountant reads them (after the fixed first four).
 
     ``view``: the Ledger and the rows its sheet shows (``report.ledger``; by default the flagged
-    transactions with context); links into the Ledger are made only to the rows it shows."""
+    transactions with context); links into the Ledger are made only to the rows it shows.
+    ``signals``: ``bounded.full_tables`` when the caller has them already."""
     ing = result.ingested
     view = view or ledger_view(result)
     ledger = view.rows
-    negative = tables.negative_payment_balances(result)
+    negative = tables.negative_payment_balances(result) if signals is None else signals["NegativePaymentBalance"]
     users = tables.per_user_summary(result, ledger, negative)
     links = tables.links(ledger, users)
-    signals = full_tables(result, negative)  # capped past bounded.MAX_ROWS
+    signals = full_tables(result, negative) if signals is None else signals  # capped past bounded.MAX_ROWS
     too_long = describe(signals)
 
     def flagged(check: str, *extra: str) -> pl.DataFrame:
@@ -298,12 +301,18 @@ def _os_errors() -> Iterator[None]:
         raise cause from None
 
 
-def write_workbook(result: AuditResult, path: Path, summary: dict[str, Any], view: LedgerView | None = None) -> None:
+def write_workbook(
+    result: AuditResult,
+    path: Path,
+    summary: dict[str, Any],
+    view: LedgerView | None = None,
+    signals: dict[str, pl.DataFrame] | None = None,
+) -> None:
     """Write the workbook atomically: a temporary file in the same folder, then a rename.
 
     ``view``: the Ledger and the rows its sheet shows (``report.ledger.view``); summary.json's
-    ``ledger`` says the same."""
-    sheets = data_sheets(result, view)
+    ``ledger`` says the same. ``signals``: the capped sheets' whole tables, if already made."""
+    sheets = data_sheets(result, view, signals)
     by_name = {s.name: s for s in sheets}
     options: dict[str, Any] = {
         "strings_to_formulas": False,
