@@ -158,10 +158,18 @@ def read_batch(batch: pl.DataFrame, *, sample_size: int = 200) -> BatchResult:
     return read_events(lines, long_lines, key_values(lines), sample_size=sample_size)
 
 
-def read_events(lines: Lines, long_lines: pl.DataFrame, kv: pl.DataFrame, *, sample_size: int = 200) -> BatchResult:
-    """A batch's compact tables from its events (``tokenize.events_of``: lines, long lines, key/value pairs)."""
+def read_events(
+    lines: Lines,
+    long_lines: pl.DataFrame,
+    kv: pl.DataFrame,
+    scanned: pl.DataFrame | None = None,
+    *,
+    sample_size: int = 200,
+) -> BatchResult:
+    """A batch's compact tables from its events (``tokenize.events_of``: lines, long lines,
+    key/value pairs, and the transaction rows the compiled scan read, if it ran)."""
     heads = refine_objects(lines.heads, kv)
-    tx, invalid, block_notes = transactions(heads, kv)
+    tx, invalid, block_notes = transactions(heads, kv, scanned)
     heads = heads.with_columns(
         kind=pl.when(pl.col("event").is_in(invalid["event"].implode()))
         .then(pl.lit("invalid_transaction"))
