@@ -396,6 +396,7 @@ typedef struct {
     Col longs[N_LONG_COLS];
     Col tx[N_TX_COLS];
     Vec kinds; /* each head's kind (one byte a head, head i = event i + 1) */
+    Vec tx_text; /* the text of the T_* string columns: their own copy, so a kept row holds no batch text */
     const unsigned char *base;
     int oom;
     Scan sc;
@@ -441,6 +442,7 @@ static void out_free(Out *o) {
     for (int i = 0; i < N_LONG_COLS; i++) col_free(&o->longs[i]);
     for (int i = 0; i < N_TX_COLS; i++) col_free(&o->tx[i]);
     free(o->kinds.p);
+    free(o->tx_text.p);
 }
 
 #define PUSH(col, val, valid)                                  \
@@ -895,6 +897,27 @@ static int json_field(const unsigned char *p, size_t n, const char *pat, size_t 
     return 0;
 }
 
+/* A copy of v's text into tx_text, as a view into it (null when !valid). */
+static void push_copy(Out *o, Col *c, const View *v, int valid) {
+    if (!valid) {
+        PUSH(c, &NULL_VIEW, 0);
+        return;
+    }
+    size_t len = (size_t)v->len, off = o->tx_text.len;
+    if (len > 12) {
+        if (vec_grow(&o->tx_text, off + len)) {
+            o->oom = 1;
+            return;
+        }
+        memcpy(o->tx_text.p + off, o->base + v->u.ref.off, len);
+        o->tx_text.len += len;
+        View w = view_of(o->tx_text.p, off, len, 0);
+        PUSH(c, &w, 1);
+    } else {
+        PUSH(c, v, 1);
+    }
+}
+
 static void push_money(Out *o, Col *c, int64_t v, int valid) {
     int64_t d[2] = {valid ? v : 0, valid && v < 0 ? -1 : 0}; /* Decimal128, little endian */
     PUSH(c, d, valid);
@@ -915,6 +938,7 @@ static void tx_rows(Out *o, size_t nested) {
     const View *kv_key = (const View *)kv[KV_KEY].data.p;
     const View *kv_value = (const View *)kv[KV_VALUE].data.p;
     size_t r = 0;
+    if (vec_grow(&o->tx_text, 1)) o->oom = 1; /* never a NULL buffer, even when every string is inline */
     for (size_t hi = 0; hi < o->kinds.len && !o->oom; hi++) {
         if (o->kinds.p[hi] != K_SYNC_START) continue;
         uint32_t event = (uint32_t)hi + 1;
@@ -999,15 +1023,16 @@ static void tx_rows(Out *o, size_t nested) {
         PUSH(&t[T_FILE_ID], h[H_FILE_ID].data.p + hi * 4, 1);
         PUSH(&t[T_LINE_NO], h[H_LINE_NO].data.p + hi * 4, 1);
         PUSH(&t[T_TS], h[H_TS].data.p + hi * 8, 1);
-        PUSH(&t[T_REQUEST_ID], h[H_REQUEST_ID].data.p + hi * 16, (h[H_REQUEST_ID].bits.p[hi >> 3] >> (hi & 7)) & 1);
-        PUSH(&t[T_TX_ID], &text[X_ID], 1);
-        PUSH(&t[T_USER_ID], &text[X_USER_ID], 1);
-        PUSH(&t[T_WALLET_ID], has_wallet ? &wallet : &NULL_VIEW, has_wallet);
-        PUSH(&t[T_WALLET_SK], has_sk ? &sk : &NULL_VIEW, has_sk);
-        PUSH(&t[T_CURRENCY], &text[X_CURRENCY], 1);
-        PUSH(&t[T_TYPE], has[X_TYPE] ? &text[X_TYPE] : &NULL_VIEW, has[X_TYPE]);
-        PUSH(&t[T_SOURCE], has[X_SOURCE] ? &text[X_SOURCE] : &NULL_VIEW, has[X_SOURCE]);
-        PUSH(&t[T_ACTION], has[X_ACTION] ? &text[X_ACTION] : &NULL_VIEW, has[X_ACTION]);
+        push_copy(o, &t[T_REQUEST_ID], (const View *)(h[H_REQUEST_ID].data.p + hi * 16),
+                  (h[H_REQUEST_ID].bits.p[hi >> 3] >> (hi & 7)) & 1);
+        push_copy(o, &t[T_TX_ID], &text[X_ID], 1);
+        push_copy(o, &t[T_USER_ID], &text[X_USER_ID], 1);
+        push_copy(o, &t[T_WALLET_ID], &wallet, has_wallet);
+        push_copy(o, &t[T_WALLET_SK], &sk, has_sk);
+        push_copy(o, &t[T_CURRENCY], &text[X_CURRENCY], 1);
+        push_copy(o, &t[T_TYPE], &text[X_TYPE], has[X_TYPE]);
+        push_copy(o, &t[T_SOURCE], &text[X_SOURCE], has[X_SOURCE]);
+        push_copy(o, &t[T_ACTION], &text[X_ACTION], has[X_ACTION]);
         PUSH(&t[T_LAYOUT], &layout, 1);
         for (int k = 0; k < 5; k++) push_money(o, &t[T_AMOUNT + k], money[k], money_ok[k]);
         PUSH(&t[T_UPDATE_PAYMENT_BALANCE], &update, has_update);
@@ -1038,11 +1063,11 @@ static PyObject *cols_take(Col *cols, int n) {
 }
 
 PyDoc_STRVAR(tokenize_doc,
-             "tokenize(texts, file_ids, max_chars, is_word) -> (data, kind_names, heads, body, kv, long_lines, tx)\n\n"
+             "tokenize(texts, file_ids, max_chars, is_word) -> (data, kind_names, heads, body, kv, long_lines, tx, tx_text)\n\n"
              "texts: a sequence of bytes (one per member), file_ids: a sequence of ints (one per member, unique),\n"
              "is_word: callable(code point) -> bool for non-ASCII code points. Each table is a tuple of columns,\n"
              "each column (length, values buffer, validity buffer or None); string columns are Arrow views\n"
-             "into `data` (kind: into `kind_names`).");
+             "into `data` (kind: into `kind_names`; tx, the transaction rows read here: into `tx_text`).");
 
 static PyObject *tokenize(PyObject *self, PyObject *args) {
     PyObject *texts_arg, *ids_arg, *is_word;
@@ -1156,10 +1181,11 @@ static PyObject *tokenize(PyObject *self, PyObject *args) {
         }
         PyObject *h = cols_take(o->heads, N_HEAD_COLS), *b = cols_take(o->body, N_BODY_COLS);
         PyObject *kv = cols_take(o->kv, N_KV_COLS), *l = cols_take(o->longs, N_LONG_COLS);
-        PyObject *tx = cols_take(o->tx, N_TX_COLS);
-        if (h && b && kv && l && tx) result = Py_BuildValue("(NNNNNNN)", data, kinds, h, b, kv, l, tx);
+        PyObject *tx = cols_take(o->tx, N_TX_COLS), *tx_text = buf_take(&o->tx_text, o->tx_text.len);
+        if (h && b && kv && l && tx && tx_text)
+            result = Py_BuildValue("(NNNNNNNN)", data, kinds, h, b, kv, l, tx, tx_text);
         if (!result) {
-            Py_XDECREF(h), Py_XDECREF(b), Py_XDECREF(kv), Py_XDECREF(l), Py_XDECREF(tx);
+            Py_XDECREF(h), Py_XDECREF(b), Py_XDECREF(kv), Py_XDECREF(l), Py_XDECREF(tx), Py_XDECREF(tx_text);
             Py_DECREF(data), Py_DECREF(kinds);
         }
     }

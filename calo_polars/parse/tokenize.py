@@ -143,11 +143,15 @@ def fast_scan(
     if _tokenize is None:
         raise RuntimeError("the compiled tokenizer is not built (calo_polars/parse/_tokenize.c)")
     blobs = [t.encode("utf-8") if isinstance(t, str) else t if isinstance(t, bytes) else bytes(t) for t in texts]
-    data, kind_names, heads, body, kv, longs, tx = _tokenize.tokenize(blobs, list(file_ids), max_chars, _is_word)
+    data, kind_names, heads, body, kv, longs, tx, tx_text = _tokenize.tokenize(
+        blobs, list(file_ids), max_chars, _is_word
+    )
     text, kinds = pa.py_buffer(data), pa.py_buffer(kind_names)
     lines = Lines(_frame(heads, _HEADS, text, kinds), _frame(body, _BODY, text))
     long_lines = _frame(longs, _LONG, text) if longs[0][0] else pl.DataFrame(schema=LONG_LINE_SCHEMA)
-    rows = _frame(tx, TX_ROWS, text) if tx[0][0] else pl.from_arrow(pa.schema(TX_ROWS).empty_table())
+    # The rows' strings are views into their own copy (``tx_text``): a row kept after the batch
+    # (the SampleRaw table) must not hold the batch's whole text.
+    rows = _frame(tx, TX_ROWS, pa.py_buffer(tx_text)) if tx[0][0] else pl.from_arrow(pa.schema(TX_ROWS).empty_table())
     return lines, long_lines, _frame(kv, _KV, text), rows  # type: ignore[return-value]
 
 
