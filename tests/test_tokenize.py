@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from calo_polars.parse import records, tokenize
+from calo_polars.parse import invocations, records, tokenize
 from calo_polars.parse.events import APP_PREFIXES, FileIndex, member_batches
 from calo_polars.parse.ingest import BatchResult, parse_texts
 from calo_polars.problems import Problems
@@ -47,8 +47,9 @@ def same_tables(
 ) -> None:
     """Both paths, every table equal (dtypes, order, nulls)."""
     (slow, slow_long, slow_kv) = tokenize.polars_lines(file_ids, texts, max_chars)
-    (fast, fast_long, fast_kv) = tokenize.fast_lines(file_ids, texts, max_chars)
+    (fast, fast_long, fast_kv, _, fast_reports) = tokenize.fast_scan(file_ids, texts, max_chars)
     assert_frame_equal(fast.heads, slow.heads)
+    assert_frame_equal(fast_reports, invocations.reports(slow.heads))
     assert_frame_equal(fast.body, slow.body)
     assert_frame_equal(fast_long, slow_long)
     assert_frame_equal(fast_kv, slow_kv)
@@ -243,7 +244,7 @@ def test_real_archive_every_batch_the_same(real_archive: Path, monkeypatch: pyte
 def same_transactions(file_ids: Sequence[int], texts: Sequence[str | bytes]) -> pl.DataFrame:
     """``records.transactions`` with the scan's rows equals the Polars path alone (rows, invalid
     blocks, notes); returns the rows the scan read itself."""
-    lines, _, kv, scanned = tokenize.fast_scan(file_ids, texts)
+    lines, _, kv, scanned, _ = tokenize.fast_scan(file_ids, texts)
     heads = records.refine_objects(lines.heads, kv)
     for fast, slow in zip(records.transactions(heads, kv, scanned), records.transactions(heads, kv), strict=True):
         assert_frame_equal(fast, slow)
@@ -339,3 +340,34 @@ def test_plain_blocks_are_read_by_the_scan() -> None:
     log.invocation(rid(2), 2.0, noisy)
     scanned = same_transactions([0], [log.text()])
     assert scanned.height == 3
+
+
+# ---------------------------------------------------------------- REPORT figures read by the scan
+
+NUMS = ["113.87", "114", "0", "1.2.3", ".", "", "1e3", "-5", "12 ", "٣", "99999999999999999999"]
+report_lines = st.builds(
+    lambda t, pre, d, b, m, u, tail, init: (
+        f"{t} REPORT RequestId: {rid(1)}{pre}Duration: {d} ms\tBilled Duration: {b} ms"
+        f"\tMemory Size: {m} MB\tMax Memory Used: {u} MB{init}{tail}"
+    ),
+    st.sampled_from([stamp(1), ODD_STAMPS[0]]),
+    st.sampled_from(["\t", " ", "\tDuration: x ms\t", "\tBilled ", "\tDuration: 1 ms\tBilled Duration: 2 ms\t", ""]),
+    *[st.sampled_from(NUMS)] * 4,
+    st.sampled_from(["\t", "", " ms", "\tInit Duration: 5 ms\t", "x"]),
+    st.sampled_from(
+        ["", "\tInit Duration: 902.78 ms", "\tInit Duration:  ms", "\tInit Duration: 1.5 m", "\tInit Duration: 7 ms"]
+    ),
+)
+
+
+@FUZZ
+@given(st.lists(st.one_of(report_lines, any_line), min_size=1, max_size=12).map("\n".join))
+def test_same_reports(text: str) -> None:
+    same_tables([0], [text])
+
+
+def test_reports_are_read_by_the_scan() -> None:
+    log = Log()
+    log.invocation(rid(1), 1.0)
+    found = tokenize.fast_scan([0], [log.text()])[4]
+    assert found.height == 1 and found["duration_ms"].to_list() == ["113.87"]

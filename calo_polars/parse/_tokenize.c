@@ -387,6 +387,8 @@ enum {
     T_TYPE, T_SOURCE, T_ACTION, T_LAYOUT, T_AMOUNT, T_VAT, T_OLD_BALANCE, T_NEW_BALANCE, T_PAYMENT_BALANCE,
     T_UPDATE_PAYMENT_BALANCE, T_METADATA_STATE, N_TX_COLS
 };
+/* The figures of REPORT lines (invocations.REPORT_RE's groups; see report_rows). */
+enum { R_EVENT, R_DURATION_MS, R_BILLED_MS, R_MEMORY_MB, R_MAX_MEMORY_MB, R_INIT_MS, N_REPORT_COLS };
 
 typedef struct {
     Col heads[N_HEAD_COLS];
@@ -395,6 +397,7 @@ typedef struct {
     Col inline_kv[N_KV_COLS];
     Col longs[N_LONG_COLS];
     Col tx[N_TX_COLS];
+    Col reports[N_REPORT_COLS];
     Vec kinds; /* each head's kind (one byte a head, head i = event i + 1) */
     Vec tx_text; /* the text of the T_* string columns: their own copy, so a kept row holds no batch text */
     const unsigned char *base;
@@ -428,6 +431,8 @@ static void out_init(Out *o) {
     static const size_t tx_size[N_TX_COLS] = {4, 4, 4, 8, 16, 16, 16, 16, 16, 16, 16, 16, 16, 4, 16, 16, 16, 16, 16, 4, 4};
     static const int tx_null[N_TX_COLS] = {0, 0, 0, 0, 1, 0, 0, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 0};
     for (int i = 0; i < N_TX_COLS; i++) col_init(&o->tx[i], tx_size[i], tx_null[i]);
+    col_init(&o->reports[R_EVENT], 4, 0);
+    for (int i = R_DURATION_MS; i < N_REPORT_COLS; i++) col_init(&o->reports[i], 16, i == R_INIT_MS);
 }
 
 static void col_free(Col *c) {
@@ -441,6 +446,7 @@ static void out_free(Out *o) {
     for (int i = 0; i < N_KV_COLS; i++) col_free(&o->kv[i]), col_free(&o->inline_kv[i]);
     for (int i = 0; i < N_LONG_COLS; i++) col_free(&o->longs[i]);
     for (int i = 0; i < N_TX_COLS; i++) col_free(&o->tx[i]);
+    for (int i = 0; i < N_REPORT_COLS; i++) col_free(&o->reports[i]);
     free(o->kinds.p);
     free(o->tx_text.p);
 }
@@ -1040,6 +1046,70 @@ static void tx_rows(Out *o, size_t nested) {
     }
 }
 
+/* ------------------------------------------------------------------ REPORT figures */
+
+/* A run of [0-9.] (dots too when `dots`) at p[*j], at least one: 1 and *j past it. */
+static int digit_run(const unsigned char *p, size_t n, size_t *j, int dots) {
+    size_t k = *j;
+    while (k < n && (is_digit(p[k]) || (dots && p[k] == '.'))) k++;
+    if (k == *j) return 0;
+    *j = k;
+    return 1;
+}
+
+static int literal_at(const unsigned char *p, size_t n, size_t *j, const char *lit) {
+    size_t m = strlen(lit);
+    if (*j + m > n || memcmp(p + *j, lit, m) != 0) return 0;
+    *j += m;
+    return 1;
+}
+
+/* invocations.REPORT_RE's first match in p[0:n]: 1 and the spans (start, end) of its five
+ * groups (the fifth, Init Duration, is optional: s[4][0] == s[4][1] == 0 when absent). Every
+ * number is a run the literal after it cannot extend, so the regex never backtracks into one. */
+static int report_fields(const unsigned char *p, size_t n, size_t s[5][2]) {
+    static const char *after[4] = {" ms\tBilled Duration: ", " ms\tMemory Size: ", " MB\tMax Memory Used: ", " MB"};
+    for (size_t i = 0; i + 10 <= n; i++) {
+        if (p[i] != 'D' || memcmp(p + i, "Duration: ", 10) != 0) continue;
+        size_t j = i + 10;
+        int ok = 1;
+        for (int g = 0; g < 4 && ok; g++) {
+            s[g][0] = j;
+            ok = digit_run(p, n, &j, g == 0) && (s[g][1] = j, literal_at(p, n, &j, after[g]));
+        }
+        if (!ok) continue;
+        s[4][0] = s[4][1] = 0;
+        size_t k = j;
+        if (literal_at(p, n, &k, "\tInit Duration: ")) {
+            size_t start = k;
+            if (digit_run(p, n, &k, 1) && literal_at(p, n, &k, " ms")) s[4][0] = start, s[4][1] = k - 3;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* The figures of every REPORT head whose platform_rest matches (invocations.reports' table). */
+static void report_rows(Out *o) {
+    Col *h = o->heads, *rc = o->reports;
+    for (size_t hi = 0; hi < o->kinds.len && !o->oom; hi++) {
+        if (o->kinds.p[hi] != K_REPORT || !((h[H_PLATFORM_REST].bits.p[hi >> 3] >> (hi & 7)) & 1)) continue;
+        const View *rest = (const View *)(h[H_PLATFORM_REST].data.p + hi * 16);
+        size_t s[5][2];
+        if (!report_fields(view_bytes(rest, o->base), (size_t)rest->len, s)) continue;
+        uint32_t event = (uint32_t)hi + 1;
+        PUSH(&rc[R_EVENT], &event, 1);
+        for (int g = 0; g < 5; g++) {
+            if (g == 4 && s[4][1] == 0) {
+                PUSH(&rc[R_INIT_MS], &NULL_VIEW, 0);
+            } else {
+                View v = sub_view(rest, o->base, s[g][0], s[g][1] - s[g][0]);
+                PUSH(&rc[R_DURATION_MS + g], &v, 1);
+            }
+        }
+    }
+}
+
 static int col_append(Col *dst, Col *src) {
     for (size_t i = 0; i < src->n; i++) {
         int valid = !src->nullable || (src->bits.p[i >> 3] >> (i & 7)) & 1;
@@ -1063,11 +1133,11 @@ static PyObject *cols_take(Col *cols, int n) {
 }
 
 PyDoc_STRVAR(tokenize_doc,
-             "tokenize(texts, file_ids, max_chars, is_word) -> (data, kind_names, heads, body, kv, long_lines, tx, tx_text)\n\n"
+             "tokenize(texts, file_ids, max_chars, is_word) -> (data, kind_names, heads, body, kv, long_lines, tx, tx_text, reports)\n\n"
              "texts: a sequence of bytes (one per member), file_ids: a sequence of ints (one per member, unique),\n"
              "is_word: callable(code point) -> bool for non-ASCII code points. Each table is a tuple of columns,\n"
              "each column (length, values buffer, validity buffer or None); string columns are Arrow views\n"
-             "into `data` (kind: into `kind_names`; tx, the transaction rows read here: into `tx_text`).");
+             "into `data` (kind: into `kind_names`; tx, the transaction rows read here: into `tx_text`; reports: into `data`).");
 
 static PyObject *tokenize(PyObject *self, PyObject *args) {
     PyObject *texts_arg, *ids_arg, *is_word;
@@ -1160,6 +1230,7 @@ static PyObject *tokenize(PyObject *self, PyObject *args) {
         if (col_append(&o->kv[c], &o->inline_kv[c])) o->oom = 1;
     }
     if (!o->oom && !o->sc.failed) tx_rows(o, nested);
+    if (!o->oom && !o->sc.failed) report_rows(o);
     PyEval_RestoreThread(o->sc.saved);
     PyObject *result = NULL;
     if (o->sc.failed) goto done;
@@ -1182,10 +1253,12 @@ static PyObject *tokenize(PyObject *self, PyObject *args) {
         PyObject *h = cols_take(o->heads, N_HEAD_COLS), *b = cols_take(o->body, N_BODY_COLS);
         PyObject *kv = cols_take(o->kv, N_KV_COLS), *l = cols_take(o->longs, N_LONG_COLS);
         PyObject *tx = cols_take(o->tx, N_TX_COLS), *tx_text = buf_take(&o->tx_text, o->tx_text.len);
-        if (h && b && kv && l && tx && tx_text)
-            result = Py_BuildValue("(NNNNNNNN)", data, kinds, h, b, kv, l, tx, tx_text);
+        PyObject *reports = cols_take(o->reports, N_REPORT_COLS);
+        if (h && b && kv && l && tx && tx_text && reports)
+            result = Py_BuildValue("(NNNNNNNNN)", data, kinds, h, b, kv, l, tx, tx_text, reports);
         if (!result) {
             Py_XDECREF(h), Py_XDECREF(b), Py_XDECREF(kv), Py_XDECREF(l), Py_XDECREF(tx), Py_XDECREF(tx_text);
+            Py_XDECREF(reports);
             Py_DECREF(data), Py_DECREF(kinds);
         }
     }

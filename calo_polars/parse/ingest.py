@@ -163,11 +163,12 @@ def read_events(
     long_lines: pl.DataFrame,
     kv: pl.DataFrame,
     scanned: pl.DataFrame | None = None,
+    figures: pl.DataFrame | None = None,
     *,
     sample_size: int = 200,
 ) -> BatchResult:
     """A batch's compact tables from its events (``tokenize.events_of``: lines, long lines,
-    key/value pairs, and the transaction rows the compiled scan read, if it ran)."""
+    key/value pairs, and the transaction rows and REPORT figures the compiled scan read, if it ran)."""
     heads = refine_objects(lines.heads, kv)
     tx, invalid, block_notes = transactions(heads, kv, scanned)
     heads = heads.with_columns(
@@ -176,7 +177,7 @@ def read_events(
         .otherwise(pl.col("kind"))
     )
     not_understood = unparsed(heads, invalid)
-    calls = invocations(heads)
+    calls = invocations(heads, figures)
     found = [block_notes, incomplete_notes(calls), *_batch_notes(long_lines, invalid, not_understood)]
     said = notices(heads, kv)
     return BatchResult(
