@@ -371,3 +371,18 @@ def test_reports_are_read_by_the_scan() -> None:
     log.invocation(rid(1), 1.0)
     found = tokenize.fast_scan([0], [log.text()])[4]
     assert found.height == 1 and found["duration_ms"].to_list() == ["113.87"]
+
+
+def test_the_kept_sample_holds_no_batch_text() -> None:
+    """The SampleRaw rows outlive their batch: their strings must not be views into its text."""
+    log = Log()
+    for n in range(1000):
+        log.invocation(rid(n + 1), float(n), *(full_tx(10 * n + k, uid(n), 10, 5.5, 4.5) for k in range(10)))
+    for parser in ["tokenizer", "polars"]:
+        os.environ[tokenize.PARSER_ENV] = parser
+        try:
+            sample = parse_texts([0], [log.text().encode()], 200, True).sample
+        finally:
+            del os.environ[tokenize.PARSER_ENV]
+        held = sample["tx_id"].to_arrow(compat_level=pl.CompatLevel.newest())
+        assert sample.height == 200 and sum(b.size for b in held.buffers() if b is not None) < 200 * 26 * 2
