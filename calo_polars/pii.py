@@ -15,6 +15,7 @@ same way masked or not.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import polars as pl
 
@@ -76,12 +77,30 @@ def mask_frame(frame: pl.DataFrame) -> pl.DataFrame:
     A column in which nothing could be personal data (no ``@``, no ``+`` before a digit, no
     phone-like word: the usual case) is left as it is, after one cheap scan.
     """
-    exprs = [
-        (mask_id if name in ID_COLUMNS else mask_text)(pl.col(name)).alias(name)
+    columns = [
+        _masked(frame[name], mask_id if name in ID_COLUMNS else mask_text)
         for name, dtype in frame.schema.items()
         if dtype == pl.String and _maybe_pii(frame[name])
     ]
-    return frame.with_columns(exprs) if exprs else frame
+    return frame.with_columns(columns) if columns else frame
+
+
+def _masked(column: pl.Series, mask: Callable[[pl.Expr], pl.Expr]) -> pl.Series:
+    """``mask`` of a column, row by row, or, for a column of mostly nulls, of each distinct value
+    once, mapped back to its rows.
+
+    Masking is a function of the value alone, and the regexes cost ~50 ns a row each even on
+    nulls: the SQS body's email and phone are null on nearly every transaction row. (Finding
+    the distinct values of a column of mostly distinct ids costs more than it saves.)
+    """
+    if 2 * column.null_count() < column.len():
+        return column.to_frame().select(mask(pl.col(column.name))).to_series()
+    values = column.drop_nulls().unique()
+    masked = values.to_frame().select(mask(pl.col(column.name))).to_series()
+    changed = values != masked
+    if not changed.any():
+        return column
+    return column.replace(values.filter(changed), masked.filter(changed))
 
 
 def _maybe_pii(column: pl.Series) -> bool:

@@ -23,12 +23,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from calo_polars.parse import tokenize
+from calo_polars.parse import invocations, records, tokenize
 from calo_polars.parse.events import APP_PREFIXES, FileIndex, member_batches
 from calo_polars.parse.ingest import BatchResult, parse_texts
 from calo_polars.problems import Problems
 from calo_polars.read.sources import iter_members
-from tests.logbuilder import Log, full_tx, legacy_tx, rid, stamp, uid
+from tests.logbuilder import Log, Raw, full_tx, legacy_tx, rid, stamp, uid
 from tests.test_fuzz import continuations, heads
 
 pytestmark = pytest.mark.skipif(
@@ -47,8 +47,9 @@ def same_tables(
 ) -> None:
     """Both paths, every table equal (dtypes, order, nulls)."""
     (slow, slow_long, slow_kv) = tokenize.polars_lines(file_ids, texts, max_chars)
-    (fast, fast_long, fast_kv) = tokenize.fast_lines(file_ids, texts, max_chars)
+    (fast, fast_long, fast_kv, _, fast_reports) = tokenize.fast_scan(file_ids, texts, max_chars)
     assert_frame_equal(fast.heads, slow.heads)
+    assert_frame_equal(fast_reports, invocations.reports(slow.heads))
     assert_frame_equal(fast.body, slow.body)
     assert_frame_equal(fast_long, slow_long)
     assert_frame_equal(fast_kv, slow_kv)
@@ -235,3 +236,153 @@ def test_real_archive_every_batch_the_same(real_archive: Path, monkeypatch: pyte
             assert_frame_equal(left, right, categorical_as_str=True)
     counts = pl.concat([r.kind_counts for r in fast]).group_by("kind").agg(pl.col("count").sum())
     assert counts["count"].sum() == 82_259  # the events of the real archive (log-format.md)
+
+
+# ---------------------------------------------------------------- transaction rows read by the scan
+
+
+def same_transactions(file_ids: Sequence[int], texts: Sequence[str | bytes]) -> pl.DataFrame:
+    """``records.transactions`` with the scan's rows equals the Polars path alone (rows, invalid
+    blocks, notes); returns the rows the scan read itself."""
+    lines, _, kv, scanned, _ = tokenize.fast_scan(file_ids, texts)
+    heads = records.refine_objects(lines.heads, kv)
+    for fast, slow in zip(records.transactions(heads, kv, scanned), records.transactions(heads, kv), strict=True):
+        assert_frame_equal(fast, slow)
+    return scanned
+
+
+NUMBERS = ["0", "-0", "4.5", "-660", "60.181000000000004", "1.0000005", "1.0000015", "-1.0000005", "0.9999995",
+           "1.00000050001", "2.5e-7", "1e3", ".5", "5.", "-", "", "007.5", "999999999999", "1000000000000",
+           "123456789012.9999995", "999999999999999", "1000000000000000", "-999999999999.9999996", "undefined",
+           "NaN", "null", "'4.5'", "4.5 ", "1_000", "٣", "0.0000001", "12.3456785", "12.3456775"]  # fmt: skip
+TEXTS = ["'DEBIT'", "'CREDIT'", "'debit'", "DEBIT", "''", "'BHD'", "'bhd'", "'BH'", "'BHDX'", "'SAR'", '"SAR"',
+         "`KWD`", "'a\\'b'", "'é'", "'x'y'", "'", "'open", "undefined", "'MANUAL_DEDUCTION'", "'اختبار'",
+         "'01HR0ABCDEFGHJKMNPQRSTVWXY'", "'random-uuid'", "'a\\\\b'", "'Ⓐ'"]  # fmt: skip
+METADATA = [
+    '\'{"walletId":"wallet#u1","deliveryId":"d","walletSk":"sk1"}\'',
+    '\'{"walletSk":"s","walletId":"w"}\'',
+    '\'{"deliveryId":"x"}\'',
+    "undefined",
+    "''",
+    '"walletId":"at-start"',
+    'x"walletId":"after-one"',
+    'é"walletId":"after-two-bytes"',
+    'xx"walletId":"after-two"',
+    '\'{"walletId":"has\\\\"escape","walletId":"second"}\'',
+    '\'{"walletId":"","walletSk":""}\'',
+    '\'{"a":1, "walletId":"spaced"}\'',
+    '\'{"walletId":"unterminated}\'',
+    '\'{"walletIdX":"no","walletSk":"é-sk-long-enough-to-be-a-reference"}\'',
+    '\'{"walletId":"wallet#11111111-2222-4333-8444-555555555555","walletSk":"abc"}\'',
+    "",
+]
+UPDATES = ["true", "false", "'true'", "1", "undefined"]
+KEY_VALUES = {
+    "id": TEXTS, "type": TEXTS, "source": TEXTS, "action": TEXTS, "userId": TEXTS, "currency": TEXTS,
+    "paymentBalance": NUMBERS, "updatePaymentBalance": UPDATES, "metadata": METADATA, "amount": NUMBERS,
+    "vat": NUMBERS, "oldBalance": NUMBERS, "newBalance": NUMBERS,
+}  # fmt: skip
+PLAIN = {"id": "'01HR0ABCDEFGHJKMNPQRSTVWXY'", "type": "'DEBIT'", "source": "'MANUAL_DEDUCTION'",
+         "action": "'DELIVERY_DEDUCTION'", "userId": "'11111111-2222-4333-8444-555555555555'",
+         "paymentBalance": "31.5", "updatePaymentBalance": "true", "metadata": METADATA[0], "currency": "'BHD'",
+         "amount": "4.5", "vat": "0", "oldBalance": "36", "newBalance": "31.5"}  # fmt: skip
+LEGACY = ["id", "userId", "currency", "amount", "vat", "oldBalance", "newBalance"]
+
+
+@st.composite
+def tx_block(draw: st.DrawFn) -> str:
+    """A transaction block: the full or legacy layout, or keys dropped, added, repeated, reordered;
+    each value plain or drawn from the hostile lists above."""
+    keys = draw(st.sampled_from([list(PLAIN), LEGACY]))
+    if draw(st.booleans()):
+        keys = draw(st.permutations(keys))
+    if draw(st.integers(0, 4)) == 0:
+        keys = draw(st.lists(st.sampled_from([*PLAIN, "extra", "'id'", "walletId"]), max_size=15))
+    pairs = []
+    for key in keys:
+        plain = PLAIN.get(key, "1")
+        value = draw(st.sampled_from(KEY_VALUES.get(key, ["1"]))) if draw(st.integers(0, 3)) == 0 else plain
+        pairs.append(f"    {key}: {value},")
+    parent = draw(st.sampled_from(["transaction", "transaction", "transaction", "other"]))
+    at, call = stamp(draw(st.integers(0, 9))), rid(draw(st.integers(1, 3)))
+    head = f"{at} {stamp(1)}\t{call}\tINFO\tStart syncing the balance {{"
+    return "\n".join([head, f"  {parent}: {{", *pairs, "  }", "}"])
+
+
+tx_members = st.lists(
+    st.lists(st.one_of(tx_block(), any_line), min_size=1, max_size=8).map("\n".join), min_size=1, max_size=3
+)
+
+
+@FUZZ
+@given(tx_members)
+def test_same_transactions_on_hostile_blocks(texts: list[str]) -> None:
+    same_transactions(list(range(len(texts))), texts)
+
+
+def test_same_transactions_on_every_hostile_value() -> None:
+    """Each hostile value in each key of a plain full block, once (hypothesis samples; this does not miss)."""
+    blocks = []
+    for key, values in KEY_VALUES.items():
+        for value in values:
+            pairs = [f"    {k}: {value if k == key else v}," for k, v in PLAIN.items()]
+            blocks.append("\n".join([f"{stamp(1)} {stamp(1)}\t{rid(1)}\tINFO\tStart syncing the balance {{",
+                                     "  transaction: {", *pairs, "  }", "}"]))  # fmt: skip
+    scanned = same_transactions([0, 1], ["\n".join(blocks), "\n".join(reversed(blocks))])
+    assert 0 < scanned.height < 2 * len(blocks)  # both paths ran
+
+
+def test_plain_blocks_are_read_by_the_scan() -> None:
+    """Full and legacy blocks as the Lambda logs them never take the Polars path."""
+    log = Log()
+    log.invocation(rid(1), 1.0, full_tx(1, uid(1), 10, 5.5, 4.5), legacy_tx(2, uid(1), 5.5, 5, Raw("0.5")))
+    noisy = full_tx(3, uid(2), Raw("60.181000000000004"), 50, Raw("10.181000000000004"), vat=Raw("0.5"))
+    log.invocation(rid(2), 2.0, noisy)
+    scanned = same_transactions([0], [log.text()])
+    assert scanned.height == 3
+
+
+# ---------------------------------------------------------------- REPORT figures read by the scan
+
+NUMS = ["113.87", "114", "0", "1.2.3", ".", "", "1e3", "-5", "12 ", "٣", "99999999999999999999"]
+report_lines = st.builds(
+    lambda t, pre, d, b, m, u, tail, init: (
+        f"{t} REPORT RequestId: {rid(1)}{pre}Duration: {d} ms\tBilled Duration: {b} ms"
+        f"\tMemory Size: {m} MB\tMax Memory Used: {u} MB{init}{tail}"
+    ),
+    st.sampled_from([stamp(1), ODD_STAMPS[0]]),
+    st.sampled_from(["\t", " ", "\tDuration: x ms\t", "\tBilled ", "\tDuration: 1 ms\tBilled Duration: 2 ms\t", ""]),
+    *[st.sampled_from(NUMS)] * 4,
+    st.sampled_from(["\t", "", " ms", "\tInit Duration: 5 ms\t", "x"]),
+    st.sampled_from(
+        ["", "\tInit Duration: 902.78 ms", "\tInit Duration:  ms", "\tInit Duration: 1.5 m", "\tInit Duration: 7 ms"]
+    ),
+)
+
+
+@FUZZ
+@given(st.lists(st.one_of(report_lines, any_line), min_size=1, max_size=12).map("\n".join))
+def test_same_reports(text: str) -> None:
+    same_tables([0], [text])
+
+
+def test_reports_are_read_by_the_scan() -> None:
+    log = Log()
+    log.invocation(rid(1), 1.0)
+    found = tokenize.fast_scan([0], [log.text()])[4]
+    assert found.height == 1 and found["duration_ms"].to_list() == ["113.87"]
+
+
+def test_the_kept_sample_holds_no_batch_text() -> None:
+    """The SampleRaw rows outlive their batch: their strings must not be views into its text."""
+    log = Log()
+    for n in range(1000):
+        log.invocation(rid(n + 1), float(n), *(full_tx(10 * n + k, uid(n), 10, 5.5, 4.5) for k in range(10)))
+    for parser in ["tokenizer", "polars"]:
+        os.environ[tokenize.PARSER_ENV] = parser
+        try:
+            sample = parse_texts([0], [log.text().encode()], 200, True).sample
+        finally:
+            del os.environ[tokenize.PARSER_ENV]
+        held = sample["tx_id"].to_arrow(compat_level=pl.CompatLevel.newest())
+        assert sample.height == 200 and sum(b.size for b in held.buffers() if b is not None) < 200 * 26 * 2

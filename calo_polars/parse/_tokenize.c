@@ -381,6 +381,14 @@ enum {
 enum { B_EVENT, B_TEXT, N_BODY_COLS };
 enum { KV_EVENT, KV_DEPTH, KV_PARENT, KV_KEY, KV_VALUE, N_KV_COLS };
 enum { L_FILE_ID, L_LINE_NO, L_CHARS, N_LONG_COLS };
+/* The transaction rows read here (records.transactions' fast path; see tx_rows). */
+enum {
+    T_EVENT, T_FILE_ID, T_LINE_NO, T_TS, T_REQUEST_ID, T_TX_ID, T_USER_ID, T_WALLET_ID, T_WALLET_SK, T_CURRENCY,
+    T_TYPE, T_SOURCE, T_ACTION, T_LAYOUT, T_AMOUNT, T_VAT, T_OLD_BALANCE, T_NEW_BALANCE, T_PAYMENT_BALANCE,
+    T_UPDATE_PAYMENT_BALANCE, T_METADATA_STATE, N_TX_COLS
+};
+/* The figures of REPORT lines (invocations.REPORT_RE's groups; see report_rows). */
+enum { R_EVENT, R_DURATION_MS, R_BILLED_MS, R_MEMORY_MB, R_MAX_MEMORY_MB, R_INIT_MS, N_REPORT_COLS };
 
 typedef struct {
     Col heads[N_HEAD_COLS];
@@ -388,6 +396,10 @@ typedef struct {
     Col kv[N_KV_COLS];
     Col inline_kv[N_KV_COLS];
     Col longs[N_LONG_COLS];
+    Col tx[N_TX_COLS];
+    Col reports[N_REPORT_COLS];
+    Vec kinds; /* each head's kind (one byte a head, head i = event i + 1) */
+    Vec tx_text; /* the text of the T_* string columns: their own copy, so a kept row holds no batch text */
     const unsigned char *base;
     int oom;
     Scan sc;
@@ -416,6 +428,11 @@ static void out_init(Out *o) {
     col_init(&o->longs[L_FILE_ID], 4, 0);
     col_init(&o->longs[L_LINE_NO], 4, 0);
     col_init(&o->longs[L_CHARS], 8, 0);
+    static const size_t tx_size[N_TX_COLS] = {4, 4, 4, 8, 16, 16, 16, 16, 16, 16, 16, 16, 16, 4, 16, 16, 16, 16, 16, 4, 4};
+    static const int tx_null[N_TX_COLS] = {0, 0, 0, 0, 1, 0, 0, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 0};
+    for (int i = 0; i < N_TX_COLS; i++) col_init(&o->tx[i], tx_size[i], tx_null[i]);
+    col_init(&o->reports[R_EVENT], 4, 0);
+    for (int i = R_DURATION_MS; i < N_REPORT_COLS; i++) col_init(&o->reports[i], 16, i == R_INIT_MS);
 }
 
 static void col_free(Col *c) {
@@ -428,6 +445,10 @@ static void out_free(Out *o) {
     for (int i = 0; i < N_BODY_COLS; i++) col_free(&o->body[i]);
     for (int i = 0; i < N_KV_COLS; i++) col_free(&o->kv[i]), col_free(&o->inline_kv[i]);
     for (int i = 0; i < N_LONG_COLS; i++) col_free(&o->longs[i]);
+    for (int i = 0; i < N_TX_COLS; i++) col_free(&o->tx[i]);
+    for (int i = 0; i < N_REPORT_COLS; i++) col_free(&o->reports[i]);
+    free(o->kinds.p);
+    free(o->tx_text.p);
 }
 
 #define PUSH(col, val, valid)                                  \
@@ -706,6 +727,8 @@ static int head(Out *o, size_t off, size_t len, int stamped, uint32_t file_id, u
     {
         View v = kind_view(kind);
         PUSH(&h[H_KIND], &v, 1);
+        if (vec_grow(&o->kinds, o->kinds.len + 1)) o->oom = 1;
+        else o->kinds.p[o->kinds.len++] = (char)kind;
     }
     /* request_id: own, else the nearest earlier head's of the same file */
     if (has_own_rid) {
@@ -777,6 +800,316 @@ static void scan_member(Out *o, size_t off, size_t len, uint32_t file_id, size_t
     }
 }
 
+/* ------------------------------------------------------------------ transaction rows */
+
+/* records.TX_KEYS, in that order. */
+static const char *TX_KEYS[] = {"id",     "type",     "source",   "action", "userId", "paymentBalance",
+                                "updatePaymentBalance", "metadata", "currency", "amount", "vat",
+                                "oldBalance", "newBalance"};
+enum { X_ID, X_TYPE, X_SOURCE, X_ACTION, X_USER_ID, X_PAYMENT, X_UPDATE, X_METADATA, X_CURRENCY, X_AMOUNT, X_VAT,
+       X_OLD, X_NEW, N_TX_KEYS };
+#define FULL_KEYS ((1u << N_TX_KEYS) - 1)
+#define LEGACY_KEYS                                                                                           \
+    ((1u << X_ID) | (1u << X_USER_ID) | (1u << X_CURRENCY) | (1u << X_AMOUNT) | (1u << X_VAT) | (1u << X_OLD) | \
+     (1u << X_NEW))
+
+static const unsigned char *view_bytes(const View *v, const unsigned char *base) {
+    return v->len <= 12 ? (const unsigned char *)v->u.inl : base + v->u.ref.off;
+}
+
+/* The view of v's bytes [start, start + len) (inline when short, like view_of). */
+static View sub_view(const View *v, const unsigned char *base, size_t start, size_t len) {
+    if (len <= 12) {
+        View s;
+        memset(&s, 0, sizeof s);
+        s.len = (int32_t)len;
+        memcpy(s.u.inl, view_bytes(v, base) + start, len);
+        return s;
+    }
+    return view_of((const char *)base, (size_t)v->u.ref.off + start, len, 0);
+}
+
+static int view_is(const View *v, const unsigned char *base, const char *s) {
+    size_t n = strlen(s);
+    return (size_t)v->len == n && memcmp(view_bytes(v, base), s, n) == 0;
+}
+
+/* records.unquote without escapes: 1 and the inner span for a quoted value without a backslash,
+ * 0 for a value that is not quoted (null), -1 for one with a backslash (left to Polars). */
+static int plain_quoted(const unsigned char *p, size_t n, size_t *len) {
+    if (n < 2 || (p[0] != '\'' && p[0] != '"' && p[0] != '`') || p[n - 1] != p[0]) return 0;
+    if (memchr(p + 1, '\\', n - 2)) return -1;
+    *len = n - 2;
+    return 1;
+}
+
+/* records.number: a util.inspect number as Decimal(38, 6) (str.to_decimal rounds half to even),
+ * as an integer of millionths. 1 when read, 0 for `undefined`, -1 for anything left to Polars
+ * (not a number, an exponent, a leading '.', more than 12 integer digits). */
+static int money_of(const unsigned char *p, size_t n, int64_t *out) {
+    if (n == 9 && memcmp(p, "undefined", 9) == 0) return 0;
+    size_t i = 0;
+    int neg = 0;
+    if (i < n && p[i] == '-') neg = 1, i++;
+    size_t first = i;
+    while (i < n && is_digit(p[i])) i++;
+    if (i == first) return -1;
+    size_t sig = first;
+    while (sig + 1 < i && p[sig] == '0') sig++;
+    if (i - sig > 12) return -1;
+    int64_t whole = 0;
+    for (size_t k = sig; k < i; k++) whole = whole * 10 + (p[k] - '0');
+    int64_t frac = 0;
+    int digits = 0, round_digit = -1, sticky = 0;
+    if (i < n && p[i] == '.') {
+        i++;
+        while (i < n && is_digit(p[i])) {
+            int d = p[i] - '0';
+            if (digits < 6) {
+                frac = frac * 10 + d;
+                digits++;
+            } else if (round_digit < 0) {
+                round_digit = d;
+            } else if (d) {
+                sticky = 1;
+            }
+            i++;
+        }
+    }
+    if (i != n) return -1;
+    for (; digits < 6; digits++) frac *= 10;
+    int64_t v = whole * 1000000 + frac;
+    if (round_digit > 5 || (round_digit == 5 && (sticky || (v & 1)))) v++;
+    *out = neg ? -v : v;
+    return 1;
+}
+
+/* The first capture of `(?:^.|[{,])"<name>":"([^"\\]*)"` in p[0:n] (records.transactions'
+ * walletId/walletSk extract): 1 and its span, else 0. */
+static int json_field(const unsigned char *p, size_t n, const char *pat, size_t *start, size_t *len) {
+    size_t m = strlen(pat);
+    size_t lead = (p[0] < 0x80) ? 1 : (p[0] >= 0xF0) ? 4 : (p[0] >= 0xE0) ? 3 : 2;
+    for (size_t k = 1; k + m <= n; k++) {
+        if (p[k] != '"' || memcmp(p + k, pat, m) != 0) continue;
+        if (!((k == lead && p[0] != '\n') || p[k - 1] == '{' || p[k - 1] == ',')) continue;
+        size_t j = k + m;
+        while (j < n && p[j] != '"' && p[j] != '\\') j++;
+        if (j < n && p[j] == '"') {
+            *start = k + m;
+            *len = j - (k + m);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A copy of v's text into tx_text, as a view into it (null when !valid). */
+static void push_copy(Out *o, Col *c, const View *v, int valid) {
+    if (!valid) {
+        PUSH(c, &NULL_VIEW, 0);
+        return;
+    }
+    size_t len = (size_t)v->len, off = o->tx_text.len;
+    if (len > 12) {
+        if (vec_grow(&o->tx_text, off + len)) {
+            o->oom = 1;
+            return;
+        }
+        memcpy(o->tx_text.p + off, o->base + v->u.ref.off, len);
+        o->tx_text.len += len;
+        View w = view_of(o->tx_text.p, off, len, 0);
+        PUSH(c, &w, 1);
+    } else {
+        PUSH(c, v, 1);
+    }
+}
+
+static void push_money(Out *o, Col *c, int64_t v, int valid) {
+    int64_t d[2] = {valid ? v : 0, valid && v < 0 ? -1 : 0}; /* Decimal128, little endian */
+    PUSH(c, d, valid);
+}
+
+/* The transaction blocks (kind sync_start) that records.transactions would read without a note,
+ * as rows of its table (T_*). Every other block (no object, a key missing, unknown or repeated,
+ * an escape in a text value, a number it would reject or that needs more than int64 millionths,
+ * a layout that is neither full nor legacy, an odd type or currency) is left to the Polars
+ * path, which also writes why: tokenize.py sends it the events not in T_EVENT. `nested` is the
+ * number of key/value rows of continuation lines (they come first, in event order). */
+static void tx_rows(Out *o, size_t nested) {
+    const unsigned char *base = o->base;
+    Col *kv = o->kv, *h = o->heads, *t = o->tx;
+    const uint32_t *kv_event = (const uint32_t *)kv[KV_EVENT].data.p;
+    const int32_t *kv_depth = (const int32_t *)kv[KV_DEPTH].data.p;
+    const View *kv_parent = (const View *)kv[KV_PARENT].data.p;
+    const View *kv_key = (const View *)kv[KV_KEY].data.p;
+    const View *kv_value = (const View *)kv[KV_VALUE].data.p;
+    size_t r = 0;
+    if (vec_grow(&o->tx_text, 1)) o->oom = 1; /* never a NULL buffer, even when every string is inline */
+    for (size_t hi = 0; hi < o->kinds.len && !o->oom; hi++) {
+        if (o->kinds.p[hi] != K_SYNC_START) continue;
+        uint32_t event = (uint32_t)hi + 1;
+        while (r < nested && kv_event[r] < event) r++;
+        const View *val[N_TX_KEYS];
+        unsigned seen = 0;
+        int bad = 0;
+        for (; r < nested && kv_event[r] == event; r++) {
+            if (kv_depth[r] != 2 || !((kv[KV_PARENT].bits.p[r >> 3] >> (r & 7)) & 1)) continue;
+            if (!view_is(&kv_parent[r], base, "transaction")) continue;
+            int x = -1;
+            for (int k = 0; k < N_TX_KEYS && x < 0; k++)
+                if (view_is(&kv_key[r], base, TX_KEYS[k])) x = k;
+            if (x < 0 || (seen >> x) & 1) bad = 1;
+            else seen |= 1u << x, val[x] = &kv_value[r];
+        }
+        if (bad || (seen != FULL_KEYS && seen != LEGACY_KEYS)) continue;
+        /* text values */
+        View text[N_TX_KEYS];
+        int has[N_TX_KEYS] = {0};
+        static const int TEXT_KEYS[] = {X_ID, X_USER_ID, X_CURRENCY, X_TYPE, X_SOURCE, X_ACTION};
+        for (int k = 0; k < 6 && !bad; k++) {
+            int x = TEXT_KEYS[k];
+            if (!((seen >> x) & 1)) continue;
+            size_t len = 0;
+            int q = plain_quoted(view_bytes(val[x], base), (size_t)val[x]->len, &len);
+            if (q < 0 || (k < 3 && (q == 0 || len == 0))) bad = 1;
+            else if (q) text[x] = sub_view(val[x], base, 1, len), has[x] = 1;
+        }
+        if (bad) continue;
+        if (has[X_CURRENCY]) {
+            const unsigned char *c = view_bytes(&text[X_CURRENCY], base);
+            if (text[X_CURRENCY].len != 3 || c[0] < 'A' || c[0] > 'Z' || c[1] < 'A' || c[1] > 'Z' || c[2] < 'A' ||
+                c[2] > 'Z')
+                continue;
+        }
+        if ((seen >> X_TYPE) & 1) {
+            if (!has[X_TYPE] || !(view_is(&text[X_TYPE], base, "DEBIT") || view_is(&text[X_TYPE], base, "CREDIT")))
+                continue;
+        }
+        /* money */
+        static const int MONEY_KEYS[] = {X_AMOUNT, X_VAT, X_OLD, X_NEW, X_PAYMENT};
+        int64_t money[5] = {0};
+        int money_ok[5] = {0};
+        for (int k = 0; k < 5 && !bad; k++) {
+            int x = MONEY_KEYS[k];
+            if (!((seen >> x) & 1)) continue;
+            int m = money_of(view_bytes(val[x], base), (size_t)val[x]->len, &money[k]);
+            if (m < 0 || (m == 0 && x != X_PAYMENT)) bad = 1;
+            money_ok[k] = m == 1;
+        }
+        if (bad) continue;
+        /* metadata */
+        int32_t state = 0; /* absent, undefined, json, json without walletId */
+        View wallet = NULL_VIEW, sk = NULL_VIEW;
+        int has_wallet = 0, has_sk = 0;
+        if ((seen >> X_METADATA) & 1) {
+            const View *mv = val[X_METADATA];
+            const unsigned char *m = view_bytes(mv, base);
+            size_t n = (size_t)mv->len, s, l;
+            if (n == 9 && memcmp(m, "undefined", 9) == 0) {
+                state = 1;
+            } else {
+                state = 3;
+                for (size_t k = 0; k + 10 <= n; k++)
+                    if (m[k] == '"' && memcmp(m + k, "\"walletId\"", 10) == 0) {
+                        state = 2;
+                        break;
+                    }
+            }
+            if (n && json_field(m, n, "\"walletId\":\"", &s, &l)) wallet = sub_view(mv, base, s, l), has_wallet = 1;
+            if (n && json_field(m, n, "\"walletSk\":\"", &s, &l)) sk = sub_view(mv, base, s, l), has_sk = 1;
+        }
+        int32_t update = 0;
+        int has_update = 0;
+        if ((seen >> X_UPDATE) & 1) {
+            if (view_is(val[X_UPDATE], base, "true")) update = 1, has_update = 1;
+            else if (view_is(val[X_UPDATE], base, "false")) has_update = 1;
+        }
+        int32_t layout = seen == FULL_KEYS ? 0 : 1;
+        PUSH(&t[T_EVENT], &event, 1);
+        PUSH(&t[T_FILE_ID], h[H_FILE_ID].data.p + hi * 4, 1);
+        PUSH(&t[T_LINE_NO], h[H_LINE_NO].data.p + hi * 4, 1);
+        PUSH(&t[T_TS], h[H_TS].data.p + hi * 8, 1);
+        push_copy(o, &t[T_REQUEST_ID], (const View *)(h[H_REQUEST_ID].data.p + hi * 16),
+                  (h[H_REQUEST_ID].bits.p[hi >> 3] >> (hi & 7)) & 1);
+        push_copy(o, &t[T_TX_ID], &text[X_ID], 1);
+        push_copy(o, &t[T_USER_ID], &text[X_USER_ID], 1);
+        push_copy(o, &t[T_WALLET_ID], &wallet, has_wallet);
+        push_copy(o, &t[T_WALLET_SK], &sk, has_sk);
+        push_copy(o, &t[T_CURRENCY], &text[X_CURRENCY], 1);
+        push_copy(o, &t[T_TYPE], &text[X_TYPE], has[X_TYPE]);
+        push_copy(o, &t[T_SOURCE], &text[X_SOURCE], has[X_SOURCE]);
+        push_copy(o, &t[T_ACTION], &text[X_ACTION], has[X_ACTION]);
+        PUSH(&t[T_LAYOUT], &layout, 1);
+        for (int k = 0; k < 5; k++) push_money(o, &t[T_AMOUNT + k], money[k], money_ok[k]);
+        PUSH(&t[T_UPDATE_PAYMENT_BALANCE], &update, has_update);
+        PUSH(&t[T_METADATA_STATE], &state, 1);
+    }
+}
+
+/* ------------------------------------------------------------------ REPORT figures */
+
+/* A run of [0-9.] (dots too when `dots`) at p[*j], at least one: 1 and *j past it. */
+static int digit_run(const unsigned char *p, size_t n, size_t *j, int dots) {
+    size_t k = *j;
+    while (k < n && (is_digit(p[k]) || (dots && p[k] == '.'))) k++;
+    if (k == *j) return 0;
+    *j = k;
+    return 1;
+}
+
+static int literal_at(const unsigned char *p, size_t n, size_t *j, const char *lit) {
+    size_t m = strlen(lit);
+    if (*j + m > n || memcmp(p + *j, lit, m) != 0) return 0;
+    *j += m;
+    return 1;
+}
+
+/* invocations.REPORT_RE's first match in p[0:n]: 1 and the spans (start, end) of its five
+ * groups (the fifth, Init Duration, is optional: s[4][0] == s[4][1] == 0 when absent). Every
+ * number is a run the literal after it cannot extend, so the regex never backtracks into one. */
+static int report_fields(const unsigned char *p, size_t n, size_t s[5][2]) {
+    static const char *after[4] = {" ms\tBilled Duration: ", " ms\tMemory Size: ", " MB\tMax Memory Used: ", " MB"};
+    for (size_t i = 0; i + 10 <= n; i++) {
+        if (p[i] != 'D' || memcmp(p + i, "Duration: ", 10) != 0) continue;
+        size_t j = i + 10;
+        int ok = 1;
+        for (int g = 0; g < 4 && ok; g++) {
+            s[g][0] = j;
+            ok = digit_run(p, n, &j, g == 0) && (s[g][1] = j, literal_at(p, n, &j, after[g]));
+        }
+        if (!ok) continue;
+        s[4][0] = s[4][1] = 0;
+        size_t k = j;
+        if (literal_at(p, n, &k, "\tInit Duration: ")) {
+            size_t start = k;
+            if (digit_run(p, n, &k, 1) && literal_at(p, n, &k, " ms")) s[4][0] = start, s[4][1] = k - 3;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* The figures of every REPORT head whose platform_rest matches (invocations.reports' table). */
+static void report_rows(Out *o) {
+    Col *h = o->heads, *rc = o->reports;
+    for (size_t hi = 0; hi < o->kinds.len && !o->oom; hi++) {
+        if (o->kinds.p[hi] != K_REPORT || !((h[H_PLATFORM_REST].bits.p[hi >> 3] >> (hi & 7)) & 1)) continue;
+        const View *rest = (const View *)(h[H_PLATFORM_REST].data.p + hi * 16);
+        size_t s[5][2];
+        if (!report_fields(view_bytes(rest, o->base), (size_t)rest->len, s)) continue;
+        uint32_t event = (uint32_t)hi + 1;
+        PUSH(&rc[R_EVENT], &event, 1);
+        for (int g = 0; g < 5; g++) {
+            if (g == 4 && s[4][1] == 0) {
+                PUSH(&rc[R_INIT_MS], &NULL_VIEW, 0);
+            } else {
+                View v = sub_view(rest, o->base, s[g][0], s[g][1] - s[g][0]);
+                PUSH(&rc[R_DURATION_MS + g], &v, 1);
+            }
+        }
+    }
+}
+
 static int col_append(Col *dst, Col *src) {
     for (size_t i = 0; i < src->n; i++) {
         int valid = !src->nullable || (src->bits.p[i >> 3] >> (i & 7)) & 1;
@@ -800,11 +1133,11 @@ static PyObject *cols_take(Col *cols, int n) {
 }
 
 PyDoc_STRVAR(tokenize_doc,
-             "tokenize(texts, file_ids, max_chars, is_word) -> (data, kind_names, heads, body, kv, long_lines)\n\n"
+             "tokenize(texts, file_ids, max_chars, is_word) -> (data, kind_names, heads, body, kv, long_lines, tx, tx_text, reports)\n\n"
              "texts: a sequence of bytes (one per member), file_ids: a sequence of ints (one per member, unique),\n"
              "is_word: callable(code point) -> bool for non-ASCII code points. Each table is a tuple of columns,\n"
              "each column (length, values buffer, validity buffer or None); string columns are Arrow views\n"
-             "into `data` (kind: into `kind_names`).");
+             "into `data` (kind: into `kind_names`; tx, the transaction rows read here: into `tx_text`; reports: into `data`).");
 
 static PyObject *tokenize(PyObject *self, PyObject *args) {
     PyObject *texts_arg, *ids_arg, *is_word;
@@ -892,9 +1225,12 @@ static PyObject *tokenize(PyObject *self, PyObject *args) {
     for (Py_ssize_t i = 0; i < n && !o->oom && !o->sc.failed; i++) {
         scan_member(o, offs[i], offs[i + 1] - offs[i], fids[i], (size_t)max_chars, &event, &pending);
     }
+    size_t nested = o->kv[KV_EVENT].n;
     for (int c = 0; c < N_KV_COLS && !o->oom; c++) {
         if (col_append(&o->kv[c], &o->inline_kv[c])) o->oom = 1;
     }
+    if (!o->oom && !o->sc.failed) tx_rows(o, nested);
+    if (!o->oom && !o->sc.failed) report_rows(o);
     PyEval_RestoreThread(o->sc.saved);
     PyObject *result = NULL;
     if (o->sc.failed) goto done;
@@ -916,9 +1252,13 @@ static PyObject *tokenize(PyObject *self, PyObject *args) {
         }
         PyObject *h = cols_take(o->heads, N_HEAD_COLS), *b = cols_take(o->body, N_BODY_COLS);
         PyObject *kv = cols_take(o->kv, N_KV_COLS), *l = cols_take(o->longs, N_LONG_COLS);
-        if (h && b && kv && l) result = Py_BuildValue("(NNNNNN)", data, kinds, h, b, kv, l);
+        PyObject *tx = cols_take(o->tx, N_TX_COLS), *tx_text = buf_take(&o->tx_text, o->tx_text.len);
+        PyObject *reports = cols_take(o->reports, N_REPORT_COLS);
+        if (h && b && kv && l && tx && tx_text && reports)
+            result = Py_BuildValue("(NNNNNNNNN)", data, kinds, h, b, kv, l, tx, tx_text, reports);
         if (!result) {
-            Py_XDECREF(h), Py_XDECREF(b), Py_XDECREF(kv), Py_XDECREF(l);
+            Py_XDECREF(h), Py_XDECREF(b), Py_XDECREF(kv), Py_XDECREF(l), Py_XDECREF(tx), Py_XDECREF(tx_text);
+            Py_XDECREF(reports);
             Py_DECREF(data), Py_DECREF(kinds);
         }
     }

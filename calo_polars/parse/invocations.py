@@ -16,6 +16,8 @@ REPORT_RE = (
     r"(?:\tInit Duration: (?P<init_ms>[0-9.]+) ms)?"
 )
 
+REPORT_FIELDS = ["duration_ms", "billed_ms", "memory_mb", "max_memory_mb", "init_ms"]
+
 #: The pseudo request id the Node runtime prints for errors outside any invocation.
 PSEUDO_ID = "undefined"
 ERROR_KINDS = ["sync_error", "uncaught_exception", "invoke_error", "runtime_crash", "timeout"]
@@ -46,15 +48,25 @@ INVOCATION_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def invocations(heads: pl.DataFrame) -> pl.DataFrame:
-    """One row per (file, requestId) with its completeness, counts and REPORT figures."""
+def reports(heads: pl.DataFrame) -> pl.DataFrame:
+    """The figures of each REPORT line that has them: its event and ``REPORT_FIELDS`` as text
+    (the compiled scan reads the same table: ``tokenize.fast_scan``)."""
+    return (
+        heads.filter(pl.col("kind") == "report")
+        .select("event", figures=pl.col("platform_rest").str.extract_groups(REPORT_RE))
+        .unnest("figures")
+        .filter(pl.col("duration_ms").is_not_null())
+    )
+
+
+def invocations(heads: pl.DataFrame, figures: pl.DataFrame | None = None) -> pl.DataFrame:
+    """One row per (file, requestId) with its completeness, counts and REPORT figures
+    (``figures``: ``reports(heads)``, which is read here when not given)."""
     kind = pl.col("kind")
-    report = pl.when(kind == "report").then(pl.col("platform_rest").str.extract_groups(REPORT_RE))
     grouped = (
         heads.lazy()
         .filter(pl.col("request_id").is_not_null())
-        .with_columns(report=report)
-        .unnest("report")
+        .join((reports(heads) if figures is None else figures).lazy(), on="event", how="left")
         .group_by("file_id", "request_id")
         .agg(
             line_no=pl.col("line_no").min(),

@@ -36,7 +36,6 @@ OUTCOME_MEANINGS = {
 
 _BOUNDARIES = ["sync_start", "processing_message"]
 _STEP_KINDS = [*_BOUNDARIES, "not_in_sync", *OUTCOME_KINDS.values()]
-_KEY = ["file_id", "request_id", "stretch"]
 
 
 def with_outcomes(tx: pl.DataFrame, heads: pl.DataFrame, notices: pl.DataFrame) -> pl.DataFrame:
@@ -45,23 +44,31 @@ def with_outcomes(tx: pl.DataFrame, heads: pl.DataFrame, notices: pl.DataFrame) 
     ``heads`` are the batch's events (kind, request id, time, position); ``notices`` give the
     refusals' ``transactionId``. A batch holds whole files, so every invocation is whole.
     """
+    # One sort by (file, request id, time, position), then stretches as runs of rows: a run starts
+    # at a boundary or where the (file, request id) changes, so each block starts its own run and
+    # the rows before an invocation's first boundary belong to no block. This is the grouping by
+    # (file, request id, boundaries so far) without a window over groups and two group_bys.
+    kind = pl.col("kind")
     steps = (
-        heads.filter(pl.col("kind").cast(pl.String).is_in(_STEP_KINDS))
-        .select("file_id", "line_no", "ts", "request_id", kind=pl.col("kind").cast(pl.String))
+        heads.filter(kind.cast(pl.String).is_in(_STEP_KINDS))
+        .select("file_id", "line_no", "ts", "request_id", kind=kind.cast(pl.String))
         .sort("file_id", "request_id", "ts", "line_no")
-        .with_columns(stretch=pl.col("kind").is_in(_BOUNDARIES).cum_sum().over("file_id", "request_id"))
     )
+    new_call = (pl.col("file_id") != pl.col("file_id").shift()) | pl.col("request_id").ne_missing(
+        pl.col("request_id").shift()
+    )
+    steps = steps.with_columns(run=(kind.is_in(_BOUNDARIES) | new_call.fill_null(True)).cum_sum())
     outcome_of = {kind: outcome for outcome, kind in OUTCOME_KINDS.items()}
     said = (
-        steps.filter(pl.col("kind").is_in(list(outcome_of)))
-        .group_by(_KEY)
-        .agg(said=pl.col("kind").first().replace_strict(outcome_of, return_dtype=pl.String))
+        steps.filter(kind.is_in(list(outcome_of)))
+        .filter(pl.col("run").is_first_distinct())
+        .select("run", said=kind.replace_strict(outcome_of, return_dtype=pl.String))
     )
-    not_in_sync = steps.filter(pl.col("kind") == "not_in_sync").group_by(_KEY).agg(not_in_sync_after=pl.lit(True))
+    not_in_sync = steps.filter(kind == "not_in_sync").select("run").unique().with_columns(not_in_sync_after=True)
     blocks = (
-        steps.filter(pl.col("kind") == "sync_start")
-        .join(said, on=_KEY, how="left")
-        .join(not_in_sync, on=_KEY, how="left")
+        steps.filter(kind == "sync_start")
+        .join(said, on="run", how="left")
+        .join(not_in_sync, on="run", how="left")
         .select("file_id", "line_no", "said", pl.col("not_in_sync_after").fill_null(False))
     )
     refused = notices.filter(pl.col("kind") == "blocked_overdraft")["transaction_id"].drop_nulls().implode()

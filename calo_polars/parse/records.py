@@ -3,7 +3,9 @@
 Input is one batch of lines with their events (``events.split_events``) and the key/value
 pairs of their util.inspect objects (``events.key_values``). Everything is column-wise:
 string values are unquoted and unescaped with expressions, numbers go from text straight
-to Decimal, and a transaction block becomes one row by a pivot on its keys.
+to Decimal, and a transaction block becomes one row by a pivot on its keys. With the compiled
+tokenizer, the plain blocks (nearly all) arrive already read as rows (``read_rows``) and only
+the others take the pivot.
 """
 
 from __future__ import annotations
@@ -183,8 +185,54 @@ def _block_issues(present: dict[str, pl.Expr]) -> pl.Expr:
     return pl.when(issues != "").then(issues)
 
 
-def transactions(heads: pl.DataFrame, kv: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+#: ``TRANSACTION_SCHEMA`` with the block's event first (kept until the rows are in block order).
+_ROWS_SCHEMA: dict[str, pl.DataType] = {"event": pl.UInt32(), **TRANSACTION_SCHEMA}
+_LAYOUTS = {0: "full", 1: "legacy"}
+_METADATA_STATES = {0: "absent", 1: "undefined", 2: "json", 3: "json without walletId"}
+
+
+def read_rows(scanned: pl.DataFrame) -> pl.DataFrame:
+    """The compiled scan's transaction rows (``tokenize.TX_ROWS``) typed as ``transactions``
+    types them (with their ``event``): the few columns the scan leaves as codes, and the
+    wallet id of a block without one in its metadata."""
+    return scanned.select(
+        "event",
+        "file_id",
+        "line_no",
+        "ts",
+        "request_id",
+        "tx_id",
+        "user_id",
+        wallet_id=pl.coalesce(pl.col("wallet_id"), pl.lit("wallet#") + pl.col("user_id")),
+        wallet_sk="wallet_sk",
+        currency="currency",
+        type="type",
+        source="source",
+        action="action",
+        layout=pl.col("layout").replace_strict(_LAYOUTS, return_dtype=pl.String),
+        amount="amount",
+        vat="vat",
+        old_balance="old_balance",
+        new_balance="new_balance",
+        payment_balance="payment_balance",
+        update_payment_balance=pl.col("update_payment_balance").cast(pl.Boolean),
+        metadata_state=pl.col("metadata_state").replace_strict(_METADATA_STATES, return_dtype=pl.String),
+        outcome=pl.lit(None, pl.String),
+        not_in_sync_after=pl.lit(None, pl.Boolean),
+        start_ts=pl.lit(None, pl.Datetime("ms", "UTC")),
+        email=pl.lit(None, pl.String),
+        phone=pl.lit(None, pl.String),
+    ).cast(_ROWS_SCHEMA)  # type: ignore[arg-type]  # polars#14468: the cast() stub rejects dict[str, DataType]
+
+
+def transactions(
+    heads: pl.DataFrame, kv: pl.DataFrame, scanned: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Transaction rows, unparsed transaction blocks, and notes on blocks that were read.
+
+    ``scanned``: the rows the compiled scan already read (``tokenize.TX_ROWS``: plain blocks
+    that need no note); only the other blocks go through the Polars path below, and the rows
+    come back in block order, as if every block had gone through it (tests/test_tokenize.py).
 
     Returns (transactions, invalid, notes). A block is invalid when it has no transaction
     object, a required key is missing, an id is not text, or a money value is undefined, not
@@ -192,6 +240,24 @@ def transactions(heads: pl.DataFrame, kv: pl.DataFrame) -> tuple[pl.DataFrame, p
     reason. Notes (``problems.NOTE_SCHEMA``) name what was odd in a block that was still read: unknown
     keys, a layout that is neither full nor legacy, an unexpected type or currency.
     """
+    if scanned is None:
+        rows, invalid, found = _transactions(heads, kv)
+        return rows.drop("event"), invalid, found
+    read = read_rows(scanned)
+    events = heads.filter(pl.col("kind") == "sync_start")["event"]
+    left = events.filter(~events.is_in(read["event"].implode())).implode()
+    if left[0].len() == 0:
+        heads, kv = heads.clear(), kv.clear()
+    else:
+        heads, kv = heads.filter(pl.col("event").is_in(left)), kv.filter(pl.col("event").is_in(left))
+    rows, invalid, found = _transactions(heads, kv)
+    if not rows.is_empty():
+        read = pl.concat([read, rows]).sort("event")
+    return read.drop("event"), invalid, found
+
+
+def _transactions(heads: pl.DataFrame, kv: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """``transactions`` by Polars expressions: its rows with their ``event``."""
     blocks = heads.filter(pl.col("kind") == "sync_start").select("event", "file_id", "line_no", "ts", "request_id")
     pairs = kv.filter((pl.col("depth") == 2) & (pl.col("parent") == "transaction"))
     unknown_keys = (
@@ -248,6 +314,7 @@ def transactions(heads: pl.DataFrame, kv: pl.DataFrame) -> tuple[pl.DataFrame, p
     )
     metadata = pl.col("metadata")
     rows = read.select(
+        "event",
         "file_id",
         "line_no",
         "ts",
@@ -283,7 +350,7 @@ def transactions(heads: pl.DataFrame, kv: pl.DataFrame) -> tuple[pl.DataFrame, p
         email=pl.lit(None, pl.String),
         phone=pl.lit(None, pl.String),
     )
-    return rows.cast(TRANSACTION_SCHEMA), invalid, _block_notes(read)  # type: ignore[arg-type]  # polars#14468: the cast() stub rejects dict[str, DataType]
+    return rows.cast(_ROWS_SCHEMA), invalid, _block_notes(read)  # type: ignore[arg-type]  # polars#14468: the cast() stub rejects dict[str, DataType]
 
 
 def _block_is_fine(present: dict[str, pl.Expr]) -> pl.Expr:

@@ -30,6 +30,7 @@ from calo_polars.parse.events import (
     lines_frame,
     split_events,
 )
+from calo_polars.parse.invocations import REPORT_FIELDS, reports
 
 try:
     from calo_polars.parse import _tokenize  # type: ignore[attr-defined]  # compiled at install (setup.py)
@@ -107,20 +108,63 @@ _HEADS = [
 _BODY = [("event", pa.uint32()), ("text", _S)]
 _KV = [("event", pa.uint32()), ("depth", pa.int32()), ("parent", _S), ("key", _S), ("value", _S)]
 _LONG = [("file_id", pa.uint32()), ("line_no", pa.uint32()), ("chars", pa.int64())]
+#: The figures of REPORT lines (``_tokenize.c``'s ``report_rows``; ``invocations.reports`` by Polars).
+_REPORTS = [("event", pa.uint32()), *((name, _S) for name in REPORT_FIELDS)]
+_MONEY = pa.decimal128(38, 6)
+#: The transaction rows the scan reads itself (``_tokenize.c``'s ``tx_rows``; ``records.read_rows`` types them).
+TX_ROWS = [
+    ("event", pa.uint32()),
+    ("file_id", pa.uint32()),
+    ("line_no", pa.uint32()),
+    ("ts", pa.timestamp("ms", tz="UTC")),
+    ("request_id", _S),
+    ("tx_id", _S),
+    ("user_id", _S),
+    ("wallet_id", _S),
+    ("wallet_sk", _S),
+    ("currency", _S),
+    ("type", _S),
+    ("source", _S),
+    ("action", _S),
+    ("layout", pa.int32()),
+    ("amount", _MONEY),
+    ("vat", _MONEY),
+    ("old_balance", _MONEY),
+    ("new_balance", _MONEY),
+    ("payment_balance", _MONEY),
+    ("update_payment_balance", pa.int32()),
+    ("metadata_state", pa.int32()),
+]
+
+
+def fast_scan(
+    file_ids: Sequence[int], texts: Sequence[bytes | str], max_chars: int = MAX_LINE_CHARS
+) -> tuple[Lines, pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The compiled pass: (lines, long lines, key/value pairs, transaction rows read by the scan:
+    ``TX_ROWS``, the blocks ``records.transactions`` would read without a note; it reads the
+    others; and the REPORT lines' figures: ``invocations.reports``). ``file_ids`` must be unique."""
+    if _tokenize is None:
+        raise RuntimeError("the compiled tokenizer is not built (calo_polars/parse/_tokenize.c)")
+    blobs = [t.encode("utf-8") if isinstance(t, str) else t if isinstance(t, bytes) else bytes(t) for t in texts]
+    data, kind_names, heads, body, kv, longs, tx, tx_text, figures = _tokenize.tokenize(
+        blobs, list(file_ids), max_chars, _is_word
+    )
+    text, kinds = pa.py_buffer(data), pa.py_buffer(kind_names)
+    lines = Lines(_frame(heads, _HEADS, text, kinds), _frame(body, _BODY, text))
+    long_lines = _frame(longs, _LONG, text) if longs[0][0] else pl.DataFrame(schema=LONG_LINE_SCHEMA)
+    # The rows' strings are views into their own copy (``tx_text``): a row kept after the batch
+    # (the SampleRaw table) must not hold the batch's whole text.
+    rows = _frame(tx, TX_ROWS, pa.py_buffer(tx_text)) if tx[0][0] else pl.from_arrow(pa.schema(TX_ROWS).empty_table())
+    found = _frame(figures, _REPORTS, text) if figures[0][0] else reports(lines.heads.clear())
+    return lines, long_lines, _frame(kv, _KV, text), rows, found  # type: ignore[return-value]
 
 
 def fast_lines(
     file_ids: Sequence[int], texts: Sequence[bytes | str], max_chars: int = MAX_LINE_CHARS
 ) -> tuple[Lines, pl.DataFrame, pl.DataFrame]:
     """The compiled pass: (lines, long lines, key/value pairs). ``file_ids`` must be unique."""
-    if _tokenize is None:
-        raise RuntimeError("the compiled tokenizer is not built (calo_polars/parse/_tokenize.c)")
-    blobs = [t.encode("utf-8") if isinstance(t, str) else t if isinstance(t, bytes) else bytes(t) for t in texts]
-    data, kind_names, heads, body, kv, longs = _tokenize.tokenize(blobs, list(file_ids), max_chars, _is_word)
-    text, kinds = pa.py_buffer(data), pa.py_buffer(kind_names)
-    lines = Lines(_frame(heads, _HEADS, text, kinds), _frame(body, _BODY, text))
-    long_lines = _frame(longs, _LONG, text) if longs[0][0] else pl.DataFrame(schema=LONG_LINE_SCHEMA)
-    return lines, long_lines, _frame(kv, _KV, text)
+    lines, long_lines, kv, _, _ = fast_scan(file_ids, texts, max_chars)
+    return lines, long_lines, kv
 
 
 def polars_lines(
@@ -132,13 +176,17 @@ def polars_lines(
     return lines, long_lines, key_values(lines)
 
 
-def events_of(file_ids: Sequence[int], texts: Sequence[bytes | str]) -> tuple[Lines, pl.DataFrame, pl.DataFrame]:
-    """A batch's (lines, long lines, key/value pairs): compiled when available, else Polars.
+def events_of(
+    file_ids: Sequence[int], texts: Sequence[bytes | str]
+) -> tuple[Lines, pl.DataFrame, pl.DataFrame, pl.DataFrame | None, pl.DataFrame | None]:
+    """A batch's (lines, long lines, key/value pairs, transaction rows and REPORT figures read by
+    the scan or None): compiled when available, else Polars (``records.transactions`` then
+    reads every block, ``invocations`` every REPORT line).
 
     The Polars path also takes what the compiled one cannot: a batch of 2 GiB or more, or file
     ids given twice (the C scan restarts request ids per member, Polars per file id).
     """
     blobs = [t.encode("utf-8") if isinstance(t, str) else t for t in texts]
     if enabled() and len(set(file_ids)) == len(file_ids) and sum(map(len, blobs)) <= _MAX_BATCH_BYTES:
-        return fast_lines(file_ids, blobs)
-    return polars_lines(file_ids, blobs)
+        return fast_scan(file_ids, blobs)
+    return (*polars_lines(file_ids, blobs), None, None)
