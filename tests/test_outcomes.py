@@ -17,6 +17,10 @@ import polars as pl
 import pytest
 
 from calo_polars import AuditResult
+from calo_polars.audit.result import AuditOptions
+from calo_polars.audit.run import audit
+from calo_polars.partitioned.merge import audit_store
+from calo_polars.partitioned.store import ingest_into
 from calo_polars.report import tables
 from calo_polars.report.summary import summary
 from tests.conftest import run_audit
@@ -129,7 +133,8 @@ def test_a_refused_block_is_no_overdraft_but_its_logged_reading_stays(each_outco
 # ---------------------------------------------------------------- refused by transactionId
 
 
-def test_a_refusal_out_of_position_still_refuses_its_block_by_transaction_id(tmp_path: Path) -> None:
+def _refusals_out_of_position() -> tuple[list[Log], dict[str, str]]:
+    """Refusals after the next boundary, before their block, and in another file."""
     r1, r2, r3 = rid(1), rid(2), rid(3)
     log = Log().start(r1, 0)
     after_boundary = block(log, r1, 1, full_tx(1, uid(1), 10, -30, 40))
@@ -146,11 +151,32 @@ def test_a_refusal_out_of_position_still_refuses_its_block_by_transaction_id(tmp
     log.start(rid(4), 15)
     elsewhere = block(log, rid(4), 16, full_tx(4, uid(4), 1, -7, 8))
     log.end(rid(4), 17).report(rid(4), 17)
-    result, ref = audit_logs(tmp_path, log, other)
     expected = {after_boundary: "refused", published: "published", before: "refused", elsewhere: "refused"}
+    return [log, other], expected
+
+
+def test_a_refusal_out_of_position_still_refuses_its_block_by_transaction_id(tmp_path: Path) -> None:
+    logs, expected = _refusals_out_of_position()
+    result, ref = audit_logs(tmp_path, *logs)
     assert column(result, "outcome") == expected
     assert {t: b.outcome for t, b in ref.blocks.items()} == expected
-    assert column(result, "applied") == {t: o != "refused" for t, o in expected.items()}
+
+
+@pytest.mark.parametrize("how", ["a batch a file", "a store, a batch a file"])
+def test_a_refusal_in_another_batch_still_refuses_its_block(tmp_path: Path, how: str) -> None:
+    """The refusal's file and its block's file read in different batches (as a big input, or a
+    small one split among the threads, is read), in one run and through a store."""
+    logs, expected = _refusals_out_of_position()
+    paths = []
+    for i, log in enumerate(logs):
+        paths.append(tmp_path / f"log{i}.log")
+        paths[-1].write_text(log.text(), encoding="utf-8")
+    if how == "a batch a file":
+        result = audit(paths, AuditOptions(batch_bytes=1))
+    else:
+        ingest_into(paths, tmp_path / "store", partitions=3, batch_bytes=1)
+        result = audit_store(tmp_path / "store")
+    assert column(result, "outcome") == expected
 
 
 # ---------------------------------------------------------------- not_in_sync_after

@@ -34,7 +34,7 @@ from calo_polars.parse.events import (
     split_events,
 )
 from calo_polars.parse.invocations import INVOCATION_SCHEMA, incomplete_notes, invocations
-from calo_polars.parse.outcomes import with_context, with_outcomes
+from calo_polars.parse.outcomes import refused_by_id, refused_ids, with_context, with_outcomes
 from calo_polars.parse.partition import PART_ROWS, user_ranges
 from calo_polars.parse.records import (
     NOTICE_SCHEMA,
@@ -459,6 +459,9 @@ def ingest(
     }
     batch_notes = _concat([r.notes for r in results], NOTE_SCHEMA)
     del results, big
+    if len(pieces) > 1:
+        refused = refused_ids(tables["notices"])
+        pieces = [refused_by_id(p, refused) for p in pieces]
     pieces, duplicates = drop_duplicates(pieces, files.frame())
     parts = user_ranges(pieces, part_rows)
     add_notes(problems, pl.concat([batch_notes, conflict_notes(duplicates, files.frame())]), files)

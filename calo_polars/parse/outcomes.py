@@ -86,6 +86,32 @@ def with_outcomes(tx: pl.DataFrame, heads: pl.DataFrame, notices: pl.DataFrame) 
     )
 
 
+def refused_ids(notices: pl.DataFrame | pl.LazyFrame) -> pl.Series:
+    """The transaction ids every refusal in ``notices`` names (each once)."""
+    return (
+        notices.lazy()
+        .filter(pl.col("kind").cast(pl.String) == "blocked_overdraft")
+        .select(pl.col("transaction_id").cast(pl.String).drop_nulls().unique().sort())
+        .collect()
+        .to_series()
+    )
+
+
+def refused_by_id(tx: pl.DataFrame, refused: pl.Series) -> pl.DataFrame:
+    """``tx`` with ``outcome`` "refused" wherever a refusal anywhere in the run names its id.
+
+    ``with_outcomes`` sees one batch; a refusal logged in another file can be in another batch
+    (a small input is split among the threads, a big one is read 32 MB at a time, a store holds
+    batches), so the whole run's refusals (``refused_ids``) are applied once more."""
+    if refused.is_empty() or tx.is_empty():
+        return tx
+    return tx.with_columns(
+        outcome=pl.when(pl.col("tx_id").is_in(refused.implode()))
+        .then(pl.lit("refused", dtype=tx.schema["outcome"]))
+        .otherwise(pl.col("outcome"))
+    )
+
+
 def with_context(tx: pl.DataFrame, heads: pl.DataFrame, calls: pl.DataFrame) -> pl.DataFrame:
     """``tx`` with its invocation's START time (``start_ts``) and the subscriber's email and
     phone from the SQS body line that logged the same transaction id (personal data: masked

@@ -26,6 +26,7 @@ from calo_polars.checks.plan import USER, CheckOptions
 from calo_polars.errors import OutputError
 from calo_polars.parse.duplicates import DUPLICATE_SCHEMA, conflict_notes, split_duplicates
 from calo_polars.parse.ingest import add_notes, assemble
+from calo_polars.parse.outcomes import refused_by_id, refused_ids
 from calo_polars.parse.partition import PART_ROWS
 from calo_polars.partitioned.engines import Engine
 from calo_polars.partitioned.store import TABLES, Store, open_store, read_partition
@@ -52,6 +53,7 @@ def check_store_partition(
     checks: CheckOptions,
     spill: str | None = None,
     bounds: list[str] | None = None,
+    refused: list[str] | None = None,
 ) -> PartResult:
     """Partition ``k`` of the store checked: its copies of a repeated id set aside (those
     already resolved across partitions by ingest first), then the check plan. With ``spill``
@@ -66,6 +68,8 @@ def check_store_partition(
     duplicates = pl.DataFrame(schema=DUPLICATE_SCHEMA)
     if tx["tx_id"].is_duplicated().any():
         tx, duplicates = split_duplicates(tx, store.files().frame())
+    if refused:
+        tx = refused_by_id(tx, pl.Series(refused, dtype=pl.String))
     tables = check_partition(tx, checks)
     del tx
     if spill is None:
@@ -142,7 +146,9 @@ def audit_store(
 def _check_all(
     store: Store, where: Path, spill: Path, checks: CheckOptions, bounds: list[str], engine: Engine
 ) -> tuple[list[PartResult], CheckedParts]:
-    calls = [(str(where), k, checks, str(spill), bounds) for k in range(store.partitions)]
+    # A refusal and its block can be in different batches of ingest: every refused id goes to every partition.
+    refused = refused_ids(pl.scan_parquet(store.path / "notices.parquet")).to_list()
+    calls = [(str(where), k, checks, str(spill), bounds, refused) for k in range(store.partitions)]
     done = engine.map(check_store_partition, calls)
     files: list[list[Path]] = [[] for _ in range(len(bounds) + 1)]
     height = 0

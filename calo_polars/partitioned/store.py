@@ -106,6 +106,8 @@ def partition_column(users: pl.Series, partitions: int) -> pl.Series:
     text = users.cast(pl.String)
     distinct = text.unique().drop_nulls().to_list()
     parts = [partition_of(u, partitions) for u in distinct]
+    if not distinct:  # a batch with no transaction (replace_strict would keep the text dtype)
+        return pl.Series("partition", [0] * len(users), pl.UInt16)
     return text.replace_strict(distinct, parts, return_dtype=pl.UInt16).fill_null(0).rename("partition")
 
 
