@@ -27,8 +27,9 @@ from calo_polars.errors import OutputError
 from calo_polars.parse.duplicates import DUPLICATE_SCHEMA, conflict_notes, split_duplicates
 from calo_polars.parse.ingest import add_notes, assemble
 from calo_polars.parse.partition import PART_ROWS
+from calo_polars.parse.table import Table
 from calo_polars.partitioned.engines import Engine
-from calo_polars.partitioned.store import TABLES, Store, open_store, read_partition
+from calo_polars.partitioned.store import Store, open_store, read_partition
 from calo_polars.pii import mask_strings
 from calo_polars.problems import Problems
 from calo_polars.read.inflate import Limits
@@ -65,7 +66,8 @@ def check_store_partition(
         tx = tx.join(cross.select("file_id", "line_no"), on=["file_id", "line_no"], how="anti")
     duplicates = pl.DataFrame(schema=DUPLICATE_SCHEMA)
     if tx["tx_id"].is_duplicated().any():
-        tx, duplicates = split_duplicates(tx, store.files().frame())
+        repeated = tx.filter(pl.col("tx_id").is_duplicated())["file_id"]  # only their files' paths are read
+        tx, duplicates = split_duplicates(tx, store.files().frame_of(repeated))
     tables = check_partition(tx, checks)
     del tx
     if spill is None:
@@ -171,11 +173,13 @@ def _merge(
     read = store.options
     problems = store.problems()
     conflicts = Problems()
-    add_notes(conflicts, conflict_notes(duplicates, files.frame()), files)
+    add_notes(conflicts, conflict_notes(duplicates, files.frame_of(duplicates["kept_file_id"])), files)
     if read["mask_pii"]:
         conflicts.mask_messages(mask_strings)
     problems.items.extend(conflicts.items)
-    tables = {name: store.table(name) for name in TABLES}
+    tables: dict[str, pl.DataFrame | Table] = {name: store.table(name) for name in ("unparsed", "sample")}
+    tables["notices"] = store.kept("notices", ("file_id", "line_no"))  # left in the store: read as outputs ask
+    tables["invocations"] = store.kept("invocations")
     ingested = assemble(
         files, store.manifest["kind_counts"], [], tables, problems, store.skipped(), duplicates, read["sample_size"]
     )

@@ -40,8 +40,10 @@ NOTICE_SHEETS: dict[str, pl.Expr] = {
 }
 
 
-def _notices(result: AuditResult, sheet: str) -> pl.DataFrame:
-    return result.ingested.notices.filter(NOTICE_SHEETS[sheet])
+def _notices(result: AuditResult, sheet: str, *also: pl.Expr) -> pl.DataFrame:
+    """The notices ``sheet`` shows (and ``also`` holds), in file order: a stored table is read
+    for those rows only."""
+    return result.ingested.notice_table.filter(NOTICE_SHEETS[sheet], *also)
 
 
 def other_notice() -> pl.Expr:
@@ -176,9 +178,10 @@ def per_user_summary(result: AuditResult, ledger_frame: pl.DataFrame, negative: 
     ``_user_link`` points at the user's first Ledger row; ``_difference_alert`` marks a
     difference beyond the tolerance.
     """
-    notices = result.ingested.notices
     signals = (
-        notices.filter(pl.col("kind").is_in(["not_in_sync", "blocked_overdraft"]) & pl.col(USER).is_not_null())
+        result.ingested.notice_table.filter(
+            pl.col("kind").is_in(["not_in_sync", "blocked_overdraft"]) & pl.col(USER).is_not_null()
+        )
         .group_by(USER)
         .agg(
             not_in_sync=(pl.col("kind") == "not_in_sync").sum(),
@@ -213,7 +216,7 @@ def _synced_transaction(result: AuditResult, frame: pl.DataFrame) -> pl.DataFram
 
     A notice only matches a transaction of its own user, so the join runs part by part (a part
     holds whole users): each part's notices against that part's transactions only."""
-    notices = frame.sort("ts").with_row_index("_notice")
+    notices = frame.sort("ts", maintain_order=True).with_row_index("_notice")  # stable: a filter before or after agrees
     found = []
     for part in result.parts.lazy():
         columns = part.select("request_id", USER, "ts", "tx_id", "new_balance", _tx_payment_balance="payment_balance")
@@ -310,7 +313,7 @@ def negative_payment_balances(result: AuditResult) -> pl.DataFrame:
         "file_id",
         "line_no",
     )
-    errors = _synced_transaction(result, _notices(result, "SyncErrors")).filter(neg)
+    errors = _synced_transaction(result, _notices(result, "SyncErrors", neg))  # the negative ones only
     echoed = errors.select("tx_id", "payment_balance", "subscription_balance").unique(
         ["tx_id", "payment_balance"], keep="first"
     )
@@ -383,7 +386,7 @@ def skipped(result: AuditResult) -> pl.DataFrame:
 
 def other_notices(result: AuditResult) -> pl.DataFrame:
     """Notices no other sheet shows: EMF metrics, init reports without error."""
-    rows = result.ingested.notices.filter(other_notice())
+    rows = result.ingested.notice_table.filter(other_notice())
     return (
         result.with_file(rows)
         .select("ts", "kind", "level", "detail", USER, "action", "request_id", "file", "line_no")
@@ -395,7 +398,7 @@ def other_notices(result: AuditResult) -> pl.DataFrame:
 
 
 def _real_invocations(result: AuditResult) -> pl.DataFrame:
-    return result.ingested.invocations.filter(pl.col("request_id") != PSEUDO_ID)
+    return result.ingested.invocation_table.filter(pl.col("request_id") != PSEUDO_ID)
 
 
 def invocation_health(result: AuditResult) -> pl.DataFrame:
@@ -427,7 +430,7 @@ def invocation_health(result: AuditResult) -> pl.DataFrame:
 
 def invocation_issues(result: AuditResult) -> pl.DataFrame:
     """Invocations that are incomplete, timed out, ran outside any request, or logged errors."""
-    inv = result.ingested.invocations
+    inv = result.ingested.invocation_table
     return result.with_file(inv.filter((pl.col("status") != "complete") | (pl.col("errors") > 0))).sort(
         "first_ts", "file", "request_id"
     )
@@ -482,10 +485,15 @@ def weekly_signals(result: AuditResult) -> pl.DataFrame:
         .agg(pl.col(list(WEEKLY_CHECKS)).sum())
     )  # per part, then added up
     kind = pl.col("kind")
-    signals = result.ingested.notices.group_by(week).agg(
-        not_in_sync=(kind == "not_in_sync").sum(),
-        blocked_overdrafts=(kind == "blocked_overdraft").sum(),
-        lambda_errors=is_lambda_error().sum(),
+    signals = (
+        result.ingested.notice_table.lazy()
+        .group_by(week)
+        .agg(
+            not_in_sync=(kind == "not_in_sync").sum(),
+            blocked_overdrafts=(kind == "blocked_overdraft").sum(),
+            lambda_errors=is_lambda_error().sum(),
+        )
+        .collect(engine="in-memory")
     )
     columns = [*WEEKLY_CHECKS, "flags", *WEEKLY_SIGNALS]
     known = pl.concat([checks.select("week"), signals.select("week")])["week"]
