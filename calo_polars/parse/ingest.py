@@ -477,7 +477,18 @@ def assemble(
     (``tables``: notices, invocations, unparsed, and every batch's sample) and the
     transactions with each id once (``parts``; ``duplicates`` has the copies set aside)."""
     copies = duplicates.select("file_id", "line_no")
-    sample = _frame(tables["sample"]).join(copies, on=["file_id", "line_no"], how="anti")
+    if isinstance(tables["sample"], Table):  # a store's: every batch's first blocks, a year's ~200k raw texts
+        chosen = (
+            tables["sample"]
+            .lazy()
+            .join(copies.lazy(), on=["file_id", "line_no"], how="anti")
+            .sort("ts", "tx_id", "file_id", "line_no")
+            .head(sample_size)
+            .collect(engine="streaming")  # the first ``sample_size`` kept as they are read
+        )
+    else:
+        sample = tables["sample"].join(copies, on=["file_id", "line_no"], how="anti")
+        chosen = sample.sort("ts", "tx_id", "file_id", "line_no").head(sample_size)
     return Ingested(
         files=files,
         kind_counts=kind_counts,
@@ -485,7 +496,7 @@ def assemble(
         notice_table=_table(tables["notices"], ("file_id", "line_no")),  # file order, whatever a join did
         invocation_table=_table(tables["invocations"]),
         unparsed=_frame(tables["unparsed"]).sort("file_id", "line_no"),
-        sample=sample.sort("ts", "tx_id", "file_id", "line_no").head(sample_size),
+        sample=chosen,
         problems=problems,
         skipped=skipped,
         read_before=read_before or [],

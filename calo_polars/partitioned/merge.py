@@ -177,7 +177,7 @@ def _merge(
     if read["mask_pii"]:
         conflicts.mask_messages(mask_strings)
     problems.items.extend(conflicts.items)
-    tables: dict[str, pl.DataFrame | Table] = {name: store.table(name) for name in ("unparsed", "sample")}
+    tables: dict[str, pl.DataFrame | Table] = {"unparsed": store.table("unparsed"), "sample": store.kept("sample")}
     tables["notices"] = store.kept("notices", ("file_id", "line_no"))  # left in the store: read as outputs ask
     tables["invocations"] = store.kept("invocations")
     ingested = assemble(
