@@ -36,12 +36,26 @@ class Table:
         return cls(path=path, schema=dict(schema), order=order)
 
     def lazy(self) -> pl.LazyFrame:
-        """The table as a query (a stored table: scanned, so only the columns used are read)."""
+        """The table as a query, in order, with its schema (a stored table: scanned, so only the
+        columns used are read; ``filter``/``count``/``scan`` read less still)."""
         if self.held is not None:
             return self.held.lazy()
-        assert self.path is not None and self.schema is not None
-        scan = pl.scan_parquet(self.path).cast(self.schema)  # type: ignore[arg-type]  # polars#14468
-        return scan.sort(*self.order, maintain_order=True) if self.order else scan
+        return self._sorted(self._cast(self.scan()))
+
+    def scan(self) -> pl.LazyFrame:
+        """The rows in no particular order, a stored table's Categorical columns as the text they
+        hold: for counts, sums and distinct counts (the same on either), which a stored table then
+        streams from its file, the predicates read with the columns (a cast would stop them there)."""
+        if self.held is not None:
+            return self.held.lazy()
+        assert self.path is not None
+        return pl.scan_parquet(self.path)
+
+    def _cast(self, query: pl.LazyFrame) -> pl.LazyFrame:
+        return query.cast(self.schema or {})  # type: ignore[arg-type]  # polars#14468
+
+    def _sorted(self, query: pl.LazyFrame) -> pl.LazyFrame:
+        return query.sort(*self.order, maintain_order=True) if self.order else query
 
     def frame(self) -> pl.DataFrame:
         """The whole table (a stored one read whole: only for outputs that write every row)."""
@@ -50,15 +64,16 @@ class Table:
         return self.lazy().collect(engine="in-memory")
 
     def filter(self, *predicates: pl.Expr) -> pl.DataFrame:
-        """The rows where every predicate holds, in the table's order."""
+        """The rows where every predicate holds, in the table's order (a stored table: filtered as
+        its file is read, then cast: equality and membership of text give the same rows on either)."""
         if self.held is not None:
             return self.held.filter(*predicates)
-        return self.lazy().filter(*predicates).collect(engine="in-memory")
+        return self._sorted(self._cast(self.scan().filter(*predicates))).collect(engine="in-memory")
 
     def count(self, *predicates: pl.Expr) -> int:
         """How many rows (where every predicate holds)."""
-        query = self.lazy().filter(*predicates) if predicates else self.lazy()
-        return int(query.select(pl.len()).collect(engine="in-memory").item())
+        query = self.scan().filter(*predicates) if predicates else self.scan()
+        return int(query.select(pl.len()).collect(engine="streaming").item())
 
     @property
     def height(self) -> int:

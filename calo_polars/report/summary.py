@@ -56,7 +56,7 @@ def _users_in(frame: pl.DataFrame) -> int:
 
 def _notice_signals(notices: pl.LazyFrame) -> dict[str, int]:
     """The notices' counts summary.json gives (and the users they concern), in one pass: a
-    stored table is then read for its ``kind``, ``level`` and ``user_id`` columns only."""
+    stored table is then streamed for its ``kind``, ``level`` and ``user_id`` columns only."""
     kind, user = pl.col("kind"), pl.col("user_id")
 
     def users(where: pl.Expr) -> pl.Expr:
@@ -72,7 +72,7 @@ def _notice_signals(notices: pl.LazyFrame) -> dict[str, int]:
         blocked_overdraft_users=users(kind == "blocked_overdraft"),
         skipped_users=users(NOTICE_SHEETS["Skipped"]),
         other_users=users(other_notice()),
-    ).collect(engine="in-memory")
+    ).collect(engine="streaming")  # counts: exact streamed
     return {k: int(v or 0) for k, v in counted.row(0, named=True).items()}
 
 
@@ -85,7 +85,7 @@ def _invocation_counts(invocations: pl.LazyFrame) -> dict[str, int]:
         cold_starts=(real & pl.col("init_ms").is_not_null()).sum(),
         timed_out_invocations=pl.col("timed_out").filter(real).sum(),
         invocations_with_errors=(real & (pl.col("errors") > 0)).sum(),
-    ).collect(engine="in-memory")
+    ).collect(engine="streaming")
     return {k: int(v or 0) for k, v in counted.row(0, named=True).items()}
 
 
@@ -159,8 +159,8 @@ def summary(
     kinds = ing.kind_counts
     lambda_error = NOTICE_SHEETS["LambdaErrors"]
     errors = ing.notice_table.filter(lambda_error)
-    signals = _notice_signals(ing.notice_table.lazy())
-    invocations = _invocation_counts(ing.invocation_table.lazy())
+    signals = _notice_signals(ing.notice_table.scan())
+    invocations = _invocation_counts(ing.invocation_table.scan())
 
     totals = {
         row["currency"]: {

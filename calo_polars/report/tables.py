@@ -486,14 +486,14 @@ def weekly_signals(result: AuditResult) -> pl.DataFrame:
     )  # per part, then added up
     kind = pl.col("kind")
     signals = (
-        result.ingested.notice_table.lazy()
+        result.ingested.notice_table.scan()
         .group_by(week)
         .agg(
             not_in_sync=(kind == "not_in_sync").sum(),
             blocked_overdrafts=(kind == "blocked_overdraft").sum(),
             lambda_errors=is_lambda_error().sum(),
         )
-        .collect(engine="in-memory")
+        .collect(engine="streaming")  # counts: exact streamed
     )
     columns = [*WEEKLY_CHECKS, "flags", *WEEKLY_SIGNALS]
     known = pl.concat([checks.select("week"), signals.select("week")])["week"]
