@@ -30,6 +30,7 @@ from calo_polars.parse.table import Table
 from calo_polars.partitioned.merge import audit_store
 from calo_polars.partitioned.store import StoredFiles, ingest_into
 from calo_polars.report.outputs import write_outputs
+from calo_polars.report.tables import negative_payment_balances, negative_payment_counts
 from calo_polars.synth import Rates, SynthOptions, synthesize
 from tests.test_streamed import FORMATS, assert_same_files
 
@@ -80,6 +81,10 @@ def test_tables_left_in_the_store_give_the_outputs_of_held_ones(
     assert ing.notice_table.count(pl.col("payment_balance") < 0) > 0  # NegativePaymentBalance has error rows
     flow_breaks = result.flags.filter(pl.col("check") == "flow_break")
     assert (flow_breaks["cause"] == "logs_missing").any()  # the silences were found from the stored spans
+    negative = negative_payment_balances(result)  # summary.json counts it without the table
+    assert negative_payment_counts(result) == (negative.height, negative["user_id"].drop_nulls().n_unique())
+    if not selection.active:
+        assert negative.filter(pl.col("logged_in") == "not-in-sync error").height > 0  # errors no block echoed
     write_outputs(result, tmp_path / "kept", FORMATS)
     write_outputs(held(result), tmp_path / "held", FORMATS)
     assert_same_files(tmp_path / "held", tmp_path / "kept")

@@ -20,7 +20,7 @@ from calo_polars.checks.registry import CHECKS, check
 from calo_polars.money import money_text
 from calo_polars.parse.outcomes import OUTCOMES
 from calo_polars.read.s3 import is_s3
-from calo_polars.report.tables import NOTICE_SHEETS, negative_payment_balances, other_notice, with_incidents
+from calo_polars.report.tables import NOTICE_SHEETS, negative_payment_counts, other_notice, with_incidents
 from calo_polars.version import __version__
 
 
@@ -177,7 +177,7 @@ def summary(
         }
         for row in result.totals.iter_rows(named=True)
     }
-    negative = negative_payment_balances(result)
+    negative, negative_users = negative_payment_counts(result)
     return {
         "tool": {"name": "calo-polars", "version": __version__},
         "inputs": sorted(i if is_s3(i) else Path(i).name for i in result.inputs),
@@ -215,8 +215,8 @@ def summary(
         "unreconciled_users": int(result.users["unreconciled"].sum()),
         "not_in_sync_users": signals["not_in_sync_users"],
         "blocked_overdraft_users": signals["blocked_overdraft_users"],
-        "negative_payment_balances": negative.height,
-        "negative_payment_balance_users": _users_in(negative),
+        "negative_payment_balances": negative,
+        "negative_payment_balance_users": negative_users,
         "lambda_error_users": _users_in(errors),
         "skipped_users": signals["skipped_users"],
         "other_notices": signals["other"],
