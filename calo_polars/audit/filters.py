@@ -13,6 +13,7 @@ from calo_polars.audit.parts import CheckedParts
 from calo_polars.audit.result import AuditResult
 from calo_polars.audit.selection import Selection
 from calo_polars.checks.plan import currency_totals, per_user
+from calo_polars.parse.table import Table
 
 
 def _books(kept: pl.DataFrame) -> pl.LazyFrame:
@@ -33,8 +34,8 @@ def apply(result: AuditResult, selection: Selection) -> AuditResult:
     books = _books(result.derived(tx))
     users, totals = pl.collect_all([per_user(books), currency_totals(books)], engine="in-memory")
     ing = result.ingested
-    notices = ing.notices.filter(selection.in_period())
-    invocations = ing.invocations.filter(selection.in_period("first_ts"))
+    notices = ing.notice_table.filter(selection.in_period())
+    invocations = ing.invocation_table.filter(selection.in_period("first_ts"))
     duplicates = result.duplicates.filter(selection.in_period())
     if selection.by_who:
         who = result.parts.filter(selection.of_who(), "user_id")["user_id"].cast(pl.String).unique().to_list()
@@ -49,8 +50,8 @@ def apply(result: AuditResult, selection: Selection) -> AuditResult:
         duplicates = duplicates.filter(selection.of_who())
     ingested = replace(
         ing,
-        notices=notices,
-        invocations=invocations,
+        notice_table=Table.of(notices),
+        invocation_table=Table.of(invocations),
         duplicates=duplicates,
         sample=ing.sample.filter(pl.col("tx_id").is_in(kept_ids)),
     )

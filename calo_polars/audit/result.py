@@ -85,7 +85,10 @@ class AuditResult:
 
     def with_file(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Replace ``file_id`` (and ``kept_file_id``) by the file's display path."""
-        paths = self.files.frame().select("file_id", "file")
+        named = [frame[c] for c in ("file_id", "kept_file_id", "next_file_id") if c in frame.columns]
+        if not named:
+            return frame
+        paths = self.files.frame_of(pl.concat([c.cast(pl.UInt32) for c in named])).select("file_id", "file")
         for id_col, name in (("file_id", "file"), ("kept_file_id", "kept_file"), ("next_file_id", "next_file")):
             if id_col in frame.columns:
                 frame = frame.join(

@@ -125,7 +125,7 @@ def combine(
     flags, users, flows = (pl.concat([d[i] for d in done]) for i in range(1, 4))
     users = sort_users(users.lazy()).collect()
     totals = totals_from(flows.lazy(), users.lazy()).collect()
-    flags = sort_flags(explain_silences(flags, ingested.invocations).lazy()).collect()
+    flags = sort_flags(explain_silences(flags, ingested.invocation_table.scan()).lazy()).collect()
     if incremental:
         earlier = [d[4] for d in done if len(d) > 4]  # the fifth table of a part with context rows
         incremental.carried_rows = pl.concat(earlier) if earlier else None

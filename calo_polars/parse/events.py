@@ -114,6 +114,12 @@ class FileIndex:
             }
         )
 
+    def frame_of(self, ids: pl.Series) -> pl.DataFrame:
+        """``frame``'s rows of the files ``ids`` names (for joining a few rows to their paths:
+        a store's index is then read for those files only, ``store.StoredFiles``)."""
+        wanted = ids.drop_nulls().unique().cast(pl.UInt32)
+        return self.frame().filter(pl.col("file_id").is_in(wanted.implode()))
+
 
 def lines_frame(file_ids: Sequence[int], texts: Sequence[bytes | str]) -> pl.DataFrame:
     """One row per line of the given member texts (UTF-8 bytes), numbered from 1 within each file.

@@ -45,6 +45,7 @@ from calo_polars.parse.records import (
     transactions,
     unparsed,
 )
+from calo_polars.parse.table import Table
 from calo_polars.parse.tokenize import events_of
 from calo_polars.pii import mask_frame, mask_strings
 from calo_polars.problems import NOTE_SCHEMA, Problems, notes
@@ -87,8 +88,8 @@ class Ingested:
     files: FileIndex
     kind_counts: dict[str, int]
     transaction_parts: list[pl.DataFrame]
-    notices: pl.DataFrame
-    invocations: pl.DataFrame
+    notice_table: Table  # in memory, or kept in a store's file (``table``): ``notices`` is the whole of it
+    invocation_table: Table
     unparsed: pl.DataFrame
     sample: pl.DataFrame
     problems: Problems
@@ -99,6 +100,17 @@ class Ingested:
     @property
     def events(self) -> int:
         return sum(self.kind_counts.values())
+
+    @property
+    def notices(self) -> pl.DataFrame:
+        """Every notice, in file order (a stored table is read whole: outputs that need a count or
+        a few rows ask ``notice_table`` instead)."""
+        return self.notice_table.frame()
+
+    @property
+    def invocations(self) -> pl.DataFrame:
+        """Every invocation (read whole, as ``notices``: ``invocation_table`` for counts)."""
+        return self.invocation_table.frame()
 
     @property
     def transactions(self) -> pl.DataFrame:
@@ -321,7 +333,7 @@ def _concat(frames: list[pl.DataFrame], schema: dict[str, pl.DataType], *, rechu
 
 def add_notes(problems: Problems, notes: pl.DataFrame, files: FileIndex) -> None:
     """Turn note frames (file_id, line_no, kind, message) into input problems."""
-    paths = files.frame().select("file_id", "file")
+    paths = files.frame_of(notes["file_id"]).select("file_id", "file")
     for file, line, kind, message in (
         notes.join(paths, on="file_id", how="left").select("file", "line_no", "kind", "message").iter_rows()
     ):
@@ -484,7 +496,7 @@ def assemble(
     files: FileIndex,
     kind_counts: dict[str, int],
     parts: list[pl.DataFrame],
-    tables: dict[str, pl.DataFrame],
+    tables: Mapping[str, pl.DataFrame | Table],
     problems: Problems,
     skipped: Counter[str],
     duplicates: pl.DataFrame,
@@ -498,18 +510,35 @@ def assemble(
     # among them set aside: the same rows however the files were batched (taken after the
     # copies were dropped, a run in one batch had fewer rows than one in several).
     copies = duplicates.select("file_id", "line_no")
-    first = tables["sample"].sort("ts", "tx_id", "file_id", "line_no").head(sample_size)
-    sample = first.join(copies, on=["file_id", "line_no"], how="anti", maintain_order="left")
+    # A store's sample is every batch's first blocks (a year's ~200k raw texts): its first
+    # ``sample_size`` are kept as they are read.
+    first = (
+        tables["sample"].lazy().sort("ts", "tx_id", "file_id", "line_no").head(sample_size).collect(engine="streaming")
+        if isinstance(tables["sample"], Table)
+        else tables["sample"].sort("ts", "tx_id", "file_id", "line_no").head(sample_size)
+    )
+    chosen = first.join(copies, on=["file_id", "line_no"], how="anti", maintain_order="left")
     return Ingested(
         files=files,
         kind_counts=kind_counts,
         transaction_parts=parts,
-        notices=tables["notices"].sort("file_id", "line_no"),  # file order, whatever a join did
-        invocations=tables["invocations"],
-        unparsed=tables["unparsed"].sort("file_id", "line_no"),
-        sample=sample,
+        notice_table=_table(tables["notices"], ("file_id", "line_no")),  # file order, whatever a join did
+        invocation_table=_table(tables["invocations"]),
+        unparsed=_frame(tables["unparsed"]).sort("file_id", "line_no"),
+        sample=chosen,
         problems=problems,
         skipped=skipped,
         read_before=read_before or [],
         duplicates=duplicates,
     )
+
+
+def _table(table: pl.DataFrame | Table, order: tuple[str, ...] = ()) -> Table:
+    """A table read in memory, sorted by ``order``; a stored one kept as it is (sorted when read)."""
+    if isinstance(table, Table):
+        return table
+    return Table.of(table.sort(*order) if order else table)
+
+
+def _frame(table: pl.DataFrame | Table) -> pl.DataFrame:
+    return table.frame() if isinstance(table, Table) else table

@@ -28,8 +28,9 @@ from calo_polars.parse.duplicates import DUPLICATE_SCHEMA, conflict_notes, split
 from calo_polars.parse.ingest import add_notes, assemble
 from calo_polars.parse.outcomes import refused_by_id, refused_ids
 from calo_polars.parse.partition import PART_ROWS
+from calo_polars.parse.table import Table
 from calo_polars.partitioned.engines import Engine
-from calo_polars.partitioned.store import TABLES, Store, open_store, read_partition
+from calo_polars.partitioned.store import Store, open_store, read_partition
 from calo_polars.pii import mask_strings
 from calo_polars.problems import Problems
 from calo_polars.read.inflate import Limits
@@ -67,7 +68,8 @@ def check_store_partition(
         tx = tx.join(cross.select("file_id", "line_no"), on=["file_id", "line_no"], how="anti")
     duplicates = pl.DataFrame(schema=DUPLICATE_SCHEMA)
     if tx["tx_id"].is_duplicated().any():
-        tx, duplicates = split_duplicates(tx, store.files().frame())
+        repeated = tx.filter(pl.col("tx_id").is_duplicated())["file_id"]  # only their files' paths are read
+        tx, duplicates = split_duplicates(tx, store.files().frame_of(repeated))
     if refused:
         tx = refused_by_id(tx, pl.Series(refused, dtype=pl.String))
     tables = check_partition(tx, checks)
@@ -177,11 +179,13 @@ def _merge(
     read = store.options
     problems = store.problems()
     conflicts = Problems()
-    add_notes(conflicts, conflict_notes(duplicates, files.frame()), files)
+    add_notes(conflicts, conflict_notes(duplicates, files.frame_of(duplicates["kept_file_id"])), files)
     if read["mask_pii"]:
         conflicts.mask_messages(mask_strings)
     problems.items.extend(conflicts.items)
-    tables = {name: store.table(name) for name in TABLES}
+    tables: dict[str, pl.DataFrame | Table] = {"unparsed": store.table("unparsed"), "sample": store.kept("sample")}
+    tables["notices"] = store.kept("notices", ("file_id", "line_no"))  # left in the store: read as outputs ask
+    tables["invocations"] = store.kept("invocations")
     ingested = assemble(
         files, store.manifest["kind_counts"], [], tables, problems, store.skipped(), duplicates, read["sample_size"]
     )

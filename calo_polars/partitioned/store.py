@@ -58,6 +58,7 @@ from calo_polars.parse.ingest import (
     release_freed_memory,
 )
 from calo_polars.parse.records import UNPARSED_SCHEMA
+from calo_polars.parse.table import Table
 from calo_polars.pii import mask_strings
 from calo_polars.problems import NOTE_SCHEMA, InputProblem, Problems
 from calo_polars.read.inflate import Limits
@@ -450,9 +451,18 @@ class Store:
         """A stored table of ``SCHEMAS``, with the schema the run uses."""
         return _read(self.path / f"{name}.parquet", SCHEMAS[name])
 
-    def files(self) -> FileIndex:
-        frame = _read(self.path / "files.parquet", FILE_SCHEMA)
-        return FileIndex(frame["file"].to_list(), frame["stored_bytes"].to_list(), frame["raw_bytes"].to_list())
+    def files(self) -> StoredFiles:
+        """The file index, kept in its file (a year's 2 M paths are ~0.6 GB as Python lists)."""
+        path = self.path / "files.parquet"
+        _readable(path, FILE_SCHEMA)
+        return StoredFiles(path, int(pl.scan_parquet(path).select(pl.len()).collect().item()))
+
+    def kept(self, name: str, order: tuple[str, ...] = ()) -> Table:
+        """A stored table of ``TABLES`` left in its file, read when and as far as an output asks
+        (``parse.table``), its rows in ``order``."""
+        path = self.path / f"{name}.parquet"
+        _readable(path, SCHEMAS[name])
+        return Table.stored(path, SCHEMAS[name], order)
 
     def problems(self) -> Problems:
         return Problems(
@@ -470,6 +480,45 @@ def _read(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     except (OSError, pl.exceptions.PolarsError) as exc:
         why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise NotAStore(f"{path} cannot be read ({why}): ingest the logs again") from None
+
+
+def _readable(path: Path, schema: dict[str, pl.DataType]) -> None:
+    """``NotAStore`` (one line) unless ``path`` is a Parquet file with ``schema``'s columns, so a
+    table read later, lazily, does not fail half-way through the outputs."""
+    try:
+        found = pl.read_parquet_schema(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise NotAStore(f"{path} cannot be read ({why}): ingest the logs again") from None
+    missing = [c for c in schema if c not in found]
+    if missing:
+        raise NotAStore(f"{path} cannot be read (no column {missing[0]!r}): ingest the logs again")
+
+
+class StoredFiles(FileIndex):
+    """A store's file index (``files.parquet``), read for the files an output names (``frame_of``):
+    stage 2 joins paths to a few rows (duplicates, notes, exported tables), never needs every
+    path at once but for a whole export. It has no lists of its own (``paths`` is empty)."""
+
+    def __init__(self, path: Path, count: int) -> None:
+        super().__init__()
+        self.path, self.count = path, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def add(self, member: Any) -> int:
+        raise TypeError("a store's file index is read-only")
+
+    def _scan(self) -> pl.LazyFrame:
+        return pl.scan_parquet(self.path).cast(FILE_SCHEMA).with_row_index("file_id")  # type: ignore[arg-type]  # polars#14468
+
+    def frame(self) -> pl.DataFrame:
+        return self._scan().collect(engine="in-memory")
+
+    def frame_of(self, ids: pl.Series) -> pl.DataFrame:
+        wanted = ids.drop_nulls().unique().cast(pl.UInt32)
+        return self._scan().filter(pl.col("file_id").is_in(wanted.implode())).collect(engine="streaming")
 
 
 def read_partition(path: str | os.PathLike[str]) -> pl.DataFrame:

@@ -20,7 +20,7 @@ from calo_polars.checks.registry import CHECKS, check
 from calo_polars.money import money_text
 from calo_polars.parse.outcomes import OUTCOMES
 from calo_polars.read.s3 import is_s3
-from calo_polars.report.tables import NOTICE_SHEETS, negative_payment_balances, other_notice, with_incidents
+from calo_polars.report.tables import NOTICE_SHEETS, negative_payment_counts, other_notice, with_incidents
 from calo_polars.version import __version__
 
 
@@ -52,6 +52,41 @@ def cause_counts(flags: pl.DataFrame, name: str) -> dict[str, int]:
 
 def _users_in(frame: pl.DataFrame) -> int:
     return frame["user_id"].drop_nulls().n_unique()
+
+
+def _notice_signals(notices: pl.LazyFrame) -> dict[str, int]:
+    """The notices' counts summary.json gives (and the users they concern), in one pass: a
+    stored table is then streamed for its ``kind``, ``level`` and ``user_id`` columns only."""
+    kind, user = pl.col("kind"), pl.col("user_id")
+
+    def users(where: pl.Expr) -> pl.Expr:
+        return user.filter(where).drop_nulls().n_unique()
+
+    counted = notices.select(
+        not_in_sync=(kind == "not_in_sync").sum(),
+        blocked_overdraft=(kind == "blocked_overdraft").sum(),
+        skipped=NOTICE_SHEETS["Skipped"].sum(),
+        other=other_notice().sum(),
+        failed_inits=((kind == "init_report") & (pl.col("level") == "ERROR")).sum(),
+        not_in_sync_users=users(kind == "not_in_sync"),
+        blocked_overdraft_users=users(kind == "blocked_overdraft"),
+        skipped_users=users(NOTICE_SHEETS["Skipped"]),
+        other_users=users(other_notice()),
+    ).collect(engine="streaming")  # counts: exact streamed
+    return {k: int(v or 0) for k, v in counted.row(0, named=True).items()}
+
+
+def _invocation_counts(invocations: pl.LazyFrame) -> dict[str, int]:
+    """The invocations' counts summary.json gives (the pseudo-id ``undefined`` is not one), in one pass."""
+    real = pl.col("request_id") != "undefined"
+    counted = invocations.select(
+        invocations=real.sum(),
+        incomplete_invocations=(real & (pl.col("status") != "complete")).sum(),
+        cold_starts=(real & pl.col("init_ms").is_not_null()).sum(),
+        timed_out_invocations=pl.col("timed_out").filter(real).sum(),
+        invocations_with_errors=(real & (pl.col("errors") > 0)).sum(),
+    ).collect(engine="streaming")
+    return {k: int(v or 0) for k, v in counted.row(0, named=True).items()}
 
 
 def _iso(value: Any) -> str | None:
@@ -120,13 +155,12 @@ def summary(
     which other sheets were capped (``report.bounded.describe``); both None without a workbook."""
     tx = _transaction_facts(result)
     ing = result.ingested
-    notices = ing.notices
-    inv = ing.invocations
     options = result.options.checks
     kinds = ing.kind_counts
-
-    def notice_count(*kinds_: str) -> int:
-        return notices.filter(pl.col("kind").is_in(kinds_)).height
+    lambda_error = NOTICE_SHEETS["LambdaErrors"]
+    errors = ing.notice_table.filter(lambda_error)
+    signals = _notice_signals(ing.notice_table.scan())
+    invocations = _invocation_counts(ing.invocation_table.scan())
 
     totals = {
         row["currency"]: {
@@ -143,11 +177,7 @@ def summary(
         }
         for row in result.totals.iter_rows(named=True)
     }
-    real_inv = inv.filter(pl.col("request_id") != "undefined")
-    negative = negative_payment_balances(result)
-    errors = notices.filter(NOTICE_SHEETS["LambdaErrors"])
-    skipped = notices.filter(NOTICE_SHEETS["Skipped"])
-    others = notices.filter(other_notice())
+    negative, negative_users = negative_payment_counts(result)
     return {
         "tool": {"name": "calo-polars", "version": __version__},
         "inputs": sorted(i if is_s3(i) else Path(i).name for i in result.inputs),
@@ -166,8 +196,8 @@ def summary(
         "skipped_files": dict(sorted(ing.skipped.items())),
         "incremental": None if result.incremental is None else result.incremental.describe(ing),
         "events": ing.events,
-        "invocations": real_inv.height,
-        "incomplete_invocations": real_inv.filter(pl.col("status") != "complete").height,
+        "invocations": invocations["invocations"],
+        "incomplete_invocations": invocations["incomplete_invocations"],
         "transactions": tx["transactions"],
         "duplicate_transactions": result.duplicates.height,
         "users": tx["users"],
@@ -177,25 +207,25 @@ def summary(
         **check_counts(result.flags),
         "flow_break_causes": cause_counts(result.flags, "flow_break"),
         "flags_needing_a_person": int(result.flags["needs_person"].sum()),
-        "not_in_sync_errors": notice_count("not_in_sync"),
-        "blocked_overdrafts": notice_count("blocked_overdraft"),
+        "not_in_sync_errors": signals["not_in_sync"],
+        "blocked_overdrafts": signals["blocked_overdraft"],
         "lambda_errors": errors.height,
         "lambda_error_incidents": with_incidents(errors)["incident"].n_unique(),
-        "skipped_syncs": skipped.height,
+        "skipped_syncs": signals["skipped"],
         "unreconciled_users": int(result.users["unreconciled"].sum()),
-        "not_in_sync_users": _users_in(notices.filter(pl.col("kind") == "not_in_sync")),
-        "blocked_overdraft_users": _users_in(notices.filter(pl.col("kind") == "blocked_overdraft")),
-        "negative_payment_balances": negative.height,
-        "negative_payment_balance_users": _users_in(negative),
+        "not_in_sync_users": signals["not_in_sync_users"],
+        "blocked_overdraft_users": signals["blocked_overdraft_users"],
+        "negative_payment_balances": negative,
+        "negative_payment_balance_users": negative_users,
         "lambda_error_users": _users_in(errors),
-        "skipped_users": _users_in(skipped),
-        "other_notices": others.height,
-        "other_notice_users": _users_in(others),
-        "failed_inits": notices.filter((pl.col("kind") == "init_report") & (pl.col("level") == "ERROR")).height,
+        "skipped_users": signals["skipped_users"],
+        "other_notices": signals["other"],
+        "other_notice_users": signals["other_users"],
+        "failed_inits": signals["failed_inits"],
         "lambda_errors_by_kind": dict(sorted(Counter(errors["kind"].to_list()).items())),
-        "cold_starts": real_inv.filter(pl.col("init_ms").is_not_null()).height,
-        "timed_out_invocations": int(real_inv["timed_out"].sum()),
-        "invocations_with_errors": real_inv.filter(pl.col("errors") > 0).height,
+        "cold_starts": invocations["cold_starts"],
+        "timed_out_invocations": invocations["timed_out_invocations"],
+        "invocations_with_errors": invocations["invocations_with_errors"],
         "unparsed_events": ing.unparsed.height,
         "input_problems": len(ing.problems),
         "input_problem_kinds": ing.problems.counts(),

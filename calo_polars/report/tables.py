@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from calo_polars.audit.result import AuditResult
-from calo_polars.checks.plan import PER_USER_COUNTS, USER, credit_move, debit_move, with_derived
+from calo_polars.checks.plan import ORDER, PER_USER_COUNTS, USER, credit_move, debit_move, with_derived
 from calo_polars.checks.registry import CHECK_NAMES, CHECKS
 from calo_polars.checks.windows import HISTORY
 from calo_polars.parse.invocations import ERROR_KINDS, PSEUDO_ID
@@ -40,8 +40,10 @@ NOTICE_SHEETS: dict[str, pl.Expr] = {
 }
 
 
-def _notices(result: AuditResult, sheet: str) -> pl.DataFrame:
-    return result.ingested.notices.filter(NOTICE_SHEETS[sheet])
+def _notices(result: AuditResult, sheet: str, *also: pl.Expr) -> pl.DataFrame:
+    """The notices ``sheet`` shows (and ``also`` holds), in file order: a stored table is read
+    for those rows only."""
+    return result.ingested.notice_table.filter(NOTICE_SHEETS[sheet], *also)
 
 
 def other_notice() -> pl.Expr:
@@ -176,9 +178,10 @@ def per_user_summary(result: AuditResult, ledger_frame: pl.DataFrame, negative: 
     ``_user_link`` points at the user's first Ledger row; ``_difference_alert`` marks a
     difference beyond the tolerance.
     """
-    notices = result.ingested.notices
     signals = (
-        notices.filter(pl.col("kind").is_in(["not_in_sync", "blocked_overdraft"]) & pl.col(USER).is_not_null())
+        result.ingested.notice_table.filter(
+            pl.col("kind").is_in(["not_in_sync", "blocked_overdraft"]) & pl.col(USER).is_not_null()
+        )
         .group_by(USER)
         .agg(
             not_in_sync=(pl.col("kind") == "not_in_sync").sum(),
@@ -212,22 +215,42 @@ def _synced_transaction(result: AuditResult, frame: pl.DataFrame) -> pl.DataFram
     """Join each notice to the user's transaction logged just before it in the same invocation.
 
     A notice only matches a transaction of its own user, so the join runs part by part (a part
-    holds whole users): each part's notices against that part's transactions only."""
-    notices = frame.sort("ts").with_row_index("_notice")
-    found = []
-    for part in result.parts.lazy():
-        columns = part.select("request_id", USER, "ts", "tx_id", "new_balance", _tx_payment_balance="payment_balance")
-        tx = columns.collect(engine="in-memory")
-        mine = notices.join(tx.select(USER).unique(), on=USER, how="semi", nulls_equal=True)
-        if mine.height:
-            joined = mine.select("_notice", "ts", "request_id", USER).join_asof(
-                tx.sort("ts"), on="ts", by=["request_id", USER], strategy="backward", check_sortedness=False
-            )
-            found.append(joined.drop("ts", "request_id", USER))
+    holds whole users): each part's notices against that part's transactions only, and only the
+    transactions of the notices' invocations are read (a match is in the same invocation)."""
+    notices = frame.sort("ts", maintain_order=True).with_row_index("_notice")  # stable: a filter before or after agrees
+    found = [
+        joined.drop("ts", "request_id", USER)
+        for part in result.parts.lazy()
+        if (joined := _synced_in_part(notices.select("_notice", "ts", "request_id", USER), part)) is not None
+    ]
     if not found:
         none = result.parts.empty().select("tx_id", "new_balance", _tx_payment_balance="payment_balance")
         return notices.drop("_notice").hstack(none.clear(notices.height))
     return notices.join(pl.concat(found), on="_notice", how="left").sort("_notice").drop("_notice")
+
+
+def _synced_in_part(notices: pl.DataFrame, part: pl.LazyFrame) -> pl.DataFrame | None:
+    """The notices of the users of ``part`` (``ts``, ``request_id``, ``user_id`` and any other
+    columns), each with the transaction of ``part`` logged just before it in its invocation
+    (``tx_id``, ``new_balance``, ``_tx_payment_balance``; null when none); None when no notice
+    is of a user of ``part``."""
+    same_invocation = pl.col("request_id").is_in(notices["request_id"].drop_nulls().unique().implode())
+    if notices["request_id"].null_count():
+        same_invocation = same_invocation | pl.col("request_id").is_null()
+    columns = part.filter(same_invocation).select(
+        "request_id", USER, "ts", "tx_id", "new_balance", _tx_payment_balance="payment_balance"
+    )
+    tx = columns.collect(engine="in-memory")
+    mine = notices.join(tx.select(USER).unique(), on=USER, how="semi", nulls_equal=True)
+    if not mine.height:
+        return None
+    return mine.join_asof(  # the transactions in time order, each user's ties as the part orders them
+        tx.sort(USER, *ORDER).sort("ts", maintain_order=True),
+        on="ts",
+        by=["request_id", USER],
+        strategy="backward",
+        check_sortedness=False,
+    )
 
 
 def sync_errors(result: AuditResult) -> pl.DataFrame:
@@ -310,7 +333,7 @@ def negative_payment_balances(result: AuditResult) -> pl.DataFrame:
         "file_id",
         "line_no",
     )
-    errors = _synced_transaction(result, _notices(result, "SyncErrors")).filter(neg)
+    errors = _synced_transaction(result, _notices(result, "SyncErrors", neg))  # the negative ones only
     echoed = errors.select("tx_id", "payment_balance", "subscription_balance").unique(
         ["tx_id", "payment_balance"], keep="first"
     )
@@ -331,6 +354,40 @@ def negative_payment_balances(result: AuditResult) -> pl.DataFrame:
         "ts", USER, "currency", "logged_in", "payment_balance", "subscription_balance", "sync_difference",
         "tx_id", "type", "action", "amount", "new_balance", "request_id", "file", "line_no",
     ).sort("ts", USER, "logged_in")  # fmt: skip
+
+
+def negative_payment_counts(result: AuditResult) -> tuple[int, int]:
+    """``negative_payment_balances``' rows and the users they name, counted part by part without
+    the table (what summary.json needs: at production rates a third of the transactions and of
+    the not-in-sync errors log a negative balance). A part holds whole users, and a not-in-sync
+    error is matched to a transaction of its own user, so each part's errors are compared with
+    that part's transactions only; an error matched in no part (no transaction of its
+    invocation) is not echoed."""
+    neg = pl.col("payment_balance") < 0
+    errors = (
+        result.ingested.notice_table.scan()
+        .filter(NOTICE_SHEETS["SyncErrors"], neg)
+        .select("ts", "request_id", USER, "payment_balance")
+        .collect(engine="streaming")
+        .cast({USER: result.parts.schema.get(USER, pl.String)})
+    )
+    errors = errors.with_row_index("_error")
+    rows = 0
+    matched, users = [], []
+    for part in result.parts.lazy():
+        logged = part.filter(neg).select(USER, "tx_id", "payment_balance").collect(engine="in-memory")
+        only_errors = errors.clear()
+        synced = _synced_in_part(errors, part) if errors.height else None
+        if synced is not None:
+            matched.append(synced["_error"])
+            only_errors = synced.join(logged, on=["tx_id", "payment_balance"], how="anti")
+        rows += logged.height + only_errors.height
+        users.append(pl.concat([logged[USER], only_errors[USER]]).drop_nulls().unique())
+    if matched:  # the errors no part's transactions were compared with: none echoed
+        errors = errors.filter(~pl.col("_error").is_in(pl.concat(matched).implode()))
+    rows += errors.height
+    users.append(errors[USER].drop_nulls().unique())
+    return rows, pl.concat(users).n_unique()
 
 
 def with_incidents(errors: pl.DataFrame) -> pl.DataFrame:
@@ -383,7 +440,7 @@ def skipped(result: AuditResult) -> pl.DataFrame:
 
 def other_notices(result: AuditResult) -> pl.DataFrame:
     """Notices no other sheet shows: EMF metrics, init reports without error."""
-    rows = result.ingested.notices.filter(other_notice())
+    rows = result.ingested.notice_table.filter(other_notice())
     return (
         result.with_file(rows)
         .select("ts", "kind", "level", "detail", USER, "action", "request_id", "file", "line_no")
@@ -395,7 +452,7 @@ def other_notices(result: AuditResult) -> pl.DataFrame:
 
 
 def _real_invocations(result: AuditResult) -> pl.DataFrame:
-    return result.ingested.invocations.filter(pl.col("request_id") != PSEUDO_ID)
+    return result.ingested.invocation_table.filter(pl.col("request_id") != PSEUDO_ID)
 
 
 def invocation_health(result: AuditResult) -> pl.DataFrame:
@@ -427,7 +484,7 @@ def invocation_health(result: AuditResult) -> pl.DataFrame:
 
 def invocation_issues(result: AuditResult) -> pl.DataFrame:
     """Invocations that are incomplete, timed out, ran outside any request, or logged errors."""
-    inv = result.ingested.invocations
+    inv = result.ingested.invocation_table
     return result.with_file(inv.filter((pl.col("status") != "complete") | (pl.col("errors") > 0))).sort(
         "first_ts", "file", "request_id"
     )
@@ -482,10 +539,15 @@ def weekly_signals(result: AuditResult) -> pl.DataFrame:
         .agg(pl.col(list(WEEKLY_CHECKS)).sum())
     )  # per part, then added up
     kind = pl.col("kind")
-    signals = result.ingested.notices.group_by(week).agg(
-        not_in_sync=(kind == "not_in_sync").sum(),
-        blocked_overdrafts=(kind == "blocked_overdraft").sum(),
-        lambda_errors=is_lambda_error().sum(),
+    signals = (
+        result.ingested.notice_table.scan()
+        .group_by(week)
+        .agg(
+            not_in_sync=(kind == "not_in_sync").sum(),
+            blocked_overdrafts=(kind == "blocked_overdraft").sum(),
+            lambda_errors=is_lambda_error().sum(),
+        )
+        .collect(engine="streaming")  # counts: exact streamed
     )
     columns = [*WEEKLY_CHECKS, "flags", *WEEKLY_SIGNALS]
     known = pl.concat([checks.select("week"), signals.select("week")])["week"]

@@ -242,7 +242,7 @@ def write_overview(
     row += 2
     ws.write_string(row, 0, "Invocation health", styles["subtitle"])
     row += 1
-    inv = result.ingested.invocations.filter(pl.col("request_id") != "undefined")
+    inv = result.ingested.invocation_table.lazy().filter(pl.col("request_id") != "undefined")
     health = [
         ("invocations", s["invocations"], "Invocations"),
         ("cold starts", s["cold_starts"], "Invocations"),
@@ -256,7 +256,7 @@ def write_overview(
         pl.col("duration_ms").max().alias("duration max ms"),
         pl.col("max_memory_mb").max().cast(pl.Float64).alias("peak memory MB"),
         pl.col("memory_mb").max().cast(pl.Float64).alias("memory size MB"),
-    )
+    ).collect(engine="in-memory")
     figures: list[tuple[str, float | None]] = list(stats.row(0, named=True).items())
     _header(ws, row, [label for label, *_ in health] + [label for label, _ in figures], styles)
     row += 1
