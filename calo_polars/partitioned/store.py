@@ -372,7 +372,7 @@ def ingest_into(
     reading = open_inputs(sources, threads=threads, batch_bytes=batch_bytes, limits=limits)
 
     def parse(ids: list[int], texts: list[bytes]) -> StoreBatch:
-        return prepare(parse_texts(ids, texts, sample_size, mask_pii), partitions)
+        return prepare(parse_texts(ids, texts, sample_size, mask_pii, compact=False), partitions)
 
     writer = None
     try:
