@@ -55,9 +55,11 @@ def test_notes_become_the_same_problems_with_an_index_of_the_files_they_name() -
         schema=NOTE_SCHEMA,
     )
     whole, named = Problems(), Problems()
-    add_notes(whole, notes, files)
-    store._add_notes(named, notes, files)
+    joined = notes.join(files.frame().select("file_id", "file"), on="file_id", how="left")  # every file, as before
+    for file, line, kind, message in joined.select("file", "line_no", "kind", "message").iter_rows():
+        whole.add(file, kind, message, line)
+    add_notes(named, notes, files)
     assert named.items == whole.items and [p.file for p in named.items] == ["f7", "f3", "f7", "f99", "f0"]
     empty = Problems()
-    store._add_notes(empty, pl.DataFrame(schema=NOTE_SCHEMA), files)
+    add_notes(empty, pl.DataFrame(schema=NOTE_SCHEMA), files)
     assert empty.items == []

@@ -314,7 +314,7 @@ def _concat(frames: list[pl.DataFrame], schema: dict[str, pl.DataType]) -> pl.Da
 
 def add_notes(problems: Problems, notes: pl.DataFrame, files: FileIndex) -> None:
     """Turn note frames (file_id, line_no, kind, message) into input problems."""
-    paths = files.frame().select("file_id", "file")
+    paths = files.named(sorted(notes["file_id"].drop_nulls().unique().to_list()))  # not every file: a year has 2 M
     for file, line, kind, message in (
         notes.join(paths, on="file_id", how="left").select("file", "line_no", "kind", "message").iter_rows()
     ):
@@ -348,7 +348,14 @@ def open_inputs(
     files = FileIndex()
     read_before: list[str] = []
     members = iter_members(
-        inputs, problems, skipped, threads=threads, limits=limits, already_read=already_read, read_before=read_before
+        inputs,
+        problems,
+        skipped,
+        threads=threads,
+        limits=limits,
+        already_read=already_read,
+        read_before=read_before,
+        files=files,
     )
     return Reading(files, problems, skipped, member_batches(members, files, batch_bytes=batch_bytes), read_before)
 

@@ -274,7 +274,7 @@ class StoreWriter:
             rows.group_by("tx_id").agg(pl.col("partition").n_unique()).filter(pl.col("partition") > 1)["tx_id"]
         )  # not a hash collision
         rows = rows.filter(pl.col("tx_id").is_in(real.implode())).drop("partition").cast(TRANSACTIONS)  # type: ignore[arg-type]  # polars#14468: the cast() stub rejects dict[str, DataType]
-        return split_duplicates(rows, files.frame())[1]
+        return split_duplicates(rows, files.named(rows["file_id"].unique().sort().to_list()))[1]
 
     def commit(self, manifest: dict[str, Any], files: FileIndex, problems: Problems) -> dict[str, Any]:
         """Close every file, resolve the ids repeated across partitions, write the small tables
@@ -315,30 +315,12 @@ class StoreWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _add_notes(problems: Problems, notes: pl.DataFrame, files: FileIndex) -> None:
-    """``add_notes`` with an index of only the files the notes name (a full ``files.frame()``
-    copies every path: 355 MB for a year's 2 M files, for a few thousand notes)."""
-    ids = notes["file_id"].unique().sort()
-    named = FileIndex(
-        [files.paths[i] for i in ids], [files.stored_bytes[i] for i in ids], [files.raw_bytes[i] for i in ids]
-    )
-    remapped = notes.with_columns(
-        pl.col("file_id").replace_strict(ids, pl.int_range(ids.len(), eager=True), return_dtype=pl.UInt32)
-    )
-    add_notes(problems, remapped, named)
-
-
 def _write_files(path: Path, files: FileIndex, rows: int = 200_000) -> None:
     """The file index as Parquet, ``rows`` files at a time (a year's 2 M paths are never copied at once)."""
     out = _Appender(path, FILE_SCHEMA)
     try:
         for at in range(0, len(files), rows):
-            part = {
-                "file": files.paths[at : at + rows],
-                "stored_bytes": files.stored_bytes[at : at + rows],
-                "raw_bytes": files.raw_bytes[at : at + rows],
-            }
-            out.add(_plain(pl.DataFrame(part, schema=FILE_SCHEMA)))
+            out.add(_plain(files.frame(at, at + rows).select(*FILE_SCHEMA)))
             out.flush()
         out.close()
     except BaseException:
@@ -386,7 +368,7 @@ def ingest_into(
         release_freed_memory()
         if len(reading.files) == 0:
             raise NoUsableInput(f"nothing to ingest in {', '.join(names)}: {reading.problems.why_nothing_read()}")
-        _add_notes(
+        add_notes(
             reading.problems,
             pl.concat(writer.notes) if writer.notes else pl.DataFrame(schema=NOTE_SCHEMA),
             reading.files,
@@ -449,8 +431,7 @@ class Store:
         return _read(self.path / f"{name}.parquet", SCHEMAS[name])
 
     def files(self) -> FileIndex:
-        frame = _read(self.path / "files.parquet", FILE_SCHEMA)
-        return FileIndex(frame["file"].to_list(), frame["stored_bytes"].to_list(), frame["raw_bytes"].to_list())
+        return FileIndex.stored(_read(self.path / "files.parquet", FILE_SCHEMA))
 
     def problems(self) -> Problems:
         return Problems(
