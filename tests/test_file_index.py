@@ -25,7 +25,8 @@ def export_paths(n: int) -> list[str]:
     out = []
     for i in range(n):
         digest = hashlib.sha1(str(i).encode()).hexdigest()[:32]
-        out.append(f"/data/prod.zip!balance-sync-logs/13cf2335/2024-{1 + i % 12:02d}-01-[$LATEST]{digest}/00000{i % 3}.gz")
+        day = f"2024-{1 + i % 12:02d}-01"
+        out.append(f"/data/prod.zip!balance-sync-logs/13cf2335/{day}-[$LATEST]{digest}/00000{i % 3}.gz")
     out[5] = "f\u00e9\u00efl\u2603.log"
     out[7] = ""
     out[11] = "\\x00odd\\n"
@@ -59,12 +60,13 @@ def test_the_compact_index_answers_as_the_lists_did(n: int) -> None:
     assert [index.add(m) for m in members(paths)] == list(range(n))
     assert len(index) == n and list(index.paths) == paths and index.paths[:] == paths
     assert [index.path(i) for i in range(n)] == paths
-    assert index.paths[3:n - 2] == paths[3:n - 2] and index.paths[::7] == paths[::7]
+    assert index.paths[3 : n - 2] == paths[3 : n - 2] and index.paths[::7] == paths[::7]
     if n:
         assert index.paths[-1] == paths[-1]
         with pytest.raises(IndexError):
             index.path(n)
-    assert list(index.stored_bytes) == [10 + i for i in range(n)] and list(index.raw_bytes) == [100 + i for i in range(n)]
+    assert list(index.stored_bytes) == [10 + i for i in range(n)]
+    assert list(index.raw_bytes) == [100 + i for i in range(n)]
     assert index.stored_total == sum(index.stored_bytes) and index.raw_total == sum(index.raw_bytes)
     assert index.digests == [digest(i) for i in range(n)]
     assert index.frame().equals(reference_frame(paths))

@@ -19,7 +19,6 @@ import pyarrow as pa
 from calo_polars.read.files import FileIndex as FileIndex  # re-exported: its users import it from here
 from calo_polars.read.sources import Member
 
-
 TS_PREFIX = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z "
 
 #: One key/value pair of an object printed on a single line: ``{ userId: 'x', n: 1 }``.

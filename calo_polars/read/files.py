@@ -214,7 +214,10 @@ class FileIndex:
 
         ids = list(file_ids)
         return pl.DataFrame(
-            {"file_id": pl.Series(ids, dtype=pl.UInt32), "file": pl.Series([self.path(i) for i in ids], dtype=pl.String)}
+            {
+                "file_id": pl.Series(ids, dtype=pl.UInt32),
+                "file": pl.Series([self.path(i) for i in ids], dtype=pl.String),
+            }
         )
 
     def frame(self, start: int = 0, stop: int | None = None) -> pl.DataFrame:
