@@ -358,8 +358,11 @@ def ingest_into(
 ) -> dict[str, Any]:
     """Stage 1: read ``inputs`` into a store at ``into``; returns its manifest.
 
-    Memory: the batches in flight (as ``report``), the hashes of the ids (10 bytes a
-    transaction) and the small tables; the transactions go to disk batch by batch.
+    Memory: the batches in flight (as ``report``), the rows buffered for the next row groups
+    (``BUFFER_BYTES``), the hashes of the ids (10 bytes a transaction), the file index (~70
+    bytes a file: ``read.files``) and the small tables; the transactions go to disk batch by
+    batch. The batches' text columns are never made Categorical here (``parse_texts``'s
+    ``compact``): Polars' global category map would keep every value ever seen.
     Raises ``NoUsableInput`` (and writes nothing) when not a single log file could be read.
     """
     if not 1 <= partitions <= 65535:
