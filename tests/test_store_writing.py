@@ -55,9 +55,40 @@ def test_notes_become_the_same_problems_with_an_index_of_the_files_they_name() -
         schema=NOTE_SCHEMA,
     )
     whole, named = Problems(), Problems()
-    add_notes(whole, notes, files)
-    store._add_notes(named, notes, files)
+    joined = notes.join(files.frame().select("file_id", "file"), on="file_id", how="left")  # every file, as before
+    for file, line, kind, message in joined.select("file", "line_no", "kind", "message").iter_rows():
+        whole.add(file, kind, message, line)
+    add_notes(named, notes, files)
     assert named.items == whole.items and [p.file for p in named.items] == ["f7", "f3", "f7", "f99", "f0"]
     empty = Problems()
-    store._add_notes(empty, pl.DataFrame(schema=NOTE_SCHEMA), files)
+    add_notes(empty, pl.DataFrame(schema=NOTE_SCHEMA), files)
     assert empty.items == []
+
+
+@pytest.mark.parametrize("ranges", [1, 2, 16, 64])
+def test_hashes_crossing_partitions_are_found_a_range_at_a_time_as_all_at_once(ranges: int) -> None:
+    import random
+
+    rnd = random.Random(ranges)
+    schema = {"tx_id": pl.UInt64, "partition": pl.UInt16}
+    frames = [
+        pl.DataFrame(
+            {"tx_id": [rnd.getrandbits(64) for _ in range(500)], "partition": [rnd.randrange(5) for _ in range(500)]},
+            schema=schema,
+        )
+        for _ in range(20)
+    ]
+    edges = pl.DataFrame(
+        {"tx_id": [0, 0, (1 << 64) - 1, (1 << 64) - 1, 1 << 63], "partition": [1, 2, 0, 4, 3]}, schema=schema
+    )
+    frames += [
+        frames[3].head(25).with_columns(partition=(pl.col("partition") + 1) % 5),  # the same id in another partition
+        frames[7].head(25),  # repeated within its partition: not crossing
+        edges,
+    ]
+    pairs = pl.concat(frames).sort("tx_id", "partition")
+    neighbours = (pl.col("tx_id") == pl.col("tx_id").shift(1)) & (pl.col("partition") != pl.col("partition").shift(1))
+    expected = pairs.filter(neighbours)["tx_id"].unique().sort()
+    assert expected.len() == 27
+    assert store.crossing_hashes(frames, ranges).sort().equals(expected)
+    assert store.crossing_hashes([], ranges).is_empty()

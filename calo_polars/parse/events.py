@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import accumulate
 
 import polars as pl
 import pyarrow as pa
 
+from calo_polars.read.files import FileIndex as FileIndex  # re-exported: its users import it from here
 from calo_polars.read.sources import Member
 
 TS_PREFIX = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z "
@@ -85,42 +86,6 @@ KV_KINDS = ["sync_start", "not_in_sync", "object", "skip_update_flag_false"]
 KIND = pl.Enum(list(EVENT_KINDS))
 
 
-@dataclass
-class FileIndex:
-    """The files read in this run, by id: display path and byte counts."""
-
-    paths: list[str] = field(default_factory=list)
-    stored_bytes: list[int] = field(default_factory=list)
-    raw_bytes: list[int] = field(default_factory=list)
-    digests: list[bytes] = field(default_factory=list)  # of the stored bytes (``state`` remembers them)
-
-    def add(self, member: Member) -> int:
-        self.paths.append(member.path)
-        self.digests.append(member.digest)
-        self.stored_bytes.append(member.stored_bytes)
-        self.raw_bytes.append(member.raw_bytes)
-        return len(self.paths) - 1
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def frame(self) -> pl.DataFrame:
-        return pl.DataFrame(
-            {
-                "file_id": pl.Series(range(len(self.paths)), dtype=pl.UInt32),
-                "file": self.paths,
-                "stored_bytes": pl.Series(self.stored_bytes, dtype=pl.Int64),
-                "raw_bytes": pl.Series(self.raw_bytes, dtype=pl.Int64),
-            }
-        )
-
-    def frame_of(self, ids: pl.Series) -> pl.DataFrame:
-        """``frame``'s rows of the files ``ids`` names (for joining a few rows to their paths:
-        a store's index is then read for those files only, ``store.StoredFiles``)."""
-        wanted = ids.drop_nulls().unique().cast(pl.UInt32)
-        return self.frame().filter(pl.col("file_id").is_in(wanted.implode()))
-
-
 def lines_frame(file_ids: Sequence[int], texts: Sequence[bytes | str]) -> pl.DataFrame:
     """One row per line of the given member texts (UTF-8 bytes), numbered from 1 within each file.
 
@@ -172,6 +137,7 @@ def member_batches(
     """Group members into batches of about ``batch_bytes`` of text: (file ids, texts).
 
     A batch always holds whole files, so an invocation (which never spans files) is whole.
+    A member with a ``file_id`` is in ``files`` already (``iter_members(files=files)``).
     ``lines_frame`` turns a batch into lines (in a worker thread). With ``stored_share`` a
     batch also ends once its files take that many bytes as stored: so an input smaller than
     ``threads`` batches (the real archive: 4 MB zipped, 20 MB of text) is still parsed on
@@ -182,7 +148,7 @@ def member_batches(
     size = stored = 0
     share = stored_share if stored_share else None
     for member in members:
-        ids.append(files.add(member))
+        ids.append(member.file_id if member.file_id >= 0 else files.add(member))
         texts.append(member.data)
         size += len(member.data)
         stored += member.stored_bytes

@@ -299,18 +299,25 @@ class Spill:
         self._file.close()
 
 
-def parse_texts(file_ids: list[int], texts: list[bytes], sample_size: int, mask_pii: bool) -> BatchResult:
+def parse_texts(
+    file_ids: list[int], texts: list[bytes], sample_size: int, mask_pii: bool, *, compact: bool = True
+) -> BatchResult:
     """A worker's parse of one batch: events (``tokenize.events_of``), ``read_events``, masking, compacting.
 
     Masking is row by row, so masking each batch equals masking the whole table; done
-    here it runs in parallel (at the end it was 0.5 s a GB on one core).
+    here it runs in parallel (at the end it was 0.5 s a GB on one core). ``compact=False``
+    leaves the ``COMPACT`` columns as text, for a batch written out at once (the store):
+    every distinct value cast to Categorical stays in Polars' global category map for as
+    long as any Categorical column is alive, which in a stream of batches is always (a
+    wallet_sk per transaction: ~110 bytes a transaction, never given back).
     """
     result = read_events(*events_of(file_ids, texts), sample_size=sample_size)
     if mask_pii:
         for name in MASKED:
             setattr(result, name, mask_frame(getattr(result, name)))
-    for name, columns in COMPACT.items():  # after masking, which reads String columns
-        setattr(result, name, getattr(result, name).cast({c: pl.Categorical() for c in columns}))
+    if compact:
+        for name, columns in COMPACT.items():  # after masking, which reads String columns
+            setattr(result, name, getattr(result, name).cast({c: pl.Categorical() for c in columns}))
     return result
 
 
@@ -369,7 +376,14 @@ def open_inputs(
     files = FileIndex()
     read_before: list[str] = []
     members = iter_members(
-        inputs, problems, skipped, threads=threads, limits=limits, already_read=already_read, read_before=read_before
+        inputs,
+        problems,
+        skipped,
+        threads=threads,
+        limits=limits,
+        already_read=already_read,
+        read_before=read_before,
+        files=files,
     )
     share = -(-input_bytes // threads) if input_bytes and threads > 1 else None
     batches = member_batches(members, files, batch_bytes=batch_bytes, stored_share=share)

@@ -32,7 +32,7 @@ import secrets
 import shutil
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -195,6 +195,32 @@ def prepare(batch: BatchResult, partitions: int) -> StoreBatch:
     return StoreBatch(batch, parts, tables, tx.select(pl.col("tx_id").hash(), "partition"))
 
 
+#: The (hash, partition) pairs are sorted a range of hashes at a time (by their top bits): sorting
+#: every pair at once held ~30 bytes a transaction more at the end of ingest (a year: +0.9 GB).
+HASH_RANGES = 16
+
+
+def crossing_hashes(ids: list[pl.DataFrame], ranges: int = HASH_RANGES) -> pl.Series:
+    """The hashes seen in more than one partition, among frames of (tx_id hash, partition).
+
+    Sorted by (hash, partition), a hash seen in two partitions has two neighbours that differ
+    in partition; each range of hashes (``ranges``, a power of two) is sorted on its own, so
+    the sort holds a range's pairs, not all of them.
+    """
+    if ranges < 1 or ranges & (ranges - 1):
+        raise ValueError("ranges must be a power of two")
+    width = 1 << (65 - ranges.bit_length())  # hashes a range holds (2**64 / ranges)
+    top = pl.col("tx_id") // pl.lit(width, dtype=pl.UInt64) if ranges > 1 else pl.lit(0)
+    found = [pl.Series("tx_id", [], dtype=pl.UInt64)]
+    for r in range(ranges):
+        pairs = pl.concat(
+            [pl.DataFrame(schema={"tx_id": pl.UInt64, "partition": pl.UInt16})] + [f.filter(top == r) for f in ids]
+        ).sort("tx_id", "partition")
+        same, other = pl.col("tx_id") == pl.col("tx_id").shift(1), pl.col("partition") != pl.col("partition").shift(1)
+        found.append(pairs.filter(same & other).get_column("tx_id").unique())
+    return pl.concat(found)
+
+
 def temp_store(into: Path) -> Path:
     """The temporary folder an ingest into ``into`` writes (``.<name>-<pid>-<random>.tmp``, beside it)."""
     return into.parent / f".{into.name}-{os.getpid()}-{secrets.token_hex(4)}.tmp"
@@ -250,19 +276,8 @@ class StoreWriter:
     def _cross_duplicates(self, files: FileIndex) -> pl.DataFrame:
         """The copies set aside among ids seen in more than one partition (``split_duplicates``
         over every copy of those ids: the same copies the one-shot run sets aside)."""
-        ids = pl.concat(self._ids) if self._ids else pl.DataFrame(schema={"tx_id": pl.UInt64, "partition": pl.UInt16})
+        crossing = crossing_hashes(self._ids)
         self._ids.clear()
-        # Sorted by (hash, partition), a hash seen in two partitions has two neighbours that differ in
-        # partition: ~30 B a transaction at the peak, where a group_by took ~90 (2.7 GB for a year's 30 M).
-        ids = ids.sort("tx_id", "partition")
-        crossing = (
-            ids.filter(
-                (pl.col("tx_id") == pl.col("tx_id").shift(1)) & (pl.col("partition") != pl.col("partition").shift(1))
-            )
-            .get_column("tx_id")
-            .unique()
-        )
-        del ids
         if crossing.is_empty():
             return pl.DataFrame(schema=DUPLICATE_SCHEMA)
         rows = pl.concat(
@@ -277,7 +292,7 @@ class StoreWriter:
             rows.group_by("tx_id").agg(pl.col("partition").n_unique()).filter(pl.col("partition") > 1)["tx_id"]
         )  # not a hash collision
         rows = rows.filter(pl.col("tx_id").is_in(real.implode())).drop("partition").cast(TRANSACTIONS)  # type: ignore[arg-type]  # polars#14468: the cast() stub rejects dict[str, DataType]
-        return split_duplicates(rows, files.frame())[1]
+        return split_duplicates(rows, files.named(rows["file_id"].unique().sort().to_list()))[1]
 
     def commit(self, manifest: dict[str, Any], files: FileIndex, problems: Problems) -> dict[str, Any]:
         """Close every file, resolve the ids repeated across partitions, write the small tables
@@ -318,30 +333,12 @@ class StoreWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _add_notes(problems: Problems, notes: pl.DataFrame, files: FileIndex) -> None:
-    """``add_notes`` with an index of only the files the notes name (a full ``files.frame()``
-    copies every path: 355 MB for a year's 2 M files, for a few thousand notes)."""
-    ids = notes["file_id"].unique().sort()
-    named = FileIndex(
-        [files.paths[i] for i in ids], [files.stored_bytes[i] for i in ids], [files.raw_bytes[i] for i in ids]
-    )
-    remapped = notes.with_columns(
-        pl.col("file_id").replace_strict(ids, pl.int_range(ids.len(), eager=True), return_dtype=pl.UInt32)
-    )
-    add_notes(problems, remapped, named)
-
-
 def _write_files(path: Path, files: FileIndex, rows: int = 200_000) -> None:
     """The file index as Parquet, ``rows`` files at a time (a year's 2 M paths are never copied at once)."""
     out = _Appender(path, FILE_SCHEMA)
     try:
         for at in range(0, len(files), rows):
-            part = {
-                "file": files.paths[at : at + rows],
-                "stored_bytes": files.stored_bytes[at : at + rows],
-                "raw_bytes": files.raw_bytes[at : at + rows],
-            }
-            out.add(_plain(pl.DataFrame(part, schema=FILE_SCHEMA)))
+            out.add(_plain(files.frame(at, at + rows).select(*FILE_SCHEMA)))
             out.flush()
         out.close()
     except BaseException:
@@ -364,8 +361,11 @@ def ingest_into(
 ) -> dict[str, Any]:
     """Stage 1: read ``inputs`` into a store at ``into``; returns its manifest.
 
-    Memory: the batches in flight (as ``report``), the hashes of the ids (10 bytes a
-    transaction) and the small tables; the transactions go to disk batch by batch.
+    Memory: the batches in flight (as ``report``), the rows buffered for the next row groups
+    (``BUFFER_BYTES``), the hashes of the ids (10 bytes a transaction), the file index (~70
+    bytes a file: ``read.files``) and the small tables; the transactions go to disk batch by
+    batch. The batches' text columns are never made Categorical here (``parse_texts``'s
+    ``compact``): Polars' global category map would keep every value ever seen.
     Raises ``NoUsableInput`` (and writes nothing) when not a single log file could be read.
     """
     if not 1 <= partitions <= 65535:
@@ -375,7 +375,7 @@ def ingest_into(
     reading = open_inputs(sources, threads=threads, batch_bytes=batch_bytes, limits=limits)
 
     def parse(ids: list[int], texts: list[bytes]) -> StoreBatch:
-        return prepare(parse_texts(ids, texts, sample_size, mask_pii), partitions)
+        return prepare(parse_texts(ids, texts, sample_size, mask_pii, compact=False), partitions)
 
     writer = None
     try:
@@ -389,7 +389,7 @@ def ingest_into(
         release_freed_memory()
         if len(reading.files) == 0:
             raise NoUsableInput(f"nothing to ingest in {', '.join(names)}: {reading.problems.why_nothing_read()}")
-        _add_notes(
+        add_notes(
             reading.problems,
             pl.concat(writer.notes) if writer.notes else pl.DataFrame(schema=NOTE_SCHEMA),
             reading.files,
@@ -502,7 +502,7 @@ class StoredFiles(FileIndex):
 
     def __init__(self, path: Path, count: int) -> None:
         super().__init__()
-        self.path, self.count = path, count
+        self.source, self.count = path, count
 
     def __len__(self) -> int:
         return self.count
@@ -511,14 +511,26 @@ class StoredFiles(FileIndex):
         raise TypeError("a store's file index is read-only")
 
     def _scan(self) -> pl.LazyFrame:
-        return pl.scan_parquet(self.path).cast(FILE_SCHEMA).with_row_index("file_id")  # type: ignore[arg-type]  # polars#14468
+        return pl.scan_parquet(self.source).cast(FILE_SCHEMA).with_row_index("file_id")  # type: ignore[arg-type]  # polars#14468
 
-    def frame(self) -> pl.DataFrame:
-        return self._scan().collect(engine="in-memory")
+    def frame(self, start: int = 0, stop: int | None = None) -> pl.DataFrame:
+        stop = self.count if stop is None else min(stop, self.count)
+        return self._scan().slice(start, max(stop - start, 0)).collect(engine="in-memory")
 
     def frame_of(self, ids: pl.Series) -> pl.DataFrame:
         wanted = ids.drop_nulls().unique().cast(pl.UInt32)
         return self._scan().filter(pl.col("file_id").is_in(wanted.implode())).collect(engine="streaming")
+
+    def named(self, file_ids: Iterable[int]) -> pl.DataFrame:
+        order = pl.DataFrame({"file_id": pl.Series(list(file_ids), dtype=pl.UInt32)})
+        found = self.frame_of(order["file_id"]).select("file_id", "file")
+        return order.join(found, on="file_id", how="left", maintain_order="left")
+
+    def path(self, file_id: int) -> str:
+        return str(self.named([file_id])["file"][0])
+
+    def iter_paths(self, start: int = 0, stop: int | None = None) -> Iterator[str]:
+        yield from self.frame(start, stop)["file"]
 
 
 def read_partition(path: str | os.PathLike[str]) -> pl.DataFrame:

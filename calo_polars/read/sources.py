@@ -13,6 +13,7 @@ so a run gives the same result whatever the argument order or thread scheduling.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import stat
@@ -26,6 +27,7 @@ from pathlib import Path
 from calo_polars.errors import InputNotFound
 from calo_polars.problems import Problems, printable
 from calo_polars.read import s3
+from calo_polars.read.files import FileIndex
 from calo_polars.read.inflate import (
     GZIP_MAGIC,
     Limits,
@@ -52,6 +54,7 @@ class Member:
     stored_bytes: int
     raw_bytes: int
     digest: bytes = b""  # blake2b of the stored bytes: what identifies the file across runs
+    file_id: int = -1  # its id in the ``FileIndex`` given to ``iter_members``; -1: in none yet
 
 
 # ---------------------------------------------------------------- walking the inputs
@@ -269,6 +272,7 @@ def iter_members(
     limits: Limits = Limits(),
     already_read: Mapping[bytes, str] | None = None,
     read_before: list[str] | None = None,
+    files: FileIndex | None = None,
 ) -> Iterator[Member]:
     """Decoded members of all inputs, read and decompressed in parallel, yielded in a fixed order.
 
@@ -279,11 +283,16 @@ def iter_members(
     ``limits.max_total_bytes`` the run reads no further member. A file whose digest is in
     ``already_read`` (read by an earlier run: ``state``) is not read again: it is counted
     in ``skipped[ALREADY_READ]`` and its path appended to ``read_before``.
+
+    Each member yielded is added to ``files`` first (``Member.file_id`` is its id there):
+    the index is also how a content read before is found (a dict from digest to path cost
+    ~100 bytes a file more). Without ``files`` an index of its own finds them, and the
+    members come with ``file_id`` -1.
     """
     local, remote = s3.split_inputs(inputs, problems)  # s3:// inputs: listed now, read after the local ones
     paths = canonical_inputs(local, problems)
     pending: deque[Future[list[_Loaded]]] = deque()
-    seen: dict[bytes, str] = {}
+    index = files if files is not None else FileIndex()
     total = 0
     stopped = False
 
@@ -315,12 +324,14 @@ def iter_members(
             if read_before is not None:
                 read_before.append(raw.path)
             return None
-        if loaded.digest in seen:
-            problems.add(raw.path, "duplicate_file", f"same content as {seen[loaded.digest]}: read once")
+        first = index.find(loaded.digest)
+        if first is not None:
+            problems.add(raw.path, "duplicate_file", f"same content as {index.path(first)}: read once")
             return None
-        seen[loaded.digest] = raw.path
         problems.items.extend(loaded.problems.items)
-        return Member(raw.path, loaded.data, raw.stored, loaded.size, loaded.digest)
+        member = Member(raw.path, loaded.data, raw.stored, loaded.size, loaded.digest)
+        file_id = index.add(member)
+        return member if files is None else dataclasses.replace(member, file_id=file_id)
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
 
