@@ -187,6 +187,8 @@ def _block_issues(present: dict[str, pl.Expr]) -> pl.Expr:
 
 #: ``TRANSACTION_SCHEMA`` with the block's event first (kept until the rows are in block order).
 _ROWS_SCHEMA: dict[str, pl.DataType] = {"event": pl.UInt32(), **TRANSACTION_SCHEMA}
+#: A transaction row's first columns: its event, where it was logged, when, by which call, its id.
+_ROW_HEAD = ["event", "file_id", "line_no", "ts", "request_id", "tx_id"]
 _LAYOUTS = {0: "full", 1: "legacy"}
 _METADATA_STATES = {0: "absent", 1: "undefined", 2: "json", 3: "json without walletId"}
 
@@ -196,12 +198,7 @@ def read_rows(scanned: pl.DataFrame) -> pl.DataFrame:
     types them (with their ``event``): the few columns the scan leaves as codes, and the
     wallet id of a block without one in its metadata."""
     return scanned.select(
-        "event",
-        "file_id",
-        "line_no",
-        "ts",
-        "request_id",
-        "tx_id",
+        *_ROW_HEAD,
         "user_id",
         wallet_id=pl.coalesce(pl.col("wallet_id"), pl.lit("wallet#") + pl.col("user_id")),
         wallet_sk="wallet_sk",
@@ -314,12 +311,7 @@ def _transactions(heads: pl.DataFrame, kv: pl.DataFrame) -> tuple[pl.DataFrame, 
     )
     metadata = pl.col("metadata")
     rows = read.select(
-        "event",
-        "file_id",
-        "line_no",
-        "ts",
-        "request_id",
-        "tx_id",
+        *_ROW_HEAD,
         user_id="_userId",
         wallet_id=pl.coalesce(
             metadata.str.extract(r'(?:^.|[{,])"walletId":"([^"\\]*)"'),
