@@ -118,7 +118,7 @@ def mode_check(archive: Path, limit: int) -> dict[str, Any]:
 
     result = audit([archive])
     return {
-        "raw_bytes": sum(result.files.raw_bytes),
+        "raw_bytes": result.files.raw_total,
         "transactions": result.checked.height,
         "flags": result.flags.height,
     }
@@ -133,7 +133,7 @@ def mode_full(archive: Path, limit: int) -> dict[str, Any]:
         result = audit([archive])
         write_outputs(result, out)
         return {
-            "raw_bytes": sum(result.files.raw_bytes),
+            "raw_bytes": result.files.raw_total,
             "transactions": result.checked.height,
             "flags": result.flags.height,
         }
@@ -213,7 +213,7 @@ def mode_parts(archive: Path, limit: int) -> dict[str, Any]:
             reported = time.perf_counter()
         store_bytes = sum(f.stat().st_size for f in (out / "store").rglob("*") if f.is_file())
         return {
-            "raw_bytes": sum(result.files.raw_bytes),
+            "raw_bytes": result.files.raw_total,
             "transactions": result.checked.height,
             "flags": result.flags.height,
             "tree_rss_mb": peak.peak,

@@ -25,6 +25,7 @@ from calo_polars.partitioned import oneshot
 from calo_polars.partitioned.engines import Engine
 from calo_polars.partitioned.merge import SPILL_PREFIX, audit_store
 from calo_polars.partitioned.store import ingest_into
+from calo_polars.read.sizes import stored_bytes
 from calo_polars.report.outputs import write_outputs
 from calo_polars.synth import Rates, SynthOptions, synthesize
 from tests.harness import report
@@ -167,7 +168,7 @@ def test_above_the_threshold_a_one_shot_run_goes_through_a_temporary_store(
 def test_the_threshold_is_a_size_and_a_bad_one_is_one_line(
     faulty: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    size = oneshot.stored_bytes([faulty])
+    size = stored_bytes([faulty])
     assert size == faulty.stat().st_size
     monkeypatch.setenv(oneshot.STORE_ABOVE_ENV, str(size))
     assert not oneshot.needs_store(size) and oneshot.needs_store(size + 1)

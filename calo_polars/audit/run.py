@@ -28,8 +28,8 @@ from calo_polars.checks.silences import explain_silences
 from calo_polars.errors import NoUsableInput
 from calo_polars.parse.events import FileIndex
 from calo_polars.parse.ingest import TRANSACTIONS, Ingested, ingest
-from calo_polars.partitioned import oneshot
 from calo_polars.read.s3 import S3Source, resolve
+from calo_polars.read.sizes import stored_bytes
 
 
 def check_partition(part: pl.DataFrame, options: CheckOptions) -> list[pl.DataFrame]:
@@ -64,7 +64,7 @@ def audit(
     ``options.selection`` then limits what the result reports (``filters``).
     ``on_batch(files, transactions_so_far)`` is called after each batch read, and
     ``on_stage("checks")`` once reading is done (both for progress displays). ``input_bytes``:
-    the inputs' stored size if the caller has it (``oneshot.stored_bytes``, measured otherwise),
+    the inputs' stored size if the caller has it (``read.sizes.stored_bytes``, measured otherwise),
     so that a small input is still read and parsed on every thread (``ingest``).
     Raises ``NoUsableInput`` when not a single log file could be read.
     """
@@ -81,7 +81,7 @@ def audit(
         part_rows=options.part_rows,
         on_batch=on_batch,
         already_read=incremental.prior.already_read() if incremental else None,
-        input_bytes=oneshot.stored_bytes(sources) if input_bytes is None else input_bytes,
+        input_bytes=stored_bytes(sources) if input_bytes is None else input_bytes,
     )
     if len(ingested.files) == 0 and not ingested.read_before:
         raise NoUsableInput(f"nothing to audit in {', '.join(names)}: {ingested.problems.why_nothing_read()}")

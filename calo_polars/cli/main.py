@@ -46,6 +46,7 @@ from calo_polars.partitioned.store import DEFAULT_PARTITIONS, ingest_into, open_
 from calo_polars.problems import InputProblem, printable
 from calo_polars.read.inflate import Limits, parse_size
 from calo_polars.read.s3 import S3Options, is_s3, resolve
+from calo_polars.read.sizes import stored_bytes
 from calo_polars.report.alerts import (
     ALERTS,
     GROUPS,
@@ -736,7 +737,7 @@ def _run(inputs: tuple[str, ...], from_dir: str | None, outdir: str, formats: tu
         clock.current = "partitions"
     else:
         sources = resolve(inputs, options.s3)
-        size = oneshot.stored_bytes(sources)
+        size = stored_bytes(sources)
         if engine != Engine() or oneshot.needs_store(size):
             if options.state:
                 raise UsageError("--state reads its inputs in one process: not with --workers/--engine")

@@ -24,9 +24,9 @@ from rich.text import Text
 from calo_polars.audit.selection import selection_text
 from calo_polars.checks.registry import CHECKS, SIGNALS, Signal
 from calo_polars.parse.events import FileIndex
-from calo_polars.partitioned.oneshot import folder_size
 from calo_polars.problems import printable
 from calo_polars.read.s3 import S3Source
+from calo_polars.read.sizes import folder_size
 
 
 def input_size(inputs: Iterable[Any]) -> tuple[int, int]:

@@ -19,15 +19,13 @@ import math
 import os
 import secrets
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from calo_polars.atomic import remove_stale
 from calo_polars.errors import UsageError
 from calo_polars.read.inflate import parse_size
-from calo_polars.read.s3 import S3Source
 
 STORE_ABOVE_ENV = "CALO_STORE_ABOVE"
 #: Stored bytes above which a one-shot run goes through a temporary store: ~1.6 GB of log text,
@@ -49,35 +47,6 @@ def store_above() -> int | None:
         return 0 if value == "0" else parse_size(value)
     except ValueError as exc:
         raise UsageError(f"{STORE_ABOVE_ENV}={value!r}: {exc} (a size such as 512M or 2G, 0 or off)") from None
-
-
-def folder_size(path: Path) -> tuple[int, int]:
-    """(files, bytes) in a folder, read recursively (what a folder input holds)."""
-    files = size = 0
-    for root, _, names in os.walk(path):
-        for name in names:
-            files += 1
-            size += Path(root, name).stat().st_size
-    return files, size
-
-
-def stored_bytes(sources: Iterable[Any]) -> int:
-    """The inputs' size on disk or in S3 (files as they are: a zip's size, a folder's files),
-    cheap at any size (no zip directory is read)."""
-    size = 0
-    for item in sources:
-        if isinstance(item, S3Source):
-            size += item.stored_bytes()
-            continue
-        path = Path(item)
-        try:
-            if path.is_dir():
-                size += folder_size(path)[1]
-            else:
-                size += path.stat().st_size
-        except OSError:
-            continue  # the run itself says what cannot be read
-    return size
 
 
 def needs_store(size: int) -> bool:

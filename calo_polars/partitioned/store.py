@@ -32,7 +32,7 @@ import secrets
 import shutil
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -503,6 +503,16 @@ class StoredFiles(FileIndex):
     def __init__(self, path: Path, count: int) -> None:
         super().__init__()
         self.source, self.count = path, count
+        totals = pl.scan_parquet(path).select(pl.col("stored_bytes", "raw_bytes").sum()).collect()
+        self.stored_total, self.raw_total = int(totals["stored_bytes"][0]), int(totals["raw_bytes"][0])
+
+    @property
+    def stored_bytes(self) -> Sequence[int]:
+        return pl.scan_parquet(self.source).select("stored_bytes").collect()["stored_bytes"].to_list()
+
+    @property
+    def raw_bytes(self) -> Sequence[int]:
+        return pl.scan_parquet(self.source).select("raw_bytes").collect()["raw_bytes"].to_list()
 
     def __len__(self) -> int:
         return self.count

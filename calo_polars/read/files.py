@@ -17,12 +17,25 @@ from __future__ import annotations
 import zlib
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING, Protocol, overload
 
 if TYPE_CHECKING:
     import polars as pl
 
-    from calo_polars.read.sources import Member
+
+class Member(Protocol):
+    """What the index keeps of a file read (``sources.Member``; named here, not imported, as
+    ``sources`` builds on this module)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def stored_bytes(self) -> int: ...
+    @property
+    def raw_bytes(self) -> int: ...
+    @property
+    def digest(self) -> bytes: ...
+
 
 #: Paths a compressed block holds (1,024 × ~160 characters: ~160 KB raw, ~25 KB compressed).
 BLOCK = 1024
