@@ -31,11 +31,16 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml setup.py calo_polars/parse/_tok
 
 # Tests also run the benchmark script on a tiny archive, so they get its extra (pandas) too,
 # and the Ray engine against a real local Ray runtime (the ray extra, ~650 MB).
-# tests/test_html.py drives Debian's Chromium: installed here when it is missing and we are root (CI is).
+# tests/test_html.py drives Debian's Chromium and tests/test_sheetdata.py LibreOffice: installed here when
+# missing and we are root (CI is).
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[dev,bench,ray]'
 	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ]; then \
 	  apt-get install -y chromium chromium-driver || { apt-get update && apt-get install -y chromium chromium-driver; }; \
+	fi
+	@# tests/test_sheetdata.py opens the workbook in LibreOffice (a second reader of the fast writer's XML).
+	@if ! command -v libreoffice >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y --no-install-recommends libreoffice-calc || { apt-get update && apt-get install -y --no-install-recommends libreoffice-calc; }; \
 	fi
 	touch $@
 
