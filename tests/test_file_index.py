@@ -13,7 +13,7 @@ import pytest
 
 from calo_polars.parse.events import FileIndex, member_batches
 from calo_polars.parse.ingest import add_notes
-from calo_polars.partitioned.store import ingest_into, open_store
+from calo_polars.partitioned.store import StoredFiles, _write_files, ingest_into, open_store
 from calo_polars.problems import NOTE_SCHEMA, Problems
 from calo_polars.read import files as files_module
 from calo_polars.read.sources import Member, iter_members
@@ -73,7 +73,7 @@ def test_the_compact_index_answers_as_the_lists_did(n: int) -> None:
     assert index.frame(n // 3, n // 2).equals(reference_frame(paths).slice(n // 3, n // 2 - n // 3))
     ids = sorted({0, n // 2, n - 1} & set(range(n)))
     assert index.named(ids).equals(reference_frame(paths).select("file_id", "file")[ids])
-    assert list(index.subset(ids).paths) == [paths[i] for i in ids]
+    assert index.frame_of(pl.Series([*ids[-1:], None, *ids], dtype=pl.Int64)).equals(index.named(ids))
     # Built from lists, as a store's index was: the same answers.
     built = FileIndex(paths, [10 + i for i in range(n)], [100 + i for i in range(n)])
     assert built.frame().equals(index.frame())
@@ -89,17 +89,19 @@ def test_a_digest_is_found_again_as_its_first_file() -> None:
     assert FileIndex(["a"], [1], [1]).find(bytes(16)) is None  # no digest known: never "read before"
 
 
-def test_a_stores_index_answers_as_the_index_it_was_written_from() -> None:
+def test_a_stores_index_answers_as_the_index_it_was_written_from(tmp_path: Path) -> None:
     paths = export_paths(2500)
     index = FileIndex()
     for m in members(paths):
         index.add(m)
-    stored = FileIndex.stored(index.frame().drop("file_id"))
+    _write_files(tmp_path / "files.parquet", index, rows=1000)
+    stored = StoredFiles(tmp_path / "files.parquet", len(index))
     assert len(stored) == len(index) and list(stored.paths) == paths and stored.paths[10:20] == paths[10:20]
     assert stored.frame().equals(index.frame()) and stored.frame(5, 9).equals(index.frame(5, 9))
-    assert stored.named([7, 3]).equals(index.named([7, 3]))
+    assert stored.named([7, 3]).equals(index.named([7, 3])) and stored.path(42) == paths[42]
+    assert stored.frame_of(pl.Series([9, 2, 9])).select("file_id", "file").equals(index.named([2, 9]))
     assert (stored.stored_total, stored.raw_total) == (index.stored_total, index.raw_total)
-    assert list(stored.subset([4, 1]).paths) == [paths[4], paths[1]]
+    assert list(stored.raw_bytes) == list(index.raw_bytes) and stored.digest(0) == bytes(16)
     with pytest.raises(TypeError):
         stored.add(members(["x"])[0])
 

@@ -61,6 +61,7 @@ from calo_polars.parse.records import UNPARSED_SCHEMA
 from calo_polars.parse.table import Table
 from calo_polars.pii import mask_strings
 from calo_polars.problems import NOTE_SCHEMA, InputProblem, Problems
+from calo_polars.read.files import DIGEST_SIZE
 from calo_polars.read.inflate import Limits
 from calo_polars.read.s3 import S3Options, S3Source, resolve
 from calo_polars.version import __version__
@@ -538,6 +539,9 @@ class StoredFiles(FileIndex):
 
     def path(self, file_id: int) -> str:
         return str(self.named([file_id])["file"][0])
+
+    def digest(self, file_id: int) -> bytes:
+        return bytes(DIGEST_SIZE)  # a store keeps no digest
 
     def iter_paths(self, start: int = 0, stop: int | None = None) -> Iterator[str]:
         yield from self.frame(start, stop)["file"]

@@ -9,7 +9,7 @@ through an open-addressing table of file ids (4 bytes a slot): ~70 bytes a file.
 
 A path is read back by decompressing its block (~0.1 ms; the last block read is kept), so
 reading every path in order, or a few thousand named by notes, stays cheap. A store's index
-(``files.parquet``, read by stage 2) is kept as the frame it was read as (``FileIndex.stored``).
+(``files.parquet``) is read by stage 2 for the files it names (``store.StoredFiles``).
 """
 
 from __future__ import annotations
@@ -77,22 +77,12 @@ class FileIndex:
         self._stored = array("q")
         self._raw = array("q")
         self.stored_total = self.raw_total = 0  # the sums, kept as files are added (the progress bar)
-        self._frame: pl.DataFrame | None = None  # a store's index: file, stored_bytes, raw_bytes (``stored``)
         self._digests = bytearray()
         self._slots = array("I", bytes(4 * 1024))  # file id + 1 by digest (0: empty), a power of two long
         self._cached: tuple[int, list[str]] = (-1, [])
         given = list(digests) if digests is not None else None
         for i, (path, stored, raw) in enumerate(zip(paths, stored_bytes, raw_bytes, strict=True)):
             self._append(path, stored, raw, given[i] if given else b"")
-
-    @classmethod
-    def stored(cls, frame: pl.DataFrame) -> FileIndex:
-        """A read-only index of a store's file table (columns file, stored_bytes, raw_bytes, by id),
-        kept as that frame: stage 2 reads it once a partition, and packing it again would cost more."""
-        index = cls()
-        index._frame = frame.select("file", "stored_bytes", "raw_bytes")
-        index.stored_total, index.raw_total = int(frame["stored_bytes"].sum()), int(frame["raw_bytes"].sum())
-        return index
 
     # -------------------------------------------------------- adding
 
@@ -101,8 +91,6 @@ class FileIndex:
         return self._append(member.path, member.stored_bytes, member.raw_bytes, member.digest)
 
     def _append(self, path: str, stored: int, raw: int, digest: bytes) -> int:
-        if self._frame is not None:
-            raise TypeError("a store's file index is read-only")
         file_id = len(self._stored)
         if digest and len(digest) != DIGEST_SIZE:
             raise ValueError(f"a file digest is {DIGEST_SIZE} bytes, not {len(digest)}")
@@ -154,15 +142,15 @@ class FileIndex:
     # -------------------------------------------------------- reading
 
     def __len__(self) -> int:
-        return len(self._stored) if self._frame is None else self._frame.height
+        return len(self._stored)
 
     @property
     def stored_bytes(self) -> Sequence[int]:
-        return self._stored if self._frame is None else self._frame["stored_bytes"].to_list()
+        return self._stored
 
     @property
     def raw_bytes(self) -> Sequence[int]:
-        return self._raw if self._frame is None else self._frame["raw_bytes"].to_list()
+        return self._raw
 
     def _block(self, b: int) -> list[str]:
         if b == len(self._blocks):
@@ -174,14 +162,10 @@ class FileIndex:
     def path(self, file_id: int) -> str:
         if not 0 <= file_id < len(self):
             raise IndexError(file_id)
-        if self._frame is not None:
-            return str(self._frame["file"][file_id])
         return self._block(file_id // BLOCK)[file_id % BLOCK]
 
     def digest(self, file_id: int) -> bytes:
-        """The digest of the file's stored bytes (16 zero bytes when not known: a store keeps none)."""
-        if self._frame is not None:
-            return _NO_DIGEST
+        """The digest of the file's stored bytes (16 zero bytes when not known)."""
         return bytes(self._digests[DIGEST_SIZE * file_id : DIGEST_SIZE * (file_id + 1)])
 
     @property
@@ -195,9 +179,6 @@ class FileIndex:
 
     def iter_paths(self, start: int = 0, stop: int | None = None) -> Iterator[str]:
         stop = len(self) if stop is None else min(stop, len(self))
-        if self._frame is not None:
-            yield from self._frame["file"].slice(start, max(stop - start, 0))
-            return
         at = start
         while at < stop:
             block = self._block(at // BLOCK)
@@ -205,20 +186,6 @@ class FileIndex:
             take = block[first : first + (stop - at)]
             yield from take
             at += len(take)
-
-    def subset(self, file_ids: Iterable[int]) -> FileIndex:
-        """A new index of only these files (renumbered from 0 in the order given)."""
-        import polars as pl
-
-        ids = list(file_ids)
-        if self._frame is not None:
-            return FileIndex.stored(self._frame.select(pl.all().gather(ids)))
-        return FileIndex(
-            [self.path(i) for i in ids],
-            [self.stored_bytes[i] for i in ids],
-            [self.raw_bytes[i] for i in ids],
-            [self.digest(i) for i in ids],
-        )
 
     def named(self, file_ids: Iterable[int]) -> pl.DataFrame:
         """``frame()``'s rows of only these files (file_id, file), in the order given: what a few
@@ -243,9 +210,6 @@ class FileIndex:
         import polars as pl
 
         stop = len(self) if stop is None else min(stop, len(self))
-        if self._frame is not None:
-            part = self._frame.slice(start, max(stop - start, 0))
-            return part.with_row_index("file_id", offset=start)
         return pl.DataFrame(
             {
                 "file_id": pl.Series(range(start, stop), dtype=pl.UInt32),
@@ -257,8 +221,6 @@ class FileIndex:
 
     def nbytes(self) -> int:
         """What the index holds, in bytes (its arrays and blocks; Python's object headers aside)."""
-        if self._frame is not None:
-            return int(self._frame.estimated_size())
         return (
             sum(map(len, self._blocks))
             + sum(len(p) for p in self._tail)
