@@ -71,19 +71,17 @@ def with_outcomes(tx: pl.DataFrame, heads: pl.DataFrame, notices: pl.DataFrame) 
         .join(not_in_sync, on="run", how="left")
         .select("file_id", "line_no", "said", pl.col("not_in_sync_after").fill_null(False))
     )
-    refused = notices.filter(pl.col("kind") == "blocked_overdraft")["transaction_id"].drop_nulls().implode()
-    return (
+    said_by_block = (
         tx.drop("outcome", "not_in_sync_after", strict=False)
         .join(blocks, on=["file_id", "line_no"], how="left", maintain_order="left")
         .with_columns(
-            outcome=pl.when(pl.col("tx_id").is_in(refused))
-            .then(pl.lit("refused"))
-            .otherwise(pl.col("said").fill_null("unknown")),
+            outcome=pl.col("said").fill_null("unknown"),
             not_in_sync_after=pl.col("not_in_sync_after").fill_null(False),
         )
         .drop("said")
         .select(tx.columns)
     )
+    return refused_by_id(said_by_block, refused_ids(notices))
 
 
 def refused_ids(notices: pl.DataFrame | pl.LazyFrame) -> pl.Series:
