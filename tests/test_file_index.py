@@ -95,7 +95,7 @@ def test_a_stores_index_answers_as_the_index_it_was_written_from(tmp_path: Path)
     for m in members(paths):
         index.add(m)
     _write_files(tmp_path / "files.parquet", index, rows=1000)
-    stored = StoredFiles(tmp_path / "files.parquet", len(index))
+    stored = StoredFiles(tmp_path / "files.parquet")
     assert len(stored) == len(index) and list(stored.paths) == paths and stored.paths[10:20] == paths[10:20]
     assert stored.frame().equals(index.frame()) and stored.frame(5, 9).equals(index.frame(5, 9))
     assert stored.named([7, 3]).equals(index.named([7, 3])) and stored.path(42) == paths[42]

@@ -456,7 +456,7 @@ class Store:
         """The file index, kept in its file (a year's 2 M paths are ~0.6 GB as Python lists)."""
         path = self.path / "files.parquet"
         _readable(path, FILE_SCHEMA)
-        return StoredFiles(path, int(pl.scan_parquet(path).select(pl.len()).collect().item()))
+        return StoredFiles(path)
 
     def kept(self, name: str, order: tuple[str, ...] = ()) -> Table:
         """A stored table of ``TABLES`` left in its file, read when and as far as an output asks
@@ -499,21 +499,24 @@ def _readable(path: Path, schema: dict[str, pl.DataType]) -> None:
 class StoredFiles(FileIndex):
     """A store's file index (``files.parquet``), read for the files an output names (``frame_of``):
     stage 2 joins paths to a few rows (duplicates, notes, exported tables), never needs every
-    path at once but for a whole export. It has no lists of its own (``paths`` is empty)."""
+    path at once but for a whole export. It holds no path: each is read from the file when asked."""
 
-    def __init__(self, path: Path, count: int) -> None:
+    def __init__(self, path: Path) -> None:
         super().__init__()
-        self.source, self.count = path, count
-        totals = pl.scan_parquet(path).select(pl.col("stored_bytes", "raw_bytes").sum()).collect()
-        self.stored_total, self.raw_total = int(totals["stored_bytes"][0]), int(totals["raw_bytes"][0])
+        self.source = path
+        head = pl.scan_parquet(path).select(pl.len(), pl.col("stored_bytes", "raw_bytes").sum()).collect()
+        self.count, self.stored_total, self.raw_total = (int(v) for v in head.row(0))
+
+    def _column(self, name: str) -> list[int]:
+        return pl.scan_parquet(self.source).select(name).collect().to_series().to_list()
 
     @property
     def stored_bytes(self) -> Sequence[int]:
-        return pl.scan_parquet(self.source).select("stored_bytes").collect()["stored_bytes"].to_list()
+        return self._column("stored_bytes")
 
     @property
     def raw_bytes(self) -> Sequence[int]:
-        return pl.scan_parquet(self.source).select("raw_bytes").collect()["raw_bytes"].to_list()
+        return self._column("raw_bytes")
 
     def __len__(self) -> int:
         return self.count
